@@ -1,0 +1,43 @@
+/* testutil.h — the tiny assertion kit every C unit test uses.
+ *
+ * CHECK(cond) records a failure with file:line and keeps going; test_done() prints
+ * "N passed, N failed" and returns the exit code (0, 1, or 77 for skip via test_skip).
+ */
+#ifndef LC_TESTUTIL_H
+#define LC_TESTUTIL_H
+
+#include <stdio.h>
+
+extern int test_passed, test_failed;
+
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (cond) {                                                                  \
+            test_passed++;                                                           \
+        } else {                                                                     \
+            test_failed++;                                                           \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                                            \
+    } while (0)
+
+#define CHECKF(cond, ...)                                                            \
+    do {                                                                             \
+        if (cond) {                                                                  \
+            test_passed++;                                                           \
+        } else {                                                                     \
+            test_failed++;                                                           \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                            \
+            fputc('\n', stderr);                                                     \
+        }                                                                            \
+    } while (0)
+
+int test_done(void);
+/* Prints why the test is skipped and returns 77 (ctest's SKIP_RETURN_CODE). */
+int test_skip(const char *why);
+/* $LC_SHARED_DIR/rel if the shared reference folder exists, else NULL (with a message). */
+const char *test_shared_path(const char *rel);
+/* Path of the default model if provisioned (LOCARA_MODEL or the XDG cache), else NULL. */
+const char *test_default_model(void);
+
+#endif
