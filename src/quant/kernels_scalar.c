@@ -1,0 +1,285 @@
+/* kernels_scalar.c — the portable kernel table: dot products of every compute type against its
+ * activation format, activation quantizers and dequantizers, in plain C.
+ *
+ * These are the reference every SIMD table is tested against (tests/unit/test_kernels.c), and
+ * the fallback for CPUs without AVX2. Each dot product accumulates exact integer sums per
+ * (sub-)block and scales them in float, as ggml's generic kernels do.
+ * Entry point: lc_kernels_fill_scalar. Not here: tiles (gemm stays NULL), threading.
+ */
+#include "quant.h"
+
+#include "base/base.h"
+#include "quant_blocks.h"
+#include "quant_ref.h"
+
+#include <string.h>
+
+/* ==== Float types ==== */
+
+static void dot_f32(int n, float *s, const void *vx, const void *vy) {
+    const float *x = vx, *y = vy;
+    double acc = 0;
+    for (int i = 0; i < n; i++) acc += (double)x[i] * y[i];
+    *s = (float)acc;
+}
+
+static void dot_f16(int n, float *s, const void *vx, const void *vy) {
+    const uint16_t *x = vx, *y = vy;
+    double acc = 0;
+    for (int i = 0; i < n; i++) acc += (double)lc_f16_to_f32(x[i]) * lc_f16_to_f32(y[i]);
+    *s = (float)acc;
+}
+
+static void dot_bf16(int n, float *s, const void *vx, const void *vy) {
+    const uint16_t *x = vx, *y = vy;
+    double acc = 0;
+    for (int i = 0; i < n; i++) acc += (double)lc_bf16_to_f32(x[i]) * lc_bf16_to_f32(y[i]);
+    *s = (float)acc;
+}
+
+/* ==== Legacy formats against Q8_0 / Q8_1 ==== */
+
+static void dot_q4_0(int n, float *s, const void *vx, const void *vy) {
+    const lc_block_q4_0 *x = vx;
+    const lc_block_q8_0 *y = vy;
+    float acc = 0;
+    for (int i = 0; i < n / LC_QK; i++) {
+        int sumi = 0;
+        for (int j = 0; j < LC_QK / 2; j++)
+            sumi += ((x[i].qs[j] & 0xF) - 8) * y[i].qs[j] + ((x[i].qs[j] >> 4) - 8) * y[i].qs[j + 16];
+        acc += sumi * (lc_f16_to_f32(x[i].d) * lc_f16_to_f32(y[i].d));
+    }
+    *s = acc;
+}
+
+/* Q4_1: sum(d*q + m)(dy*qy) = d*dy*sum(q*qy) + m * (dy*sum(qy)) and Q8_1 stores dy*sum(qy). */
+static void dot_q4_1(int n, float *s, const void *vx, const void *vy) {
+    const lc_block_q4_1 *x = vx;
+    const lc_block_q8_1 *y = vy;
+    float acc = 0;
+    for (int i = 0; i < n / LC_QK; i++) {
+        int sumi = 0;
+        for (int j = 0; j < LC_QK / 2; j++)
+            sumi += (x[i].qs[j] & 0xF) * y[i].qs[j] + (x[i].qs[j] >> 4) * y[i].qs[j + 16];
+        acc += sumi * (lc_f16_to_f32(x[i].d) * lc_f16_to_f32(y[i].d)) +
+               lc_f16_to_f32(x[i].m) * lc_f16_to_f32(y[i].s);
+    }
+    *s = acc;
+}
+
+static void dot_q5_0(int n, float *s, const void *vx, const void *vy) {
+    const lc_block_q5_0 *x = vx;
+    const lc_block_q8_0 *y = vy;
+    float acc = 0;
+    for (int i = 0; i < n / LC_QK; i++) {
+        uint32_t qh;
+        memcpy(&qh, x[i].qh, 4);
+        int sumi = 0;
+        for (int j = 0; j < LC_QK / 2; j++) {
+            int a = ((x[i].qs[j] & 0xF) | (int)(((qh >> j) & 1) << 4)) - 16;
+            int b = ((x[i].qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4)) - 16;
+            sumi += a * y[i].qs[j] + b * y[i].qs[j + 16];
+        }
+        acc += sumi * (lc_f16_to_f32(x[i].d) * lc_f16_to_f32(y[i].d));
+    }
+    *s = acc;
+}
+
+static void dot_q5_1(int n, float *s, const void *vx, const void *vy) {
+    const lc_block_q5_1 *x = vx;
+    const lc_block_q8_1 *y = vy;
+    float acc = 0;
+    for (int i = 0; i < n / LC_QK; i++) {
+        uint32_t qh;
+        memcpy(&qh, x[i].qh, 4);
+        int sumi = 0;
+        for (int j = 0; j < LC_QK / 2; j++) {
+            int a = (x[i].qs[j] & 0xF) | (int)(((qh >> j) & 1) << 4);
+            int b = (x[i].qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4);
+            sumi += a * y[i].qs[j] + b * y[i].qs[j + 16];
+        }
+        acc += sumi * (lc_f16_to_f32(x[i].d) * lc_f16_to_f32(y[i].d)) +
+               lc_f16_to_f32(x[i].m) * lc_f16_to_f32(y[i].s);
+    }
+    *s = acc;
+}
+
+static void dot_q8_0(int n, float *s, const void *vx, const void *vy) {
+    const lc_block_q8_0 *x = vx, *y = vy;
+    float acc = 0;
+    for (int i = 0; i < n / LC_QK; i++) {
+        int sumi = 0;
+        for (int j = 0; j < LC_QK; j++) sumi += x[i].qs[j] * y[i].qs[j];
+        acc += sumi * (lc_f16_to_f32(x[i].d) * lc_f16_to_f32(y[i].d));
+    }
+    *s = acc;
+}
+
+/* ==== K formats against Q8_K ==== */
+
+/* Q2_K: per 16-element sub-block, d*sc*sum(q*qy) - dmin*m*bsum. */
+static void dot_q2_K(int n, float *s, const void *vx, const void *vy) {
+    const lc_block_q2_K *x = vx;
+    const lc_block_q8_K *y = vy;
+    float acc = 0;
+    for (int i = 0; i < n / LC_QK_K; i++) {
+        int summs = 0, isum = 0;
+        for (int j = 0; j < 16; j++) summs += y[i].bsums[j] * (x[i].scales[j] >> 4);
+        const int8_t *q8 = y[i].qs;
+        int is = 0;
+        for (int c = 0; c < 2; c++) {
+            const uint8_t *q2 = x[i].qs + 32 * c;
+            for (int shift = 0; shift < 8; shift += 2) {
+                for (int half = 0; half < 2; half++, is++) {
+                    int sum = 0;
+                    for (int l = 0; l < 16; l++) sum += ((q2[l + 16 * half] >> shift) & 3) * q8[l];
+                    isum += sum * (x[i].scales[is] & 0xF);
+                    q8 += 16;
+                }
+            }
+        }
+        const float dall = y[i].d * lc_f16_to_f32(x[i].d), dmin = y[i].d * lc_f16_to_f32(x[i].dmin);
+        acc += dall * isum - dmin * summs;
+    }
+    *s = acc;
+}
+
+static void dot_q3_K(int n, float *s, const void *vx, const void *vy) {
+    const lc_block_q3_K *x = vx;
+    const lc_block_q8_K *y = vy;
+    float acc = 0;
+    for (int i = 0; i < n / LC_QK_K; i++) {
+        int8_t sc[16];
+        lc_q3k_scales(x[i].scales, sc);
+        const int8_t *q8 = y[i].qs;
+        int isum = 0, is = 0;
+        uint8_t m = 1;
+        for (int c = 0; c < 2; c++) {
+            const uint8_t *q3 = x[i].qs + 32 * c;
+            for (int shift = 0; shift < 8; shift += 2, m = (uint8_t)(m << 1)) {
+                for (int half = 0; half < 2; half++, is++) {
+                    int sum = 0;
+                    for (int l = 0; l < 16; l++) {
+                        int k = l + 16 * half;
+                        int q = ((q3[k] >> shift) & 3) - ((x[i].hmask[k] & m) ? 0 : 4);
+                        sum += q * q8[l];
+                    }
+                    isum += sum * sc[is];
+                    q8 += 16;
+                }
+            }
+        }
+        acc += lc_f16_to_f32(x[i].d) * y[i].d * isum;
+    }
+    *s = acc;
+}
+
+/* Q4_K: per 32-element sub-block d*sc*sum(q*qy) - dmin*m*(bsum pair). */
+static void dot_q4_K(int n, float *s, const void *vx, const void *vy) {
+    const lc_block_q4_K *x = vx;
+    const lc_block_q8_K *y = vy;
+    float acc = 0;
+    for (int i = 0; i < n / LC_QK_K; i++) {
+        int isum = 0, summs = 0;
+        const uint8_t *q4 = x[i].qs;
+        const int8_t *q8 = y[i].qs;
+        for (int j = 0; j < 8; j += 2, q4 += 32) {
+            uint8_t sc0, m0, sc1, m1;
+            lc_k4_scale_min(j, x[i].scales, &sc0, &m0);
+            lc_k4_scale_min(j + 1, x[i].scales, &sc1, &m1);
+            int s0 = 0, s1 = 0;
+            for (int l = 0; l < 32; l++) {
+                s0 += (q4[l] & 0xF) * q8[l];
+                s1 += (q4[l] >> 4) * q8[l + 32];
+            }
+            q8 += 64;
+            isum += s0 * sc0 + s1 * sc1;
+            summs += m0 * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]) +
+                     m1 * (y[i].bsums[2 * j + 2] + y[i].bsums[2 * j + 3]);
+        }
+        acc += y[i].d * lc_f16_to_f32(x[i].d) * isum - y[i].d * lc_f16_to_f32(x[i].dmin) * summs;
+    }
+    *s = acc;
+}
+
+static void dot_q5_K(int n, float *s, const void *vx, const void *vy) {
+    const lc_block_q5_K *x = vx;
+    const lc_block_q8_K *y = vy;
+    float acc = 0;
+    for (int i = 0; i < n / LC_QK_K; i++) {
+        int isum = 0, summs = 0;
+        const uint8_t *ql = x[i].qs, *qh = x[i].qh;
+        const int8_t *q8 = y[i].qs;
+        for (int j = 0; j < 8; j += 2, ql += 32) {
+            uint8_t sc0, m0, sc1, m1;
+            lc_k4_scale_min(j, x[i].scales, &sc0, &m0);
+            lc_k4_scale_min(j + 1, x[i].scales, &sc1, &m1);
+            int s0 = 0, s1 = 0;
+            for (int l = 0; l < 32; l++) {
+                s0 += ((ql[l] & 0xF) | (((qh[l] >> j) & 1) << 4)) * q8[l];
+                s1 += ((ql[l] >> 4) | (((qh[l] >> (j + 1)) & 1) << 4)) * q8[l + 32];
+            }
+            q8 += 64;
+            isum += s0 * sc0 + s1 * sc1;
+            summs += m0 * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]) +
+                     m1 * (y[i].bsums[2 * j + 2] + y[i].bsums[2 * j + 3]);
+        }
+        acc += y[i].d * lc_f16_to_f32(x[i].d) * isum - y[i].d * lc_f16_to_f32(x[i].dmin) * summs;
+    }
+    *s = acc;
+}
+
+static void dot_q6_K(int n, float *s, const void *vx, const void *vy) {
+    const lc_block_q6_K *x = vx;
+    const lc_block_q8_K *y = vy;
+    float acc = 0;
+    for (int i = 0; i < n / LC_QK_K; i++) {
+        const uint8_t *ql = x[i].ql, *qh = x[i].qh;
+        const int8_t *q8 = y[i].qs, *sc = x[i].scales;
+        int isum = 0;
+        for (int c = 0; c < 2; c++, ql += 64, qh += 32, q8 += 128, sc += 8) {
+            int sums[8] = {0};
+            for (int l = 0; l < 32; l++) {
+                int is = l / 16;
+                int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+                int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                sums[is] += q1 * q8[l];
+                sums[is + 2] += q2 * q8[l + 32];
+                sums[is + 4] += q3 * q8[l + 64];
+                sums[is + 6] += q4 * q8[l + 96];
+            }
+            for (int k = 0; k < 8; k++) isum += sums[k] * sc[k];
+        }
+        acc += lc_f16_to_f32(x[i].d) * y[i].d * isum;
+    }
+    *s = acc;
+}
+
+/* ==== The table ==== */
+
+void lc_kernels_fill_scalar(lc_kernels *k) {
+    memset(k, 0, sizeof *k);
+    k->isa = "scalar";
+    k->vec_dot[LC_TYPE_F32] = dot_f32;
+    k->vec_dot[LC_TYPE_F16] = dot_f16;
+    k->vec_dot[LC_TYPE_BF16] = dot_bf16;
+    k->vec_dot[LC_TYPE_Q4_0] = dot_q4_0;
+    k->vec_dot[LC_TYPE_Q4_1] = dot_q4_1;
+    k->vec_dot[LC_TYPE_Q5_0] = dot_q5_0;
+    k->vec_dot[LC_TYPE_Q5_1] = dot_q5_1;
+    k->vec_dot[LC_TYPE_Q8_0] = dot_q8_0;
+    k->vec_dot[LC_TYPE_Q2_K] = dot_q2_K;
+    k->vec_dot[LC_TYPE_Q3_K] = dot_q3_K;
+    k->vec_dot[LC_TYPE_Q4_K] = dot_q4_K;
+    k->vec_dot[LC_TYPE_Q5_K] = dot_q5_K;
+    k->vec_dot[LC_TYPE_Q6_K] = dot_q6_K;
+    /* activation quantizers: Q8_0/Q8_1/Q8_K are activation formats; F16/BF16 for f16 weights */
+    static const lc_type act[] = {LC_TYPE_Q8_0, LC_TYPE_Q8_1, LC_TYPE_Q8_K, LC_TYPE_F16, LC_TYPE_BF16, LC_TYPE_F32};
+    for (size_t i = 0; i < LC_ARRAY_LEN(act); i++) k->quantize[act[i]] = lc_type_get(act[i])->from_float;
+    for (int t = 0; t < LC_TYPE_COUNT; t++) {
+        const lc_type_info *ti = lc_type_get(t);
+        if (ti && ti->to_float) k->to_float[t] = ti->to_float;
+    }
+}

@@ -1,0 +1,740 @@
+/* kernels_x86_impl.h — the body of the x86 kernel units, included once by kernels_avx2.c and once
+ * by kernels_avx512.c; not a header for anyone else.
+ *
+ * Each including unit first defines the integer primitives that differ per ISA:
+ *   dot_acc(acc, u, s)        acc + sums of 4 u8*s8 products per i32 lane (maddubs+madd | vpdpbusd)
+ *   dot_sc_acc(acc, u, s, w)  acc + (u8*s8 pairs summed to i16) * w (i16), pairwise (madd | vpdpwssd)
+ *   bytes_from_bits(b, v)     32 bytes: v where bit j of b is set, else 0
+ * then includes this file, which defines every vec_dot, the activation quantizers and the gemm
+ * tiles on 256-bit vectors, and fill_common(k) to put them in a table.
+ * Layout contracts are in quant_blocks.h; results are compared with kernels_scalar.c by
+ * tests/unit/test_kernels.c (integer parts exact, float sums to rounding).
+ */
+
+/* ==== Small helpers ==== */
+
+static inline float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline int hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+static inline float f16(uint16_t h) { return _cvtsh_ss(h); }
+
+/* 32 nibbles of a 16-byte legacy block as bytes: low nibbles (elements 0..15) then high. */
+static inline __m256i nibbles16(const uint8_t *qs) {
+    __m128i v = _mm_loadu_si128((const __m128i *)qs);
+    __m256i b = _mm256_set_m128i(_mm_srli_epi16(v, 4), v);
+    return _mm256_and_si256(b, _mm256_set1_epi8(0x0F));
+}
+
+/* A scale for i32 lanes 0-3 (lo) and 4-7 (hi), as i16 pairs for dot_sc_acc. */
+static inline __m256i scale2(int lo, int hi) {
+    return _mm256_set_m128i(_mm_set1_epi16((short)hi), _mm_set1_epi16((short)lo));
+}
+
+static inline __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
+/* ==== Float types ==== */
+
+static void dot_f32(int n, float *s, const void *vx, const void *vy) {
+    const float *x = vx, *y = vy;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+    float r = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; i++) r += x[i] * y[i];
+    *s = r;
+}
+
+static inline __m256 load_f16x8(const uint16_t *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+static inline __m256 load_bf16x8(const uint16_t *p) {
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+static void dot_f16(int n, float *s, const void *vx, const void *vy) {
+    const uint16_t *x = vx, *y = vy;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(load_f16x8(x + i), load_f16x8(y + i), a0);
+        a1 = _mm256_fmadd_ps(load_f16x8(x + i + 8), load_f16x8(y + i + 8), a1);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(load_f16x8(x + i), load_f16x8(y + i), a0);
+    float r = hsum_ps(_mm256_add_ps(a0, a1));
+    for (; i < n; i++) r += f16(x[i]) * f16(y[i]);
+    *s = r;
+}
+
+static void dot_bf16(int n, float *s, const void *vx, const void *vy) {
+    const uint16_t *x = vx, *y = vy;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_fmadd_ps(load_bf16x8(x + i), load_bf16x8(y + i), a0);
+        a1 = _mm256_fmadd_ps(load_bf16x8(x + i + 8), load_bf16x8(y + i + 8), a1);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(load_bf16x8(x + i), load_bf16x8(y + i), a0);
+    float r = hsum_ps(_mm256_add_ps(a0, a1));
+    for (; i < n; i++) r += lc_bf16_to_f32(x[i]) * lc_bf16_to_f32(y[i]);
+    *s = r;
+}
+
+/* ==== Legacy formats ==== */
+
+/* Signed x signed: |x| * (y with x's sign), the usual way to feed an unsigned-signed dot. */
+static inline __m256i dot_ss(__m256i acc, __m256i x, __m256i y) {
+    return dot_acc(acc, _mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+}
+
+static void dot_q8_0(int n, float *s, const void *vx, const void *vy) {
+    const lc_block_q8_0 *x = vx, *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n / LC_QK; i++) {
+        __m256i p = dot_ss(_mm256_setzero_si256(), load256(x[i].qs), load256(y[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(x[i].d) * f16(y[i].d)), _mm256_cvtepi32_ps(p), acc);
+    }
+    *s = hsum_ps(acc);
+}
+
+/* Q4_0: sum((q-8)*y) = sum(q*y) - 8*sum(y); both as unsigned-signed dots. */
+static void dot_q4_0(int n, float *s, const void *vx, const void *vy) {
+    const lc_block_q4_0 *x = vx;
+    const lc_block_q8_0 *y = vy;
+    const __m256i eight = _mm256_set1_epi8(8);
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n / LC_QK; i++) {
+        __m256i yv = load256(y[i].qs);
+        __m256i p = _mm256_sub_epi32(dot_acc(_mm256_setzero_si256(), nibbles16(x[i].qs), yv),
+                                     dot_acc(_mm256_setzero_si256(), eight, yv));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(x[i].d) * f16(y[i].d)), _mm256_cvtepi32_ps(p), acc);
+    }
+    *s = hsum_ps(acc);
+}
+
+static void dot_q4_1(int n, float *s, const void *vx, const void *vy) {
+    const lc_block_q4_1 *x = vx;
+    const lc_block_q8_1 *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    float summ = 0;
+    for (int i = 0; i < n / LC_QK; i++) {
+        __m256i p = dot_acc(_mm256_setzero_si256(), nibbles16(x[i].qs), load256(y[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(x[i].d) * f16(y[i].d)), _mm256_cvtepi32_ps(p), acc);
+        summ += f16(x[i].m) * f16(y[i].s);
+    }
+    *s = hsum_ps(acc) + summ;
+}
+
+static void dot_q5_0(int n, float *s, const void *vx, const void *vy) {
+    const lc_block_q5_0 *x = vx;
+    const lc_block_q8_0 *y = vy;
+    const __m256i sixteen = _mm256_set1_epi8(16);
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n / LC_QK; i++) {
+        uint32_t qh;
+        memcpy(&qh, x[i].qh, 4);
+        __m256i q = _mm256_or_si256(nibbles16(x[i].qs), bytes_from_bits(qh, 0x10));
+        __m256i yv = load256(y[i].qs);
+        __m256i p = _mm256_sub_epi32(dot_acc(_mm256_setzero_si256(), q, yv),
+                                     dot_acc(_mm256_setzero_si256(), sixteen, yv));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(x[i].d) * f16(y[i].d)), _mm256_cvtepi32_ps(p), acc);
+    }
+    *s = hsum_ps(acc);
+}
+
+static void dot_q5_1(int n, float *s, const void *vx, const void *vy) {
+    const lc_block_q5_1 *x = vx;
+    const lc_block_q8_1 *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    float summ = 0;
+    for (int i = 0; i < n / LC_QK; i++) {
+        uint32_t qh;
+        memcpy(&qh, x[i].qh, 4);
+        __m256i q = _mm256_or_si256(nibbles16(x[i].qs), bytes_from_bits(qh, 0x10));
+        __m256i p = dot_acc(_mm256_setzero_si256(), q, load256(y[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16(x[i].d) * f16(y[i].d)), _mm256_cvtepi32_ps(p), acc);
+        summ += f16(x[i].m) * f16(y[i].s);
+    }
+    *s = hsum_ps(acc) + summ;
+}
+
+/* ==== K formats ==== */
+
+/* Sum over the 8 sub-blocks of m_j * (bsums[2j] + bsums[2j+1]) for Q4_K/Q5_K. */
+static inline int kmins_dot(const uint8_t *mins8, const int16_t *bsums) {
+    __m128i m = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mins8));
+    __m256i m2 = _mm256_cvtepu16_epi32(m);                   /* 8 x i32 */
+    m2 = _mm256_or_si256(m2, _mm256_slli_epi32(m2, 16));      /* each m_j in both i16 halves */
+    __m256i b = load256(bsums);
+    return hsum_i32(_mm256_madd_epi16(b, m2));
+}
+
+/* The 8 scales and 8 mins of a Q4_K/Q5_K block. */
+static inline void k4_unpack(const uint8_t *s12, uint8_t sc[8], uint8_t m[8]) {
+    for (int j = 0; j < 8; j++) lc_k4_scale_min(j, s12, &sc[j], &m[j]);
+}
+
+static void dot_q4_K(int n, float *s, const void *vx, const void *vy) {
+    const lc_block_q4_K *x = vx;
+    const lc_block_q8_K *y = vy;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc = _mm256_setzero_ps();
+    float accm = 0;
+    for (int i = 0; i < n / LC_QK_K; i++) {
+        uint8_t sc[8], mn[8];
+        k4_unpack(x[i].scales, sc, mn);
+        const uint8_t *q4 = x[i].qs;
+        const int8_t *q8 = y[i].qs;
+        __m256i sumi = _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++, q4 += 32, q8 += 64) {
+            __m256i q = load256(q4);
+            sumi = dot_sc_acc(sumi, _mm256_and_si256(q, m4), load256(q8), _mm256_set1_epi16(sc[2 * j]));
+            sumi = dot_sc_acc(sumi, _mm256_and_si256(_mm256_srli_epi16(q, 4), m4), load256(q8 + 32),
+                              _mm256_set1_epi16(sc[2 * j + 1]));
+        }
+        const float d = y[i].d * f16(x[i].d);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        accm += y[i].d * f16(x[i].dmin) * kmins_dot(mn, y[i].bsums);
+    }
+    *s = hsum_ps(acc) - accm;
+}
+
+static void dot_q5_K(int n, float *s, const void *vx, const void *vy) {
+    const lc_block_q5_K *x = vx;
+    const lc_block_q8_K *y = vy;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), b16 = _mm256_set1_epi8(0x10);
+    __m256 acc = _mm256_setzero_ps();
+    float accm = 0;
+    for (int i = 0; i < n / LC_QK_K; i++) {
+        uint8_t sc[8], mn[8];
+        k4_unpack(x[i].scales, sc, mn);
+        const uint8_t *ql = x[i].qs;
+        const int8_t *q8 = y[i].qs;
+        __m256i hb = load256(x[i].qh);
+        __m256i sumi = _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++, ql += 32, q8 += 64) {
+            __m256i q = load256(ql);
+            __m256i h0 = _mm256_and_si256(_mm256_slli_epi16(hb, 4), b16); /* bit 2j -> 0x10 */
+            __m256i h1 = _mm256_and_si256(_mm256_slli_epi16(hb, 3), b16); /* bit 2j+1 -> 0x10 */
+            hb = _mm256_srli_epi16(hb, 2);
+            __m256i lo = _mm256_or_si256(_mm256_and_si256(q, m4), h0);
+            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), h1);
+            sumi = dot_sc_acc(sumi, lo, load256(q8), _mm256_set1_epi16(sc[2 * j]));
+            sumi = dot_sc_acc(sumi, hi, load256(q8 + 32), _mm256_set1_epi16(sc[2 * j + 1]));
+        }
+        const float d = y[i].d * f16(x[i].d);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        accm += y[i].d * f16(x[i].dmin) * kmins_dot(mn, y[i].bsums);
+    }
+    *s = hsum_ps(acc) - accm;
+}
+
+/* Sum of sc[k] * bsums[k] over the 16 sub-blocks (int8 scales). */
+static inline int sc16_bsums(const int8_t *sc, const int16_t *bsums) {
+    __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+    return hsum_i32(_mm256_madd_epi16(s16, load256(bsums)));
+}
+
+/* Q6_K: q in 0..63 unsigned against y, then subtract 32 * sum(sc * bsums). */
+static void dot_q6_K(int n, float *s, const void *vx, const void *vy) {
+    const lc_block_q6_K *x = vx;
+    const lc_block_q8_K *y = vy;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x30);
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n / LC_QK_K; i++) {
+        const uint8_t *ql = x[i].ql, *qh = x[i].qh;
+        const int8_t *q8 = y[i].qs, *sc = x[i].scales;
+        __m256i sumi = _mm256_setzero_si256();
+        for (int c = 0; c < 2; c++, ql += 64, qh += 32, q8 += 128, sc += 8) {
+            __m256i l0 = load256(ql), l1 = load256(ql + 32), h = load256(qh);
+            __m256i q1 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(h, 4), m3));
+            __m256i q2 = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(h, 2), m3));
+            __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(h, m3));
+            __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                         _mm256_and_si256(_mm256_srli_epi16(h, 2), m3));
+            sumi = dot_sc_acc(sumi, q1, load256(q8), scale2(sc[0], sc[1]));
+            sumi = dot_sc_acc(sumi, q2, load256(q8 + 32), scale2(sc[2], sc[3]));
+            sumi = dot_sc_acc(sumi, q3, load256(q8 + 64), scale2(sc[4], sc[5]));
+            sumi = dot_sc_acc(sumi, q4, load256(q8 + 96), scale2(sc[6], sc[7]));
+        }
+        int corr = 32 * sc16_bsums(x[i].scales, y[i].bsums);
+        const float d = f16(x[i].d) * y[i].d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        acc = _mm256_add_ps(acc, _mm256_setr_ps(-d * (float)corr, 0, 0, 0, 0, 0, 0, 0));
+    }
+    *s = hsum_ps(acc);
+}
+
+/* Q3_K: q+4 in 0..7 unsigned, minus 4 * sum(sc * bsums). */
+static void dot_q3_K(int n, float *s, const void *vx, const void *vy) {
+    const lc_block_q3_K *x = vx;
+    const lc_block_q8_K *y = vy;
+    const __m256i m2 = _mm256_set1_epi8(3), b4 = _mm256_set1_epi8(4);
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n / LC_QK_K; i++) {
+        int8_t sc[16];
+        lc_q3k_scales(x[i].scales, sc);
+        const int8_t *q8 = y[i].qs;
+        __m256i hm = load256(x[i].hmask);
+        __m256i sumi = _mm256_setzero_si256();
+        int is = 0;
+        for (int c = 0; c < 2; c++) {
+            __m256i q = load256(x[i].qs + 32 * c);
+            for (int sh = 0; sh < 4; sh++, q8 += 32, is += 2) {
+                __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q, 2 * sh), m2);
+                /* hmask bit (4c+sh) of byte l -> +4 */
+                __m256i hbit = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * c + sh), _mm256_set1_epi8(1));
+                __m256i qq = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(hbit, 2), b4));
+                sumi = dot_sc_acc(sumi, qq, load256(q8), scale2(sc[is], sc[is + 1]));
+            }
+        }
+        int corr = 4 * sc16_bsums(sc, y[i].bsums);
+        const float d = f16(x[i].d) * y[i].d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi, _mm256_setr_epi32(corr, 0, 0, 0, 0, 0, 0, 0))), acc);
+    }
+    *s = hsum_ps(acc);
+}
+
+/* Q2_K: q in 0..3, scales 4 bits, mins 4 bits times bsums. */
+static void dot_q2_K(int n, float *s, const void *vx, const void *vy) {
+    const lc_block_q2_K *x = vx;
+    const lc_block_q8_K *y = vy;
+    const __m256i m2 = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps();
+    float accm = 0;
+    for (int i = 0; i < n / LC_QK_K; i++) {
+        const int8_t *q8 = y[i].qs;
+        __m256i sumi = _mm256_setzero_si256();
+        int is = 0;
+        for (int c = 0; c < 2; c++) {
+            __m256i q = load256(x[i].qs + 32 * c);
+            for (int sh = 0; sh < 4; sh++, q8 += 32, is += 2) {
+                __m256i qq = _mm256_and_si256(_mm256_srli_epi16(q, 2 * sh), m2);
+                sumi = dot_sc_acc(sumi, qq, load256(q8), scale2(x[i].scales[is] & 0xF, x[i].scales[is + 1] & 0xF));
+            }
+        }
+        __m256i mins = _mm256_cvtepu8_epi16(_mm_srli_epi16(_mm_loadu_si128((const __m128i *)x[i].scales), 4));
+        mins = _mm256_and_si256(mins, _mm256_set1_epi16(0x0F));
+        int summs = hsum_i32(_mm256_madd_epi16(mins, load256(y[i].bsums)));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * f16(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+        accm += y[i].d * f16(x[i].dmin) * summs;
+    }
+    *s = hsum_ps(acc) - accm;
+}
+
+/* ==== Activation quantizers (bit-identical to quant_ref.c) ==== */
+
+static inline float hmax_ps(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+/* roundf (half away from zero) of 8 floats, exactly. */
+static inline __m256i roundf8(__m256 v) {
+    __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __m256 f = _mm256_sub_ps(v, t);
+    const __m256 signbit = _mm256_set1_ps(-0.0f);
+    __m256 af = _mm256_andnot_ps(signbit, f);
+    __m256 one = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(signbit, v));
+    __m256 adj = _mm256_and_ps(_mm256_cmp_ps(af, _mm256_set1_ps(0.5f), _CMP_GE_OQ), one);
+    return _mm256_cvttps_epi32(_mm256_add_ps(t, adj));
+}
+
+/* Packs 4 x 8 int32 (in order) into 32 int8. */
+static inline __m256i pack32(__m256i a, __m256i b, __m256i c, __m256i d) {
+    __m256i ab = _mm256_packs_epi32(a, b), cd = _mm256_packs_epi32(c, d);
+    __m256i r = _mm256_packs_epi16(ab, cd);
+    return _mm256_permutevar8x32_epi32(r, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+static inline int quant_block32(const float *x, int8_t *qs, float *dout) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8), v2 = _mm256_loadu_ps(x + 16),
+           v3 = _mm256_loadu_ps(x + 24);
+    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v0, absmask), _mm256_and_ps(v1, absmask)),
+                             _mm256_max_ps(_mm256_and_ps(v2, absmask), _mm256_and_ps(v3, absmask)));
+    const float d = hmax_ps(m) / 127;
+    const __m256 id = _mm256_set1_ps(d ? 1.0f / d : 0.0f);
+    __m256i a = roundf8(_mm256_mul_ps(v0, id)), b = roundf8(_mm256_mul_ps(v1, id)),
+            c = roundf8(_mm256_mul_ps(v2, id)), e = roundf8(_mm256_mul_ps(v3, id));
+    _mm256_storeu_si256((__m256i *)qs, pack32(a, b, c, e));
+    *dout = d;
+    return hsum_i32(_mm256_add_epi32(_mm256_add_epi32(a, b), _mm256_add_epi32(c, e)));
+}
+
+static void quant_q8_0(const float *x, void *dst, int64_t n) {
+    lc_block_q8_0 *y = dst;
+    for (int64_t i = 0; i < n / LC_QK; i++) {
+        float d;
+        quant_block32(x + i * LC_QK, y[i].qs, &d);
+        y[i].d = lc_f32_to_f16(d);
+    }
+}
+
+static void quant_q8_1(const float *x, void *dst, int64_t n) {
+    lc_block_q8_1 *y = dst;
+    for (int64_t i = 0; i < n / LC_QK; i++) {
+        float d;
+        int sum = quant_block32(x + i * LC_QK, y[i].qs, &d);
+        y[i].d = lc_f32_to_f16(d);
+        y[i].s = lc_f32_to_f16(sum * d);
+    }
+}
+
+static void quant_q8_K(const float *x, void *dst, int64_t n) {
+    lc_block_q8_K *y = dst;
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    for (int64_t i = 0; i < n / LC_QK_K; i++, x += LC_QK_K) {
+        __m256 m = _mm256_setzero_ps();
+        for (int j = 0; j < LC_QK_K; j += 8) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + j), absmask));
+        const float amax = hmax_ps(m);
+        if (!amax) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        float max = 0;
+        for (int j = 0; j < LC_QK_K; j++)
+            if (fabsf(x[j]) == amax) { max = x[j]; break; }
+        const float iscale = -127.f / max;
+        const __m256 is = _mm256_set1_ps(iscale);
+        const __m256i lim = _mm256_set1_epi32(127);
+        for (int j = 0; j < LC_QK_K; j += 32) {
+            __m256i a = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(is, _mm256_loadu_ps(x + j))), lim);
+            __m256i b = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(is, _mm256_loadu_ps(x + j + 8))), lim);
+            __m256i c = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(is, _mm256_loadu_ps(x + j + 16))), lim);
+            __m256i e = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(is, _mm256_loadu_ps(x + j + 24))), lim);
+            y[i].bsums[j / 16] = (int16_t)hsum_i32(_mm256_add_epi32(a, b));
+            y[i].bsums[j / 16 + 1] = (int16_t)hsum_i32(_mm256_add_epi32(c, e));
+            _mm256_storeu_si256((__m256i *)(y[i].qs + j), pack32(a, b, c, e));
+        }
+        y[i].d = 1 / iscale;
+    }
+}
+
+static void quant_f16(const float *x, void *dst, int64_t n) {
+    uint16_t *y = dst;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) y[i] = lc_f32_to_f16(x[i]);
+}
+
+static void quant_bf16(const float *x, void *dst, int64_t n) {
+    uint16_t *y = dst;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i v = _mm256_castps_si256(_mm256_loadu_ps(x + i));
+        __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(v, 16), _mm256_set1_epi32(1));
+        __m256i r = _mm256_srli_epi32(_mm256_add_epi32(v, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
+        /* NaN: keep the payload's top and set the quiet bit */
+        __m256i isnan = _mm256_cmpgt_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0x7fffffff)),
+                                           _mm256_set1_epi32(0x7f800000));
+        __m256i qn = _mm256_or_si256(_mm256_srli_epi32(v, 16), _mm256_set1_epi32(64));
+        r = _mm256_blendv_epi8(r, qn, isnan);
+        __m128i p = _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+        _mm_storeu_si128((__m128i *)(y + i), p);
+    }
+    for (; i < n; i++) y[i] = lc_f32_to_bf16(x[i]);
+}
+
+/* ==== Dequantizers used on hot paths ==== */
+
+static void deq_q8_0(const void *src, float *y, int64_t n) {
+    const lc_block_q8_0 *x = src;
+    for (int64_t i = 0; i < n / LC_QK; i++, y += LC_QK) {
+        __m256 d = _mm256_set1_ps(f16(x[i].d));
+        for (int j = 0; j < LC_QK; j += 8) {
+            __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(x[i].qs + j)));
+            _mm256_storeu_ps(y + j, _mm256_mul_ps(_mm256_cvtepi32_ps(q), d));
+        }
+    }
+}
+
+static void deq_f16(const void *src, float *y, int64_t n) {
+    const uint16_t *x = src;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, load_f16x8(x + i));
+    for (; i < n; i++) y[i] = f16(x[i]);
+}
+
+/* ==== GEMM tiles ==== */
+
+/* Tiles for the 32-element formats: RM weight rows x RN activation rows per call keep RM*RN
+ * float accumulators in registers; every weight block is unpacked once per tile and every
+ * activation block loaded once per tile. The helpers are always inlined with constant RM, RN
+ * so the accumulator arrays live in registers. */
+#define LC_INLINE static inline __attribute__((always_inline))
+
+LC_INLINE void tile_q8_0(int nb, int RM, int RN, const uint8_t *w, size_t ws, const uint8_t *x,
+                         size_t xs, float *out, size_t ldo) {
+    __m256 acc[4][4];
+    for (int r = 0; r < RM; r++)
+        for (int c = 0; c < RN; c++) acc[r][c] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m256i yv[4];
+        float dy[4];
+        for (int c = 0; c < RN; c++) {
+            const lc_block_q8_0 *yb = (const lc_block_q8_0 *)(x + c * xs) + b;
+            yv[c] = load256(yb->qs);
+            dy[c] = f16(yb->d);
+        }
+        for (int r = 0; r < RM; r++) {
+            const lc_block_q8_0 *wb = (const lc_block_q8_0 *)(w + r * ws) + b;
+            __m256i q = load256(wb->qs);
+            __m256i uq = _mm256_sign_epi8(q, q);
+            float dw = f16(wb->d);
+            for (int c = 0; c < RN; c++) {
+                __m256i p = dot_acc(_mm256_setzero_si256(), uq, _mm256_sign_epi8(yv[c], q));
+                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dy[c]), _mm256_cvtepi32_ps(p), acc[r][c]);
+            }
+        }
+    }
+    for (int r = 0; r < RM; r++)
+        for (int c = 0; c < RN; c++) out[r * ldo + c] = hsum_ps(acc[r][c]);
+}
+
+LC_INLINE void tile_q4_0(int nb, int RM, int RN, const uint8_t *w, size_t ws, const uint8_t *x,
+                         size_t xs, float *out, size_t ldo) {
+    __m256 acc[4][4];
+    for (int r = 0; r < RM; r++)
+        for (int c = 0; c < RN; c++) acc[r][c] = _mm256_setzero_ps();
+    const __m256i eight = _mm256_set1_epi8(8);
+    for (int b = 0; b < nb; b++) {
+        __m256i yv[4], corr[4];
+        float dy[4];
+        for (int c = 0; c < RN; c++) {
+            const lc_block_q8_0 *yb = (const lc_block_q8_0 *)(x + c * xs) + b;
+            yv[c] = load256(yb->qs);
+            corr[c] = _mm256_sub_epi32(_mm256_setzero_si256(), dot_acc(_mm256_setzero_si256(), eight, yv[c]));
+            dy[c] = f16(yb->d);
+        }
+        for (int r = 0; r < RM; r++) {
+            const lc_block_q4_0 *wb = (const lc_block_q4_0 *)(w + r * ws) + b;
+            __m256i q = nibbles16(wb->qs);
+            float dw = f16(wb->d);
+            for (int c = 0; c < RN; c++) {
+                __m256i p = dot_acc(corr[c], q, yv[c]);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dy[c]), _mm256_cvtepi32_ps(p), acc[r][c]);
+            }
+        }
+    }
+    for (int r = 0; r < RM; r++)
+        for (int c = 0; c < RN; c++) out[r * ldo + c] = hsum_ps(acc[r][c]);
+}
+
+/* Q4_1's min term m*s is folded into the lanes as m * (s/8) on each of the 8 lanes. */
+LC_INLINE void tile_q4_1(int nb, int RM, int RN, const uint8_t *w, size_t ws, const uint8_t *x,
+                         size_t xs, float *out, size_t ldo) {
+    __m256 acc[4][4];
+    for (int r = 0; r < RM; r++)
+        for (int c = 0; c < RN; c++) acc[r][c] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m256i yv[4];
+        float dy[4];
+        __m256 sy[4];
+        for (int c = 0; c < RN; c++) {
+            const lc_block_q8_1 *yb = (const lc_block_q8_1 *)(x + c * xs) + b;
+            yv[c] = load256(yb->qs);
+            dy[c] = f16(yb->d);
+            sy[c] = _mm256_set1_ps(f16(yb->s) * 0.125f);
+        }
+        for (int r = 0; r < RM; r++) {
+            const lc_block_q4_1 *wb = (const lc_block_q4_1 *)(w + r * ws) + b;
+            __m256i q = nibbles16(wb->qs);
+            float dw = f16(wb->d);
+            __m256 mw = _mm256_set1_ps(f16(wb->m));
+            for (int c = 0; c < RN; c++) {
+                __m256i p = dot_acc(_mm256_setzero_si256(), q, yv[c]);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dy[c]), _mm256_cvtepi32_ps(p), acc[r][c]);
+                acc[r][c] = _mm256_fmadd_ps(mw, sy[c], acc[r][c]);
+            }
+        }
+    }
+    for (int r = 0; r < RM; r++)
+        for (int c = 0; c < RN; c++) out[r * ldo + c] = hsum_ps(acc[r][c]);
+}
+
+/* Runs a tile function over the whole nr x nc output in GM x GN tiles plus edge tiles. */
+#define LC_GEMM_DRIVER(name, tile, GM, GN, QK)                                                   \
+    static void name(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, \
+                     float *out, size_t ldo) {                                                   \
+        const uint8_t *W = w, *X = x;                                                            \
+        const int nb = n / (QK);                                                                 \
+        int r = 0;                                                                               \
+        for (; r + (GM) <= nr; r += (GM)) {                                                      \
+            int c = 0;                                                                           \
+            for (; c + (GN) <= nc; c += (GN))                                                    \
+                tile(nb, GM, GN, W + r * ws, ws, X + c * xs, xs, out + r * ldo + c, ldo);        \
+            for (; c < nc; c++) tile(nb, GM, 1, W + r * ws, ws, X + c * xs, xs, out + r * ldo + c, ldo); \
+        }                                                                                        \
+        for (; r < nr; r++) {                                                                    \
+            int c = 0;                                                                           \
+            for (; c + (GN) <= nc; c += (GN))                                                    \
+                tile(nb, 1, GN, W + r * ws, ws, X + c * xs, xs, out + r * ldo + c, ldo);         \
+            for (; c < nc; c++) tile(nb, 1, 1, W + r * ws, ws, X + c * xs, xs, out + r * ldo + c, ldo); \
+        }                                                                                        \
+    }
+
+/* K formats: each weight super-block is unpacked once into unsigned bytes and 16-bit scales in
+ * L1, then dotted with up to KN activation rows; the unpack is the costly part and is shared. */
+typedef struct {
+    uint8_t q[LC_QK_K];   /* unsigned levels */
+    int16_t sc[16];       /* scale of each 16-element group */
+    float d, dmin;        /* super-block scales */
+    int16_t mins[16];     /* min of each 16-element group (Q4_K/Q5_K), 0 otherwise */
+    int corr_mul;         /* levels are stored + corr_mul (Q6_K: 32), subtracted via bsums */
+} kunpacked;
+
+static inline void unpack_q4_K(const lc_block_q4_K *b, kunpacked *u) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    uint8_t sc[8], mn[8];
+    k4_unpack(b->scales, sc, mn);
+    for (int j = 0; j < 4; j++) {
+        __m256i q = load256(b->qs + 32 * j);
+        _mm256_storeu_si256((__m256i *)(u->q + 64 * j), _mm256_and_si256(q, m4));
+        _mm256_storeu_si256((__m256i *)(u->q + 64 * j + 32), _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
+    }
+    for (int j = 0; j < 16; j++) { u->sc[j] = sc[j / 2]; u->mins[j] = mn[j / 2]; }
+    u->d = f16(b->d);
+    u->dmin = f16(b->dmin);
+    u->corr_mul = 0;
+}
+
+static inline void unpack_q5_K(const lc_block_q5_K *b, kunpacked *u) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), b16 = _mm256_set1_epi8(0x10);
+    uint8_t sc[8], mn[8];
+    k4_unpack(b->scales, sc, mn);
+    __m256i hb = load256(b->qh);
+    for (int j = 0; j < 4; j++) {
+        __m256i q = load256(b->qs + 32 * j);
+        __m256i h0 = _mm256_and_si256(_mm256_slli_epi16(hb, 4), b16);
+        __m256i h1 = _mm256_and_si256(_mm256_slli_epi16(hb, 3), b16);
+        hb = _mm256_srli_epi16(hb, 2);
+        _mm256_storeu_si256((__m256i *)(u->q + 64 * j), _mm256_or_si256(_mm256_and_si256(q, m4), h0));
+        _mm256_storeu_si256((__m256i *)(u->q + 64 * j + 32),
+                            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), h1));
+    }
+    for (int j = 0; j < 16; j++) { u->sc[j] = sc[j / 2]; u->mins[j] = mn[j / 2]; }
+    u->d = f16(b->d);
+    u->dmin = f16(b->dmin);
+    u->corr_mul = 0;
+}
+
+static inline void unpack_q6_K(const lc_block_q6_K *b, kunpacked *u) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x30);
+    for (int c = 0; c < 2; c++) {
+        const uint8_t *ql = b->ql + 64 * c, *qh = b->qh + 32 * c;
+        uint8_t *o = u->q + 128 * c;
+        __m256i l0 = load256(ql), l1 = load256(ql + 32), h = load256(qh);
+        _mm256_storeu_si256((__m256i *)o, _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(h, 4), m3)));
+        _mm256_storeu_si256((__m256i *)(o + 32), _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(h, 2), m3)));
+        _mm256_storeu_si256((__m256i *)(o + 64), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(h, m3)));
+        _mm256_storeu_si256((__m256i *)(o + 96), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                                                 _mm256_and_si256(_mm256_srli_epi16(h, 2), m3)));
+    }
+    for (int j = 0; j < 16; j++) { u->sc[j] = b->scales[j]; u->mins[j] = 0; }
+    u->d = f16(b->d);
+    u->dmin = 0;
+    u->corr_mul = 32;
+}
+
+/* Dot of one unpacked super-block with RN activation super-blocks, added into acc[c] (lanes
+ * summed later). The per-group mins and the +corr_mul level bias both go through bsums. */
+LC_INLINE void kdot(const kunpacked *u, int RN, const lc_block_q8_K *const *yb, __m256 *acc) {
+    __m256i sumi[4];
+    for (int c = 0; c < RN; c++) sumi[c] = _mm256_setzero_si256();
+    for (int j = 0; j < 8; j++) {
+        __m256i q = load256(u->q + 32 * j);
+        __m256i s = scale2(u->sc[2 * j], u->sc[2 * j + 1]);
+        for (int c = 0; c < RN; c++) sumi[c] = dot_sc_acc(sumi[c], q, load256(yb[c]->qs + 32 * j), s);
+    }
+    /* per lane: sum over groups of (dmin*min + d*corr*sc) * bsum, as a madd of two i16 vectors */
+    __m256i sc16 = load256(u->sc), mn16 = load256(u->mins);
+    for (int c = 0; c < RN; c++) {
+        __m256i bs = load256(yb[c]->bsums);
+        __m256 dy = _mm256_set1_ps(yb[c]->d);
+        __m256 v = _mm256_mul_ps(_mm256_set1_ps(u->d), _mm256_cvtepi32_ps(sumi[c]));
+        __m256 mterm = _mm256_cvtepi32_ps(_mm256_madd_epi16(mn16, bs));
+        v = _mm256_fnmadd_ps(_mm256_set1_ps(u->dmin), mterm, v);
+        if (u->corr_mul) {
+            __m256 cterm = _mm256_cvtepi32_ps(_mm256_madd_epi16(sc16, bs));
+            v = _mm256_fnmadd_ps(_mm256_set1_ps(u->d * (float)u->corr_mul), cterm, v);
+        }
+        acc[c] = _mm256_fmadd_ps(dy, v, acc[c]);
+    }
+}
+
+#define LC_GEMM_K(name, btype, unpack)                                                           \
+    static void name(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, \
+                     float *out, size_t ldo) {                                                   \
+        const int nb = n / LC_QK_K;                                                              \
+        kunpacked u;                                                                             \
+        for (int c0 = 0; c0 < nc; c0 += 4) {                                                     \
+            const int rn = nc - c0 < 4 ? nc - c0 : 4;                                            \
+            for (int r = 0; r < nr; r++) {                                                       \
+                const btype *wb = (const btype *)((const uint8_t *)w + r * ws);                  \
+                __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),  \
+                                 _mm256_setzero_ps()};                                           \
+                for (int b = 0; b < nb; b++) {                                                   \
+                    const lc_block_q8_K *yb[4];                                                  \
+                    for (int c = 0; c < rn; c++)                                                 \
+                        yb[c] = (const lc_block_q8_K *)((const uint8_t *)x + (c0 + c) * xs) + b; \
+                    unpack(wb + b, &u);                                                          \
+                    if (rn == 4) kdot(&u, 4, yb, acc);                                           \
+                    else for (int c = 0; c < rn; c++) kdot(&u, 1, yb + c, acc + c);              \
+                }                                                                                \
+                for (int c = 0; c < rn; c++) out[r * ldo + c0 + c] = hsum_ps(acc[c]);            \
+            }                                                                                    \
+        }                                                                                        \
+    }
+
+LC_GEMM_K(gemm_q4_K, lc_block_q4_K, unpack_q4_K)
+LC_GEMM_K(gemm_q5_K, lc_block_q5_K, unpack_q5_K)
+LC_GEMM_K(gemm_q6_K, lc_block_q6_K, unpack_q6_K)
+
+/* ==== Table ==== */
+
+static void fill_common(lc_kernels *k) {
+    k->vec_dot[LC_TYPE_F32] = dot_f32;
+    k->vec_dot[LC_TYPE_F16] = dot_f16;
+    k->vec_dot[LC_TYPE_BF16] = dot_bf16;
+    k->vec_dot[LC_TYPE_Q4_0] = dot_q4_0;
+    k->vec_dot[LC_TYPE_Q4_1] = dot_q4_1;
+    k->vec_dot[LC_TYPE_Q5_0] = dot_q5_0;
+    k->vec_dot[LC_TYPE_Q5_1] = dot_q5_1;
+    k->vec_dot[LC_TYPE_Q8_0] = dot_q8_0;
+    k->vec_dot[LC_TYPE_Q2_K] = dot_q2_K;
+    k->vec_dot[LC_TYPE_Q3_K] = dot_q3_K;
+    k->vec_dot[LC_TYPE_Q4_K] = dot_q4_K;
+    k->vec_dot[LC_TYPE_Q5_K] = dot_q5_K;
+    k->vec_dot[LC_TYPE_Q6_K] = dot_q6_K;
+    k->quantize[LC_TYPE_Q8_0] = quant_q8_0;
+    k->quantize[LC_TYPE_Q8_1] = quant_q8_1;
+    k->quantize[LC_TYPE_Q8_K] = quant_q8_K;
+    k->quantize[LC_TYPE_F16] = quant_f16;
+    k->quantize[LC_TYPE_BF16] = quant_bf16;
+    k->to_float[LC_TYPE_Q8_0] = deq_q8_0;
+    k->to_float[LC_TYPE_F16] = deq_f16;
+    k->gemm[LC_TYPE_Q4_K] = gemm_q4_K;
+    k->gemm[LC_TYPE_Q5_K] = gemm_q5_K;
+    k->gemm[LC_TYPE_Q6_K] = gemm_q6_K;
+}
