@@ -332,7 +332,13 @@ static double aggregate_decode(const lc_stream_result *res, const lc_bench_row *
 
 /* After a round: if the managed server died, say so in the round's errors and restart it. */
 static int check_server(bench *b, const lc_bench_run *run, lc_bench_row *rows, int n, const char *log) {
-    if (!run->server_cmd || lc_server_alive(&b->server)) return 1;
+    if (!run->server_cmd) return 1;
+    int failed = 0;
+    for (int i = 0; i < n; i++) failed |= !rows[i].ok;
+    /* A crash shows up on the socket a moment before the process (and its shell) are gone. */
+    for (double t0 = lc_time_sec(); failed && lc_server_alive(&b->server) && lc_time_sec() - t0 < 0.5;)
+        usleep(10000);
+    if (lc_server_alive(&b->server)) return 1;
     char how[96];
     lc_server_describe_exit(&b->server, how, sizeof how);
     for (int i = 0; i < n; i++) {

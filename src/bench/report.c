@@ -389,13 +389,18 @@ static void draw_frame(lc_str *o, const char *id, const char *title, const char 
                   MT, W - ML - MR, H - MT - MB);
     /* y ticks */
     if (ya->log) {
-        for (double v = ya->lo; v <= ya->hi * 1.0001; v *= 10) {
+        /* decades, plus 2x and 5x marks when the axis spans at most two decades */
+        int fine = ya->hi / ya->lo <= 100.5;
+        for (double v = ya->lo; v <= ya->hi * 1.0001;) {
             double y = ax_map(ya, v);
             char b[32];
             fmt_tick(b, sizeof b, v);
             lc_str_printf(o, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
                              "<text x=\"%d\" y=\"%.1f\" class=\"ytick\">%s</text>\n",
                           ML, W - MR, y, y, ML - 6, y + 4, b);
+            double dec = pow(10, floor(log10(v) + 1e-9));
+            double m = v / dec;
+            v = !fine ? v * 10 : m < 1.5 ? 2 * dec : m < 3 ? 5 * dec : 10 * dec;
         }
     } else {
         double step = pow(10, floor(log10((ya->hi - ya->lo) / 4)));

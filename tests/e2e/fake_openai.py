@@ -80,6 +80,7 @@ class FakeOpenAI:
                 self._json(404, {"error": {"message": "not found"}})
 
             def do_POST(self):
+                t0 = time.monotonic()  # the scripted delays count from the request's arrival
                 body = self._body()
                 s = fake.script
                 if self.path == "/tokenize":
@@ -102,7 +103,6 @@ class FakeOpenAI:
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
-                t0 = time.monotonic()
                 n = min(int(body.get("max_tokens") or s["n_tokens"]), s["n_tokens"])
 
                 def send(obj):
