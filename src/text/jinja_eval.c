@@ -143,20 +143,27 @@ static jv binop(jctx *c, int op, jv a, jv b) {
     }
     if (op == OP_ADD && a.kind == JV_STR && b.kind == JV_STR) {
         jbuf buf = {0};
+        bool safe = (a.flags | b.flags) & JF_SAFE;
+        if (safe) { /* Markup + str escapes the plain operand (markupsafe) */
+            a = jstr_escape(c, a);
+            b = jstr_escape(c, b);
+        }
         jb_put(c, &buf, a.s->s, a.s->n);
         jb_put(c, &buf, b.s->s, b.s->n);
-        return jv_strn(c, buf.p ? buf.p : "", buf.n);
+        jv r = jv_strn(c, buf.p ? buf.p : "", buf.n);
+        if (safe) r.flags = JF_SAFE;
+        return r;
     }
-    if (op == OP_ADD && a.kind == JV_LIST && b.kind == JV_LIST && (a.flags & JF_TUPLE) == (b.flags & JF_TUPLE)) {
+    if (op == OP_ADD && a.kind == JV_LIST && b.kind == JV_LIST && a.flags == b.flags && !(a.flags & JF_GEN)) {
         jv r = jv_list(c, a.l->n + b.l->n);
         r.flags = a.flags;
         for (size_t i = 0; i < a.l->n; i++) jl_push(c, r.l, a.l->v[i]);
         for (size_t i = 0; i < b.l->n; i++) jl_push(c, r.l, b.l->v[i]);
         return r;
     }
-    if (op == OP_MUL && (a.kind == JV_STR || a.kind == JV_LIST) && (b.kind == JV_INT || b.kind == JV_BOOL))
+    if (op == OP_MUL && (a.kind == JV_STR || (a.kind == JV_LIST && !(a.flags & JF_GEN))) && (b.kind == JV_INT || b.kind == JV_BOOL))
         return repeat(c, a, ival(b));
-    if (op == OP_MUL && (b.kind == JV_STR || b.kind == JV_LIST) && (a.kind == JV_INT || a.kind == JV_BOOL))
+    if (op == OP_MUL && (b.kind == JV_STR || (b.kind == JV_LIST && !(b.flags & JF_GEN))) && (a.kind == JV_INT || a.kind == JV_BOOL))
         return repeat(c, b, ival(a));
     if (op == OP_MOD && a.kind == JV_STR) {
         /* printf-style formatting: only %s and %d / %% are supported */

@@ -109,8 +109,10 @@ static bool get_bool(jv *a, bool def) { return a ? jv_truthy(*a) : def; }
 /* select/reject/selectattr/rejectattr: args after the attribute are the test name and its
  * arguments; without a test the item's truth decides. */
 static jv select_items(jctx *c, jv v, jv *args, const char **names, int nargs, bool attr, bool keep) {
-    jlist *items = jv_iter(c, v);
     jv r = jv_list(c, 0);
+    r.flags = JF_GEN;
+    if (!jv_truthy(v)) return r; /* jinja2 checks `if value:` before iterating */
+    jlist *items = jv_iter(c, v);
     int pos = 0;
     jv *attrv = NULL;
     if (attr) {
@@ -167,8 +169,9 @@ static jv do_indent(jctx *c, jv s, jv *width, bool first, bool blank) {
     return jv_strn(c, b.p ? b.p : "", b.n);
 }
 
-static jv do_escape(jctx *c, jv v) {
+jv jstr_escape(jctx *c, jv v) {
     jv s = as_str(c, v);
+    if (s.flags & JF_SAFE) return s;
     jbuf b = {0};
     for (size_t i = 0; i < s.s->n; i++) {
         char ch = s.s->s[i];
@@ -181,7 +184,9 @@ static jv do_escape(jctx *c, jv v) {
         default: jb_put(c, &b, &ch, 1);
         }
     }
-    return jv_strn(c, b.p ? b.p : "", b.n);
+    jv r = jv_strn(c, b.p ? b.p : "", b.n);
+    r.flags = JF_SAFE;
+    return r;
 }
 
 /* jinja2's title: words split at whitespace, '-', and opening brackets; each word gets its
@@ -265,7 +270,7 @@ jv jfilter(jctx *c, const char *f, jv v, jv *args, const char **names, int nargs
         switch (v.kind) {
         case JV_UNDEF: return jv_int(0);
         case JV_STR: return jv_int((int64_t)ju_len(v.s->s, v.s->n));
-        case JV_LIST: return jv_int((int64_t)v.l->n);
+        case JV_LIST: if (!(v.flags & JF_GEN)) return jv_int((int64_t)v.l->n); break;
         case JV_DICT: if (!(v.flags & JF_NS)) return jv_int((int64_t)v.d->n); break;
         default: break;
         }
@@ -278,8 +283,17 @@ jv jfilter(jctx *c, const char *f, jv v, jv *args, const char **names, int nargs
         return v;
     }
     if (!strcmp(f, "string")) return as_str(c, v);
-    if (!strcmp(f, "safe")) return v.kind == JV_UNDEF ? S(c, "") : as_str(c, v);
-    if (!strcmp(f, "escape") || !strcmp(f, "e") || !strcmp(f, "forceescape")) return do_escape(c, v);
+    if (!strcmp(f, "safe")) {
+        jv r = v.kind == JV_UNDEF ? S(c, "") : as_str(c, v);
+        r.flags |= JF_SAFE;
+        return r;
+    }
+    if (!strcmp(f, "escape") || !strcmp(f, "e")) return jstr_escape(c, v);
+    if (!strcmp(f, "forceescape")) {
+        jv s = as_str(c, v);
+        s.flags = 0;
+        return jstr_escape(c, s);
+    }
     if (!strcmp(f, "tojson")) {
         jv *ind = jarg(args, names, nargs, 1, "indent");
         jv *sk = jarg(args, names, nargs, 4, "sort_keys");
@@ -299,6 +313,7 @@ jv jfilter(jctx *c, const char *f, jv v, jv *args, const char **names, int nargs
         return jstr_replace(c, as_str(c, v), as_str(c, *a0), as_str(c, *a1), cnt && cnt->kind == JV_INT ? cnt->i : -1);
     }
     if (!strcmp(f, "first") || !strcmp(f, "last")) {
+        if (f[0] == 'l' && v.kind == JV_LIST && (v.flags & JF_GEN)) jx_fail(c, "'generator' object is not reversible");
         jlist *items = jv_iter(c, v);
         if (!items->n) return jv_undef(f);
         return items->v[f[0] == 'f' ? 0 : items->n - 1];
@@ -319,7 +334,9 @@ jv jfilter(jctx *c, const char *f, jv v, jv *args, const char **names, int nargs
     if (!strcmp(f, "items")) {
         if (v.kind == JV_UNDEF) return jv_list(c, 0);
         if (v.kind != JV_DICT || (v.flags & JF_NS)) jx_fail(c, "Can only get item pairs from a mapping.");
-        return jcall_method(c, v, "items", NULL, NULL, 0);
+        jv r = jcall_method(c, v, "items", NULL, NULL, 0);
+        r.flags = JF_GEN;
+        return r;
     }
     if (!strcmp(f, "dictsort")) {
         if (v.kind != JV_DICT || (v.flags & JF_NS)) jx_fail(c, "dictsort: expected a mapping, got %s", jv_typename(v));
@@ -360,6 +377,7 @@ jv jfilter(jctx *c, const char *f, jv v, jv *args, const char **names, int nargs
                 jl_push(c, r.l, items->v[i]);
             }
         }
+        r.flags = JF_GEN;
         return r;
     }
     if (!strcmp(f, "reverse")) {
@@ -372,6 +390,7 @@ jv jfilter(jctx *c, const char *f, jv v, jv *args, const char **names, int nargs
         jlist *items = jv_iter(c, v);
         jv r = jv_list(c, items->n);
         for (size_t i = items->n; i-- > 0;) jl_push(c, r.l, items->v[i]);
+        r.flags = JF_GEN; /* reversed() iterator */
         return r;
     }
     if (!strcmp(f, "selectattr")) return select_items(c, v, args, names, nargs, true, true);
@@ -379,8 +398,10 @@ jv jfilter(jctx *c, const char *f, jv v, jv *args, const char **names, int nargs
     if (!strcmp(f, "select")) return select_items(c, v, args, names, nargs, false, true);
     if (!strcmp(f, "reject")) return select_items(c, v, args, names, nargs, false, false);
     if (!strcmp(f, "map")) {
+        jv r = jv_list(c, 0);
+        r.flags = JF_GEN;
+        if (!jv_truthy(v)) return r;
         jlist *items = jv_iter(c, v);
-        jv r = jv_list(c, items->n);
         jv *attr = jarg(args, names, nargs, -1, "attribute");
         if (attr) {
             jv *def = jarg(args, names, nargs, -1, "default");
@@ -464,6 +485,7 @@ jv jfilter(jctx *c, const char *f, jv v, jv *args, const char **names, int nargs
                 while ((int64_t)cur.l->n < nv->i) jl_push(c, cur.l, *fill);
             jl_push(c, r.l, cur);
         }
+        r.flags = JF_GEN;
         return r;
     }
     if (!strcmp(f, "sum")) {

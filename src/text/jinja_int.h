@@ -29,7 +29,9 @@ typedef enum jkind {
     JV_MACRO, JV_BOUND, JV_FUNC, JV_LOOP,
 } jkind;
 
-enum { JF_TUPLE = 1, JF_NS = 2 };
+/* JF_GEN marks a list that jinja2 would hold as a lazy generator (map, select, unique, ...):
+ * always true, no len(), not subscriptable, not JSON serializable. */
+enum { JF_TUPLE = 1, JF_NS = 2, JF_GEN = 4, JF_SAFE = 8 /* Markup string (|safe, |escape) */ };
 
 typedef struct jstr { size_t n; char s[]; } jstr;
 typedef struct jlist jlist;
@@ -229,6 +231,8 @@ jv jstr_strip(jctx *c, jv s, jv *chars, bool left, bool right);
 jv jstr_replace(jctx *c, jv s, jv old, jv new, int64_t count);
 jv jstr_case(jctx *c, jv s, int mode);
 jv jstr_center(jctx *c, jv s, int64_t width);
+/* markupsafe.escape of a string (& < > " ' as entities); a JF_SAFE string is returned as is. */
+jv jstr_escape(jctx *c, jv s);
 jv jcall_global(jctx *c, const char *name, jv *args, const char **names, int nargs);
 bool jis_global(const char *name);
 /* The argument named kw, or positional argument pos, or NULL. */

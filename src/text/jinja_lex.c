@@ -359,6 +359,7 @@ void jlex(jparse *p, const char *src, size_t len) {
         size_t tn = start - L.pos;
         if (start >= len) {
             lx_text(&L, L.pos, text, tn);
+            L.pos = len;
             break;
         }
         char kind = src[start + 1];

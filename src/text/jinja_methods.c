@@ -112,6 +112,7 @@ jv jgetitem(jctx *c, jv obj, jv key) {
         break;
     case JV_LIST:
     case JV_STR:
+        if (obj.flags & JF_GEN) jx_fail(c, "'generator' object is not subscriptable");
         if (key.kind == JV_INT || key.kind == JV_BOOL) {
             int64_t i = key.kind == JV_INT ? key.i : key.b;
             if (obj.kind == JV_LIST) {

@@ -151,7 +151,7 @@ bool jv_truthy(jv v) {
     case JV_INT: return v.i != 0;
     case JV_FLOAT: return v.f != 0.0;
     case JV_STR: return v.s->n != 0;
-    case JV_LIST: return v.l->n != 0;
+    case JV_LIST: return (v.flags & JF_GEN) || v.l->n != 0;
     case JV_DICT: return (v.flags & JF_NS) || v.d->n != 0;
     default: return true;
     }
@@ -225,7 +225,7 @@ const char *jv_typename(jv v) {
     case JV_INT: return "int";
     case JV_FLOAT: return "float";
     case JV_STR: return "str";
-    case JV_LIST: return v.flags & JF_TUPLE ? "tuple" : "list";
+    case JV_LIST: return v.flags & JF_TUPLE ? "tuple" : v.flags & JF_GEN ? "generator" : "list";
     case JV_DICT: return v.flags & JF_NS ? "Namespace" : "dict";
     case JV_MACRO: return "Macro";
     case JV_LOOP: return "LoopContext";
@@ -361,6 +361,10 @@ static void repr_in(jctx *c, jbuf *b, jv v, bool top) {
     case JV_FLOAT: jv_float_repr(num, sizeof num, v.f); jb_puts(c, b, num); break;
     case JV_STR: jv_repr_str(c, b, v.s->s, v.s->n); break;
     case JV_LIST: {
+        if (v.flags & JF_GEN) {
+            jb_puts(c, b, "<generator object>");
+            break;
+        }
         bool tup = v.flags & JF_TUPLE;
         jb_puts(c, b, tup ? "(" : "[");
         for (size_t i = 0; i < v.l->n; i++) {
@@ -463,6 +467,7 @@ void jv_tojson(jctx *c, jbuf *b, jv v, int indent, bool sort_keys, int level) {
         break;
     case JV_STR: json_str(c, b, v.s->s, v.s->n); break;
     case JV_LIST:
+        if (v.flags & JF_GEN) jx_fail(c, "Object of type generator is not JSON serializable");
         if (!v.l->n) {
             jb_puts(c, b, "[]");
             break;

@@ -130,6 +130,11 @@ static void test_features(void) {
        "43 0 2 3.0 2.0 3");
     EQ("{{ [1,2,3] | sum }} {{ [4,2,8] | max }} {{ [1,2,3,4,5] | batch(2) | list }} {{ 'a b c' | wordcount }}", NULL,
        "6 8 [[1, 2], [3, 4], [5]] 3");
+    /* jinja2 semantics of generators (map/select/...) and Markup (|safe + str escapes) */
+    EQ("{% if [] | select %}gen is true{% endif %}|{{ none | map('upper') | list }}", NULL, "gen is true|[]");
+    ERR("{{ [1] | map('string') | tojson }}", NULL, "not JSON serializable");
+    ERR("{{ [1] | select | length }}", NULL, "has no len()");
+    EQ("{{ 'a'|safe + '<b>' }}|{{ '<b>' ~ 'x'|safe }}|{{ '<>' | escape }}", NULL, "a&lt;b&gt;|<b>x|&lt;&gt;");
     /* methods */
     EQ("{{ ' x '.strip() }}|{{ 'xxaxx'.strip('x') }}|{{ 'a,b'.split(',') }}|{{ 'a b  c'.split() }}", NULL,
        "x|a|['a', 'b']|['a', 'b', 'c']");
