@@ -42,5 +42,6 @@ int cli_kv_type(const char *name);
 
 int cmd_run(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_template(int argc, char **argv);
 
 #endif

@@ -18,6 +18,7 @@ typedef struct command {
 static const command commands[] = {
     {"run", cmd_run, "generate text from a prompt"},
     {"info", cmd_info, "print a GGUF file's metadata and tensors"},
+    {"template", cmd_template, "render a chat conversation through a chat template"},
 };
 
 static void usage(FILE *f) {
