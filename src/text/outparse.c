@@ -624,18 +624,31 @@ static bool step_json(lc_outparse *p, const char *b, size_t n, bool fin) {
  * between them is dropped). A name that grows implausibly long or spans lines is not one. */
 static bool step_mis_name(lc_outparse *p, const char *b, size_t n, bool fin) {
     static const char *const args[] = {"[ARGS]"};
+    /* The name ends badly at its first newline or past 256 bytes: find where that would be in
+     * b, so the decision depends on the text, not on how it was split. */
+    size_t lim = p->name.len < 257 ? 257 - p->name.len : 0;
+    const char *nl = memchr(b, '\n', n);
+    size_t cut = LC_MIN(nl ? (size_t)(nl - b) : n, lim);
     int which;
-    size_t k = scan(b, n, args, 1, &which);
-    if (which < 0 && fin) k = n;
-    put(p, &p->name, b, k);
-    put(p, &p->raw, b, k);
-    p->pos += k;
-    bool bad = p->name.len > 256 || (p->name.buf && memchr(p->name.buf, '\n', p->name.len));
-    if (which < 0 && !bad && !fin) return k > 0;
-    if (which < 0 || bad) {
+    size_t k = scan(b, LC_MIN(n, cut + 5), args, 1, &which);
+    if (which >= 0 && k >= cut) which = -1;
+    if (which < 0 && cut < n) { /* not a name: give it back up to where it went wrong */
+        put(p, &p->raw, b, cut);
+        p->pos += cut;
         give_back(p, NULL);
         return true;
     }
+    if (which < 0) {
+        if (fin) k = n;
+        put(p, &p->name, b, k);
+        put(p, &p->raw, b, k);
+        p->pos += k;
+        if (fin) give_back(p, NULL);
+        return k > 0 || fin;
+    }
+    put(p, &p->name, b, k);
+    put(p, &p->raw, b, k);
+    p->pos += k;
     p->pos += strlen(args[0]);
     put(p, &p->raw, args[0], strlen(args[0]));
     char *cid = strstr(p->name.buf ? p->name.buf : "", "[CALL_ID]");
@@ -682,6 +695,20 @@ static void parse_header(lc_outparse *p) {
 
 static bool step_h_header(lc_outparse *p, const char *b, size_t n, bool fin) {
     static const char *const msg[] = {"<|message|>"};
+    /* Text that cannot be a harmony header (the model ignored the format: its first two
+     * non-blank characters are not "<|") is content; decide before consuming anything. */
+    char c2[2];
+    int got = 0;
+    size_t i = p->hdr.len ? skip_ws(p->hdr.buf, p->hdr.len, 0) : 0;
+    for (; i < p->hdr.len && got < 2; i++) c2[got++] = p->hdr.buf[i];
+    for (size_t j = got ? 0 : skip_ws(b, n, 0); j < n && got < 2; j++) c2[got++] = b[j];
+    if ((got >= 1 && c2[0] != '<') || (got >= 2 && c2[1] != '|') || (fin && got == 1)) {
+        emit_content(p, p->hdr.buf ? p->hdr.buf : "", p->hdr.len);
+        lc_str_clear(&p->hdr);
+        p->hk = H_CONTENT;
+        p->st = S_H_MSG;
+        return true;
+    }
     int which;
     size_t k = scan(b, n, msg, 1, &which);
     if (which < 0 && fin) k = n;
@@ -691,17 +718,6 @@ static bool step_h_header(lc_outparse *p, const char *b, size_t n, bool fin) {
         p->pos += strlen(msg[0]);
         parse_header(p);
         lc_str_clear(&p->hdr);
-        p->st = S_H_MSG;
-        return true;
-    }
-    /* Text that cannot be a harmony header (the model ignored the format) is content. */
-    size_t w = skip_ws(p->hdr.buf, p->hdr.len, 0);
-    bool plain = (p->hdr.len > w && p->hdr.buf[w] != '<') ||
-                 (p->hdr.len > w + 1 && p->hdr.buf[w + 1] != '|');
-    if (plain || (fin && p->hdr.len && !strstr(p->hdr.buf, "<|"))) {
-        emit_content(p, p->hdr.buf, p->hdr.len);
-        lc_str_clear(&p->hdr);
-        p->hk = H_CONTENT;
         p->st = S_H_MSG;
         return true;
     }
