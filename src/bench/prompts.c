@@ -439,7 +439,7 @@ lc_status lc_prompt_build(const lc_prompt_gen *g, uint64_t seed, const char *non
                           lc_token_count_fn count, void *ud, lc_convo *out) {
     memset(out, 0, sizeof *out);
     rng r = {seed * 0x9e3779b97f4a7c15ull + 0x1234567ull};
-    lc_str sys = {0}, call = {0}, result = {0};
+    lc_str sys = {0}, call = {0}, result = {0}, remind = {0};
     lc_status st = LC_OK;
     int shallow = depth < 200;
     const char *ask = shallow ? g->shorts[rng_below(&r, g->n_shorts)] : g->asks[rng_below(&r, g->n_asks)];
@@ -453,14 +453,16 @@ lc_status lc_prompt_build(const lc_prompt_gen *g, uint64_t seed, const char *non
         goto fail;
     int ask_tokens = count_tokens(count, ud, ask) + LC_PROMPT_MSG_OVERHEAD;
     int used = count_tokens(count, ud, sys.buf) + LC_PROMPT_MSG_OVERHEAD + ask_tokens;
-    int budget = depth - used - ask_tokens;
+    if (!lc_str_printf(&remind, "\n\nYou have enough context now. %s", ask)) goto oom;
+    int remind_tokens = shallow ? 0 : count_tokens(count, ud, remind.buf);
+    int budget = depth - used - remind_tokens;
     for (int step = 0; !shallow && budget > 48 && step < 100000; step++) {
         if (!make_step(g, &r, &call, &result)) goto oom;
         int tc = count_tokens(count, ud, call.buf) + LC_PROMPT_MSG_OVERHEAD;
         int tr = count_tokens(count, ud, result.buf) + LC_PROMPT_MSG_OVERHEAD;
         if (tc + tr > budget) {
-            /* The last step: shrink its output to the budget left (twice, since the first cut
-             * is an estimate from the average bytes per token). */
+            /* The last step: shrink its output to the budget left (up to three cuts, since
+             * each is an estimate from the average bytes per token). */
             for (int tries = 0; tries < 3 && tc + tr > budget; tries++) {
                 double frac = (double)(budget - tc - 16) / (double)tr;
                 if (frac < 0.02) break;
@@ -477,19 +479,19 @@ lc_status lc_prompt_build(const lc_prompt_gen *g, uint64_t seed, const char *non
     }
     if (out->n > 2) {
         lc_str last = {0};
-        if (!lc_str_puts(&last, out->content[out->n - 1]) ||
-            !lc_str_printf(&last, "\n\nYou have enough context now. %s", ask)) {
+        if (!lc_str_puts(&last, out->content[out->n - 1]) || !lc_str_puts(&last, remind.buf)) {
             lc_str_free(&last);
             goto oom;
         }
         lc_free(out->content[out->n - 1]);
         out->content[out->n - 1] = lc_str_take(&last);
-        used += ask_tokens;
+        used += remind_tokens;
     }
     out->tokens = used;
     lc_str_free(&sys);
     lc_str_free(&call);
     lc_str_free(&result);
+    lc_str_free(&remind);
     return LC_OK;
 oom:
     st = LC_ERR_OOM;
@@ -497,6 +499,7 @@ fail:
     lc_str_free(&sys);
     lc_str_free(&call);
     lc_str_free(&result);
+    lc_str_free(&remind);
     lc_convo_free(out);
     return st;
 }

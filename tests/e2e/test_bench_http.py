@@ -163,13 +163,13 @@ def test_too_deep_fails_and_deeper_is_skipped(fake, tmp_path):
 
 
 def test_concurrency_and_estimate_without_tokenize(fake, tmp_path):
-    s = fake(ttft=0.1, n_tokens=10, tps=50.0, tokenize=False)
+    s = fake(ttft=0.2, n_tokens=10, tps=50.0, tokenize=False)
     rows = bench(tmp_path, "--url", s.url, "--model", "m", "--depths", "20,800", "--reps", "1",
                  "--concurrency", "1,3", "--max-tokens", "10")
     assert len(rows) == 2 * 2 * (1 + 3)
     for r in rows:
         assert r["ok"], r
-        assert within(r["ttft_ms"], 100.0, 0.08) and within(r["decode_tps"], 50.0)
+        assert within(r["ttft_ms"], 200.0, 0.08) and within(r["decode_tps"], 50.0)
         assert within(r["agg_decode_tps"], 50.0 * r["concurrency"], 0.08), r
     c3 = [r for r in rows if r["concurrency"] == 3 and r["cache"] == "cold" and r["depth"] == 800]
     assert sorted(r["stream"] for r in c3) == [0, 1, 2]
