@@ -41,6 +41,7 @@ const char *cli_default_model(void);
 int cli_kv_type(const char *name);
 
 int cmd_run(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_template(int argc, char **argv);
 

@@ -17,6 +17,7 @@ typedef struct command {
 
 static const command commands[] = {
     {"run", cmd_run, "generate text from a prompt"},
+    {"serve", cmd_serve, "serve the OpenAI API over HTTP (chat, completions, streaming, tools)"},
     {"info", cmd_info, "print a GGUF file's metadata and tensors"},
     {"template", cmd_template, "render a chat conversation through a chat template"},
 };

@@ -1,0 +1,50 @@
+/* chat_completions.c — POST /v1/chat/completions: validate the request, render the messages
+ * (and tools) with the model's chat template, tokenize, and hand over to serve_generate for
+ * the JSON or SSE response (content, reasoning, tool calls). Entry: serve_chat_completions.
+ */
+#include "server/server.h"
+
+#include "text/outparse.h"
+
+#include <string.h>
+
+/* True when the rendered prompt ends inside an opened reasoning block ("<think>\n"). */
+static bool ends_in_reasoning(const serve *srv, const char *prompt) {
+    lc_outparse_opts po = lc_outparse_opts_default();
+    lc_outparse_opts_from_template(srv->chat_template, &po);
+    if (!po.think_open) return false;
+    size_t n = strlen(prompt);
+    while (n && (prompt[n - 1] == '\n' || prompt[n - 1] == ' ')) n--;
+    size_t m = strlen(po.think_open);
+    return n >= m && !memcmp(prompt + n - m, po.think_open, m);
+}
+
+int serve_chat_completions(serve_conn *c) {
+    serve *srv = c->srv;
+    serve_req rq;
+    serve_err e = {0};
+    char *prompt = NULL;
+    lc_token *toks = NULL;
+    int n = 0, ret;
+    if (serve_req_parse(c->body, c->body_len, SERVE_CHAT, srv->n_vocab, &rq, &e) || serve_check_model(srv, rq.model, &e) ||
+        serve_render_chat(srv, &rq, &prompt, &e))
+        goto fail;
+    if (serve_tokenize_text(srv, prompt, strlen(prompt), true, true, &toks, &n)) {
+        serve_fail(&e, 400, "messages", "invalid_value", "cannot tokenize the prompt: %s", lc_last_error());
+        goto fail;
+    }
+    if (n <= 0) {
+        serve_fail(&e, 400, "messages", "invalid_value", "the rendered prompt is empty");
+        goto fail;
+    }
+    rq.starts_in_reasoning = ends_in_reasoning(srv, prompt);
+    lc_free(prompt);
+    ret = serve_generate(c, &rq, toks, n);
+    lc_free(toks);
+    return ret;
+fail:
+    lc_free(prompt);
+    lc_free(toks);
+    serve_req_free(&rq);
+    return serve_reply_error(c, &e);
+}

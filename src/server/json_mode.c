@@ -1,0 +1,242 @@
+/* json_mode.c — response_format json_object: sampling constrained so the reply is one valid JSON
+ * object.
+ *
+ * A small pushdown automaton over bytes (RFC 8259 grammar, nesting up to 64, whitespace runs up
+ * to 24 bytes) runs over every token's piece each step; tokens whose piece would break the
+ * grammar get -inf. End-of-generation is allowed only once the object is closed. When few tokens
+ * remain (max_tokens), only tokens that bring the text closer to a complete object are allowed,
+ * so the reply is valid JSON even when it is cut by the length limit. Also owns the table of
+ * every token's piece. Entry points: serve_pieces_init, serve_json_constraint.
+ */
+#include "server/server.h"
+
+#include "model/model.h"
+#include "text/tokenizer.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ==== Token pieces ==== */
+
+lc_status serve_pieces_init(serve *srv) {
+    const lc_tok *tok = srv->model->tok;
+    int n = srv->n_vocab;
+    srv->pieces = lc_calloc((size_t)n, sizeof *srv->pieces);
+    srv->piece_len = lc_calloc((size_t)n, sizeof *srv->piece_len);
+    srv->tok_flags = lc_calloc((size_t)n, 1);
+    if (!srv->pieces || !srv->piece_len || !srv->tok_flags) return LC_ERR_OOM;
+    char buf[512];
+    for (int t = 0; t < n; t++) {
+        int len = lc_tok_piece(tok, t, buf, (int)sizeof buf);
+        if (len < 0 || len > (int)sizeof buf) len = 0;
+        srv->pieces[t] = lc_strndup(buf, (size_t)len);
+        if (!srv->pieces[t]) return LC_ERR_OOM;
+        srv->piece_len[t] = (uint16_t)len;
+        srv->tok_flags[t] = (uint8_t)((lc_tok_is_eog(tok, t) ? 1 : 0) | (lc_tok_is_control(tok, t) ? 2 : 0));
+    }
+    return LC_OK;
+}
+
+void serve_pieces_free(serve *srv) {
+    for (int t = 0; srv->pieces && t < srv->n_vocab; t++) lc_free(srv->pieces[t]);
+    lc_free(srv->pieces);
+    lc_free(srv->piece_len);
+    lc_free(srv->tok_flags);
+    srv->pieces = NULL;
+    srv->piece_len = NULL;
+    srv->tok_flags = NULL;
+}
+
+/* ==== The JSON automaton ==== */
+
+#define JMAX 64
+#define JWS 24
+
+enum {
+    J_START, J_VALUE, J_ARR_FIRST, J_OBJ_FIRST, J_KEY, J_COLON, J_AFTER, J_STR, J_ESC, J_UESC,
+    J_NUM_MINUS, J_NUM_ZERO, J_NUM_INT, J_NUM_DOT, J_NUM_FRAC, J_NUM_E, J_NUM_ESIGN, J_NUM_EXP, J_LIT, J_DONE,
+};
+
+typedef struct jstate {
+    uint8_t mode, depth, pos, lit, ws, key;
+    uint8_t stack[JMAX];
+} jstate;
+
+static const char *const lits[] = {"true", "false", "null"};
+
+static bool is_ws(unsigned c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; }
+static bool is_digit(unsigned c) { return c >= '0' && c <= '9'; }
+static bool is_hex(unsigned c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+static void after_close(jstate *s) { s->mode = s->depth ? J_AFTER : J_DONE; }
+
+static bool push(jstate *s, uint8_t b) {
+    if (s->depth >= JMAX) return false;
+    s->stack[s->depth++] = b;
+    s->mode = b == '{' ? J_OBJ_FIRST : J_ARR_FIRST;
+    return true;
+}
+
+static bool start_value(jstate *s, unsigned c) {
+    switch (c) {
+    case '{': return push(s, '{');
+    case '[': return push(s, '[');
+    case '"': s->mode = J_STR; s->key = 0; return true;
+    case '-': s->mode = J_NUM_MINUS; return true;
+    case '0': s->mode = J_NUM_ZERO; return true;
+    case 't': case 'f': case 'n':
+        s->mode = J_LIT;
+        s->lit = c == 't' ? 0 : c == 'f' ? 1 : 2;
+        s->pos = 1;
+        return true;
+    default:
+        if (c >= '1' && c <= '9') { s->mode = J_NUM_INT; return true; }
+        return false;
+    }
+}
+
+/* Advances s by one byte; false if the byte cannot continue a valid JSON object text. */
+static bool jfeed(jstate *s, unsigned c) {
+    switch (s->mode) {
+    case J_STR:
+        if (c == '"') { s->mode = s->key ? J_COLON : J_AFTER; s->ws = 0; return true; }
+        if (c == '\\') { s->mode = J_ESC; return true; }
+        return c >= 0x20;
+    case J_ESC:
+        if (c && strchr("\"\\/bfnrt", (int)c)) { s->mode = J_STR; return true; }
+        if (c == 'u') { s->mode = J_UESC; s->pos = 0; return true; }
+        return false;
+    case J_UESC:
+        if (!is_hex(c)) return false;
+        if (++s->pos == 4) s->mode = J_STR;
+        return true;
+    case J_LIT: {
+        const char *w = lits[s->lit];
+        if (c != (unsigned char)w[s->pos]) return false;
+        if (!w[++s->pos]) s->mode = J_AFTER;
+        return true;
+    }
+    case J_NUM_MINUS:
+        if (c == '0') { s->mode = J_NUM_ZERO; return true; }
+        if (c >= '1' && c <= '9') { s->mode = J_NUM_INT; return true; }
+        return false;
+    case J_NUM_DOT:
+        if (is_digit(c)) { s->mode = J_NUM_FRAC; return true; }
+        return false;
+    case J_NUM_E:
+        if (c == '+' || c == '-') { s->mode = J_NUM_ESIGN; return true; }
+        if (is_digit(c)) { s->mode = J_NUM_EXP; return true; }
+        return false;
+    case J_NUM_ESIGN:
+        if (is_digit(c)) { s->mode = J_NUM_EXP; return true; }
+        return false;
+    case J_NUM_ZERO:
+    case J_NUM_INT:
+    case J_NUM_FRAC:
+    case J_NUM_EXP:
+        if (is_digit(c) && s->mode != J_NUM_ZERO) return true;
+        if (c == '.' && s->mode != J_NUM_FRAC && s->mode != J_NUM_EXP) { s->mode = J_NUM_DOT; return true; }
+        if ((c == 'e' || c == 'E') && s->mode != J_NUM_EXP) { s->mode = J_NUM_E; return true; }
+        s->mode = J_AFTER; /* the number ended: c is structural */
+        s->ws = 0;
+        return jfeed(s, c);
+    default:
+        break;
+    }
+    if (is_ws(c)) return s->mode != J_DONE && ++s->ws <= JWS;
+    s->ws = 0;
+    switch (s->mode) {
+    case J_START: return c == '{' && push(s, '{');
+    case J_ARR_FIRST:
+        if (c == ']') { s->depth--; after_close(s); return true; }
+        return start_value(s, c);
+    case J_VALUE: return start_value(s, c);
+    case J_OBJ_FIRST:
+        if (c == '}') { s->depth--; after_close(s); return true; }
+        if (c == '"') { s->mode = J_STR; s->key = 1; return true; }
+        return false;
+    case J_KEY:
+        if (c == '"') { s->mode = J_STR; s->key = 1; return true; }
+        return false;
+    case J_COLON:
+        if (c == ':') { s->mode = J_VALUE; return true; }
+        return false;
+    case J_AFTER: {
+        uint8_t top = s->stack[s->depth - 1];
+        if (c == ',') { s->mode = top == '{' ? J_KEY : J_VALUE; return true; }
+        if ((c == '}' && top == '{') || (c == ']' && top == '[')) { s->depth--; after_close(s); return true; }
+        return false;
+    }
+    default: return false;
+    }
+}
+
+/* The fewest bytes that complete the object from s (e.g. J_KEY: `"":0` then the closers). */
+static int jdist(const jstate *s) {
+    int close = s->depth, key = s->key ? 2 : 0;
+    switch (s->mode) {
+    case J_START: return 2;
+    case J_VALUE: return 1 + close;
+    case J_KEY: return 4 + close;
+    case J_COLON: return 2 + close;
+    case J_STR: return 1 + key + close;
+    case J_ESC: return 2 + key + close;
+    case J_UESC: return 4 - s->pos + 1 + key + close;
+    case J_NUM_MINUS: case J_NUM_DOT: case J_NUM_E: case J_NUM_ESIGN: return 1 + close;
+    case J_LIT: return (int)strlen(lits[s->lit]) - s->pos + close;
+    case J_DONE: return 0;
+    default: return close;
+    }
+}
+
+/* ==== The constraint ==== */
+
+typedef struct jcons {
+    const serve *srv;
+    jstate st;
+} jcons;
+
+static bool feed_piece(jstate *s, const char *p, int n) {
+    for (int i = 0; i < n; i++)
+        if (!jfeed(s, (unsigned char)p[i])) return false;
+    return true;
+}
+
+/* Masks every token that would break the grammar; forces progress when n_left is short. */
+static void jc_mask(void *ud, float *logits, int n_vocab, int n_left) {
+    jcons *jc = ud;
+    const serve *srv = jc->srv;
+    int d0 = jdist(&jc->st);
+    bool force = n_left <= d0 + 2;
+    bool done = jc->st.mode == J_DONE;
+    for (int t = 0; t < n_vocab; t++) {
+        if (logits[t] == -INFINITY) continue;
+        uint8_t f = srv->tok_flags[t];
+        bool ok;
+        if (f & 1) ok = done;
+        else if (done || (f & 2) || !srv->piece_len[t]) ok = false;
+        else {
+            jstate x = jc->st;
+            ok = feed_piece(&x, srv->pieces[t], srv->piece_len[t]) && (!force || jdist(&x) < d0);
+        }
+        if (!ok) logits[t] = -INFINITY;
+    }
+}
+
+static void jc_accept(void *ud, lc_token tok) {
+    jcons *jc = ud;
+    if (tok < 0 || tok >= jc->srv->n_vocab || (jc->srv->tok_flags[tok] & 1)) return;
+    jstate x = jc->st;
+    if (feed_piece(&x, jc->srv->pieces[tok], jc->srv->piece_len[tok])) jc->st = x;
+}
+
+static void jc_free(void *ud) { lc_free(ud); }
+
+lc_status serve_json_constraint(serve *srv, lc_sched_constraint *out) {
+    jcons *jc = lc_calloc(1, sizeof *jc);
+    if (!jc) return LC_ERR_OOM;
+    jc->srv = srv;
+    jc->st.mode = J_START;
+    *out = (lc_sched_constraint){.ud = jc, .mask = jc_mask, .accept = jc_accept, .free = jc_free};
+    return LC_OK;
+}

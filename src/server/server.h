@@ -1,0 +1,157 @@
+/* server.h — the internals shared by the files of `locara serve` (src/server/).
+ *
+ * Owns: the server object, the OpenAI request model (parsed and validated JSON), error replies,
+ * the route table's handler type, and the helpers endpoints share (chat prompt rendering, JSON
+ * mode constraint, the generation response writer). One file per endpoint; HTTP plumbing in
+ * http.c; no locks here (they live in engine/scheduler.c). Entry points: serve_start,
+ * serve_wait_idle, serve_stop, serve_req_parse.
+ */
+#ifndef LC_SERVER_H
+#define LC_SERVER_H
+
+#include "engine/scheduler.h"
+
+#include <jansson.h>
+#include <stdatomic.h>
+
+struct MHD_Connection;
+struct MHD_Daemon;
+
+/* ==== Errors ==== */
+
+/* An OpenAI-style error: {"error":{"message","type","param","code"}} with an HTTP status. */
+typedef struct serve_err {
+    int status;
+    const char *type;  /* "invalid_request_error", "not_found_error", "server_error", ... */
+    const char *param; /* static string or NULL */
+    const char *code;  /* static string or NULL */
+    char message[512];
+} serve_err;
+
+/* Fills e and returns LC_ERR_INVALID, so validation code is one line. */
+lc_status serve_fail(serve_err *e, int status, const char *param, const char *code, const char *fmt, ...)
+    LC_PRINTF(5, 6);
+
+/* ==== Requests ==== */
+
+typedef enum serve_kind { SERVE_CHAT, SERVE_COMPLETION } serve_kind;
+
+/* A validated /v1/chat/completions or /v1/completions request. */
+typedef struct serve_req {
+    serve_kind kind;
+    json_t *root;            /* the parsed body (owned) */
+    const char *model;       /* NULL when absent */
+    json_t *messages;        /* chat: normalised messages for the template (owned) */
+    json_t *tools;           /* chat: borrowed from root; NULL when none (or tool_choice none) */
+    bool tool_required;
+    const char *prompt;      /* completions: text prompt, or NULL with prompt_tokens */
+    lc_token *prompt_tokens; /* completions: token prompt (owned) */
+    int n_prompt_tokens;
+    bool stream, include_usage;
+    bool json_mode;          /* response_format json_object / json_schema */
+    bool seed_given;
+    bool starts_in_reasoning; /* chat: the rendered prompt ends inside a reasoning block */
+    lc_gen_params gp;        /* stops point into root; logit_bias owned */
+    const char *stop_strs[16];
+} serve_req;
+
+/* Parses and validates body as a request of kind. n_vocab > 0 range-checks token ids
+ * (logit_bias keys, token prompts). On failure fills err (status 400) and returns non-OK; on
+ * success out must be freed with serve_req_free. Never touches a model: fuzzable alone. */
+lc_status serve_req_parse(const char *body, size_t len, serve_kind kind, int n_vocab, serve_req *out,
+                          serve_err *err);
+void serve_req_free(serve_req *r);
+
+/* ==== The server ==== */
+
+typedef struct serve_opts {
+    const char *host;
+    int port;
+    size_t max_body;
+    const char *model_id;   /* name reported by /v1/models */
+    const char *model_path;
+} serve_opts;
+
+typedef struct serve {
+    serve_opts o;
+    lc_model *model;
+    lc_sched *sched;
+    struct MHD_Daemon *daemon;
+    char *chat_template;    /* from GGUF metadata; NULL = ChatML fallback */
+    void *chat_tmpl;        /* parsed lc_jinja_tmpl */
+    char bos[64], eos[64];  /* the special tokens' text, for templates */
+    int n_vocab;
+    char **pieces;          /* every token's text (JSON mode) */
+    uint16_t *piece_len;
+    uint8_t *tok_flags;     /* bit 0: end of generation; bit 1: control token */
+    long long created;
+    atomic_int inflight;    /* generation requests in progress */
+    atomic_bool draining;
+    atomic_long http_requests, http_4xx, http_5xx;
+} serve;
+
+/* Starts listening with model (not owned) and sched (not owned). */
+lc_status serve_start(serve *srv, const serve_opts *o, lc_model *model, lc_sched *sched);
+/* Stops accepting connections and waits (up to timeout_s) until in-flight requests finished. */
+void serve_drain(serve *srv, double timeout_s);
+void serve_stop(serve *srv);
+
+/* ==== Route handlers (one file each) ==== */
+
+/* One HTTP request as a handler sees it. */
+typedef struct serve_conn {
+    serve *srv;
+    struct MHD_Connection *mhd;
+    const char *method, *url;
+    const char *body;
+    size_t body_len;
+} serve_conn;
+
+typedef int (*serve_handler)(serve_conn *c);
+
+int serve_chat_completions(serve_conn *c);
+int serve_completions(serve_conn *c);
+int serve_models(serve_conn *c);
+int serve_health(serve_conn *c);
+int serve_metrics(serve_conn *c);
+int serve_tokenize(serve_conn *c);
+int serve_detokenize(serve_conn *c);
+
+/* ==== Reply helpers (http.c) ==== */
+
+/* Sends a JSON body (steals j) with status. Returns an MHD_Result. */
+int serve_reply_json(serve_conn *c, int status, json_t *j);
+int serve_reply_text(serve_conn *c, int status, const char *ctype, const char *text, size_t len);
+int serve_reply_error(serve_conn *c, const serve_err *e);
+/* True once the client has closed its side of the connection. */
+bool serve_client_gone(serve_conn *c);
+
+/* ==== Shared pieces ==== */
+
+/* Renders req's messages (and tools) with the model's chat template, ending with the assistant
+ * generation prompt. *out is lc_malloc'd. On failure fills err. (chat_prompt.c) */
+lc_status serve_render_chat(serve *srv, const serve_req *rq, char **out, serve_err *err);
+lc_status serve_chat_init(serve *srv);
+void serve_chat_free(serve *srv);
+
+/* Token pieces table for JSON mode and tokenization helpers. (json_mode.c) */
+lc_status serve_pieces_init(serve *srv);
+void serve_pieces_free(serve *srv);
+/* A constraint that keeps the output a valid JSON object (see json_mode.c). */
+lc_status serve_json_constraint(serve *srv, lc_sched_constraint *out);
+
+/* A JSON string of n bytes; invalid UTF-8 becomes U+FFFD. (generate.c) */
+json_t *serve_json_str(const char *p, size_t n);
+
+/* Checks a request's "model" (NULL is fine) against the served model; 404 otherwise. */
+lc_status serve_check_model(serve *srv, const char *model, serve_err *err);
+
+/* Tokenizes text into a fresh array (*out lc_malloc'd, *n its length). */
+lc_status serve_tokenize_text(serve *srv, const char *text, size_t len, bool add_special, bool parse_special,
+                              lc_token **out, int *n);
+
+/* Runs a validated request (prompt tokens ready) and writes the response: a JSON body or an SSE
+ * stream. Takes ownership of rq's contents. (generate.c) */
+int serve_generate(serve_conn *c, serve_req *rq, lc_token *prompt, int n_prompt);
+
+#endif /* LC_SERVER_H */
