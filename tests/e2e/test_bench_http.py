@@ -192,7 +192,7 @@ def test_server_lifecycle_and_crash(tmp_path):
     py = f"{sys.executable} {HERE / 'fake_openai.py'}"
     cfg = {
         "runs": [
-            {"name": "managed", "server_cmd": f"{py} --port {port} --startup-delay 0.5 --ttft 0.05",
+            {"name": "managed", "server_cmd": f"{py} --port {port} --startup-delay 0.5 --ttft 0.2",
              "url": f"http://127.0.0.1:{port}", "model": "m"},
             {"name": "broken", "server_cmd": "echo no model here; exit 3",
              "url": f"http://127.0.0.1:{port2}", "model": "m"},
@@ -205,7 +205,7 @@ def test_server_lifecycle_and_crash(tmp_path):
     rows = bench(tmp_path / "out", "--config", tmp_path / "cfg.json")
     assert len(rows) == 3 * 2 * 2
     managed = [r for r in rows if r["config"] == "managed"]
-    assert all(r["ok"] for r in managed) and all(within(r["ttft_ms"], 50.0, 0.1) for r in managed)
+    assert all(r["ok"] for r in managed) and all(within(r["ttft_ms"], 200.0, 0.1) for r in managed)
     broken = [r for r in rows if r["config"] == "broken"]
     assert all(not r["ok"] and "did not start" in r["error"] and "status 3" in r["error"] for r in broken)
     crashing = [r for r in rows if r["config"] == "crashing"]
