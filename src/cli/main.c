@@ -20,6 +20,7 @@ static const command commands[] = {
     {"serve", cmd_serve, "serve the OpenAI API over HTTP (chat, completions, streaming, tools)"},
     {"info", cmd_info, "print a GGUF file's metadata and tensors"},
     {"template", cmd_template, "render a chat conversation through a chat template"},
+    {"tokenize", cmd_tokenize, "print the token ids of stdin's text (--ids: ids to text)"},
 };
 
 static void usage(FILE *f) {
