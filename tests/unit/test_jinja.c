@@ -345,9 +345,39 @@ static void test_goldens(void) {
     free(golds);
 }
 
+/* `locara template --template T --input C` prints exactly the golden output (no newline). */
+static void test_cli(void) {
+    const char *bin = getenv("LC_BINARY_DIR"), *src = getenv("LC_SOURCE_DIR");
+    const char *tdir = test_shared_path("refdata/templates");
+    char cmd[4096], path[2048];
+    if (!bin || !src || !tdir) return;
+    snprintf(path, sizeof path, "%s/locara", bin);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "cli check skipped: %s not built\n", path);
+        return;
+    }
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "LOCARA_FIXED_TIME=%lld %s/locara template --template %s/meta-llama-Llama-3.1-8B-Instruct.jinja "
+             "--input %s/tests/golden/templates/conversations/08_tool_call_dict_args.json", FIXED_TIME, bin, tdir, src);
+    FILE *p = popen(cmd, "r");
+    CHECK(p != NULL);
+    if (!p) return;
+    static char got[1 << 16];
+    size_t n = fread(got, 1, sizeof got - 1, p);
+    got[n] = 0;
+    CHECK(pclose(p) == 0);
+    snprintf(path, sizeof path, "%s/tests/golden/templates/goldens/meta-llama-Llama-3.1-8B-Instruct.json", src);
+    json_t *gold = json_load_file(path, 0, NULL);
+    const char *want = json_string_value(json_object_get(json_object_get(gold, "08_tool_call_dict_args"), "output"));
+    CHECKF(want && !strcmp(got, want), "locara template output differs from the golden");
+    json_decref(gold);
+}
+
 int main(void) {
     test_features();
     test_chat();
     test_goldens();
+    test_cli();
     return test_done();
 }
