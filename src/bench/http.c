@@ -22,7 +22,7 @@
 
 /* ==== Parameters and config file ==== */
 
-static const int default_depths[] = {20, 512, 4096, 16384};
+static const int default_depths[] = {20, 512, 4096, 16384, 32768, 65536, 131072};
 
 void lc_bench_http_params_default(lc_bench_http_params *p) {
     memset(p, 0, sizeof *p);

@@ -53,8 +53,9 @@ typedef struct lc_bench_http_params {
     char *title;
 } lc_bench_http_params;
 
-/* Defaults: depths 20,512,4096,16384; concurrency 1; 3 reps; 64 tokens; seed 42; timeouts 600 s
- * per request and 300 s start-up; warm on; out_dir "bench-out". */
+/* Defaults: depths 20,512,4k,16k,32k,64k,128k (once every cold request at a depth failed, the
+ * deeper ones are recorded as skipped: as far as the model and memory allow); concurrency 1;
+ * 3 reps; 64 tokens; seed 42; 600 s per request, 300 s start-up; warm on; out "bench-out". */
 void lc_bench_http_params_default(lc_bench_http_params *p);
 void lc_bench_http_params_free(lc_bench_http_params *p);
 

@@ -55,7 +55,7 @@ int cmd_bench_http(int argc, char **argv) {
         {"--name", NULL, CLI_STR, &name, "label of this configuration in the results"},
         {"--server-cmd", NULL, CLI_STR, &server_cmd, "start this server (sh -c), wait for /health, stop it after"},
         {"--config", NULL, CLI_STR, &config, "JSON file listing several configurations (see bench/http/)"},
-        {"--depths", NULL, CLI_STR, &depths, "prompt depths in tokens (default 20,512,4096,16384; 16k ok)"},
+        {"--depths", NULL, CLI_STR, &depths, "prompt depths in tokens (default 20,512,4k,16k,32k,64k,128k)"},
         {"--reps", NULL, CLI_INT, &reps, "measured repetitions per depth (default 3)"},
         {"--concurrency", NULL, CLI_STR, &conc, "simultaneous streams, a list (default 1)"},
         {"--max-tokens", NULL, CLI_INT, &max_tokens, "tokens to generate per request (default 64)"},
