@@ -444,7 +444,16 @@ jv jfilter(jctx *c, const char *f, jv v, jv *args, const char **names, int nargs
         double r;
         if (!strcmp(method, "ceil")) r = ceil(x * m) / m;
         else if (!strcmp(method, "floor")) r = floor(x * m) / m;
-        else if (!strcmp(method, "common")) r = nearbyint(x * m) / m;
+        else if (!strcmp(method, "common")) {
+            /* Python's round(x, n): correctly rounded from the exact binary value */
+            char buf[400];
+            if (prec >= 0 && fabs(x) < 1e300) {
+                snprintf(buf, sizeof buf, "%.*f", (int)prec, x);
+                r = strtod(buf, NULL);
+            } else {
+                r = nearbyint(x * m) / m;
+            }
+        }
         else jx_fail(c, "method must be common, ceil or floor");
         if (v.kind == JV_INT && !strcmp(method, "common")) return v;
         return jv_float(r);

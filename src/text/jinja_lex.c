@@ -267,6 +267,7 @@ static void lx_number(lexer *L) {
 static size_t lx_tag(lexer *L, bool block, bool *dash, bool *plus) {
     const char *s = L->src;
     static const char *ops2[] = {"//", "**", "==", "!=", "<=", ">="};
+    int depth = 0; /* open brackets: "}}" inside a dict literal does not end the tag */
     for (;;) {
         while (L->pos < L->len && is_ws(s[L->pos])) L->pos++;
         size_t i = L->pos;
@@ -276,6 +277,7 @@ static size_t lx_tag(lexer *L, bool block, bool *dash, bool *plus) {
         }
         char e = block ? '%' : '}';
         *dash = *plus = false;
+        if (depth > 0) goto token;
         if ((s[i] == '-' || (block && s[i] == '+')) && i + 2 < L->len && s[i + 1] == e && s[i + 2] == '}') {
             *dash = s[i] == '-';
             *plus = s[i] == '+';
@@ -286,6 +288,7 @@ static size_t lx_tag(lexer *L, bool block, bool *dash, bool *plus) {
             lx_push(L, block ? T_BLOCK_END : T_VAR_END, i);
             return i + 2;
         }
+    token:;
         char c = s[i];
         if (is_alpha(c)) {
             size_t j = i;
@@ -312,6 +315,8 @@ static size_t lx_tag(lexer *L, bool block, bool *dash, bool *plus) {
                     jp_fail(L->p, L->line, L->col, "unexpected character 0x%02x", (unsigned char)c);
                 jp_fail(L->p, L->line, L->col, "unexpected character '%c'", c);
             }
+            if (n == 1 && (c == '(' || c == '[' || c == '{')) depth++;
+            if (n == 1 && (c == ')' || c == ']' || c == '}') && depth > 0) depth--;
             jtok *t = lx_push(L, T_OP, i);
             t->s = s + i; /* points into the source only while lexing; copied below */
             t->n = n;
