@@ -13,6 +13,7 @@
 
 typedef struct cand {
     float logit;
+    float w; /* exp(logit - max): scratch for the nucleus search */
     int32_t id;
 } cand;
 
@@ -198,12 +199,36 @@ static void sort_range(cand *c, int lo, int hi) {
     }
 }
 
+/* Restores the heap property below i in a heap h[0..k) whose root is the candidate that comes
+ * LAST in the order (so the root is the one to evict when a better candidate arrives). */
+static void sift_down(cand *h, int k, int i) {
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, w = i;
+        if (l < k && before(h[w], h[l])) w = l;
+        if (r < k && before(h[w], h[r])) w = r;
+        if (w == i) return;
+        swap_c(&h[i], &h[w]);
+        i = w;
+    }
+}
+
 /* Makes c[lo..lo+k) the k first candidates of c[lo..n) in order, sorted; the rest of the range
- * is left unordered behind them. Quickselect (expected O(n - lo)) then a sort of the k. */
+ * is left unordered behind them. For small k a bounded heap kept in place at the front of the
+ * range: one comparison per candidate with the heap's worst, so O(n) for k << n (the usual
+ * top-k = 40 over 150k logits). For larger k quickselect (expected O(n)). Then a sort of the k. */
 static void select_top(cand *c, int lo, int n, int k) {
     if (k <= 0 || lo >= n) return;
-    int want = lo + k - 1, l = lo, h = n - 1; /* index that must hold the k-th candidate */
-    if (want < h) {
+    if (k > n - lo) k = n - lo;
+    if (k < n - lo && k <= 256) {
+        cand *h = c + lo;
+        for (int i = k / 2 - 1; i >= 0; i--) sift_down(h, k, i);
+        for (int j = lo + k; j < n; j++)
+            if (before(c[j], h[0])) {
+                swap_c(&c[j], &h[0]);
+                sift_down(h, k, 0);
+            }
+    } else if (k < n - lo) {
+        int want = lo + k - 1, l = lo, h = n - 1; /* index that must hold the k-th candidate */
         while (l < h) {
             int p = partition(c, l, h);
             if (p == want) break;
@@ -211,29 +236,78 @@ static void select_top(cand *c, int lo, int n, int k) {
             else h = p - 1;
         }
     }
-    sort_range(c, lo, LC_MIN(want, n - 1));
+    sort_range(c, lo, lo + k - 1);
+}
+
+/* Top-p: the nucleus is the shortest prefix of the candidate order whose mass (c[i].w) reaches
+ * target. When c[0..sorted) is already in order it is scanned; otherwise a weighted
+ * quickselect finds the crossing element without sorting: partition, weigh the better side,
+ * keep the side that holds the crossing. Expected O(n) however large the nucleus. Leaves the
+ * nucleus in c[0..result) (in no particular but deterministic order). */
+static int nucleus(cand *c, int sorted, int n, double target) {
+    if (sorted == n) {
+        double cum = 0;
+        for (int i = 0; i < n; i++)
+            if ((cum += c[i].w) >= target) return i + 1;
+        return n;
+    }
+    int lo = 0, hi = n - 1;
+    double acc = 0; /* mass of c[0..lo), all before the crossing */
+    while (lo < hi) {
+        int p = partition(c, lo, hi);
+        double before_p = 0;
+        for (int i = lo; i < p; i++) before_p += c[i].w;
+        if (acc + before_p >= target) {
+            hi = p - 1;
+        } else if (acc + before_p + c[p].w >= target) {
+            lo = hi = p;
+        } else {
+            acc += before_p + c[p].w;
+            lo = p + 1;
+        }
+    }
+    return LC_MIN(lo, n - 1) + 1;
 }
 
 /* ==== Sampling ==== */
 
-/* Copies logits into s->logit, NaN -> -inf, then adds the logit bias. Returns the maximum. */
-static float load_biased(lc_sampler *s, const float *logits) {
-    for (int i = 0; i < s->n_vocab; i++) s->logit[i] = isnan(logits[i]) ? -INFINITY : logits[i];
-    for (int i = 0; i < s->p.n_logit_bias; i++) s->logit[s->bias[i].token] += s->bias[i].bias;
+/* Max of s->logit. */
+static float max_logit(const lc_sampler *s) {
     float m = -INFINITY;
-    for (int i = 0; i < s->n_vocab; i++)
-        if (s->logit[i] > m) m = s->logit[i];
+    for (int i = 0; i < s->n_vocab; i++) m = s->logit[i] > m ? s->logit[i] : m;
     return m;
+}
+
+/* Greedy: the first token whose logit is the maximum m, so ties go to the lowest id. */
+static int32_t first_max(const lc_sampler *s, float m) {
+    int32_t i = 0;
+    while (i < s->n_vocab - 1 && s->logit[i] != m) i++;
+    return i;
+}
+
+/* Copies logits into s->logit, NaN -> -inf, then adds the logit bias. Returns the maximum.
+ * One pass when there is no bias (the common case). */
+static float load_biased(lc_sampler *s, const float *logits) {
+    float *l = s->logit, m = -INFINITY;
+    for (int i = 0; i < s->n_vocab; i++) {
+        float v = logits[i];
+        v = v == v ? v : -INFINITY;
+        l[i] = v;
+        m = v > m ? v : m;
+    }
+    if (s->p.n_logit_bias == 0) return m;
+    for (int i = 0; i < s->p.n_logit_bias; i++) l[s->bias[i].token] += s->bias[i].bias;
+    return max_logit(s);
 }
 
 /* Repetition penalty (llama.cpp / CTRL: a seen token's positive logit is divided by the
  * penalty, a negative one multiplied, so it always becomes less likely) and OpenAI's presence
  * (once per seen token) and frequency (per occurrence) penalties, over the accepted window. */
-static void apply_penalties(lc_sampler *s) {
+static bool apply_penalties(lc_sampler *s) {
     const lc_sampler_params *p = &s->p;
-    if (p->repeat_last_n == 0) return;
+    if (p->repeat_last_n == 0) return false;
     if (p->repeat_penalty == 1.0f && p->presence_penalty == 0.0f && p->frequency_penalty == 0.0f)
-        return;
+        return false;
     for (int i = 0; i < s->n_vocab; i++) {
         int32_t n = s->counts[i];
         if (n <= 0) continue;
@@ -242,52 +316,58 @@ static void apply_penalties(lc_sampler *s) {
         l -= (float)n * p->frequency_penalty + p->presence_penalty;
         s->logit[i] = l;
     }
+    return true;
 }
 
 int32_t lc_sampler_sample(lc_sampler *s, const float *logits) {
     const lc_sampler_params *p = &s->p;
-    load_biased(s, logits);
-    apply_penalties(s);
+    float m = load_biased(s, logits);
+    if (apply_penalties(s)) m = max_logit(s);
 
-    /* Greedy: the first maximum wins, so ties go to the lowest id. */
-    int32_t best = 0;
-    float m = s->logit[0];
-    for (int i = 1; i < s->n_vocab; i++)
-        if (s->logit[i] > m) {
-            m = s->logit[i];
-            best = i;
-        }
-    if (p->temperature <= 0.0f || m == -INFINITY) return best;
+    if (p->temperature <= 0.0f || m == -INFINITY) return first_max(s, m);
 
-    /* Candidates: every token that is still possible. */
+    const float *l = s->logit;
     cand *c = s->cands;
-    int n = 0;
-    for (int i = 0; i < s->n_vocab; i++)
-        if (s->logit[i] > -INFINITY) c[n++] = (cand){s->logit[i], i};
-    int sorted = 0; /* c[0..sorted) are the first candidates, in order */
-
-    if (p->top_k > 0 && p->top_k < n) {
-        select_top(c, 0, n, p->top_k);
-        n = sorted = p->top_k;
+    int n = 0, sorted = 0; /* c[0..sorted) are the first candidates, in order */
+    if (p->top_k > 0 && p->top_k < s->n_vocab) {
+        /* Top-k straight from the logits: a bounded heap in c[0..k), one comparison per
+         * token with the heap's worst; banned (-inf) tokens never enter. */
+        int k = p->top_k;
+        for (int i = 0; i < s->n_vocab; i++) {
+            if (l[i] == -INFINITY) continue;
+            cand x = {l[i], 0.0f, i};
+            if (n < k) {
+                c[n++] = x;
+                if (n == k)
+                    for (int j = k / 2 - 1; j >= 0; j--) sift_down(c, k, j);
+            } else if (before(x, c[0])) {
+                c[0] = x;
+                sift_down(c, k, 0);
+            }
+        }
+        sort_range(c, 0, n - 1);
+        sorted = n;
+    } else if (p->top_p >= 1.0f && p->min_p <= 0.0f) {
+        /* No filter at all: draw over the whole vocabulary in id order, no candidate list. */
+        double inv_t = 1.0 / (double)p->temperature, total = 0;
+        for (int i = 0; i < s->n_vocab; i++) {
+            s->logit[i] = expf((float)(((double)l[i] - m) * inv_t));
+            total += s->logit[i];
+        }
+        double u = rng_uniform(s->rng) * total, acc = 0;
+        for (int i = 0; i < s->n_vocab; i++) {
+            acc += s->logit[i];
+            if (u < acc) return i;
+        }
+        return first_max(s, 1.0f); /* rounding left u past the end: the top token (w = 1) */
+    } else {
+        for (int i = 0; i < s->n_vocab; i++)
+            if (l[i] > -INFINITY) c[n++] = (cand){l[i], 0.0f, i};
     }
     if (p->top_p < 1.0f && n > 1) {
-        /* The nucleus is a prefix of the order: sort it in growing slices until the
-         * cumulative probability (softmax at T=1 over the candidates left) reaches top_p. */
         double z = 0;
-        for (int i = 0; i < n; i++) z += exp((double)c[i].logit - m);
-        double cum = 0, target = (double)p->top_p * z;
-        int i = 0;
-        for (;;) {
-            if (i == sorted) {
-                int grow = LC_MIN(n - sorted, LC_MAX(64, sorted * 3));
-                select_top(c, sorted, n, grow);
-                sorted += grow;
-            }
-            cum += exp((double)c[i].logit - m);
-            i++;
-            if (cum >= target || i == n) break;
-        }
-        n = i;
+        for (int i = 0; i < n; i++) z += (c[i].w = expf(c[i].logit - m));
+        n = nucleus(c, sorted, n, (double)p->top_p * z);
         if (sorted > n) sorted = n;
     }
     if (p->min_p > 0.0f) {
@@ -330,7 +410,7 @@ float lc_sampler_logprobs(lc_sampler *s, const float *logits, int32_t token, int
     }
     if (n_top > 0 && top) {
         cand *c = s->cands;
-        for (int i = 0; i < s->n_vocab; i++) c[i] = (cand){s->logit[i], i};
+        for (int i = 0; i < s->n_vocab; i++) c[i] = (cand){s->logit[i], 0.0f, i};
         select_top(c, 0, s->n_vocab, n_top);
         for (int i = 0; i < n_top; i++) {
             top[i].token = c[i].id;
