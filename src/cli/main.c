@@ -21,6 +21,8 @@ static const command commands[] = {
     {"info", cmd_info, "print a GGUF file's metadata and tensors"},
     {"template", cmd_template, "render a chat conversation through a chat template"},
     {"tokenize", cmd_tokenize, "print the token ids of stdin's text (--ids: ids to text)"},
+    {"bench", cmd_bench, "measure prompt and generation speed (bench http: an HTTP endpoint)"},
+    {"quantize", cmd_quantize, "quantize a GGUF model (Q4_K_M, Q8_0, ...) like llama-quantize"},
 };
 
 static void usage(FILE *f) {

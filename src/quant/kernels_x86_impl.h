@@ -509,7 +509,7 @@ LC_INLINE void tile_q8_0(int nb, int RM, int RN, const uint8_t *w, size_t ws, co
         }
     }
     for (int r = 0; r < RM; r++)
-        for (int c = 0; c < RN; c++) out[r * ldo + c] = hsum_ps(acc[r][c]);
+        for (int c = 0; c < RN; c++) out[c * ldo + r] = hsum_ps(acc[r][c]);
 }
 
 LC_INLINE void tile_q4_0(int nb, int RM, int RN, const uint8_t *w, size_t ws, const uint8_t *x,
@@ -538,7 +538,7 @@ LC_INLINE void tile_q4_0(int nb, int RM, int RN, const uint8_t *w, size_t ws, co
         }
     }
     for (int r = 0; r < RM; r++)
-        for (int c = 0; c < RN; c++) out[r * ldo + c] = hsum_ps(acc[r][c]);
+        for (int c = 0; c < RN; c++) out[c * ldo + r] = hsum_ps(acc[r][c]);
 }
 
 /* Q4_1's min term m*s is folded into the lanes as m * (s/8) on each of the 8 lanes. */
@@ -570,7 +570,7 @@ LC_INLINE void tile_q4_1(int nb, int RM, int RN, const uint8_t *w, size_t ws, co
         }
     }
     for (int r = 0; r < RM; r++)
-        for (int c = 0; c < RN; c++) out[r * ldo + c] = hsum_ps(acc[r][c]);
+        for (int c = 0; c < RN; c++) out[c * ldo + r] = hsum_ps(acc[r][c]);
 }
 
 /* Runs a tile function over the whole nr x nc output in GM x GN tiles plus edge tiles. */
@@ -583,14 +583,14 @@ LC_INLINE void tile_q4_1(int nb, int RM, int RN, const uint8_t *w, size_t ws, co
         for (; r + (GM) <= nr; r += (GM)) {                                                      \
             int c = 0;                                                                           \
             for (; c + (GN) <= nc; c += (GN))                                                    \
-                tile(nb, GM, GN, W + r * ws, ws, X + c * xs, xs, out + r * ldo + c, ldo);        \
-            for (; c < nc; c++) tile(nb, GM, 1, W + r * ws, ws, X + c * xs, xs, out + r * ldo + c, ldo); \
+                tile(nb, GM, GN, W + r * ws, ws, X + c * xs, xs, out + c * ldo + r, ldo);        \
+            for (; c < nc; c++) tile(nb, GM, 1, W + r * ws, ws, X + c * xs, xs, out + c * ldo + r, ldo); \
         }                                                                                        \
         for (; r < nr; r++) {                                                                    \
             int c = 0;                                                                           \
             for (; c + (GN) <= nc; c += (GN))                                                    \
-                tile(nb, 1, GN, W + r * ws, ws, X + c * xs, xs, out + r * ldo + c, ldo);         \
-            for (; c < nc; c++) tile(nb, 1, 1, W + r * ws, ws, X + c * xs, xs, out + r * ldo + c, ldo); \
+                tile(nb, 1, GN, W + r * ws, ws, X + c * xs, xs, out + c * ldo + r, ldo);         \
+            for (; c < nc; c++) tile(nb, 1, 1, W + r * ws, ws, X + c * xs, xs, out + c * ldo + r, ldo); \
         }                                                                                        \
     }
 
@@ -702,7 +702,7 @@ LC_INLINE void kdot(const kunpacked *u, int RN, const lc_block_q8_K *const *yb, 
                     if (rn == 4) kdot(&u, 4, yb, acc);                                           \
                     else for (int c = 0; c < rn; c++) kdot(&u, 1, yb + c, acc + c);              \
                 }                                                                                \
-                for (int c = 0; c < rn; c++) out[r * ldo + c0 + c] = hsum_ps(acc[c]);            \
+                for (int c = 0; c < rn; c++) out[(c0 + c) * ldo + r] = hsum_ps(acc[c]);            \
             }                                                                                    \
         }                                                                                        \
     }

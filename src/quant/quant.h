@@ -80,7 +80,7 @@ const char *lc_type_name(lc_type t);
  * quantized to its vec_dot_type. n is a multiple of the block size. */
 typedef void (*lc_vec_dot_fn)(int n, float *s, const void *x, const void *y);
 
-/* A tile of dot products: out[r * ldo + c] = dot(w row r, x row c) for r < nr, c < nc;
+/* A tile of dot products: out[c * ldo + r] = dot(w row r, x row c) (token-major, as activations are) for r < nr, c < nc;
  * w rows are wstride bytes apart, x rows (vec_dot_type) xstride bytes apart. */
 typedef void (*lc_gemm_fn)(int n, int nr, int nc, const void *w, size_t wstride, const void *x,
                            size_t xstride, float *out, size_t ldo);

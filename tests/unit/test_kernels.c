@@ -100,18 +100,18 @@ static void test_gemm(const lc_kernels *ref, const lc_kernels *k) {
             fill(w, n * nr, (int)si % 4);
             fill(x, n * nc, 0);
             uint8_t *qw = quant_rows(t, w, nr, n), *qx = quant_rows(vt, x, nc, n);
-            size_t ws = lc_type_row_size(t, n), xs = lc_type_row_size(vt, n), ldo = (size_t)nc + 3;
-            float *out = calloc((size_t)nr * ldo, sizeof(float));
+            size_t ws = lc_type_row_size(t, n), xs = lc_type_row_size(vt, n), ldo = (size_t)nr + 3;
+            float *out = calloc((size_t)nc * ldo, sizeof(float));
             k->gemm[t](n, nr, nc, qw, ws, qx, xs, out, ldo);
             for (int r = 0; r < nr; r++)
                 for (int c = 0; c < nc; c++) {
                     float want;
                     ref->vec_dot[t](n, &want, qw + r * ws, qx + c * xs);
                     double mag = abs_dot(t, qw + r * ws, vt, qx + c * xs, n);
-                    if (!close_to(want, out[r * ldo + c], mag)) {
+                    if (!close_to(want, out[c * ldo + r], mag)) {
                         bad++;
                         fprintf(stderr, "%s gemm %s %dx%d [%d,%d]: %.9g vs %.9g\n", k->isa,
-                                lc_type_name(t), nr, nc, r, c, want, out[r * ldo + c]);
+                                lc_type_name(t), nr, nc, r, c, want, out[c * ldo + r]);
                     }
                 }
             free(out);

@@ -1,0 +1,139 @@
+/* backend.h — the op interface between architecture code and silicon.
+ *
+ * Architecture files (src/model/) describe a forward pass as calls to these ops; a backend
+ * (backend/cpu, backend/cuda) implements them as one small versioned table of functions.
+ * Activations are float rows in buffers the backend hands out (lc_be_alloc), so architecture
+ * code never dereferences them and the same forward runs on any backend. Weights are lc_weight
+ * views: a type, a shape and the bytes (in the file mapping on the CPU path).
+ *
+ * Shapes: an activation "x (T, n)" is T rows (tokens) of n floats, row-major.
+ */
+#ifndef LC_BACKEND_H
+#define LC_BACKEND_H
+
+#include "base/base.h"
+#include "quant/quant.h"
+
+#define LC_BACKEND_VERSION 1
+
+/* A weight matrix W (rows, cols): rows of `cols` elements of `type`, row_bytes apart. 3-D expert
+ * tensors are n_expert such matrices, expert_bytes apart. */
+typedef struct lc_weight {
+    lc_type type;
+    int64_t cols;       /* ne[0]: the reduction dimension */
+    int64_t rows;       /* ne[1] */
+    int64_t n_expert;   /* ne[2] (1 for plain matrices) */
+    size_t row_bytes;
+    size_t expert_bytes;
+    const void *data;   /* host bytes (file mapping) */
+    void *dev;          /* backend-resident copy, if the backend keeps one */
+} lc_weight;
+
+/* One expert's slice of a 3-D expert tensor, as a plain matrix view. */
+static inline lc_weight lc_weight_expert(const lc_weight *w, int e) {
+    lc_weight v = *w;
+    v.n_expert = 1;
+    v.data = (const uint8_t *)w->data + (size_t)e * w->expert_bytes;
+    if (w->dev) v.dev = (uint8_t *)w->dev + (size_t)e * w->expert_bytes;
+    return v;
+}
+
+typedef struct lc_rope {
+    int n_dims;          /* rotated dimensions per head (<= head_dim) */
+    bool neox;           /* rotate (i, i + n_dims/2) instead of (2i, 2i+1) */
+    float freq_base;
+    float freq_scale;    /* linear position scaling (1 = none) */
+    const float *freq_factors; /* Llama-3 rope factors per pair (n_dims/2), or NULL */
+} lc_rope;
+
+/* Where each token of a batch lives: its sequence, position, and cache slot. */
+typedef struct lc_attn_batch {
+    int n_tokens;
+    const int32_t *pos;
+    const int32_t *seq;
+    const int32_t *slot;        /* cache slot (block * block_tokens + offset) of each token's K/V */
+    const int32_t *const *block_table; /* per token: its sequence's block table */
+} lc_attn_batch;
+
+/* The KV cache storage: per layer, a pool of n_blocks blocks of block_tokens token rows; a row
+ * holds n_kv_head * head_dim elements of type (f16, q8_0 or q4_0) for K and the same for V.
+ * Which blocks belong to which sequence is the engine's business (engine/kv.h). */
+typedef struct lc_kv {
+    int n_layer;
+    int n_kv_head;
+    int head_dim;
+    int block_tokens;
+    int n_blocks;
+    lc_type type;
+    size_t row_bytes;   /* bytes of one token's K (or V) row in one layer */
+    uint8_t **k;        /* [n_layer] -> n_blocks * block_tokens rows */
+    uint8_t **v;
+} lc_kv;
+
+typedef struct lc_backend lc_backend;
+
+typedef struct lc_backend_ops {
+    int version;
+    const char *name;
+
+    /* Scratch: an activation buffer of n floats (owned by the backend until lc_be_free). */
+    float *(*alloc)(lc_backend *be, size_t n);
+    void (*free)(lc_backend *be, float *p);
+    /* Allocates (and frees) the k/v pools of kv, whose geometry fields are already set. */
+    lc_status (*kv_alloc)(lc_backend *be, lc_kv *kv);
+    void (*kv_free)(lc_backend *be, lc_kv *kv);
+    /* Copies the first n_rows token rows of block src to block dst in every layer (K and V). */
+    void (*kv_copy_block)(lc_backend *be, lc_kv *kv, int dst, int src, int n_rows);
+    /* Copies n floats between backend buffers and the host. */
+    void (*to_host)(lc_backend *be, float *dst, const float *src, size_t n);
+
+    /* out (T, rows) = x (T, cols) @ W^T, for n_w weights sharing the same input x (q/k/v, gate/up):
+     * the input is converted to the weights' activation format once. */
+    lc_status (*matmul)(lc_backend *be, int n_w, const lc_weight *const *w, float *const *out,
+                        const float *x, int n_tok);
+    /* Expert products: for token t and its k-th chosen expert e = ids[t*k_per_tok + k],
+     * out[(t*k_per_tok + k), rows] = x[t] @ W_e^T (x rows may be per token or per (t,k) pair:
+     * x_per_pair selects). */
+    lc_status (*matmul_experts)(lc_backend *be, const lc_weight *w, float *out, const float *x,
+                                bool x_per_pair, const int32_t *ids, int n_tok, int k_per_tok);
+    /* out (T, n) = x / rms(x) * g (g may be NULL); rows of n, stride n. In place allowed. */
+    void (*rms_norm)(lc_backend *be, float *out, const float *x, const float *g, int n_rows, int n, float eps);
+    /* Rotary embedding on x (T, n_head * head_dim) in place, token t at pos[t]. */
+    void (*rope)(lc_backend *be, float *x, const int32_t *pos, int n_tok, int n_head, int head_dim,
+                 const lc_rope *r);
+    /* out = silu(gate) * up, n elements (in place on gate allowed). */
+    void (*swiglu)(lc_backend *be, float *out, const float *gate, const float *up, size_t n);
+    /* x += y (n elements); x += b broadcast over rows (bias add). */
+    void (*add)(lc_backend *be, float *x, const float *y, size_t n);
+    void (*add_bias)(lc_backend *be, float *x, const float *b, int n_rows, int n);
+    /* out (T, cols) = embedding rows ids[t] of W, dequantized. */
+    void (*get_rows)(lc_backend *be, float *out, const lc_weight *w, const int32_t *ids, int n);
+    /* Writes k, v (T, n_kv_head*head_dim) of layer il into the cache at the batch's slots. */
+    void (*kv_store)(lc_backend *be, lc_kv *kv, int il, const float *k, const float *v,
+                     const lc_attn_batch *b);
+    /* out (T, n_head*head_dim) = softmax(q k^T * scale) v over each token's sequence positions
+     * <= its own, read from the paged cache (online softmax, never the whole score matrix). */
+    void (*attention)(lc_backend *be, float *out, const float *q, lc_kv *kv, int il,
+                      const lc_attn_batch *b, int n_head, float scale);
+    /* MoE routing: for each token, softmax over n_expert logits, top k ids and weights
+     * (renormalised to sum 1 when norm is set). */
+    void (*moe_route)(lc_backend *be, const float *logits, int n_tok, int n_expert, int k, bool norm,
+                      int32_t *ids, float *weights);
+    /* out (T, n) = sum_k weights[t,k] * y[(t,k), n]. */
+    void (*moe_combine)(lc_backend *be, float *out, const float *y, const float *weights, int n_tok,
+                        int k, int n);
+    /* Gathers rows: out[i] = x[idx[i]] (n floats each). */
+    void (*gather)(lc_backend *be, float *out, const float *x, const int32_t *idx, int n_rows, int n);
+} lc_backend_ops;
+
+struct lc_backend {
+    const lc_backend_ops *ops;
+    void *impl;
+};
+
+/* The CPU backend over a thread pool of n_threads (0 = physical cores). */
+lc_status lc_backend_cpu_create(int n_threads, lc_backend **out);
+void lc_backend_cpu_free(lc_backend *be);
+lc_pool *lc_backend_cpu_pool(lc_backend *be);
+
+#endif /* LC_BACKEND_H */

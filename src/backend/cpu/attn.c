@@ -1,0 +1,153 @@
+/* attn.c — attention over the paged KV cache on the CPU, and writing K/V into it.
+ *
+ * For each token and each KV head, the query heads of that group walk the token's sequence one
+ * cache block at a time: scores for the block, one rescale of the running output per block
+ * (online softmax, flash-attention style), then the weighted V rows. The full score matrix is
+ * never built; memory per thread is one block of scores and one dequantized block of K.
+ * Causality is positional: a token sees its sequence's positions <= its own.
+ */
+#include "cpu_impl.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <string.h>
+
+/* ==== Store ==== */
+
+typedef struct store_job {
+    lc_cpu *c;
+    lc_kv *kv;
+    int il;
+    const float *k, *v;
+    const lc_attn_batch *b;
+} store_job;
+
+static void store_worker(void *arg, int ith, int nth) {
+    store_job *j = arg;
+    lc_kv *kv = j->kv;
+    int width = kv->n_kv_head * kv->head_dim;
+    lc_from_float_fn q = j->c->kern->quantize[kv->type] ? j->c->kern->quantize[kv->type] : lc_type_get(kv->type)->from_float;
+    int64_t lo, hi;
+    lc_split(j->b->n_tokens, ith, nth, &lo, &hi);
+    for (int64_t t = lo; t < hi; t++) {
+        size_t off = (size_t)j->b->slot[t] * kv->row_bytes;
+        q(j->k + (size_t)t * width, kv->k[j->il] + off, width);
+        q(j->v + (size_t)t * width, kv->v[j->il] + off, width);
+    }
+}
+
+void lc_cpu_kv_store(lc_backend *be, lc_kv *kv, int il, const float *k, const float *v, const lc_attn_batch *b) {
+    store_job j = {cpu_of(be), kv, il, k, v, b};
+    lc_cpu_run(j.c, store_worker, &j, (size_t)b->n_tokens * (size_t)kv->n_kv_head * (size_t)kv->head_dim * 8);
+}
+
+/* ==== Attention ==== */
+
+typedef struct attn_job {
+    lc_cpu *c;
+    float *out;
+    const float *q;
+    lc_kv *kv;
+    int il;
+    const lc_attn_batch *b;
+    int n_head;
+    float scale;
+    atomic_int next;
+} attn_job;
+
+/* One (token, kv head) pair: G = n_head / n_kv_head query heads share the K/V rows. */
+static void attend(attn_job *j, int t, int g, float *scratch) {
+    lc_kv *kv = j->kv;
+    const lc_vec_ops *vec = j->c->vec;
+    int D = kv->head_dim, BT = kv->block_tokens, G = j->n_head / kv->n_kv_head;
+    int pos = j->b->pos[t];
+    const int32_t *table = j->b->block_table[t];
+    size_t head_bytes = lc_type_row_size(kv->type, D);
+    bool f16 = kv->type == LC_TYPE_F16;
+    lc_to_float_fn deq = j->c->kern->to_float[kv->type] ? j->c->kern->to_float[kv->type] : lc_type_get(kv->type)->to_float;
+
+    float *scores = scratch;           /* G x BT */
+    float *acc = scores + G * BT;      /* G x D */
+    float *kbuf = acc + G * D;         /* BT x D (quantized caches) */
+    float *vrow = kbuf + BT * D;       /* D */
+    float mx[64], sum[64];             /* G <= 64 is checked at context creation */
+    const float *qh[64];
+    for (int h = 0; h < G; h++) {
+        mx[h] = -INFINITY;
+        sum[h] = 0;
+        qh[h] = j->q + ((size_t)t * j->n_head + (size_t)g * G + h) * D;
+        memset(acc + h * D, 0, (size_t)D * sizeof(float));
+    }
+    const uint8_t *kl = j->kv->k[j->il], *vl = j->kv->v[j->il];
+    int n_blocks = pos / BT + 1;
+    for (int bi = 0; bi < n_blocks; bi++) {
+        int n = bi == n_blocks - 1 ? pos % BT + 1 : BT;
+        size_t base = (size_t)table[bi] * BT;
+        /* scores */
+        for (int r = 0; r < n; r++) {
+            const uint8_t *kr = kl + (base + r) * kv->row_bytes + (size_t)g * head_bytes;
+            if (f16) {
+                for (int h = 0; h < G; h++) scores[h * BT + r] = vec->dot_f16(D, qh[h], (const uint16_t *)kr) * j->scale;
+            } else {
+                deq(kr, kbuf + r * D, D);
+                for (int h = 0; h < G; h++) scores[h * BT + r] = vec->dot_f32(D, qh[h], kbuf + r * D) * j->scale;
+            }
+        }
+        /* online softmax: rescale once per block */
+        for (int h = 0; h < G; h++) {
+            float *s = scores + h * BT;
+            float bm = mx[h];
+            for (int r = 0; r < n; r++) bm = s[r] > bm ? s[r] : bm;
+            if (bm > mx[h]) {
+                float f = expf(mx[h] - bm);
+                sum[h] *= f;
+                vec->scale_f32(D, f, acc + h * D);
+                mx[h] = bm;
+            }
+            for (int r = 0; r < n; r++) {
+                s[r] = expf(s[r] - bm);
+                sum[h] += s[r];
+            }
+        }
+        /* weighted V rows */
+        for (int r = 0; r < n; r++) {
+            const uint8_t *vr = vl + (base + r) * kv->row_bytes + (size_t)g * head_bytes;
+            if (f16) {
+                for (int h = 0; h < G; h++) vec->axpy_f16(D, scores[h * BT + r], (const uint16_t *)vr, acc + h * D);
+            } else {
+                deq(vr, vrow, D);
+                for (int h = 0; h < G; h++) vec->axpy_f32(D, scores[h * BT + r], vrow, acc + h * D);
+            }
+        }
+    }
+    for (int h = 0; h < G; h++) {
+        float *o = j->out + ((size_t)t * j->n_head + (size_t)g * G + h) * D;
+        float inv = sum[h] > 0 ? 1.0f / sum[h] : 0.0f;
+        for (int d = 0; d < D; d++) o[d] = acc[h * D + d] * inv;
+    }
+}
+
+static void attn_worker(void *arg, int ith, int nth) {
+    (void)nth;
+    attn_job *j = arg;
+    float *scratch = j->c->tscratch + (size_t)ith * j->c->tscratch_per_thread;
+    int n_items = j->b->n_tokens * j->kv->n_kv_head;
+    for (;;) {
+        int i = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (i >= n_items) return;
+        attend(j, i / j->kv->n_kv_head, i % j->kv->n_kv_head, scratch);
+    }
+}
+
+void lc_cpu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int il,
+                      const lc_attn_batch *b, int n_head, float scale) {
+    lc_cpu *c = cpu_of(be);
+    int G = n_head / kv->n_kv_head, D = kv->head_dim, BT = kv->block_tokens;
+    /* sized at context creation; this only grows if a caller skipped that */
+    if (!lc_cpu_tscratch(c, (size_t)G * BT + (size_t)G * D + (size_t)BT * D + (size_t)D)) return;
+    attn_job j = {.c = c, .out = out, .q = q, .kv = kv, .il = il, .b = b, .n_head = n_head, .scale = scale};
+    atomic_store(&j.next, 0);
+    size_t work = 0;
+    for (int t = 0; t < b->n_tokens; t++) work += (size_t)(b->pos[t] + 1) * (size_t)n_head * (size_t)D;
+    lc_cpu_run(c, attn_worker, &j, work);
+}

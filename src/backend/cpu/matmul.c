@@ -1,0 +1,195 @@
+/* matmul.c — quantized matrix products on the CPU: out (T, rows) = x (T, cols) @ W^T.
+ *
+ * The activations are converted once to the weights' vec_dot_type (Q8_0, Q8_1, Q8_K, F16, ...)
+ * and then every (row chunk x token chunk) tile is handed to the kernel table's gemm (or
+ * vec_dot) by whichever thread takes it next from an atomic counter. Several weights that share
+ * one input (Q/K/V, gate/up) run in one parallel region. Expert products gather the tokens routed
+ * to each expert and run the same machinery on that expert's slice.
+ */
+#include "cpu_impl.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+#define TOK_CHUNK 64
+
+typedef struct mm_job {
+    const lc_kernels *kern;
+    int n_w;
+    const lc_weight *w[4];
+    float *out[4];
+    const int32_t *out_rows;  /* output row of token t (NULL: t) */
+    const uint8_t *xq;        /* converted activations */
+    size_t xq_stride;
+    int n_tok;
+    int64_t row_chunk;
+    int64_t chunks_per_w[4];  /* row chunks x token chunks per weight */
+    int64_t n_chunks;
+    atomic_long next;
+} mm_job;
+
+static void tile(const mm_job *j, int wi, int64_t r0, int64_t r1, int t0, int t1) {
+    const lc_weight *w = j->w[wi];
+    int n = (int)w->cols;
+    const uint8_t *wd = (const uint8_t *)w->data + (size_t)r0 * w->row_bytes;
+    lc_gemm_fn gemm = j->kern->gemm[w->type];
+    if (gemm && !j->out_rows) {
+        gemm(n, (int)(r1 - r0), t1 - t0, wd, w->row_bytes, j->xq + (size_t)t0 * j->xq_stride, j->xq_stride,
+             j->out[wi] + (size_t)t0 * w->rows + r0, (size_t)w->rows);
+        return;
+    }
+    lc_vec_dot_fn dot = j->kern->vec_dot[w->type];
+    for (int t = t0; t < t1; t++) {
+        const uint8_t *xr = j->xq + (size_t)t * j->xq_stride;
+        float *o = j->out[wi] + (size_t)(j->out_rows ? j->out_rows[t] : t) * w->rows;
+        if (gemm) {
+            gemm(n, (int)(r1 - r0), 1, wd, w->row_bytes, xr, j->xq_stride, o + r0, (size_t)w->rows);
+            continue;
+        }
+        for (int64_t r = r0; r < r1; r++) dot(n, &o[r], wd + (size_t)(r - r0) * w->row_bytes, xr);
+    }
+}
+
+static void mm_worker(void *arg, int ith, int nth) {
+    (void)ith;
+    (void)nth;
+    mm_job *j = arg;
+    int tchunks = (j->n_tok + TOK_CHUNK - 1) / TOK_CHUNK;
+    for (;;) {
+        int64_t c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (c >= j->n_chunks) return;
+        int wi = 0;
+        while (c >= j->chunks_per_w[wi]) c -= j->chunks_per_w[wi++];
+        int64_t rc = c / tchunks, tc = c % tchunks;
+        int64_t r0 = rc * j->row_chunk, r1 = LC_MIN(r0 + j->row_chunk, j->w[wi]->rows);
+        int t0 = (int)tc * TOK_CHUNK, t1 = LC_MIN(t0 + TOK_CHUNK, j->n_tok);
+        tile(j, wi, r0, r1, t0, t1);
+    }
+}
+
+/* ==== Activation conversion ==== */
+
+typedef struct conv_job {
+    lc_from_float_fn q;
+    const float *x;
+    size_t x_stride;      /* floats */
+    const int32_t *x_rows;/* source row of converted row i (NULL: i) */
+    uint8_t *dst;
+    size_t dst_stride;
+    int n_rows, cols;
+} conv_job;
+
+static void conv_worker(void *arg, int ith, int nth) {
+    conv_job *j = arg;
+    int64_t lo, hi;
+    lc_split(j->n_rows, ith, nth, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++) {
+        int64_t src = j->x_rows ? j->x_rows[i] : i;
+        j->q(j->x + (size_t)src * j->x_stride, j->dst + (size_t)i * j->dst_stride, j->cols);
+    }
+}
+
+/* Converts n_rows rows of x (cols floats, x_stride apart; row i taken from x_rows[i]) to type t
+ * in the backend's conversion buffer. */
+static lc_status convert(lc_cpu *c, lc_type t, const float *x, size_t x_stride, const int32_t *x_rows,
+                         int n_rows, int cols, const uint8_t **out, size_t *stride) {
+    size_t rs = lc_type_row_size(t, cols);
+    if (!lc_cpu_qbuf(c, rs * (size_t)n_rows + 64)) return LC_ERR_OOM;
+    lc_from_float_fn q = c->kern->quantize[t] ? c->kern->quantize[t] : lc_type_get(t)->from_float;
+    if (!q) return lc_fail(LC_ERR_UNSUPPORTED, "no converter for activations of type %s", lc_type_name(t));
+    conv_job j = {q, x, x_stride, x_rows, c->qbuf, rs, n_rows, cols};
+    lc_cpu_run(c, conv_worker, &j, (size_t)n_rows * (size_t)cols);
+    *out = c->qbuf;
+    *stride = rs;
+    return LC_OK;
+}
+
+static void run_job(lc_cpu *c, mm_job *j) {
+    int tchunks = (j->n_tok + TOK_CHUNK - 1) / TOK_CHUNK;
+    int64_t max_rows = 0, total_rows = 0;
+    for (int i = 0; i < j->n_w; i++) {
+        max_rows = LC_MAX(max_rows, j->w[i]->rows);
+        total_rows += j->w[i]->rows;
+    }
+    /* Enough chunks for balance across threads, large enough to amortise the counter. */
+    int64_t rc = total_rows / ((int64_t)c->n_threads * 8);
+    rc = LC_MAX(rc, 16);
+    if (j->n_tok > 1) rc = LC_MIN(rc, 64);
+    rc = (rc + 3) / 4 * 4;
+    j->row_chunk = rc;
+    j->n_chunks = 0;
+    for (int i = 0; i < j->n_w; i++) {
+        j->chunks_per_w[i] = (j->w[i]->rows + rc - 1) / rc * tchunks;
+        j->n_chunks += j->chunks_per_w[i];
+    }
+    atomic_store(&j->next, 0);
+    size_t work = (size_t)total_rows * (size_t)j->w[0]->cols * (size_t)j->n_tok;
+    lc_cpu_run(c, mm_worker, j, work);
+}
+
+lc_status lc_cpu_matmul(lc_backend *be, int n_w, const lc_weight *const *w, float *const *out,
+                        const float *x, int n_tok) {
+    lc_cpu *c = cpu_of(be);
+    int i = 0;
+    while (i < n_w) {
+        /* group consecutive weights with the same activation format */
+        lc_type vdt = lc_type_get(w[i]->type)->vec_dot_type;
+        mm_job j;
+        memset(&j, 0, sizeof j);
+        j.kern = c->kern;
+        j.n_tok = n_tok;
+        while (i < n_w && j.n_w < 4 && lc_type_get(w[i]->type)->vec_dot_type == vdt) {
+            if (w[i]->cols != w[0]->cols) return lc_fail(LC_ERR_INVALID, "matmul inputs of different widths");
+            j.w[j.n_w] = w[i];
+            j.out[j.n_w] = out[i];
+            j.n_w++;
+            i++;
+        }
+        int cols = (int)j.w[0]->cols;
+        lc_status st = convert(c, vdt, x, (size_t)cols, NULL, n_tok, cols, &j.xq, &j.xq_stride);
+        if (st) return st;
+        run_job(c, &j);
+    }
+    return LC_OK;
+}
+
+lc_status lc_cpu_matmul_experts(lc_backend *be, const lc_weight *w, float *out, const float *x,
+                                bool x_per_pair, const int32_t *ids, int n_tok, int k_per_tok) {
+    lc_cpu *c = cpu_of(be);
+    int n_pairs = n_tok * k_per_tok;
+    int32_t stack_rows[256], stack_src[256];
+    int32_t *rows = n_pairs <= 256 ? stack_rows : lc_malloc((size_t)n_pairs * sizeof *rows);
+    int32_t *src = n_pairs <= 256 ? stack_src : lc_malloc((size_t)n_pairs * sizeof *src);
+    if (!rows || !src) {
+        if (rows != stack_rows) lc_free(rows);
+        if (src != stack_src) lc_free(src);
+        return LC_ERR_OOM;
+    }
+    lc_type vdt = lc_type_get(w->type)->vec_dot_type;
+    int cols = (int)w->cols;
+    lc_status st = LC_OK;
+    for (int e = 0; e < w->n_expert && st == LC_OK; e++) {
+        int n = 0;
+        for (int p = 0; p < n_pairs; p++) {
+            if (ids[p] != e) continue;
+            rows[n] = p;                            /* output row: the (t,k) pair */
+            src[n] = x_per_pair ? p : p / k_per_tok; /* input row */
+            n++;
+        }
+        if (n == 0) continue;
+        lc_weight we = lc_weight_expert(w, e);
+        mm_job j;
+        memset(&j, 0, sizeof j);
+        j.kern = c->kern;
+        j.n_w = 1;
+        j.w[0] = &we;
+        j.out[0] = out;
+        j.out_rows = rows;
+        j.n_tok = n;
+        st = convert(c, vdt, x, (size_t)cols, src, n, cols, &j.xq, &j.xq_stride);
+        if (st == LC_OK) run_job(c, &j);
+    }
+    if (rows != stack_rows) lc_free(rows);
+    if (src != stack_src) lc_free(src);
+    return st;
+}

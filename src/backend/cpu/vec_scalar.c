@@ -1,0 +1,83 @@
+/* vec_scalar.c — the reference float vector kernels (and the dispatch of vec.h). */
+#include "vec.h"
+
+#include "base/base.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <string.h>
+
+static float dot_f32(int n, const float *x, const float *y) {
+    float s = 0;
+    for (int i = 0; i < n; i++) s += x[i] * y[i];
+    return s;
+}
+static float dot_f16(int n, const float *x, const uint16_t *y) {
+    float s = 0;
+    for (int i = 0; i < n; i++) s += x[i] * lc_f16_to_f32(y[i]);
+    return s;
+}
+static void axpy_f32(int n, float a, const float *x, float *y) {
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+static void axpy_f16(int n, float a, const uint16_t *x, float *y) {
+    for (int i = 0; i < n; i++) y[i] += a * lc_f16_to_f32(x[i]);
+}
+static void scale_f32(int n, float a, float *y) {
+    for (int i = 0; i < n; i++) y[i] *= a;
+}
+static double sumsq(int n, const float *x) {
+    double s = 0;
+    for (int i = 0; i < n; i++) s += (double)x[i] * x[i];
+    return s;
+}
+static void swiglu(int n, const float *g, const float *u, float *out) {
+    for (int i = 0; i < n; i++) out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+void lc_vec_fill_scalar(lc_vec_ops *v) {
+    v->isa = "scalar";
+    v->dot_f32 = dot_f32;
+    v->dot_f16 = dot_f16;
+    v->axpy_f32 = axpy_f32;
+    v->axpy_f16 = axpy_f16;
+    v->scale_f32 = scale_f32;
+    v->sumsq = sumsq;
+    v->swiglu = swiglu;
+}
+
+/* Tables are filled once (the CPU feature word is the only input) and never change after. */
+static lc_vec_ops tables[3];
+static atomic_int tables_ready;
+
+static void fill_tables(void) {
+    if (atomic_load_explicit(&tables_ready, memory_order_acquire)) return;
+    unsigned f = lc_cpu_features();
+    lc_vec_ops t[3];
+    lc_vec_fill_scalar(&t[0]);
+    t[1] = t[0];
+    t[1].isa = NULL;
+    t[2] = t[0];
+    t[2].isa = NULL;
+    if (f & LC_CPU_AVX2) lc_vec_fill_avx2(&t[1]);
+    if (f & LC_CPU_AVX512) {
+        lc_vec_fill_avx2(&t[2]);
+        lc_vec_fill_avx512(&t[2]);
+    }
+    memcpy(tables, t, sizeof t);
+    atomic_store_explicit(&tables_ready, 1, memory_order_release);
+}
+
+const lc_vec_ops *lc_vec_named(const char *isa) {
+    fill_tables();
+    for (int i = 0; i < 3; i++)
+        if (tables[i].isa && !strcmp(tables[i].isa, isa)) return &tables[i];
+    return NULL;
+}
+
+const lc_vec_ops *lc_vec_best(void) {
+    fill_tables();
+    for (int i = 2; i >= 0; i--)
+        if (tables[i].isa) return &tables[i];
+    return &tables[0];
+}

@@ -1,0 +1,217 @@
+/* context.c — lc_context and lc_decode: a model bound to a backend, a paged KV cache and the
+ * scratch activations of one batch.
+ *
+ * lc_decode validates a batch (ids in the vocabulary, sequences in range, positions continuing
+ * each sequence's cache), reserves cache blocks, runs the architecture's forward, and commits
+ * the tokens to the cache (which indexes full blocks for prefix reuse). The logits of the
+ * tokens that asked for them are copied to a host buffer that grows on demand.
+ */
+#include "engine/context.h"
+
+#include <string.h>
+
+lc_context_params lc_context_params_default(void) {
+    lc_context_params p = {.n_ctx = 4096, .n_batch = 512, .n_seq_max = 1, .n_threads = 0, .kv_type = LC_KV_F16};
+    return p;
+}
+
+static void free_bufs(lc_context *ctx) {
+    float **all[] = {&ctx->bufs.x, &ctx->bufs.h, &ctx->bufs.q, &ctx->bufs.k, &ctx->bufs.v, &ctx->bufs.attn,
+                     &ctx->bufs.gate, &ctx->bufs.up, &ctx->bufs.router, &ctx->bufs.route_w, &ctx->bufs.moe_x,
+                     &ctx->bufs.moe_gate, &ctx->bufs.moe_up, &ctx->bufs.moe_out, &ctx->bufs.out_rows,
+                     &ctx->bufs.logits};
+    for (size_t i = 0; i < LC_ARRAY_LEN(all); i++) {
+        if (*all[i]) ctx->be->ops->free(ctx->be, *all[i]);
+        *all[i] = NULL;
+    }
+    lc_free(ctx->bufs.route_ids);
+    ctx->bufs.route_ids = NULL;
+}
+
+/* Scratch sizes for a batch of T tokens (floats), shared with fit's memory math. */
+size_t lc_context_scratch_floats(const lc_hparams *hp, int T, int n_out) {
+    size_t E = (size_t)hp->n_embd, Hq = (size_t)hp->n_head * hp->head_dim, Hkv = (size_t)hp->n_head_kv * hp->head_dim;
+    size_t n = (size_t)T * (2 * E + 2 * Hq + 2 * Hkv + 2 * (size_t)hp->n_ff);
+    if (hp->n_expert) {
+        size_t k = (size_t)hp->n_expert_used;
+        n += (size_t)T * ((size_t)hp->n_expert + k + 2 * k * (size_t)hp->n_ff_exp + k * E);
+    }
+    n += (size_t)n_out * (E + (size_t)hp->n_vocab);
+    return n;
+}
+
+static lc_status alloc_bufs(lc_context *ctx) {
+    const lc_hparams *hp = &ctx->model->hp;
+    lc_backend *be = ctx->be;
+    size_t T = (size_t)ctx->params.n_batch, E = (size_t)hp->n_embd;
+    size_t Hq = (size_t)hp->n_head * hp->head_dim, Hkv = (size_t)hp->n_head_kv * hp->head_dim;
+    lc_fwd_bufs *B = &ctx->bufs;
+#define A(field, n)                                   \
+    do {                                              \
+        if (!(B->field = be->ops->alloc(be, (n)))) return LC_ERR_OOM; \
+    } while (0)
+    A(x, T * E);
+    A(h, T * E);
+    A(q, T * Hq);
+    A(k, T * Hkv);
+    A(v, T * Hkv);
+    A(attn, T * Hq);
+    if (hp->n_ff) {
+        A(gate, T * (size_t)hp->n_ff);
+        A(up, T * (size_t)hp->n_ff);
+    }
+    if (hp->n_expert) {
+        size_t k = (size_t)hp->n_expert_used;
+        A(router, T * (size_t)hp->n_expert);
+        A(route_w, T * k);
+        A(moe_gate, T * k * (size_t)hp->n_ff_exp);
+        A(moe_up, T * k * (size_t)hp->n_ff_exp);
+        A(moe_out, T * k * E);
+        B->route_ids = lc_malloc(T * k * sizeof(int32_t));
+        if (!B->route_ids) return LC_ERR_OOM;
+    }
+    ctx->out_cap = ctx->params.n_seq_max;
+    A(out_rows, (size_t)ctx->out_cap * E);
+    A(logits, (size_t)ctx->out_cap * (size_t)hp->n_vocab);
+#undef A
+    return LC_OK;
+}
+
+/* Grows the output buffers (backend and host) to hold n rows of logits. */
+static lc_status grow_outputs(lc_context *ctx, int n) {
+    if (n <= ctx->out_cap && ctx->host_logits) return LC_OK;
+    const lc_hparams *hp = &ctx->model->hp;
+    lc_backend *be = ctx->be;
+    int cap = LC_MAX(n, ctx->out_cap);
+    if (cap > ctx->out_cap) {
+        float *o = be->ops->alloc(be, (size_t)cap * hp->n_embd);
+        float *l = be->ops->alloc(be, (size_t)cap * hp->n_vocab);
+        if (!o || !l) {
+            if (o) be->ops->free(be, o);
+            if (l) be->ops->free(be, l);
+            return LC_ERR_OOM;
+        }
+        be->ops->free(be, ctx->bufs.out_rows);
+        be->ops->free(be, ctx->bufs.logits);
+        ctx->bufs.out_rows = o;
+        ctx->bufs.logits = l;
+        ctx->out_cap = cap;
+    }
+    float *hl = lc_malloc((size_t)cap * hp->n_vocab * sizeof(float));
+    if (!hl) return LC_ERR_OOM;
+    lc_free(ctx->host_logits);
+    ctx->host_logits = hl;
+    return LC_OK;
+}
+
+lc_status lc_context_create(lc_model *model, lc_context_params params, lc_context **out) {
+    *out = NULL;
+    const lc_hparams *hp = &model->hp;
+    if (params.n_ctx <= 0) params.n_ctx = hp->n_ctx_train;
+    if (params.n_batch <= 0) params.n_batch = 512;
+    if (params.n_seq_max <= 0) params.n_seq_max = 1;
+    if (params.n_batch > params.n_ctx) params.n_batch = params.n_ctx;
+    if (hp->n_head / hp->n_head_kv > 64)
+        return lc_fail(LC_ERR_UNSUPPORTED, "more than 64 query heads per KV head");
+    lc_context *ctx = lc_calloc(1, sizeof *ctx);
+    if (!ctx) return LC_ERR_OOM;
+    ctx->model = model;
+    ctx->params = params;
+    lc_status st = lc_backend_cpu_create(params.n_threads, &ctx->be);
+    if (st) goto fail;
+    if ((st = lc_kvc_create(ctx->be, hp->n_layer, hp->n_head_kv, hp->head_dim, (lc_type)params.kv_type,
+                            params.n_ctx, params.n_seq_max, &ctx->kvc)))
+        goto fail;
+    if ((st = alloc_bufs(ctx)) || (st = grow_outputs(ctx, params.n_seq_max))) goto fail;
+    /* batch bookkeeping arrays, one allocation */
+    size_t T = (size_t)params.n_batch;
+    ctx->slots = lc_malloc(T * (3 * sizeof(int32_t) + sizeof(int32_t *)));
+    if (!ctx->slots) {
+        st = LC_ERR_OOM;
+        goto fail;
+    }
+    ctx->out_idx = ctx->slots + T;
+    ctx->tmp = ctx->out_idx + T;
+    ctx->tables = (const int32_t **)(ctx->tmp + T);
+    *out = ctx;
+    return LC_OK;
+fail:
+    lc_context_free(ctx);
+    return st;
+}
+
+void lc_context_free(lc_context *ctx) {
+    if (!ctx) return;
+    if (ctx->be) {
+        free_bufs(ctx);
+        lc_kvc_free(ctx->kvc);
+        lc_backend_cpu_free(ctx->be);
+    }
+    lc_free(ctx->host_logits);
+    lc_free(ctx->slots);
+    lc_free(ctx);
+}
+
+lc_status lc_decode(lc_context *ctx, const lc_batch *b) {
+    const lc_model *m = ctx->model;
+    int T = b->n_tokens;
+    ctx->n_outputs = 0;
+    if (T <= 0) return lc_fail(LC_ERR_INVALID, "empty batch");
+    if (T > ctx->params.n_batch)
+        return lc_fail(LC_ERR_INVALID, "batch of %d tokens exceeds n_batch %d", T, ctx->params.n_batch);
+    int n_seq = ctx->params.n_seq_max;
+    /* validate, and count each sequence's new tokens in tmp[] (n_seq <= n_batch is not assumed) */
+    int32_t *seq_new = lc_calloc((size_t)n_seq, sizeof *seq_new);
+    if (!seq_new) return LC_ERR_OOM;
+    lc_status st = LC_OK;
+    int n_out = 0;
+    for (int i = 0; i < T && st == LC_OK; i++) {
+        int s = b->seq_id[i];
+        if (b->tokens[i] < 0 || b->tokens[i] >= m->hp.n_vocab)
+            st = lc_fail(LC_ERR_INVALID, "token %d at batch index %d is outside the vocabulary (%d)", b->tokens[i], i, m->hp.n_vocab);
+        else if (s < 0 || s >= n_seq)
+            st = lc_fail(LC_ERR_INVALID, "sequence id %d is out of range (n_seq_max %d)", s, n_seq);
+        else if (b->pos[i] != lc_kvc_seq_len(ctx->kvc, s) + seq_new[s])
+            st = lc_fail(LC_ERR_INVALID, "token %d of sequence %d has position %d, expected %d", i, s, b->pos[i],
+                         lc_kvc_seq_len(ctx->kvc, s) + seq_new[s]);
+        else if (b->pos[i] >= ctx->params.n_ctx)
+            st = lc_fail(LC_ERR_RANGE, "position %d is beyond the context size %d", b->pos[i], ctx->params.n_ctx);
+        else
+            seq_new[s]++;
+        if (!b->want_logits || b->want_logits[i]) ctx->out_idx[n_out++] = i;
+    }
+    for (int s = 0; s < n_seq && st == LC_OK; s++)
+        if (seq_new[s]) st = lc_kvc_seq_reserve(ctx->kvc, s, seq_new[s]);
+    lc_free(seq_new);
+    if (st) return st;
+    if ((st = grow_outputs(ctx, n_out))) return st;
+    for (int i = 0; i < T; i++) {
+        ctx->slots[i] = lc_kvc_slot(ctx->kvc, b->seq_id[i], b->pos[i]);
+        ctx->tables[i] = lc_kvc_table(ctx->kvc, b->seq_id[i]);
+    }
+    lc_fwd_batch fb = {
+        .n_tokens = T,
+        .tokens = b->tokens,
+        .attn = {.n_tokens = T, .pos = b->pos, .seq = b->seq_id, .slot = ctx->slots, .block_table = ctx->tables},
+        .n_out = n_out,
+        .out_idx = ctx->out_idx,
+    };
+    st = m->arch->forward(m, ctx->be, lc_kvc_store(ctx->kvc), &ctx->bufs, &fb);
+    /* commit what was written even on failure? No: a failed forward leaves garbage rows, so
+     * positions are not advanced and the caller may retry or truncate. */
+    if (st) return st;
+    for (int i = 0; i < T; i++) lc_kvc_seq_commit(ctx->kvc, b->seq_id[i], &b->tokens[i], 1);
+    ctx->be->ops->to_host(ctx->be, ctx->host_logits, ctx->bufs.logits, (size_t)n_out * m->hp.n_vocab);
+    ctx->n_outputs = n_out;
+    return LC_OK;
+}
+
+const float *lc_get_logits(lc_context *ctx, int i) {
+    if (i < 0 || i >= ctx->n_outputs) return NULL;
+    return ctx->host_logits + (size_t)i * ctx->model->hp.n_vocab;
+}
+
+lc_status lc_seq_truncate(lc_context *ctx, int32_t seq, int32_t p0) {
+    if (seq < 0 || seq >= ctx->params.n_seq_max) return lc_fail(LC_ERR_INVALID, "sequence id %d is out of range", seq);
+    return lc_kvc_seq_truncate(ctx->kvc, seq, p0);
+}

@@ -1,0 +1,106 @@
+/* model.h — a loaded model: hyperparameters, bound weights, tokenizer, and the architecture
+ * registry.
+ *
+ * Every hyperparameter comes from GGUF metadata ("<arch>.block_count", ...); tensors are bound
+ * by name ("blk.%d.attn_q.weight", ...) to lc_weight views into the file mapping. One file per
+ * architecture (llama.c, qwen3.c, ...) exports a `const lc_arch` listed in registry.c; the shared
+ * blocks (attention, FFN, MoE) live in blocks.c. Entry points: lc_model_load (locara.h),
+ * lc_arch_find, lc_model_forward.
+ */
+#ifndef LC_MODEL_H
+#define LC_MODEL_H
+
+#include "backend/backend.h"
+#include "gguf/gguf.h"
+
+typedef struct lc_tok lc_tok; /* text/tokenizer.h */
+
+#define LC_MAX_LAYERS 512
+
+typedef struct lc_hparams {
+    char arch[32];
+    int n_vocab;
+    int n_ctx_train;
+    int n_embd;
+    int n_layer;
+    int n_head;
+    int n_head_kv;
+    int head_dim;        /* key/value length per head */
+    int n_ff;            /* dense FFN width */
+    int n_expert;        /* 0 for dense models */
+    int n_expert_used;
+    int n_ff_exp;        /* expert FFN width */
+    bool expert_norm;    /* renormalise the top-k routing weights */
+    float norm_eps;
+    lc_rope rope;
+} lc_hparams;
+
+typedef struct lc_layer {
+    lc_weight attn_norm, wq, wk, wv, wo;
+    lc_weight bq, bk, bv;          /* biases (qwen2); data NULL when absent */
+    lc_weight q_norm, k_norm;      /* per-head RMS norms (qwen3); data NULL when absent */
+    lc_weight ffn_norm, ffn_gate, ffn_up, ffn_down;
+    lc_weight ffn_gate_inp;        /* MoE router */
+    lc_weight ffn_gate_exps, ffn_up_exps, ffn_down_exps;
+} lc_layer;
+
+struct lc_arch;
+
+struct lc_model {
+    lc_gguf *gguf;
+    const struct lc_arch *arch;
+    lc_hparams hp;
+    lc_weight tok_embd, output_norm, output, rope_freqs;
+    lc_layer *layers;
+    lc_tok *tok;
+    size_t weight_bytes;
+};
+
+/* Scratch activations of one forward call, sized for n_batch tokens (backend buffers). */
+typedef struct lc_fwd_bufs {
+    float *x, *h, *q, *k, *v, *attn, *gate, *up;
+    float *router, *route_w, *moe_x, *moe_gate, *moe_up, *moe_out; /* MoE only */
+    int32_t *route_ids;
+    float *out_rows, *logits;
+} lc_fwd_bufs;
+
+/* What one forward needs to know about its batch. */
+typedef struct lc_fwd_batch {
+    int n_tokens;
+    const int32_t *tokens;
+    lc_attn_batch attn;
+    int n_out;                 /* tokens whose logits are wanted */
+    const int32_t *out_idx;    /* their indexes in the batch */
+} lc_fwd_batch;
+
+typedef struct lc_arch {
+    const char *name;
+    /* Reads architecture-specific hparams (beyond the common ones) and binds tensors. */
+    lc_status (*bind)(lc_model *m);
+    /* Runs the forward: embeddings -> layers -> logits of the n_out selected tokens. */
+    lc_status (*forward)(const lc_model *m, lc_backend *be, lc_kv *kv, lc_fwd_bufs *bufs,
+                         const lc_fwd_batch *b);
+} lc_arch;
+
+const lc_arch *lc_arch_find(const char *name);
+
+/* The model's tokenizer (owned by the model). */
+const lc_tok *lc_model_tokenizer(const lc_model *model);
+
+/* ==== Binding helpers (loader.c) ==== */
+
+/* Binds tensor `name` into *w, checking its shape against (cols, rows, n_expert); rows or
+ * n_expert of 0 skip that check. required=false leaves w zeroed when absent. */
+lc_status lc_bind(lc_model *m, lc_weight *w, const char *name, int64_t cols, int64_t rows,
+                  int64_t n_expert, bool required);
+/* Binds the common llama-family layer tensors (attention, dense or MoE FFN). */
+lc_status lc_bind_llama_layers(lc_model *m, bool biases, bool qk_norm, bool moe);
+
+/* ==== Shared blocks (blocks.c) ==== */
+
+/* The standard pre-norm decoder: per layer attention (GQA, optional biases and q/k norms, RoPE)
+ * and a SwiGLU FFN (dense or top-k MoE); final norm and output projection. */
+lc_status lc_forward_decoder(const lc_model *m, lc_backend *be, lc_kv *kv, lc_fwd_bufs *bufs,
+                             const lc_fwd_batch *b);
+
+#endif /* LC_MODEL_H */
