@@ -271,10 +271,15 @@ static int nucleus(cand *c, int sorted, int n, double target) {
 
 /* ==== Sampling ==== */
 
-/* Max of s->logit. */
+/* Max of s->logit. Eight running maxima break the compare-latency chain of a single one. */
 static float max_logit(const lc_sampler *s) {
+    float m8[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    int i = 0, n = s->n_vocab;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) m8[j] = s->logit[i + j] > m8[j] ? s->logit[i + j] : m8[j];
     float m = -INFINITY;
-    for (int i = 0; i < s->n_vocab; i++) m = s->logit[i] > m ? s->logit[i] : m;
+    for (; i < n; i++) m = s->logit[i] > m ? s->logit[i] : m;
+    for (int j = 0; j < 8; j++) m = m8[j] > m ? m8[j] : m;
     return m;
 }
 
@@ -285,17 +290,13 @@ static int32_t first_max(const lc_sampler *s, float m) {
     return i;
 }
 
-/* Copies logits into s->logit, NaN -> -inf, then adds the logit bias. Returns the maximum.
- * One pass when there is no bias (the common case). */
+/* Copies logits into s->logit, NaN -> -inf, then adds the logit bias. Returns the maximum. */
 static float load_biased(lc_sampler *s, const float *logits) {
-    float *l = s->logit, m = -INFINITY;
+    float *l = s->logit;
     for (int i = 0; i < s->n_vocab; i++) {
         float v = logits[i];
-        v = v == v ? v : -INFINITY;
-        l[i] = v;
-        m = v > m ? v : m;
+        l[i] = v == v ? v : -INFINITY;
     }
-    if (s->p.n_logit_bias == 0) return m;
     for (int i = 0; i < s->p.n_logit_bias; i++) l[s->bias[i].token] += s->bias[i].bias;
     return max_logit(s);
 }

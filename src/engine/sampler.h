@@ -48,8 +48,8 @@ void lc_sampler_free(lc_sampler *s);
  * temperature 1, then temperature, then a draw from the sampler's own RNG. The result depends
  * only on the seed, the logits and the history (not on threads or call timing). It does not
  * accept the token: call lc_sampler_accept with whatever token is finally used. NaN logits are
- * treated as -inf; if every logit is -inf the lowest id is returned. Cost O(n_vocab), plus
- * O(k log k) for the k candidates that top-k/top-p need sorted. */
+ * treated as -inf; if every logit is -inf the lowest id is returned. Cost O(n_vocab): top-k by a
+ * bounded heap, top-p by a weighted quickselect (no full sort, whatever the nucleus size). */
 int32_t lc_sampler_sample(lc_sampler *s, const float *logits);
 
 /* Adds a token to the penalty history (generated tokens; prompt tokens too if the caller wants
