@@ -244,6 +244,8 @@ static lc_status derive_specials(lc_tok *t, const lc_gguf *g) {
              (LC_TOK_ATTR_CONTROL | LC_TOK_ATTR_USER_DEFINED | LC_TOK_ATTR_UNKNOWN)) &&
             t->tokens[id].n > 0)
             t->special[t->n_special++] = id;
+    lc_token *fit = lc_realloc(t->special, sizeof(lc_token) * (size_t)(t->n_special ? t->n_special : 1));
+    if (fit) t->special = fit;
     if (!sort_special(t)) return LC_ERR_OOM;
 
     /* Phi-3 (by general.name, as llama.cpp does): special tokens eat whitespace on the right */
@@ -283,10 +285,17 @@ lc_status lc_tok_load(const lc_gguf *g, lc_tok **out) {
     lc_tok_kind kind;
     if (!strcmp(model, "llama")) kind = LC_TOK_SPM;
     else if (!strcmp(model, "gpt2")) kind = LC_TOK_BPE;
-    else
+    else {
+        static const char *const KNOWN[][2] = {{"bert", "WordPiece"}, {"t5", "Unigram"},
+                                               {"gemma4", "SentencePiece-style BPE on raw UTF-8"},
+                                               {"rwkv", "RWKV trie"}, {"plamo2", "PLaMo-2"}};
+        const char *what = "unknown algorithm";
+        for (size_t i = 0; i < LC_ARRAY_LEN(KNOWN); i++)
+            if (!strcmp(model, KNOWN[i][0])) what = KNOWN[i][1];
         return lc_fail(LC_ERR_UNSUPPORTED,
-                       "tokenizer model '%s' is not supported (only 'llama' SPM and 'gpt2' BPE)",
-                       model);
+                       "tokenizer model '%s' (%s) is not implemented; only 'llama' (SPM) and "
+                       "'gpt2' (byte-level BPE) are", model, what);
+    }
     const lc_gguf_value *toks = lc_gguf_get(g, "tokenizer.ggml.tokens");
     if (!toks || toks->type != LC_GGUF_ARRAY || toks->arr.elem != LC_GGUF_STRING)
         return lc_fail(LC_ERR_FORMAT, "tokenizer.ggml.tokens is missing or not a string array");

@@ -263,7 +263,10 @@ static void test_default_model_tok(void) {
     lc_gguf *g;
     lc_tok *t;
     CHECK(lc_gguf_open(path, &g) == LC_OK);
+    size_t mem_before = lc_mem_in_use();
     CHECKF(lc_tok_load(g, &t) == LC_OK, "%s", lc_last_error());
+    printf("default model: tokenizer index memory %.2f MB for %d tokens\n",
+           (double)(lc_mem_in_use() - mem_before) / 1048576.0, lc_tok_n_vocab(t));
     CHECK(lc_tok_get_kind(t) == LC_TOK_BPE);
     CHECK(!strcmp(lc_tok_pre_name(t), "smollm"));
 
