@@ -3,7 +3,8 @@
  * The command runs through /bin/sh -c in its own process group (so a wrapper script and the
  * server it starts are signalled together), with its output appended to a log file. Readiness
  * is GET /health == 200, or GET /v1/models == 200 for servers without /health. Stopping is
- * SIGTERM to the group, then SIGKILL after a grace period. Not here: any HTTP measurement.
+ * SIGTERM to the group, then SIGKILL after a grace period; if the benchmark itself is killed,
+ * the server gets SIGTERM from the kernel (PR_SET_PDEATHSIG). Not here: any HTTP measurement.
  */
 #include "bench/http.h"
 
@@ -12,6 +13,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,6 +55,7 @@ lc_status lc_server_start(const char *cmd, const char *log_path, const char *bas
     }
     if (pid == 0) {
         setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* the server must not outlive a killed benchmark */
         int devnull = open("/dev/null", O_RDONLY);
         if (devnull >= 0) dup2(devnull, 0);
         dup2(logfd, 1);
