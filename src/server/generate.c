@@ -342,6 +342,7 @@ int serve_generate(serve_conn *c, serve_req *rq, lc_token *prompt, int n_prompt)
     g->c = *c;
     g->c.body = NULL;
     g->rq = *rq;
+    g->rq.gp.stops = g->rq.stop_strs; /* pointed into the caller's copy */
     memset(rq, 0, sizeof *rq);
     g->created = (long long)time(NULL);
     long n = atomic_load(&srv->http_requests);

@@ -194,6 +194,7 @@ static int jdist(const jstate *s) {
 typedef struct jcons {
     const serve *srv;
     jstate st;
+    uint8_t dist[]; /* per token: bytes still needed after it (255 = not allowed) */
 } jcons;
 
 static bool feed_piece(jstate *s, const char *p, int n) {
@@ -202,25 +203,30 @@ static bool feed_piece(jstate *s, const char *p, int n) {
     return true;
 }
 
-/* Masks every token that would break the grammar; forces progress when n_left is short. */
+/* Masks every token that would break the grammar. Budget: a token is allowed only if the text
+ * can still be completed in the tokens left after it (one byte per token at worst), so a reply
+ * cut by max_tokens is still complete; if no token can keep that promise, the ones that get
+ * closest are allowed. */
 static void jc_mask(void *ud, float *logits, int n_vocab, int n_left) {
     jcons *jc = ud;
     const serve *srv = jc->srv;
-    int d0 = jdist(&jc->st);
-    bool force = n_left <= d0 + 2;
     bool done = jc->st.mode == J_DONE;
+    int budget = n_left - 1, best = 255;
     for (int t = 0; t < n_vocab; t++) {
+        jc->dist[t] = 255;
         if (logits[t] == -INFINITY) continue;
         uint8_t f = srv->tok_flags[t];
-        bool ok;
-        if (f & 1) ok = done;
-        else if (done || (f & 2) || !srv->piece_len[t]) ok = false;
-        else {
+        if (f & 1) {
+            if (done) jc->dist[t] = 0;
+        } else if (!done && !(f & 2) && srv->piece_len[t]) {
             jstate x = jc->st;
-            ok = feed_piece(&x, srv->pieces[t], srv->piece_len[t]) && (!force || jdist(&x) < d0);
+            if (feed_piece(&x, srv->pieces[t], srv->piece_len[t])) jc->dist[t] = (uint8_t)LC_MIN(jdist(&x), 254);
         }
-        if (!ok) logits[t] = -INFINITY;
+        if (jc->dist[t] < best) best = jc->dist[t];
     }
+    int limit = LC_MAX(LC_MIN(budget, 254), best);
+    for (int t = 0; t < n_vocab; t++)
+        if (jc->dist[t] > limit) logits[t] = -INFINITY;
 }
 
 static void jc_accept(void *ud, lc_token tok) {
@@ -233,7 +239,7 @@ static void jc_accept(void *ud, lc_token tok) {
 static void jc_free(void *ud) { lc_free(ud); }
 
 lc_status serve_json_constraint(serve *srv, lc_sched_constraint *out) {
-    jcons *jc = lc_calloc(1, sizeof *jc);
+    jcons *jc = lc_calloc(1, sizeof *jc + (size_t)srv->n_vocab);
     if (!jc) return LC_ERR_OOM;
     jc->srv = srv;
     jc->st.mode = J_START;

@@ -336,6 +336,7 @@ static lc_status parse_body(json_t *root, serve_kind kind, int n_vocab, serve_re
     }
     gp->top_logprobs = (int)top_logprobs;
     bool echo = false;
+    if ((st = get_bool(root, "ignore_eos", &gp->ignore_eos, e))) return st;
     if ((st = get_bool(root, "stream", &r->stream, e)) || (st = get_bool(root, "echo", &echo, e))) return st;
     if (echo) return serve_fail(e, 400, "echo", "unsupported_value", "'echo' is not supported");
     json_t *suffix = json_object_get(root, "suffix");
@@ -366,7 +367,7 @@ lc_status serve_req_parse(const char *body, size_t len, serve_kind kind, int n_v
     json_error_t je;
     out->root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     if (!out->root) {
-        bool utf8 = strstr(je.text, "UTF-8") || strstr(je.text, "unicode");
+        bool utf8 = strstr(je.text, "UTF-8") || strstr(je.text, "decode byte") || strstr(je.text, "unicode");
         return serve_fail(err, 400, NULL, utf8 ? "invalid_utf8" : "invalid_json", "%s: %s (line %d, column %d)",
                           utf8 ? "invalid UTF-8 in the request body" : "the request body is not valid JSON", je.text,
                           je.line, je.column);
