@@ -42,12 +42,42 @@ void lc_server_describe_exit(const lc_server_proc *sp, char *buf, size_t cap) {
     else snprintf(buf, cap, "ended (wait status %d)", sp->status);
 }
 
+/* In the forked child, as leader of the server's process group: runs cmd through /bin/sh in a
+ * grandchild and waits for it, passing its exit status or signal on. It exists because the
+ * shell may fork the server instead of exec'ing it: when the benchmark dies, the kernel sends
+ * this supervisor SIGTERM (PR_SET_PDEATHSIG) and it forwards that to the whole group. */
+static void on_parent_death(int sig) {
+    signal(sig, SIG_IGN);
+    kill(0, SIGTERM);
+}
+
+static _Noreturn void supervise(const char *cmd, pid_t parent) {
+    signal(SIGTERM, on_parent_death);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) kill(0, SIGTERM); /* the benchmark died before prctl */
+    pid_t g = fork();
+    if (g == 0) {
+        signal(SIGTERM, SIG_DFL);
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    while (g > 0 && waitpid(g, &status, 0) < 0 && errno == EINTR) {}
+    if (g > 0 && WIFSIGNALED(status)) {
+        signal(WTERMSIG(status), SIG_DFL);
+        raise(WTERMSIG(status));
+    }
+    _exit(g > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : 127);
+}
+
 lc_status lc_server_start(const char *cmd, const char *log_path, const char *base_url,
                           const char *api_key, double startup_timeout_s, lc_server_proc *sp) {
     memset(sp, 0, sizeof *sp);
     int logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (logfd < 0) return lc_fail(LC_ERR_IO, "cannot open server log %s: %s", log_path, strerror(errno));
     fflush(NULL);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         close(logfd);
@@ -55,13 +85,11 @@ lc_status lc_server_start(const char *cmd, const char *log_path, const char *bas
     }
     if (pid == 0) {
         setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGTERM); /* the server must not outlive a killed benchmark */
         int devnull = open("/dev/null", O_RDONLY);
         if (devnull >= 0) dup2(devnull, 0);
         dup2(logfd, 1);
         dup2(logfd, 2);
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
+        supervise(cmd, parent);
     }
     setpgid(pid, pid); /* both sides set it, so signals can't race the child's own call */
     close(logfd);

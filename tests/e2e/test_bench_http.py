@@ -250,3 +250,23 @@ def test_report_rerender_from_jsonl(measured, tmp_path):
     assert p.returncode == 0, p.stderr
     assert "<title>again</title>" in (tmp_path / "report.html").read_text()
     assert "| fake | 1 | 2048 | warm | 2/2 |" in (tmp_path / "summary.md").read_text()
+
+
+def test_killed_benchmark_stops_its_server(tmp_path):
+    port = free_port()
+    cmd = [LOCARA, "bench", "http", "-q", "--out", str(tmp_path), "--url", f"http://127.0.0.1:{port}",
+           "--server-cmd", f"{sys.executable} {HERE / 'fake_openai.py'} --port {port} --ttft 1",
+           "--depths", "20", "--reps", "50"]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 20
+        while not port_open(port) and time.time() < deadline:
+            time.sleep(0.05)
+        assert port_open(port), "the managed server never came up"
+    finally:
+        p.kill()
+        p.wait()
+    deadline = time.time() + 5
+    while port_open(port) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not port_open(port), "the server outlived the killed benchmark"
