@@ -4,7 +4,8 @@ Checks that TTFT, decode and prefill speed come out within 5% of the scripted ti
 prompts are unique and warm prompts extend them, that every failure (HTTP 500, hang/timeout,
 dropped stream, too-deep prompt, crashed or never-ready server) is a row with ok=false and an
 error, that every depth/cache/concurrency row is present, that --server-cmd starts and stops a
-server, and that report.html draws every chart in headless Chromium. Runs in about 20 seconds.
+server (and a killed benchmark takes its server down), and that report.html draws every chart
+in headless Chromium. Runs in about 25 seconds.
 The binary comes from $LOCARA_BIN (default /work/main/build/locara).
 """
 
