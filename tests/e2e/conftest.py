@@ -73,7 +73,7 @@ class Server:
         data = body if raw else json.dumps(body).encode()
         req = urllib.request.Request(self.url + path, data=data, headers=headers or {"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(req, timeout=120) as r:
+            with urllib.request.urlopen(req, timeout=900) as r:
                 status, text = r.status, r.read().decode()
         except urllib.error.HTTPError as e:
             status, text = e.code, e.read().decode()
@@ -120,7 +120,7 @@ def server(model_path):
 @pytest.fixture(scope="session")
 def client(server):
     import openai
-    return openai.OpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0, timeout=120)
+    return openai.OpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0, timeout=900)
 
 
 @pytest.fixture(scope="session")
