@@ -169,7 +169,7 @@ def random_goldens(locara, outdir, workdir, arches, types):
                 ref = os.path.join(workdir, f"{arch}-{name}.llama.gguf")
                 llama_quantize(f32, ref, ftype)
                 if locara:
-                    subprocess.run([locara, "quantize", f32, path, name], check=True,
+                    subprocess.run([locara, "quantize", "--threads", "1", f32, path, name], check=True,
                                    stdout=subprocess.DEVNULL)
                     note = compare_files(path, ref)
                     if note:
