@@ -3,7 +3,7 @@
  *
  * A small pushdown automaton over bytes (RFC 8259 grammar, nesting up to 64, whitespace runs up
  * to 24 bytes) runs over every token's piece each step; tokens whose piece would break the
- * grammar get -inf. End-of-generation is allowed only once the object is closed. When few tokens
+ * grammar (or strict UTF-8 inside strings) get -inf. End-of-generation is allowed only once the object is closed. When few tokens
  * remain (max_tokens), only tokens that bring the text closer to a complete object are allowed,
  * so the reply is valid JSON even when it is cut by the length limit. Also owns the table of
  * every token's piece. Entry points: serve_pieces_init, serve_json_constraint.
@@ -59,6 +59,9 @@ enum {
 
 typedef struct jstate {
     uint8_t mode, depth, pos, lit, ws, key;
+    uint8_t u8, lo, hi; /* in a string: UTF-8 continuation bytes still due, and the next one's range */
+    uint8_t sur;        /* surrogate pairs: 1 a low \\u escape must follow, 2 it has begun */
+    uint16_t uv;        /* value of the \\u escape so far */
     uint8_t stack[JMAX];
 } jstate;
 
@@ -99,17 +102,59 @@ static bool start_value(jstate *s, unsigned c) {
 static bool jfeed(jstate *s, unsigned c) {
     switch (s->mode) {
     case J_STR:
+        if (s->u8) { /* strict UTF-8, as jansson checks it: no overlongs, surrogates or > U+10FFFF */
+            if (c < s->lo || c > s->hi) return false;
+            s->u8--;
+            s->lo = 0x80;
+            s->hi = 0xBF;
+            return true;
+        }
+        if (s->sur) { /* a high surrogate escape must be followed by a low one */
+            if (c != '\\') return false;
+            s->mode = J_ESC;
+            return true;
+        }
         if (c == '"') { s->mode = s->key ? J_COLON : J_AFTER; s->ws = 0; return true; }
         if (c == '\\') { s->mode = J_ESC; return true; }
-        return c >= 0x20;
-    case J_ESC:
-        if (c && strchr("\"\\/bfnrt", (int)c)) { s->mode = J_STR; return true; }
-        if (c == 'u') { s->mode = J_UESC; s->pos = 0; return true; }
-        return false;
-    case J_UESC:
-        if (!is_hex(c)) return false;
-        if (++s->pos == 4) s->mode = J_STR;
+        if (c < 0x80) return c >= 0x20;
+        s->lo = 0x80;
+        s->hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) s->u8 = 1;
+        else if (c >= 0xE0 && c <= 0xEF) {
+            s->u8 = 2;
+            if (c == 0xE0) s->lo = 0xA0;
+            if (c == 0xED) s->hi = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            s->u8 = 3;
+            if (c == 0xF0) s->lo = 0x90;
+            if (c == 0xF4) s->hi = 0x8F;
+        } else return false;
         return true;
+    case J_ESC:
+        if (c && !s->sur && strchr("\"\\/bfnrt", (int)c)) { s->mode = J_STR; return true; }
+        if (c == 'u') {
+            s->mode = J_UESC;
+            s->pos = 0;
+            s->uv = 0;
+            if (s->sur) s->sur = 2;
+            return true;
+        }
+        return false;
+    case J_UESC: {
+        if (!is_hex(c)) return false;
+        unsigned v = is_digit(c) ? c - '0' : (c | 0x20) - 'a' + 10;
+        s->uv = (uint16_t)(s->uv * 16 + v);
+        s->pos++;
+        if (s->pos == 1 && s->sur == 2 && v != 0xD) return false;
+        if (s->pos == 2) {
+            bool low = s->uv >= 0xDC && s->uv <= 0xDF, high = s->uv >= 0xD8 && s->uv <= 0xDB;
+            if (s->sur == 2 ? !low : low) return false;
+            if (s->sur == 2) s->sur = 0;
+            else if (high) s->sur = 1;
+        }
+        if (s->pos == 4) s->mode = J_STR;
+        return true;
+    }
     case J_LIT: {
         const char *w = lits[s->lit];
         if (c != (unsigned char)w[s->pos]) return false;
@@ -179,14 +224,25 @@ static int jdist(const jstate *s) {
     case J_VALUE: return 1 + close;
     case J_KEY: return 4 + close;
     case J_COLON: return 2 + close;
-    case J_STR: return 1 + key + close;
-    case J_ESC: return 2 + key + close;
-    case J_UESC: return 4 - s->pos + 1 + key + close;
+    case J_STR: return s->u8 + (s->sur ? 6 : 0) + 1 + key + close;
+    case J_ESC: return (s->sur ? 5 : 1) + 1 + key + close;
+    case J_UESC: return 4 - s->pos + (s->sur == 1 ? 6 : 0) + 1 + key + close;
     case J_NUM_MINUS: case J_NUM_DOT: case J_NUM_E: case J_NUM_ESIGN: return 1 + close;
     case J_LIT: return (int)strlen(lits[s->lit]) - s->pos + close;
     case J_DONE: return 0;
     default: return close;
     }
+}
+
+/* Runs the automaton over text: false when it rejects a byte; *complete says whether the text is
+ * a whole JSON object. For tests and the fuzz target. */
+bool serve_json_check(const char *text, size_t len, bool *complete) {
+    jstate s = {.mode = J_START};
+    *complete = false;
+    for (size_t i = 0; i < len; i++)
+        if (!jfeed(&s, (unsigned char)text[i])) return false;
+    *complete = s.mode == J_DONE;
+    return true;
 }
 
 /* ==== The constraint ==== */

@@ -137,6 +137,9 @@ void serve_chat_free(serve *srv);
 /* Token pieces table for JSON mode and tokenization helpers. (json_mode.c) */
 lc_status serve_pieces_init(serve *srv);
 void serve_pieces_free(serve *srv);
+/* Runs the JSON-mode automaton over text (tests, fuzzing): false if it rejects a byte;
+ * *complete when text is one whole JSON object. */
+bool serve_json_check(const char *text, size_t len, bool *complete);
 /* A constraint that keeps the output a valid JSON object (see json_mode.c). */
 lc_status serve_json_constraint(serve *srv, lc_sched_constraint *out);
 
