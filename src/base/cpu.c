@@ -6,6 +6,9 @@
 #include "base.h"
 
 #include <sched.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,19 +16,28 @@
 
 static atomic_uint cpu_features_word; /* bit 31 set once detected */
 
+/* CPUID leaf 7 / leaf 1 bits, plus XGETBV to see that the OS saves the AVX / AVX-512 state. */
 static unsigned detect(void) {
     unsigned f = 0;
 #if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c"))
-        f |= LC_CPU_AVX2;
-    if ((f & LC_CPU_AVX2) && __builtin_cpu_supports("avx512f") &&
-        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512dq"))
-        f |= LC_CPU_AVX512;
-    if ((f & LC_CPU_AVX512) && __builtin_cpu_supports("avx512vnni")) f |= LC_CPU_AVX512_VNNI;
-    if ((f & LC_CPU_AVX2) && __builtin_cpu_supports("avxvnni")) f |= LC_CPU_AVX_VNNI;
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    bool fma = c & (1u << 12), osxsave = c & (1u << 27), avx = c & (1u << 28), f16c = c & (1u << 29);
+    if (!osxsave || !avx) return 0;
+    unsigned xlo, xhi;
+    __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+    bool os_avx = (xlo & 0x6) == 0x6, os_avx512 = (xlo & 0xe6) == 0xe6;
+    unsigned b7 = 0, c7 = 0, d7 = 0, a71 = 0, b71 = 0, c71 = 0, d71 = 0;
+    __cpuid_count(7, 0, a, b7, c7, d7);
+    __cpuid_count(7, 1, a71, b71, c71, d71);
+    (void)b71; (void)c71; (void)d71;
+    bool avx2 = b7 & (1u << 5), avx512f = b7 & (1u << 16), avx512dq = b7 & (1u << 17),
+         avx512bw = b7 & (1u << 30), avx512vl = b7 & (1u << 31), vnni512 = c7 & (1u << 11),
+         avxvnni = a71 & (1u << 4);
+    if (os_avx && avx2 && fma && f16c) f |= LC_CPU_AVX2;
+    if ((f & LC_CPU_AVX2) && os_avx512 && avx512f && avx512dq && avx512bw && avx512vl) f |= LC_CPU_AVX512;
+    if ((f & LC_CPU_AVX512) && vnni512) f |= LC_CPU_AVX512_VNNI;
+    if ((f & LC_CPU_AVX2) && avxvnni) f |= LC_CPU_AVX_VNNI;
 #endif
     const char *cap = getenv("LOCARA_CPU");
     if (cap) {

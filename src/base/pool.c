@@ -9,6 +9,7 @@
 
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -20,7 +21,11 @@
 #define cpu_relax() ((void)0)
 #endif
 
-#define SPIN_ITERS 200000
+/* Spin with pause this many times, then yield the CPU between checks (on an oversubscribed
+ * machine a spinning waiter would otherwise burn the time slice the thread it waits for needs),
+ * then sleep on the futex. */
+#define SPIN_ITERS 2000
+#define YIELD_ITERS 2000
 
 struct lc_pool {
     int n;                 /* threads including the caller */
@@ -50,13 +55,17 @@ static void *worker_main(void *p) {
     worker_arg wa = *(worker_arg *)p;
     lc_free(p);
     lc_pool *pool = wa.pool;
-    int seen = atomic_load(&pool->generation);
+    int seen = 0; /* generation starts at 0: a job published before this thread ran is still seen */
     for (;;) {
         int gen;
         int spins = 0;
         while ((gen = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen) {
             if (++spins < SPIN_ITERS) {
                 cpu_relax();
+                continue;
+            }
+            if (spins < SPIN_ITERS + YIELD_ITERS) {
+                sched_yield();
                 continue;
             }
             atomic_fetch_add(&pool->sleepers, 1);
@@ -126,5 +135,8 @@ void lc_pool_run(lc_pool *pool, lc_pool_fn fn, void *arg) {
     atomic_fetch_add_explicit(&pool->generation, 1, memory_order_release);
     if (atomic_load(&pool->sleepers) > 0) futex_wake_all(&pool->generation);
     fn(arg, 0, pool->n);
-    while (atomic_load_explicit(&pool->pending, memory_order_acquire) > 0) cpu_relax();
+    for (int spins = 0; atomic_load_explicit(&pool->pending, memory_order_acquire) > 0; spins++) {
+        if (spins < SPIN_ITERS) cpu_relax();
+        else sched_yield();
+    }
 }

@@ -28,7 +28,12 @@ lc_status lc_fail_wrap(lc_status st, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
-    snprintf(last_error, sizeof last_error, "%s%s", prefix, old);
+    size_t np = strlen(prefix), no = strlen(old);
+    if (np > sizeof last_error - 1) np = sizeof last_error - 1;
+    if (no > sizeof last_error - 1 - np) no = sizeof last_error - 1 - np;
+    memcpy(last_error, prefix, np);
+    memcpy(last_error + np, old, no);
+    last_error[np + no] = 0;
     return st;
 }
 

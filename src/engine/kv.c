@@ -218,13 +218,15 @@ void lc_kvc_seq_commit(lc_kvc *c, int seq, const int32_t *ids, int n) {
 lc_status lc_kvc_seq_truncate(lc_kvc *c, int seq, int p0) {
     kv_seq *s = &c->seqs[seq];
     if (p0 < 0) p0 = 0;
-    if (p0 >= s->len) return LC_OK;
+    if (p0 > s->len) p0 = s->len;
+    bool cut = p0 < s->len;
+    /* blocks past p0, including ones reserved but never written, go back */
     int keep = (p0 + c->bt - 1) / c->bt;
     for (int i = keep; i < s->cap && s->table[i] >= 0; i++) {
         release_block(c, s->table[i]);
         s->table[i] = -1;
     }
-    if (p0 % c->bt) {
+    if (cut && p0 % c->bt) {
         /* the last kept block becomes partial: it must be private and unindexed */
         int bi = keep - 1, b = s->table[bi];
         if (c->ref[b] > 1) {
