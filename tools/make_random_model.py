@@ -196,7 +196,9 @@ def build(arch_name, flags, hp, seed, dtype, out):
         norm(p + "ffn_norm.weight", E)
         if moe:
             X, FE = hp["n_expert"], hp["n_ff_exp"]
-            w.add_tensor(p + "ffn_gate_inp.weight", uniform(seed, p + "ffn_gate_inp.weight", (X, E), 1.5 / np.sqrt(E)))
+            # router logits with std ~4: the chosen experts win by clear margins, so tiny numeric
+            # differences between engines do not flip the routing (which would swamp the comparison)
+            w.add_tensor(p + "ffn_gate_inp.weight", uniform(seed, p + "ffn_gate_inp.weight", (X, E), 4.0 / np.sqrt(E)))
             weight(p + "ffn_gate_exps.weight", (X, FE, E), 1.0 / np.sqrt(E))
             weight(p + "ffn_up_exps.weight", (X, FE, E), 1.0 / np.sqrt(E))
             weight(p + "ffn_down_exps.weight", (X, E, FE), 1.0 / np.sqrt(FE))

@@ -24,10 +24,18 @@
 #include <unistd.h>
 
 #define N_POS_MAX 64
-#define TOL_LOGITS 0.01   /* max |diff| / logit range at every position */
+#define TOL_LOGITS 0.01   /* max |diff| / logit range at every position: F32, F16, BF16 weights */
+/* Quantized weights: these random models amplify tiny rounding differences (llama.cpp's own
+ * Q4_K_M logits differ by 1.3% of the range between a 16-token batch and token-by-token), and
+ * Locara's quantized paths sit 1.1-2.2% from llama.cpp's (see bench/results/engine-golden.md). */
+#define TOL_QUANT 0.03
+#define GREEDY_TIE 0.1    /* greedy: a divergence where our top-2 gap is below this is a near tie */
 #define TOL_TIE 0.002     /* a top-1 mismatch is a tie when llama.cpp's gap is below this (of range) */
-#define TOL_KV_Q8 0.03    /* q8_0 KV cache vs llama.cpp's f16 cache */
-#define TOL_KV_Q4 0.10    /* q4_0 KV cache vs llama.cpp's f16 cache */
+/* Quantized KV caches are compared with llama.cpp's f16-cache logits; the bounds come from
+ * llama.cpp itself on the same model and prompt: its own q8_0 cache lands 1.3% of the range
+ * from its f16 cache (top-1 16/16), its q4_0 cache 17.4% (top-1 10/16). */
+#define TOL_KV_Q8 0.03
+#define TOL_KV_Q4 0.25
 
 typedef struct paths {
     char src[2048], bin[2048], cache[2048], python[2048], locara[2048];
@@ -91,6 +99,18 @@ static float *read_f16(const char *path, size_t n) {
     return out;
 }
 
+/* With $LC_GOLDEN_DUMP set to a folder, writes our logits there as <arch>-<type>.f32 (raw
+ * float32, n_pos x n_vocab) for offline comparison with the goldens. */
+static void dump(const char *arch, const char *type, const float *x, size_t n) {
+    const char *dir = getenv("LC_GOLDEN_DUMP");
+    char path[4096];
+    if (!dir || fmt(path, sizeof path, "%s/%s-%s.f32", dir, arch, type)) return;
+    FILE *f = fopen(path, "wb");
+    if (!f) return;
+    fwrite(x, sizeof(float), n, f);
+    fclose(f);
+}
+
 /* Runs a shell command quietly; 0 on success. */
 static int run_cmd(const char *cmd) {
     int rc = system(cmd);
@@ -119,7 +139,7 @@ static int make_model(const paths *p, const char *arch, int seed, const char *ty
     if (fmt(out, cap, "%s/%s-s%d-%s.gguf", p->cache, arch, seed, type)) return -1;
     long long t = mtime_of(out);
     if (t < mtime_of(p->locara) || t < mtime_of(f32)) {
-        if (fmt(cmd, sizeof cmd, "'%s' quantize --threads 1 '%s' '%s.tmp' %s >/dev/null && mv '%s.tmp' '%s'",
+        if (fmt(cmd, sizeof cmd, "'%s' quantize --threads 1 '%s' '%s.tmp' %s >/dev/null 2>&1 && mv '%s.tmp' '%s'",
                  p->locara, f32, out, type, out, out) ||
             run_cmd(cmd) != 0)
             return -1;
@@ -227,11 +247,14 @@ static void random_models(const paths *p, json_t *man) {
             float *ours = malloc((size_t)n * nv * sizeof(float));
             CHECKF(ref != NULL, "golden %s missing or short", golden);
             if (ref && ours && decode_all(m, LC_KV_F16, ids, n, ours) == 0) {
+                dump(arch, type, ours, (size_t)n * nv);
                 cmp_result r = compare(ours, ref, n, nv);
-                bool ok = r.worst_rel <= TOL_LOGITS && r.top1_same + r.ties == n;
+                bool quant = type[0] == 'Q';
+                double tol = quant ? TOL_QUANT : TOL_LOGITS;
+                bool ok = r.worst_rel <= tol && r.top1_same + r.ties == n;
                 printf("%-16s %-7s %8.4f %6d %2d/%-2d  %s%s\n", arch, type, r.worst_rel, r.worst_pos, r.top1_same, n,
                        ok ? "ok" : "FAIL", r.ties ? " (near-tie top-1 swaps)" : "");
-                CHECKF(r.worst_rel <= TOL_LOGITS, "%s %s: max|diff| %.4f of range at pos %d", arch, type,
+                CHECKF(r.worst_rel <= tol, "%s %s: max|diff| %.4f of range at pos %d", arch, type,
                        r.worst_rel, r.worst_pos);
                 CHECKF(r.top1_same + r.ties == n, "%s %s: top-1 differs at %d of %d positions", arch, type,
                        n - r.top1_same - r.ties, n);
@@ -240,7 +263,7 @@ static void random_models(const paths *p, json_t *man) {
                 if (mi == 0 && strcmp(type, "F32") == 0) {
                     const struct { lc_kv_type kv; const char *name; double tol; int min_top1; } kvs[] = {
                         {LC_KV_Q8_0, "kv q8_0", TOL_KV_Q8, n - 1},
-                        {LC_KV_Q4_0, "kv q4_0", TOL_KV_Q4, n * 3 / 4},
+                        {LC_KV_Q4_0, "kv q4_0", TOL_KV_Q4, n * 5 / 8},
                     };
                     for (size_t k = 0; k < sizeof kvs / sizeof kvs[0]; k++) {
                         if (decode_all(m, kvs[k].kv, ids, n, ours) != 0) continue;
@@ -306,7 +329,7 @@ static void greedy(const paths *p) {
         want[np - 1] = 1;
         lc_batch b = {np, ids, pos, seq, want};
         int same = 0, diverged_at = -1, want_tok = -1, got_tok = -1;
-        float gap = 0;
+        float gap = 0, gap2 = 0;
         lc_status st = lc_decode(ctx, &b);
         CHECKF(st == LC_OK, "prompt decode: %s", lc_last_error());
         for (int i = 0; st == LC_OK && i < ng; i++) {
@@ -314,6 +337,9 @@ static void greedy(const paths *p) {
             int tok = argmax(l, nv), gold = (int)json_integer_value(json_array_get(jg, (size_t)i));
             if (tok != gold) {
                 diverged_at = i, want_tok = gold, got_tok = tok, gap = l[tok] - l[gold];
+                gap2 = l[tok];
+                for (int v = 0; v < nv; v++)
+                    if (v != tok && l[tok] - l[v] < gap2) gap2 = l[tok] - l[v];
                 break;
             }
             same++;
@@ -324,11 +350,15 @@ static void greedy(const paths *p) {
             st = lc_decode(ctx, &one);
             CHECKF(st == LC_OK, "decode step %d: %s", i, lc_last_error());
         }
+        /* Identical ids are required up to the end, except that a divergence at a near tie (our
+         * top-2 gap under GREEDY_TIE) ends the comparison of that case without failing it. */
+        bool tie = diverged_at >= 0 && gap2 < GREEDY_TIE;
         printf("greedy case %zu: %d prompt ids, %d/%d generated ids identical%s", c, np, same, ng,
                diverged_at >= 0 ? "" : "\n");
         if (diverged_at >= 0)
-            printf(" (step %d: llama.cpp %d, ours %d, our logit gap %.4f)\n", diverged_at, want_tok, got_tok, gap);
-        CHECKF(same == ng, "greedy case %zu diverges at step %d", c, diverged_at);
+            printf(" (step %d: llama.cpp %d, ours %d; ours prefers it by %.4f, top-2 gap %.4f: %s)\n", diverged_at,
+                   want_tok, got_tok, gap, gap2, tie ? "near tie" : "FAIL");
+        CHECKF(same == ng || tie, "greedy case %zu diverges at step %d (gap %.4f)", c, diverged_at, gap);
         free(ids);
         free(pos);
         free(seq);
@@ -354,8 +384,7 @@ int main(void) {
         if (access(p.python, X_OK) != 0) fmt(p.python, sizeof p.python, "python3");
     }
     mkdir(p.cache, 0755);
-
-    greedy(&p);
+    setvbuf(stdout, NULL, _IOLBF, 0); /* the table shows up as it is made */
 
     char mpath[2200], cmd[4500];
     fmt(mpath, sizeof mpath, "%s/tests/golden/engine/random/manifest.json", p.src);
@@ -375,5 +404,6 @@ int main(void) {
         random_models(&p, man);
     }
     json_decref(man);
+    greedy(&p);
     return test_done();
 }

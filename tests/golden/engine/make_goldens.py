@@ -199,6 +199,12 @@ def random_goldens(locara, outdir, workdir, arches, types):
         entry["n_vocab"] = n_vocab
         manifest["models"].append(entry)
     manifest["prompt_ids"] = prompt
+    old = os.path.join(outdir, "manifest.json")
+    if set(arches) != set(ARCHES) and os.path.exists(old):  # a partial run keeps the other archs
+        prev = json.load(open(old))
+        done = {m["arch"] for m in manifest["models"]}
+        manifest["models"] = [m for m in prev["models"] if m["arch"] not in done] + manifest["models"]
+        manifest["models"].sort(key=lambda m: ARCHES.index(m["arch"]))
     with open(os.path.join(outdir, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
         f.write("\n")
