@@ -24,14 +24,262 @@ static inline __m256i bytes_from_bits(uint32_t bits, int v) {
 
 #include "kernels_x86_impl.h"
 
+/* ==== 512-bit vec_dot ==== */
+
+/* The 32-element formats go two blocks per 512-bit vector (block 0 in i32 lanes 0-7, block 1 in
+ * 8-15) and two vectors per iteration into independent accumulators; a lone last block takes the
+ * 256-bit body above. The K formats take a super-block as four 512-bit vectors, with the scales
+ * spread over the lanes by vpermw and the min / level-bias terms kept in vector accumulators
+ * (bsums), so no horizontal sum happens before the end of the row. */
+
+static inline __m512i load512(const void *p) { return _mm512_loadu_si512(p); }
+static inline __m512i join256(__m256i lo, __m256i hi) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+/* Floats [a x8, b x8] from two f16 values. */
+static inline __m512 f16_pair(uint16_t a, uint16_t b) {
+    __m256i h = _mm256_mask_set1_epi16(_mm256_set1_epi16((short)a), 0xFF00, (short)b);
+    return _mm512_cvtph_ps(h);
+}
+
+/* The 64 levels (0..15) of two 16-byte nibble blocks, in the order of their Q8 partners:
+ * [q0 low nibbles, q0 high, q1 low, q1 high]. */
+static inline __m512i nibbles_pair(const uint8_t *q0, const uint8_t *q1) {
+    __m256i v = _mm256_loadu2_m128i((const __m128i *)q1, (const __m128i *)q0);
+    __m512i z = join256(v, _mm256_srli_epi16(v, 4));          /* [q0, q1, q0>>4, q1>>4] */
+    z = _mm512_and_si512(z, _mm512_set1_epi8(0x0F));
+    return _mm512_shuffle_i64x2(z, z, 0xD8);                  /* lanes 0, 2, 1, 3 */
+}
+
+static inline __m512i q8_pair(const int8_t *a, const int8_t *b) { return join256(load256(a), load256(b)); }
+
+/* Signed x signed bytes, per i32 lane: |x| against y with x's sign. */
+static inline __m512i dot_ss512(__m512i x, __m512i y) {
+    __m512i ys = _mm512_mask_sub_epi8(y, _mm512_movepi8_mask(x), _mm512_setzero_si512(), y);
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(x), ys);
+}
+
+static inline __m512 q4_0_pair(__m512 acc, const lc_block_q4_0 *x, const lc_block_q8_0 *y) {
+    __m512i yv = q8_pair(y[0].qs, y[1].qs);
+    __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), nibbles_pair(x[0].qs, x[1].qs), yv);
+    p = _mm512_sub_epi32(p, _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(8), yv));
+    __m512 d = _mm512_mul_ps(f16_pair(x[0].d, x[1].d), f16_pair(y[0].d, y[1].d));
+    return _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc);
+}
+
+static void dot_q4_0_512(int n, float *s, const void *vx, const void *vy) {
+    const lc_block_q4_0 *x = vx;
+    const lc_block_q8_0 *y = vy;
+    const int nb = n / LC_QK;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+    int i = 0;
+    for (; i + 4 <= nb; i += 4) {
+        a0 = q4_0_pair(a0, x + i, y + i);
+        a1 = q4_0_pair(a1, x + i + 2, y + i + 2);
+    }
+    if (i + 2 <= nb) a0 = q4_0_pair(a0, x + i, y + i), i += 2;
+    float r = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+    if (i < nb) {
+        float t;
+        dot_q4_0(LC_QK, &t, x + i, y + i);
+        r += t;
+    }
+    *s = r;
+}
+
+/* Q4_1: the min term m * s of both blocks goes to lanes 1 and 5 of a 256-bit accumulator. */
+static inline __m512 q4_1_pair(__m512 acc, __m256 *accm, const lc_block_q4_1 *x, const lc_block_q8_1 *y) {
+    __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), nibbles_pair(x[0].qs, x[1].qs),
+                                    q8_pair(y[0].qs, y[1].qs));
+    uint32_t xd0, xd1, yd0, yd1; /* (d, m) and (d, s) as f16 pairs */
+    memcpy(&xd0, &x[0].d, 4);
+    memcpy(&xd1, &x[1].d, 4);
+    memcpy(&yd0, &y[0].d, 4);
+    memcpy(&yd1, &y[1].d, 4);
+    __m256 f = _mm256_cvtph_ps(_mm_setr_epi32((int)xd0, (int)yd0, (int)xd1, (int)yd1));
+    /* f = [dx0 mx0 dy0 sy0 | dx1 mx1 dy1 sy1]; times its 64-bit swap: lane 0 = d0, 1 = m0*s0 */
+    __m256 prod = _mm256_mul_ps(f, _mm256_permute_ps(f, 0x4E));
+    *accm = _mm256_mask_add_ps(*accm, 0x22, *accm, prod);
+    __m512 d = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4),
+                                     _mm512_castps256_ps512(prod));
+    return _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc);
+}
+
+static void dot_q4_1_512(int n, float *s, const void *vx, const void *vy) {
+    const lc_block_q4_1 *x = vx;
+    const lc_block_q8_1 *y = vy;
+    const int nb = n / LC_QK;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+    __m256 am = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 4 <= nb; i += 4) {
+        a0 = q4_1_pair(a0, &am, x + i, y + i);
+        a1 = q4_1_pair(a1, &am, x + i + 2, y + i + 2);
+    }
+    if (i + 2 <= nb) a0 = q4_1_pair(a0, &am, x + i, y + i), i += 2;
+    float r = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) + hsum_ps(am);
+    if (i < nb) {
+        float t;
+        dot_q4_1(LC_QK, &t, x + i, y + i);
+        r += t;
+    }
+    *s = r;
+}
+
+static inline __m512 q8_0_pair(__m512 acc, const lc_block_q8_0 *x, const lc_block_q8_0 *y) {
+    __m512i p = dot_ss512(q8_pair(x[0].qs, x[1].qs), q8_pair(y[0].qs, y[1].qs));
+    __m512 d = _mm512_mul_ps(f16_pair(x[0].d, x[1].d), f16_pair(y[0].d, y[1].d));
+    return _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc);
+}
+
+static void dot_q8_0_512(int n, float *s, const void *vx, const void *vy) {
+    const lc_block_q8_0 *x = vx, *y = vy;
+    const int nb = n / LC_QK;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+    int i = 0;
+    for (; i + 4 <= nb; i += 4) {
+        a0 = q8_0_pair(a0, x + i, y + i);
+        a1 = q8_0_pair(a1, x + i + 2, y + i + 2);
+    }
+    if (i + 2 <= nb) a0 = q8_0_pair(a0, x + i, y + i), i += 2;
+    float r = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+    if (i < nb) {
+        float t;
+        dot_q8_0(LC_QK, &t, x + i, y + i);
+        r += t;
+    }
+    *s = r;
+}
+
+/* vpermw indices putting i16 scale a in lanes 0-15 and b in 16-31 (32-element sub-blocks). */
+static inline __m512i idx_2x16(int a, int b) {
+    return _mm512_inserti64x4(_mm512_set1_epi16((short)a), _mm256_set1_epi16((short)b), 1);
+}
+/* ... and scales a..a+3 in lanes of 8 (16-element sub-blocks). */
+static inline __m512i idx_4x8(int a) {
+    return _mm512_setr_epi64(0x0001000100010001LL * a, 0x0001000100010001LL * a,
+                             0x0001000100010001LL * (a + 1), 0x0001000100010001LL * (a + 1),
+                             0x0001000100010001LL * (a + 2), 0x0001000100010001LL * (a + 2),
+                             0x0001000100010001LL * (a + 3), 0x0001000100010001LL * (a + 3));
+}
+
+/* Q4_K / Q5_K share everything but the 5th bit: per super-block, the 4 vectors of levels q[v]
+ * (v covers sub-blocks 2v, 2v+1), the scales/mins vector and the two f16 scales. */
+static inline void k4_accum(const __m512i q[4], __m128i scm, const uint16_t *dd, const lc_block_q8_K *y,
+                            __m512 *acc, __m256 *accm) {
+    __m512i s16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(scm)); /* i16: 8 scales, 8 mins */
+    __m512i sa = _mm512_setzero_si512(), sb = _mm512_setzero_si512();
+    for (int v = 0; v < 4; v += 2) {
+        __m512i p0 = _mm512_maddubs_epi16(q[v], load512(y->qs + 64 * v));
+        __m512i p1 = _mm512_maddubs_epi16(q[v + 1], load512(y->qs + 64 * v + 64));
+        sa = _mm512_dpwssd_epi32(sa, p0, _mm512_permutexvar_epi16(idx_2x16(2 * v, 2 * v + 1), s16));
+        sb = _mm512_dpwssd_epi32(sb, p1, _mm512_permutexvar_epi16(idx_2x16(2 * v + 2, 2 * v + 3), s16));
+    }
+    /* mins: each m_j twice, against the 16 bsums */
+    __m256i m16 = _mm256_permutexvar_epi16(
+        _mm256_setr_epi16(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15), _mm512_castsi512_si256(s16));
+    __m256i mi = _mm256_madd_epi16(m16, load256(y->bsums));
+    int ddm;
+    memcpy(&ddm, dd, 4);
+    __m128 f = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(ddm)), _mm_set1_ps(y->d)); /* d, dmin */
+    *acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(f), _mm512_cvtepi32_ps(_mm512_add_epi32(sa, sb)), *acc);
+    *accm = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(f)), _mm256_cvtepi32_ps(mi), *accm);
+}
+
+static void dot_q4_K_512(int n, float *s, const void *vx, const void *vy) {
+    const lc_block_q4_K *x = vx;
+    const lc_block_q8_K *y = vy;
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512 acc = _mm512_setzero_ps();
+    __m256 accm = _mm256_setzero_ps();
+    for (int i = 0; i < n / LC_QK_K; i++) {
+        __m512i q[4];
+        for (int h = 0; h < 2; h++) {
+            __m512i v = load512(x[i].qs + 64 * h);
+            __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            q[2 * h] = _mm512_shuffle_i64x2(lo, hi, 0x44);     /* chunk 2h: low, high nibbles */
+            q[2 * h + 1] = _mm512_shuffle_i64x2(lo, hi, 0xEE); /* chunk 2h+1 */
+        }
+        k4_accum(q, k4_scales_mins(x[i].scales), &x[i].d, &y[i], &acc, &accm);
+    }
+    *s = _mm512_reduce_add_ps(acc) - hsum_ps(accm);
+}
+
+static void dot_q5_K_512(int n, float *s, const void *vx, const void *vy) {
+    const lc_block_q5_K *x = vx;
+    const lc_block_q8_K *y = vy;
+    const __m512i m4 = _mm512_set1_epi8(0x0F), b16 = _mm512_set1_epi8(0x10);
+    __m512 acc = _mm512_setzero_ps();
+    __m256 accm = _mm256_setzero_ps();
+    for (int i = 0; i < n / LC_QK_K; i++) {
+        __m256i h = load256(x[i].qh);
+        __m512i hb = join256(h, _mm256_srli_epi16(h, 1)); /* chunk c's bits 2c, 2c+1 at 2c */
+        __m512i q[4];
+        for (int k = 0; k < 2; k++) {
+            __m512i v = load512(x[i].qs + 64 * k);
+            __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            for (int c = 0; c < 2; c++) {
+                __m512i qq = _mm512_shuffle_i64x2(lo, hi, c ? 0xEE : 0x44);
+                __mmask64 bit = _mm512_test_epi8_mask(hb, _mm512_set1_epi8((char)(1 << (4 * k + 2 * c))));
+                q[2 * k + c] = _mm512_mask_add_epi8(qq, bit, qq, b16);
+            }
+        }
+        k4_accum(q, k4_scales_mins(x[i].scales), &x[i].d, &y[i], &acc, &accm);
+    }
+    *s = _mm512_reduce_add_ps(acc) - hsum_ps(accm);
+}
+
+/* Q6_K: levels 0..63 against y, minus 32 * sum(sc * bsums) folded into the integer sum. */
+static void dot_q6_K_512(int n, float *s, const void *vx, const void *vy) {
+    const lc_block_q6_K *x = vx;
+    const lc_block_q8_K *y = vy;
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(0x30);
+    __m512 acc = _mm512_setzero_ps();
+    for (int i = 0; i < n / LC_QK_K; i++) {
+        __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
+        __m512i s16 = _mm512_castsi256_si512(sc);
+        __m512i sa = _mm512_setzero_si512(), sb = _mm512_setzero_si512();
+        for (int c = 0; c < 2; c++) {
+            __m512i l = load512(x[i].ql + 64 * c);
+            __m256i h = load256(x[i].qh + 32 * c);
+            __m512i hh = join256(h, _mm256_srli_epi16(h, 2)); /* bits 0-1 | 2-3, and 4-5 | 6-7 at 4 */
+            __m512i lo = _mm512_ternarylogic_epi32(l, m4, _mm512_and_si512(_mm512_slli_epi16(hh, 4), m3), 0xEA);
+            __m512i hi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(l, 4), m4, _mm512_and_si512(hh, m3), 0xEA);
+            const int8_t *q8 = y[i].qs + 128 * c;
+            sa = _mm512_dpwssd_epi32(sa, _mm512_maddubs_epi16(lo, load512(q8)),
+                                     _mm512_permutexvar_epi16(idx_4x8(8 * c), s16));
+            sb = _mm512_dpwssd_epi32(sb, _mm512_maddubs_epi16(hi, load512(q8 + 64)),
+                                     _mm512_permutexvar_epi16(idx_4x8(8 * c + 4), s16));
+        }
+        __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(sc, load256(y[i].bsums)), 5);
+        __m512i sumi = _mm512_sub_epi32(_mm512_add_epi32(sa, sb), _mm512_zextsi256_si512(corr));
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(f16(x[i].d) * y[i].d), _mm512_cvtepi32_ps(sumi), acc);
+    }
+    *s = _mm512_reduce_add_ps(acc);
+}
+
 LC_GEMM_DRIVER(gemm_q8_0, tile_q8_0, 4, 4, LC_QK)
 LC_GEMM_DRIVER(gemm_q4_0, tile_q4_0, 4, 4, LC_QK)
-LC_GEMM_DRIVER(gemm_q4_1, tile_q4_1, 4, 4, LC_QK)
+LC_GEMM_DRIVER(gemm_q4_1_tiles, tile_q4_1, 4, 4, LC_QK)
+LC_GEMM_DOT1(gemm_q4_1, dot_q4_1_512, gemm_q4_1_tiles)
+LC_GEMM_DOT1(gemm_q4_K, dot_q4_K_512, gemm_q4_K_tile)
+LC_GEMM_DOT1(gemm_q5_K, dot_q5_K_512, gemm_q5_K_tile)
+LC_GEMM_DOT1(gemm_q6_K, dot_q6_K_512, gemm_q6_K_tile)
 
 void lc_kernels_fill_avx512(lc_kernels *k) {
     k->isa = "avx512";
     fill_common(k);
+    k->vec_dot[LC_TYPE_Q4_0] = dot_q4_0_512;
+    k->vec_dot[LC_TYPE_Q4_1] = dot_q4_1_512;
+    k->vec_dot[LC_TYPE_Q8_0] = dot_q8_0_512;
+    k->vec_dot[LC_TYPE_Q4_K] = dot_q4_K_512;
+    k->vec_dot[LC_TYPE_Q5_K] = dot_q5_K_512;
+    k->vec_dot[LC_TYPE_Q6_K] = dot_q6_K_512;
     k->gemm[LC_TYPE_Q8_0] = gemm_q8_0;
     k->gemm[LC_TYPE_Q4_0] = gemm_q4_0;
     k->gemm[LC_TYPE_Q4_1] = gemm_q4_1;
+    k->gemm[LC_TYPE_Q4_K] = gemm_q4_K;
+    k->gemm[LC_TYPE_Q5_K] = gemm_q5_K;
+    k->gemm[LC_TYPE_Q6_K] = gemm_q6_K;
 }

@@ -186,9 +186,27 @@ static inline int kmins_dot(const uint8_t *mins8, const int16_t *bsums) {
     return hsum_i32(_mm256_madd_epi16(b, m2));
 }
 
+/* The 8 scales (bytes 0-7) and 8 mins (bytes 8-15) of a Q4_K/Q5_K block, in one vector, by
+ * word arithmetic on the 12 packed bytes (w0 = bytes 0-3, w1 = 4-7, w2 = 8-11): scales 0-3 are
+ * w0's low 6 bits, mins 0-3 w1's; scales 4-7 take w2's low nibbles with w0's top 2 bits above,
+ * mins 4-7 w2's high nibbles with w1's top 2 bits (lc_k4_scale_min spelled for 4 lanes at once). */
+static inline __m128i k4_scales_mins(const uint8_t *s12) {
+    uint32_t w0, w1, w2;
+    memcpy(&w0, s12, 4);
+    memcpy(&w1, s12 + 4, 4);
+    memcpy(&w2, s12 + 8, 4);
+    const uint32_t lo6 = 0x3f3f3f3fu, nib = 0x0f0f0f0fu, top2 = 0x03030303u;
+    uint32_t sc_lo = w0 & lo6, mn_lo = w1 & lo6;
+    uint32_t sc_hi = (w2 & nib) | (((w0 >> 6) & top2) << 4);
+    uint32_t mn_hi = ((w2 >> 4) & nib) | (((w1 >> 6) & top2) << 4);
+    return _mm_set_epi32((int)mn_hi, (int)mn_lo, (int)sc_hi, (int)sc_lo);
+}
+
 /* The 8 scales and 8 mins of a Q4_K/Q5_K block. */
 static inline void k4_unpack(const uint8_t *s12, uint8_t sc[8], uint8_t m[8]) {
-    for (int j = 0; j < 8; j++) lc_k4_scale_min(j, s12, &sc[j], &m[j]);
+    __m128i v = k4_scales_mins(s12);
+    _mm_storel_epi64((__m128i *)sc, v);
+    _mm_storel_epi64((__m128i *)m, _mm_unpackhi_epi64(v, v));
 }
 
 static void dot_q4_K(int n, float *s, const void *vx, const void *vy) {
@@ -707,9 +725,22 @@ LC_INLINE void kdot(const kunpacked *u, int RN, const lc_block_q8_K *const *yb, 
         }                                                                                        \
     }
 
-LC_GEMM_K(gemm_q4_K, lc_block_q4_K, unpack_q4_K)
-LC_GEMM_K(gemm_q5_K, lc_block_q5_K, unpack_q5_K)
-LC_GEMM_K(gemm_q6_K, lc_block_q6_K, unpack_q6_K)
+LC_GEMM_K(gemm_q4_K_tile, lc_block_q4_K, unpack_q4_K)
+LC_GEMM_K(gemm_q5_K_tile, lc_block_q5_K, unpack_q5_K)
+LC_GEMM_K(gemm_q6_K_tile, lc_block_q6_K, unpack_q6_K)
+
+/* A gemm that gives a single token (decode: matmul.c calls gemm with nc = 1) to the row dot
+ * product, which streams the weights without the unpack-to-L1 round trip, and more tokens to
+ * the tile gemm. Measured by dev/quant_bench (gemm(nc=1) vs vec_dot). */
+#define LC_GEMM_DOT1(name, dot, tiles)                                                           \
+    static void name(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, \
+                     float *out, size_t ldo) {                                                   \
+        if (nc == 1) {                                                                           \
+            for (int r = 0; r < nr; r++) dot(n, out + r, (const uint8_t *)w + r * ws, x);        \
+            return;                                                                              \
+        }                                                                                        \
+        tiles(n, nr, nc, w, ws, x, xs, out, ldo);                                                \
+    }
 
 /* ==== Table ==== */
 
@@ -734,7 +765,4 @@ static void fill_common(lc_kernels *k) {
     k->quantize[LC_TYPE_BF16] = quant_bf16;
     k->to_float[LC_TYPE_Q8_0] = deq_q8_0;
     k->to_float[LC_TYPE_F16] = deq_f16;
-    k->gemm[LC_TYPE_Q4_K] = gemm_q4_K;
-    k->gemm[LC_TYPE_Q5_K] = gemm_q5_K;
-    k->gemm[LC_TYPE_Q6_K] = gemm_q6_K;
 }

@@ -86,7 +86,7 @@ static void test_vec_dot(const lc_kernels *ref, const lc_kernels *k) {
 }
 
 static void test_gemm(const lc_kernels *ref, const lc_kernels *k) {
-    static const int shapes[][2] = {{1, 1}, {3, 4}, {4, 4}, {5, 9}, {7, 3}, {8, 8}, {2, 13}};
+    static const int shapes[][2] = {{1, 1}, {3, 4}, {4, 4}, {5, 9}, {7, 3}, {8, 8}, {2, 13}, {9, 1}, {17, 2}};
     int tested = 0;
     for (size_t ti = 0; ti < LC_ARRAY_LEN(wtypes); ti++) {
         lc_type t = wtypes[ti];
