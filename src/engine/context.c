@@ -8,6 +8,9 @@
  */
 #include "engine/context.h"
 
+#include "backend/cuda/cuda_backend.h"
+
+#include <stdlib.h>
 #include <string.h>
 
 lc_context_params lc_context_params_default(void) {
@@ -117,7 +120,13 @@ lc_status lc_context_create(lc_model *model, lc_context_params params, lc_contex
     if (!ctx) return LC_ERR_OOM;
     ctx->model = model;
     ctx->params = params;
-    lc_status st = lc_backend_cpu_create(params.n_threads, &ctx->be);
+    /* The CUDA backend (whole model on the GPU) when a device is present, unless LOCARA_DEVICE=cpu.
+     * TODO(lead): honour lc_model_params.n_gpu_layers once the model keeps it (0 = CPU only). */
+    const char *dev = getenv("LOCARA_DEVICE");
+    lc_status st = LC_ERR_UNSUPPORTED;
+    if (!(dev && strcmp(dev, "cpu") == 0) && lc_cuda_device_count() > 0)
+        st = lc_backend_cuda_create(model, &ctx->be);
+    if (st == LC_ERR_UNSUPPORTED) st = lc_backend_cpu_create(params.n_threads, &ctx->be);
     if (st) goto fail;
     if ((st = lc_kvc_create(ctx->be, hp->n_layer, hp->n_head_kv, hp->head_dim, (lc_type)params.kv_type,
                             params.n_ctx, params.n_seq_max, &ctx->kvc)))
@@ -145,7 +154,8 @@ void lc_context_free(lc_context *ctx) {
     if (ctx->be) {
         free_bufs(ctx);
         lc_kvc_free(ctx->kvc);
-        lc_backend_cpu_free(ctx->be);
+        if (strcmp(ctx->be->ops->name, "cuda") == 0) lc_backend_cuda_free(ctx->be);
+        else lc_backend_cpu_free(ctx->be);
     }
     lc_free(ctx->host_logits);
     lc_free(ctx->slots);

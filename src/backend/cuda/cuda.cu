@@ -1,0 +1,559 @@
+/* cuda.cu — the CUDA backend: its op table, device memory (scratch, KV pools, the weight arena),
+ * CUDA error checking, host-array uploads, and the element-wise ops (RMS norm, RoPE, SwiGLU,
+ * adds, gather, MoE routing and combining). Matrix products are in matmul.cu, attention and KV
+ * writes in attn.cu.
+ *
+ * Everything runs on one stream in issue order; only to_host (and grouped prefill experts)
+ * waits for the device. Void ops that fail record the first error in the backend, and the next
+ * matmul returns it, so a CUDA failure surfaces as LC_ERR_DEVICE from lc_decode, never an abort.
+ */
+#include "backend/cuda/cuda_impl.h"
+#include "backend/cuda/quant_dev.cuh"
+extern "C" {
+#include "model/model.h"
+}
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ==== Errors ==== */
+
+lc_status lc_cu_check(lc_cuda *c, cudaError_t e, const char *what, const char *file, int line) {
+    if (e == cudaSuccess) return LC_OK;
+    lc_status st = lc_fail(LC_ERR_DEVICE, "CUDA: %s failed at %s:%d: %s (%s)", what, file, line, cudaGetErrorString(e),
+                           cudaGetErrorName(e));
+    if (c && !c->err) c->err = st;
+    return st;
+}
+
+lc_status lc_cu_check_blas(lc_cuda *c, cublasStatus_t e, const char *what, const char *file, int line) {
+    if (e == CUBLAS_STATUS_SUCCESS) return LC_OK;
+    lc_status st = lc_fail(LC_ERR_DEVICE, "cuBLAS: %s failed at %s:%d: status %d", what, file, line, (int)e);
+    if (c && !c->err) c->err = st;
+    return st;
+}
+
+extern "C" int lc_cuda_device_count(void) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError(); /* clear the sticky "no device" error */
+        return 0;
+    }
+    return n;
+}
+
+/* ==== Memory ==== */
+
+lc_status lc_cu_grow(lc_cuda *c, void **p, size_t *cap, size_t n) {
+    if (n <= *cap) return LC_OK;
+    n = LC_MAX(n, *cap + *cap / 2);
+    void *q = NULL;
+    /* the old buffer may still be read by queued work */
+    lc_status st = CU(c, cudaStreamSynchronize(c->stream));
+    if (st || (st = CU(c, cudaMalloc(&q, n)))) return st;
+    cudaFree(*p);
+    c->bytes += n - *cap;
+    *p = q;
+    *cap = n;
+    return LC_OK;
+}
+
+const int32_t *lc_cu_upload(lc_cuda *c, int s, const int32_t *host, size_t n) {
+    cu_slot *sl = &c->slot[s];
+    if (n == sl->n && n && memcmp(host, sl->shadow, n * 4) == 0) return sl->dev;
+    if (n > sl->cap) {
+        size_t cap = LC_MAX(n, 2 * sl->cap);
+        int32_t *sh = (int32_t *)lc_malloc(cap * 4);
+        if (!sh) {
+            c->err = LC_ERR_OOM;
+            return NULL;
+        }
+        size_t bytes = sl->cap * 4;
+        void *d = sl->dev;
+        if (lc_cu_grow(c, &d, &bytes, cap * 4)) {
+            lc_free(sh);
+            return NULL;
+        }
+        lc_free(sl->shadow);
+        sl->shadow = sh;
+        sl->dev = (int32_t *)d;
+        sl->cap = cap;
+    }
+    memcpy(sl->shadow, host, n * 4);
+    sl->n = n;
+    /* from the shadow: the caller's array may change before the copy runs */
+    if (CU(c, cudaMemcpyAsync(sl->dev, sl->shadow, n * 4, cudaMemcpyHostToDevice, c->stream))) return NULL;
+    return sl->dev;
+}
+
+static float *cu_alloc(lc_backend *be, size_t n) {
+    lc_cuda *c = cu_of(be);
+    void *p = NULL;
+    size_t bytes = (n ? n : 1) * sizeof(float);
+    if (CU(c, cudaMalloc(&p, bytes))) return NULL;
+    if (CU(c, cudaMemset(p, 0, bytes))) {
+        cudaFree(p);
+        return NULL;
+    }
+    return (float *)p;
+}
+
+static void cu_free(lc_backend *be, float *p) {
+    lc_cuda *c = cu_of(be);
+    if (!p) return;
+    CU(c, cudaStreamSynchronize(c->stream));
+    cudaFree(p);
+}
+
+static void cu_to_host(lc_backend *be, float *dst, const float *src, size_t n) {
+    lc_cuda *c = cu_of(be);
+    if (!n) return;
+    if (CU(c, cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, c->stream))) return;
+    CU(c, cudaStreamSynchronize(c->stream));
+}
+
+static lc_status cu_kv_alloc(lc_backend *be, lc_kv *kv) {
+    lc_cuda *c = cu_of(be);
+    if (kv->type != LC_TYPE_F16 && kv->type != LC_TYPE_Q8_0 && kv->type != LC_TYPE_Q4_0)
+        return lc_fail(LC_ERR_UNSUPPORTED, "CUDA backend: KV cache type %s", lc_type_name(kv->type));
+    size_t per_layer = kv->row_bytes * (size_t)kv->block_tokens * (size_t)kv->n_blocks;
+    kv->k = (uint8_t **)lc_calloc((size_t)kv->n_layer, sizeof *kv->k);
+    kv->v = (uint8_t **)lc_calloc((size_t)kv->n_layer, sizeof *kv->v);
+    if (!kv->k || !kv->v) return LC_ERR_OOM;
+    for (int il = 0; il < kv->n_layer; il++) {
+        lc_status st;
+        if ((st = CU(c, cudaMalloc((void **)&kv->k[il], per_layer))) || (st = CU(c, cudaMalloc((void **)&kv->v[il], per_layer))))
+            return lc_fail_wrap(st, "allocating the KV cache on the GPU (%zu bytes per layer): ", 2 * per_layer);
+        c->bytes += 2 * per_layer;
+    }
+    return LC_OK;
+}
+
+static void cu_kv_free(lc_backend *be, lc_kv *kv) {
+    lc_cuda *c = cu_of(be);
+    cudaStreamSynchronize(c->stream);
+    for (int il = 0; kv->k && il < kv->n_layer; il++) {
+        cudaFree(kv->k[il]);
+        cudaFree(kv->v[il]);
+    }
+    lc_free(kv->k);
+    lc_free(kv->v);
+    kv->k = kv->v = NULL;
+}
+
+static void cu_kv_copy_block(lc_backend *be, lc_kv *kv, int dst, int src, int n_rows) {
+    lc_cuda *c = cu_of(be);
+    size_t bb = kv->row_bytes * (size_t)kv->block_tokens, n = kv->row_bytes * (size_t)n_rows;
+    for (int il = 0; il < kv->n_layer; il++) {
+        CU(c, cudaMemcpyAsync(kv->k[il] + (size_t)dst * bb, kv->k[il] + (size_t)src * bb, n, cudaMemcpyDeviceToDevice, c->stream));
+        CU(c, cudaMemcpyAsync(kv->v[il] + (size_t)dst * bb, kv->v[il] + (size_t)src * bb, n, cudaMemcpyDeviceToDevice, c->stream));
+    }
+}
+
+/* ==== Weights ==== */
+
+static int wmap_cmp(const void *a, const void *b) {
+    const uint8_t *x = ((const cu_wmap *)a)->host, *y = ((const cu_wmap *)b)->host;
+    return x < y ? -1 : x > y;
+}
+
+const void *lc_cu_weight(lc_cuda *c, const void *p) {
+    const uint8_t *h = (const uint8_t *)p;
+    int lo = 0, hi = c->n_wmap - 1;
+    while (lo <= hi) { /* last entry starting at or before h */
+        int mid = (lo + hi) / 2;
+        if (c->wmap[mid].host <= h) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    if (hi < 0) return NULL;
+    const cu_wmap *m = &c->wmap[hi];
+    return h < m->host + m->bytes ? m->dev + (h - m->host) : NULL;
+}
+
+static size_t weight_bytes(const lc_weight *w) {
+    return w->data ? w->expert_bytes * (size_t)LC_MAX(w->n_expert, 1) : 0;
+}
+
+/* Collects every weight the model binds (deduplicated: tied embeddings share bytes), sizes one
+ * arena, and copies them in. */
+static lc_status upload_weights(lc_cuda *c, const lc_model *m) {
+    const lc_hparams *hp = &m->hp;
+    size_t cap = 4 + (size_t)hp->n_layer * 19 + 1;
+    c->wmap = (cu_wmap *)lc_calloc(cap, sizeof *c->wmap);
+    if (!c->wmap) return LC_ERR_OOM;
+    int n = 0;
+#define ADD(w)                                                                                         \
+    do {                                                                                               \
+        if (!(w).data) break;                                                                          \
+        if (!lc_cu_type_ok((w).type))                                                                  \
+            return lc_fail(LC_ERR_UNSUPPORTED, "CUDA backend: no kernels for type %s", lc_type_name((w).type)); \
+        c->wmap[n++] = (cu_wmap){(const uint8_t *)(w).data, weight_bytes(&(w)), NULL, false};          \
+    } while (0)
+    ADD(m->tok_embd);
+    ADD(m->output_norm);
+    ADD(m->output);
+    ADD(m->rope_freqs);
+    for (int il = 0; il < hp->n_layer; il++) {
+        const lc_layer *L = &m->layers[il];
+        const lc_weight *all[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq, &L->bk, &L->bv,
+                                  &L->q_norm, &L->k_norm, &L->ffn_norm, &L->ffn_gate, &L->ffn_up, &L->ffn_down,
+                                  &L->ffn_gate_inp, &L->ffn_gate_exps, &L->ffn_up_exps, &L->ffn_down_exps};
+        for (size_t i = 0; i < LC_ARRAY_LEN(all); i++) ADD(*all[i]);
+    }
+#undef ADD
+    qsort(c->wmap, (size_t)n, sizeof *c->wmap, wmap_cmp);
+    int u = 0; /* drop duplicates (same start) */
+    for (int i = 0; i < n; i++) {
+        if (u && c->wmap[u - 1].host == c->wmap[i].host) {
+            c->wmap[u - 1].bytes = LC_MAX(c->wmap[u - 1].bytes, c->wmap[i].bytes);
+            continue;
+        }
+        c->wmap[u++] = c->wmap[i];
+    }
+    c->n_wmap = u;
+    size_t total = 0;
+    for (int i = 0; i < u; i++) total += (c->wmap[i].bytes + 255) / 256 * 256;
+    lc_status st = CU(c, cudaMalloc((void **)&c->arena, total ? total : 256));
+    if (st) return lc_fail_wrap(st, "allocating %zu bytes of weights on the GPU: ", total);
+    c->arena_bytes = total;
+    c->bytes += total;
+    size_t at = 0;
+    for (int i = 0; i < u; i++) {
+        c->wmap[i].dev = c->arena + at;
+        if ((st = CU(c, cudaMemcpy(c->wmap[i].dev, c->wmap[i].host, c->wmap[i].bytes, cudaMemcpyHostToDevice)))) return st;
+        at += (c->wmap[i].bytes + 255) / 256 * 256;
+    }
+    return LC_OK;
+}
+
+extern "C" lc_status lc_backend_cuda_add_weight(lc_backend *be, const lc_weight *w) {
+    lc_cuda *c = cu_of(be);
+    if (!lc_cu_type_ok(w->type)) return lc_fail(LC_ERR_UNSUPPORTED, "CUDA backend: no kernels for type %s", lc_type_name(w->type));
+    if (lc_cu_weight(c, w->data)) return LC_OK;
+    cu_wmap *m = (cu_wmap *)lc_realloc(c->wmap, (size_t)(c->n_wmap + 1) * sizeof *m);
+    if (!m) return LC_ERR_OOM;
+    c->wmap = m;
+    cu_wmap e = {(const uint8_t *)w->data, weight_bytes(w), NULL, true};
+    lc_status st;
+    if ((st = CU(c, cudaMalloc((void **)&e.dev, e.bytes))) ||
+        (st = CU(c, cudaMemcpy(e.dev, e.host, e.bytes, cudaMemcpyHostToDevice))))
+        return st;
+    c->bytes += e.bytes;
+    m[c->n_wmap++] = e;
+    qsort(m, (size_t)c->n_wmap, sizeof *m, wmap_cmp);
+    return LC_OK;
+}
+
+extern "C" lc_status lc_backend_cuda_from_host(lc_backend *be, float *dst, const float *src, size_t n) {
+    lc_cuda *c = cu_of(be);
+    lc_status st = CU(c, cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyHostToDevice, c->stream));
+    return st ? st : CU(c, cudaStreamSynchronize(c->stream));
+}
+
+/* A host pointer the forward passes for a weight vector (norm gains, biases): its device copy,
+ * or the pointer itself when it is already a device buffer (tests pass backend buffers). */
+static const float *dev_vec(lc_cuda *c, const float *p) {
+    if (!p) return NULL;
+    const void *d = lc_cu_weight(c, p);
+    return d ? (const float *)d : p;
+}
+
+/* ==== RMS norm ==== */
+
+/* One block per row: out = x / sqrt(mean(x^2) + eps) * g. */
+__global__ void k_rms_norm(float *out, const float *x, const float *g, int n, float eps) {
+    __shared__ float red[32];
+    const float *xr = x + (size_t)blockIdx.x * n;
+    float *o = out + (size_t)blockIdx.x * n;
+    float ss = 0.0f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
+    ss = cu_warp_sum(ss);
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        float v = threadIdx.x < (blockDim.x >> 5) ? red[threadIdx.x] : 0.0f;
+        v = cu_warp_sum(v);
+        if (threadIdx.x == 0) red[0] = v;
+    }
+    __syncthreads();
+    float scale = 1.0f / sqrtf(red[0] / (float)n + eps);
+    for (int i = threadIdx.x; i < n; i += blockDim.x) o[i] = g ? xr[i] * scale * g[i] : xr[i] * scale;
+}
+
+static void cu_rms_norm(lc_backend *be, float *out, const float *x, const float *g, int n_rows, int n, float eps) {
+    lc_cuda *c = cu_of(be);
+    if (c->err || n_rows <= 0) return;
+    int threads = n >= 1024 ? 256 : 128;
+    k_rms_norm<<<(unsigned)n_rows, threads, 0, c->stream>>>(out, x, dev_vec(c, g), n, eps);
+    CU_LAUNCH(c);
+}
+
+/* ==== RoPE ==== */
+
+/* One thread per (token, head, pair); the angle follows the CPU's float steps (theta *= scale). */
+__global__ void k_rope(float *x, const int32_t *pos, int n_tok, int n_head, int head_dim, int n_dims, bool neox,
+                       float theta_scale, float freq_scale, const float *ff) {
+    int half = n_dims / 2;
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)n_tok * n_head * half) return;
+    int p = (int)(i % half);
+    size_t th = i / half;
+    int t = (int)(th / n_head);
+    float theta = (float)pos[t];
+    for (int k = 0; k < p; k++) theta *= theta_scale;
+    float a = freq_scale * (theta / (ff ? ff[p] : 1.0f));
+    float cs = cosf(a), sn = sinf(a);
+    float *v = x + th * head_dim;
+    int ia = neox ? p : 2 * p, ib = neox ? p + half : 2 * p + 1;
+    float x0 = v[ia], x1 = v[ib];
+    v[ia] = x0 * cs - x1 * sn;
+    v[ib] = x0 * sn + x1 * cs;
+}
+
+static void cu_rope(lc_backend *be, float *x, const int32_t *pos, int n_tok, int n_head, int head_dim, const lc_rope *r) {
+    lc_cuda *c = cu_of(be);
+    if (c->err) return;
+    const int32_t *dp = lc_cu_upload(c, SLOT_POS, pos, (size_t)n_tok);
+    if (!dp) return;
+    size_t n = (size_t)n_tok * n_head * (r->n_dims / 2);
+    if (!n) return;
+    float theta_scale = powf(r->freq_base, -2.0f / (float)r->n_dims);
+    k_rope<<<(unsigned)((n + 127) / 128), 128, 0, c->stream>>>(x, dp, n_tok, n_head, head_dim, r->n_dims, r->neox,
+                                                             theta_scale, r->freq_scale, dev_vec(c, r->freq_factors));
+    CU_LAUNCH(c);
+}
+
+/* ==== Element-wise ==== */
+
+__global__ void k_swiglu(float *out, const float *g, const float *u, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) {
+        float a = g[i];
+        out[i] = a / (1.0f + expf(-a)) * u[i];
+    }
+}
+
+__global__ void k_add(float *x, const float *y, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) x[i] += y[i];
+}
+
+__global__ void k_add_bias(float *x, const float *b, size_t n, int w) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) x[i] += b[i % w];
+}
+
+static void cu_swiglu(lc_backend *be, float *out, const float *gate, const float *up, size_t n) {
+    lc_cuda *c = cu_of(be);
+    if (c->err || !n) return;
+    k_swiglu<<<(unsigned)((n + 255) / 256), 256, 0, c->stream>>>(out, gate, up, n);
+    CU_LAUNCH(c);
+}
+
+static void cu_add(lc_backend *be, float *x, const float *y, size_t n) {
+    lc_cuda *c = cu_of(be);
+    if (c->err || !n) return;
+    k_add<<<(unsigned)((n + 255) / 256), 256, 0, c->stream>>>(x, y, n);
+    CU_LAUNCH(c);
+}
+
+static void cu_add_bias(lc_backend *be, float *x, const float *b, int n_rows, int n) {
+    lc_cuda *c = cu_of(be);
+    size_t total = (size_t)n_rows * n;
+    if (c->err || !total) return;
+    k_add_bias<<<(unsigned)((total + 255) / 256), 256, 0, c->stream>>>(x, dev_vec(c, b), total, n);
+    CU_LAUNCH(c);
+}
+
+__global__ void k_gather(float *out, const float *x, const int32_t *idx, int n_rows, int n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)n_rows * n) return;
+    size_t r = i / n, col = i % n;
+    out[i] = x[(size_t)idx[r] * n + col];
+}
+
+static void cu_gather(lc_backend *be, float *out, const float *x, const int32_t *idx, int n_rows, int n) {
+    lc_cuda *c = cu_of(be);
+    if (c->err || n_rows <= 0) return;
+    const int32_t *d = lc_cu_upload(c, SLOT_IDX, idx, (size_t)n_rows);
+    if (!d) return;
+    size_t total = (size_t)n_rows * n;
+    k_gather<<<(unsigned)((total + 255) / 256), 256, 0, c->stream>>>(out, x, d, n_rows, n);
+    CU_LAUNCH(c);
+}
+
+/* ==== MoE routing ==== */
+
+/* One warp per token: softmax over the expert logits, then k rounds of a warp arg-max (ties to
+ * the lower id) over the experts not yet taken. */
+__global__ void k_moe_route(const float *logits, int n_tok, int n_expert, int k, bool norm, int32_t *ids, float *w) {
+    int t = (int)(((size_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
+    if (t >= n_tok) return;
+    const float *l = logits + (size_t)t * n_expert;
+    float mx = -INFINITY;
+    for (int e = lane; e < n_expert; e += 32) mx = fmaxf(mx, l[e]);
+    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    float sum = 0.0f;
+    for (int e = lane; e < n_expert; e += 32) sum += expf(l[e] - mx);
+    sum = cu_warp_sum(sum);
+    uint32_t taken[8] = {0, 0, 0, 0, 0, 0, 0, 0}; /* bit e/32 of lane e%32: n_expert <= 256 */
+    float tot = 0.0f, my_w = 0.0f;
+    int my_id = 0;
+    for (int s = 0; s < k; s++) {
+        float bv = -INFINITY;
+        int bi = -1;
+        for (int e = lane, j = 0; e < n_expert; e += 32, j++) {
+            bool tk = false;
+#pragma unroll
+            for (int q = 0; q < 8; q++)
+                if (q == j) tk = (taken[q] >> lane) & 1;
+            if (!tk && (bi < 0 || l[e] > bv)) {
+                bv = l[e];
+                bi = e;
+            }
+        }
+        for (int o = 16; o > 0; o >>= 1) {
+            float v2 = __shfl_xor_sync(0xffffffffu, bv, o);
+            int i2 = __shfl_xor_sync(0xffffffffu, bi, o);
+            if (i2 >= 0 && (bi < 0 || v2 > bv || (v2 == bv && i2 < bi))) {
+                bv = v2;
+                bi = i2;
+            }
+        }
+#pragma unroll
+        for (int q = 0; q < 8; q++)
+            if (q == bi / 32) taken[q] |= 1u << (bi % 32);
+        float wt = expf(bv - mx) / sum;
+        tot += wt;
+        if (lane == s) {
+            my_w = wt;
+            my_id = bi;
+        }
+    }
+    if (lane < k) {
+        ids[(size_t)t * k + lane] = my_id;
+        w[(size_t)t * k + lane] = norm ? my_w / tot : my_w;
+    }
+}
+
+static void cu_moe_route(lc_backend *be, const float *logits, int n_tok, int n_expert, int k, bool norm, int32_t *ids,
+                         float *weights) {
+    lc_cuda *c = cu_of(be);
+    if (c->err) return;
+    if (k > 32 || n_expert > 256) {
+        c->err = lc_fail(LC_ERR_UNSUPPORTED, "CUDA MoE routing: %d experts, top %d (at most 256, top 32)", n_expert, k);
+        return;
+    }
+    size_t need = (size_t)n_tok * k * 4;
+    size_t cap = c->route_cap;
+    void *p = c->route_dev;
+    if ((c->err = lc_cu_grow(c, &p, &cap, need))) return;
+    c->route_dev = (int32_t *)p;
+    c->route_cap = cap;
+    c->route_host = ids; /* matmul_experts recognises the array by its address */
+    k_moe_route<<<(unsigned)((n_tok + 3) / 4), 128, 0, c->stream>>>(logits, n_tok, n_expert, k, norm, c->route_dev, weights);
+    CU_LAUNCH(c);
+}
+
+__global__ void k_moe_combine(float *out, const float *y, const float *w, int n_tok, int k, int n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)n_tok * n) return;
+    size_t t = i / n, col = i % n;
+    float s = 0.0f;
+    for (int j = 0; j < k; j++) s += w[t * k + j] * y[(t * k + j) * n + col];
+    out[i] = s;
+}
+
+static void cu_moe_combine(lc_backend *be, float *out, const float *y, const float *weights, int n_tok, int k, int n) {
+    lc_cuda *c = cu_of(be);
+    size_t total = (size_t)n_tok * n;
+    if (c->err || !total) return;
+    k_moe_combine<<<(unsigned)((total + 255) / 256), 256, 0, c->stream>>>(out, y, weights, n_tok, k, n);
+    CU_LAUNCH(c);
+}
+
+/* ==== The table ==== */
+
+static const lc_backend_ops cuda_ops = {
+    LC_BACKEND_VERSION,
+    "cuda",
+    cu_alloc,
+    cu_free,
+    cu_kv_alloc,
+    cu_kv_free,
+    cu_kv_copy_block,
+    cu_to_host,
+    lc_cu_matmul,
+    lc_cu_matmul_experts,
+    cu_rms_norm,
+    cu_rope,
+    cu_swiglu,
+    cu_add,
+    cu_add_bias,
+    lc_cu_get_rows,
+    lc_cu_kv_store,
+    lc_cu_attention,
+    cu_moe_route,
+    cu_moe_combine,
+    cu_gather,
+};
+
+extern "C" lc_status lc_backend_cuda_create(const lc_model *model, lc_backend **out) {
+    *out = NULL;
+    if (lc_cuda_device_count() <= 0) return lc_fail(LC_ERR_UNSUPPORTED, "no CUDA device");
+    lc_backend *be = (lc_backend *)lc_calloc(1, sizeof *be);
+    lc_cuda *c = (lc_cuda *)lc_calloc(1, sizeof *c);
+    if (!be || !c) {
+        lc_free(be);
+        lc_free(c);
+        return LC_ERR_OOM;
+    }
+    be->ops = &cuda_ops;
+    be->impl = c;
+    lc_status st;
+    cudaDeviceProp prop;
+    if ((st = CU(c, cudaSetDevice(0))) || (st = CU(c, cudaGetDeviceProperties(&prop, 0))) ||
+        (st = CU(c, cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking))))
+        goto fail;
+    c->n_sm = prop.multiProcessorCount;
+    if ((st = CUBLAS(c, cublasCreate(&c->blas))) || (st = CUBLAS(c, cublasSetStream(c->blas, c->stream)))) goto fail;
+    if (model) {
+        if (model->hp.n_expert && model->hp.n_expert_used > 32) {
+            st = lc_fail(LC_ERR_UNSUPPORTED, "CUDA backend: top-%d routing", model->hp.n_expert_used);
+            goto fail;
+        }
+        if ((st = upload_weights(c, model))) goto fail;
+    }
+    c->err = LC_OK;
+    *out = be;
+    return LC_OK;
+fail:
+    lc_backend_cuda_free(be);
+    return st;
+}
+
+extern "C" void lc_backend_cuda_free(lc_backend *be) {
+    if (!be) return;
+    lc_cuda *c = cu_of(be);
+    if (c->stream) cudaStreamSynchronize(c->stream);
+    for (int s = 0; s < SLOT_COUNT; s++) {
+        cudaFree(c->slot[s].dev);
+        lc_free(c->slot[s].shadow);
+    }
+    for (int i = 0; i < c->n_wmap; i++)
+        if (c->wmap[i].own) cudaFree(c->wmap[i].dev);
+    cudaFree(c->arena);
+    cudaFree(c->route_dev);
+    cudaFree(c->scratch);
+    cudaFree(c->attn_part);
+    lc_free(c->attn_host);
+    lc_free(c->host_ids);
+    lc_free(c->wmap);
+    if (c->blas) cublasDestroy(c->blas);
+    if (c->stream) cudaStreamDestroy(c->stream);
+    lc_free(c);
+    lc_free(be);
+}
+
+extern "C" size_t lc_backend_cuda_bytes(lc_backend *be) { return be ? cu_of(be)->bytes : 0; }

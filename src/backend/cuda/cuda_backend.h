@@ -1,0 +1,43 @@
+/* cuda_backend.h — the public entry points of the CUDA backend (C callers: engine/context.c,
+ * tests). The backend is built only with -DLOCARA_CUDA=ON and nvcc; otherwise cuda_stub.c
+ * provides the same functions answering LC_ERR_UNSUPPORTED, so callers need no #if.
+ * Implementation: cuda.cu (table, memory, weights, element-wise ops), matmul.cu, attn.cu.
+ */
+#ifndef LC_CUDA_BACKEND_H
+#define LC_CUDA_BACKEND_H
+
+#ifdef __cplusplus
+extern "C" { /* the C headers below have no guards of their own */
+#endif
+
+#include "backend/backend.h"
+
+struct lc_model;
+
+/* Number of CUDA devices usable by this build (0 when built without CUDA, or none present). */
+int lc_cuda_device_count(void);
+
+/* Creates a CUDA backend on device 0. When model is not NULL, every weight it binds is copied
+ * into one device arena owned by the backend; ops then translate the host pointers the forward
+ * passes (lc_weight.data, norm vectors, rope factors) to those copies, so the shared model is
+ * never written and several contexts may each hold their own copy. LC_ERR_UNSUPPORTED when
+ * built without CUDA or no device is present; LC_ERR_DEVICE on a CUDA failure. */
+lc_status lc_backend_cuda_create(const struct lc_model *model, lc_backend **out);
+void lc_backend_cuda_free(lc_backend *be);
+
+/* Copies n floats from the host into a buffer from be->ops->alloc (tests, benchmarks). */
+lc_status lc_backend_cuda_from_host(lc_backend *be, float *dst, const float *src, size_t n);
+
+/* Copies one more weight (not bound by the model given at creation) to the device, so ops accept
+ * it by its host pointer; the copy lives until the backend is freed (tests, benchmarks). */
+lc_status lc_backend_cuda_add_weight(lc_backend *be, const lc_weight *w);
+
+/* Device bytes the backend holds in weights, KV pools and its internal scratch (activation
+ * buffers from ops->alloc are not counted), for memory accounting. */
+size_t lc_backend_cuda_bytes(lc_backend *be);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LC_CUDA_BACKEND_H */

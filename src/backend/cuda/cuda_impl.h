@@ -1,0 +1,92 @@
+/* cuda_impl.h — state shared by the CUDA backend's translation units (cuda.cu, matmul.cu,
+ * attn.cu): the backend struct, CUDA error checking turned into LC_ERR_DEVICE, host-array
+ * uploads, the weight map, and the device-side block dequantizers (quant_dev.cuh).
+ * Not here: the op table (cuda.cu) and kernels (one .cu per group of ops).
+ */
+#ifndef LC_CUDA_IMPL_H
+#define LC_CUDA_IMPL_H
+
+#include "backend/cuda/cuda_backend.h"
+
+#include <cublas_v2.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+/* Upload slots: host arrays the forward passes by pointer, mirrored on the device. A slot keeps
+ * a host shadow of what it last uploaded, so an unchanged array (the positions every layer of a
+ * decode step passes again) costs a memcmp instead of a copy. */
+enum { SLOT_POS, SLOT_TOK, SLOT_IDX, SLOT_IDS, SLOT_ATTN, SLOT_COUNT };
+
+typedef struct cu_slot {
+    int32_t *dev;
+    int32_t *shadow;
+    size_t cap, n;
+} cu_slot;
+
+/* One bound weight: host bytes [host, host + bytes) live at dev. */
+typedef struct cu_wmap {
+    const uint8_t *host;
+    size_t bytes;
+    uint8_t *dev;
+    bool own; /* a separate allocation (lc_backend_cuda_add_weight), not in the arena */
+} cu_wmap;
+
+typedef struct lc_cuda {
+    int device;
+    int n_sm;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    lc_status err; /* first failure of a void op, returned by the next matmul */
+    /* weights */
+    uint8_t *arena;
+    size_t arena_bytes;
+    cu_wmap *wmap;
+    int n_wmap;
+    /* uploads */
+    cu_slot slot[SLOT_COUNT];
+    int32_t *attn_host; /* packed attention batch being built */
+    size_t attn_host_cap;
+    /* MoE: ids written by moe_route stay on the device; the host array is their name */
+    const int32_t *route_host;
+    int32_t *route_dev;
+    size_t route_cap;
+    /* scratch: f16 dequantized weight tiles and activations (prefill GEMMs), attention partials */
+    void *scratch;
+    size_t scratch_bytes;
+    float *attn_part;
+    size_t attn_part_bytes;
+    int32_t *host_ids; /* downloaded expert ids (grouped prefill) */
+    size_t host_ids_cap;
+    size_t bytes; /* device bytes held */
+} lc_cuda;
+
+static inline lc_cuda *cu_of(lc_backend *be) { return (lc_cuda *)be->impl; }
+
+/* Turns a CUDA error into LC_ERR_DEVICE with a message naming the call; records the first one
+ * in c->err for void ops. */
+lc_status lc_cu_check(lc_cuda *c, cudaError_t e, const char *what, const char *file, int line);
+lc_status lc_cu_check_blas(lc_cuda *c, cublasStatus_t e, const char *what, const char *file, int line);
+#define CU(c, call) lc_cu_check((c), (call), #call, __FILE__, __LINE__)
+#define CU_LAUNCH(c) lc_cu_check((c), cudaGetLastError(), "kernel launch", __FILE__, __LINE__)
+#define CUBLAS(c, call) lc_cu_check_blas((c), (call), #call, __FILE__, __LINE__)
+
+/* Device pointer of the host bytes p (inside a bound weight); NULL if p is not a weight. */
+const void *lc_cu_weight(lc_cuda *c, const void *p);
+/* Mirrors n int32 from host into upload slot s; returns the device copy (NULL on error). */
+const int32_t *lc_cu_upload(lc_cuda *c, int s, const int32_t *host, size_t n);
+/* Grows a device buffer *p of *cap bytes to at least n bytes. */
+lc_status lc_cu_grow(lc_cuda *c, void **p, size_t *cap, size_t n);
+
+/* ==== Ops implemented in matmul.cu and attn.cu ==== */
+
+lc_status lc_cu_matmul(lc_backend *be, int n_w, const lc_weight *const *w, float *const *out, const float *x,
+                       int n_tok);
+lc_status lc_cu_matmul_experts(lc_backend *be, const lc_weight *w, float *out, const float *x, bool x_per_pair,
+                               const int32_t *ids, int n_tok, int k_per_tok);
+void lc_cu_get_rows(lc_backend *be, float *out, const lc_weight *w, const int32_t *ids, int n);
+bool lc_cu_type_ok(lc_type t);
+void lc_cu_kv_store(lc_backend *be, lc_kv *kv, int il, const float *k, const float *v, const lc_attn_batch *b);
+void lc_cu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int il, const lc_attn_batch *b,
+                     int n_head, float scale);
+
+#endif /* LC_CUDA_IMPL_H */
