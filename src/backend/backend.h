@@ -14,6 +14,10 @@
 #include "base/base.h"
 #include "quant/quant.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define LC_BACKEND_VERSION 1
 
 /* A weight matrix W (rows, cols): rows of `cols` elements of `type`, row_bytes apart. 3-D expert
@@ -135,5 +139,9 @@ struct lc_backend {
 lc_status lc_backend_cpu_create(int n_threads, lc_backend **out);
 void lc_backend_cpu_free(lc_backend *be);
 lc_pool *lc_backend_cpu_pool(lc_backend *be);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* LC_BACKEND_H */

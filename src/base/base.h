@@ -15,6 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #if defined(__GNUC__)
 #define LC_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #define LC_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -201,5 +205,9 @@ static inline uint16_t lc_f32_to_bf16(float f) {
     if ((x & 0x7fffffff) > 0x7f800000u) return (uint16_t)((x >> 16) | 64); /* quiet nan */
     return (uint16_t)((x + (0x7fff + ((x >> 16) & 1))) >> 16);
 }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* LC_BASE_H */

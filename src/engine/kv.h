@@ -12,6 +12,10 @@
 
 #include "backend/backend.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct lc_kvc lc_kvc;
 
 typedef struct lc_kvc_stats {
@@ -52,5 +56,9 @@ int lc_kvc_seq_attach_prefix(lc_kvc *c, int seq, const int32_t *ids, int n);
 /* Drops every cached, unreferenced block (memory pressure). Returns how many were dropped. */
 int lc_kvc_drop_cached(lc_kvc *c);
 lc_kvc_stats lc_kvc_get_stats(const lc_kvc *c);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

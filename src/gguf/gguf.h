@@ -15,6 +15,10 @@
 #include "base/base.h"
 #include "quant/quant.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum lc_gguf_type {
     LC_GGUF_U8 = 0,
     LC_GGUF_I8 = 1,
@@ -135,5 +139,9 @@ lc_status lc_gguf_writer_add_tensor(lc_gguf_writer *w, const char *name, lc_type
                                     const int64_t *ne, const void *data);
 /* Writes the whole file (GGUF v3, alignment 32 unless general.alignment was set). */
 lc_status lc_gguf_writer_write(lc_gguf_writer *w, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* LC_GGUF_H */

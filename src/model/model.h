@@ -13,6 +13,10 @@
 #include "backend/backend.h"
 #include "gguf/gguf.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct lc_tok lc_tok; /* text/tokenizer.h */
 
 #define LC_MAX_LAYERS 512
@@ -102,5 +106,9 @@ lc_status lc_bind_llama_layers(lc_model *m, bool biases, bool qk_norm, bool moe)
  * and a SwiGLU FFN (dense or top-k MoE); final norm and output projection. */
 lc_status lc_forward_decoder(const lc_model *m, lc_backend *be, lc_kv *kv, lc_fwd_bufs *bufs,
                              const lc_fwd_batch *b);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* LC_MODEL_H */

@@ -15,6 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* ggml type ids, as stored in GGUF tensor infos. */
 typedef enum lc_type {
     LC_TYPE_F32 = 0,
@@ -109,5 +113,9 @@ void lc_kernels_fill_avx512(lc_kernels *k);
 /* Quantizes nrows rows of n_per_row floats into dst (type t) with the reference quantizer
  * (the same search llama.cpp uses without an importance matrix). Returns bytes written. */
 size_t lc_quantize_rows(lc_type t, const float *src, void *dst, int64_t nrows, int64_t n_per_row);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* LC_QUANT_H */
