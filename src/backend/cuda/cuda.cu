@@ -92,7 +92,7 @@ static float *cu_alloc(lc_backend *be, size_t n) {
     void *p = NULL;
     size_t bytes = (n ? n : 1) * sizeof(float);
     if (CU(c, cudaMalloc(&p, bytes))) return NULL;
-    if (CU(c, cudaMemset(p, 0, bytes))) {
+    if (CU(c, cudaMemsetAsync(p, 0, bytes, c->stream))) {
         cudaFree(p);
         return NULL;
     }
