@@ -105,7 +105,7 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         if (strcmp(sel, "all") && !strstr(sel, lc_type_name(types[i]))) continue;
-        gemm_vs_dot(k, types[i], 128, 64, n, trials < 10 ? trials : 10);
+        gemm_vs_dot(k, types[i], 128, 64, n, trials < 40 ? trials : 40);
     }
     return 0;
 }

@@ -86,7 +86,7 @@ static void test_vec_dot(const lc_kernels *ref, const lc_kernels *k) {
 }
 
 static void test_gemm(const lc_kernels *ref, const lc_kernels *k) {
-    static const int shapes[][2] = {{1, 1}, {3, 4}, {4, 4}, {5, 9}, {7, 3}, {8, 8}, {2, 13}, {9, 1}, {17, 2}};
+    static const int shapes[][2] = {{1, 1}, {3, 4}, {4, 4}, {5, 9}, {7, 3}, {8, 8}, {2, 13}, {9, 1}, {17, 2}, {14, 1}, {6, 5}};
     int tested = 0;
     for (size_t ti = 0; ti < LC_ARRAY_LEN(wtypes); ti++) {
         lc_type t = wtypes[ti];
@@ -114,6 +114,12 @@ static void test_gemm(const lc_kernels *ref, const lc_kernels *k) {
                                 lc_type_name(t), nr, nc, r, c, want, out[c * ldo + r]);
                     }
                 }
+            for (int c = 0; c < nc; c++) /* the ldo padding past nr stays untouched */
+                for (size_t r = (size_t)nr; r < ldo; r++)
+                    if (out[c * ldo + r] != 0) {
+                        bad++;
+                        fprintf(stderr, "%s gemm %s %dx%d wrote past row %d\n", k->isa, lc_type_name(t), nr, nc, nr);
+                    }
             free(out);
             lc_free_aligned(qw);
             lc_free_aligned(qx);
