@@ -300,6 +300,20 @@ static void dot_q6_K(int n, float *s, const void *vx, const void *vy) {
     *s = hsum_ps(acc);
 }
 
+/* The 16 signed scales of a Q3_K block (lc_q3k_scales by word arithmetic): scale j has its low
+ * nibble from byte j%8 (low nibble for j < 8, high above) and its top 2 bits from byte 8 + j%4
+ * at bit 2*(j/4); w0, w1 = bytes 0-3, 4-7 and w2 = bytes 8-11 give 4 scales per word op. */
+static inline __m128i q3k_scales_vec(const uint8_t *s12) {
+    uint32_t w0, w1, w2;
+    memcpy(&w0, s12, 4);
+    memcpy(&w1, s12 + 4, 4);
+    memcpy(&w2, s12 + 8, 4);
+    const uint32_t nib = 0x0f0f0f0fu, two = 0x03030303u;
+    uint32_t a = (w0 & nib) | ((w2 & two) << 4), b = (w1 & nib) | (((w2 >> 2) & two) << 4);
+    uint32_t c = ((w0 >> 4) & nib) | (((w2 >> 4) & two) << 4), d = ((w1 >> 4) & nib) | (((w2 >> 6) & two) << 4);
+    return _mm_sub_epi8(_mm_setr_epi32((int)a, (int)b, (int)c, (int)d), _mm_set1_epi8(32));
+}
+
 /* Q3_K: q+4 in 0..7 unsigned, minus 4 * sum(sc * bsums). */
 static void dot_q3_K(int n, float *s, const void *vx, const void *vy) {
     const lc_block_q3_K *x = vx;
@@ -308,7 +322,7 @@ static void dot_q3_K(int n, float *s, const void *vx, const void *vy) {
     __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < n / LC_QK_K; i++) {
         int8_t sc[16];
-        lc_q3k_scales(x[i].scales, sc);
+        _mm_storeu_si128((__m128i *)sc, q3k_scales_vec(x[i].scales));
         const int8_t *q8 = y[i].qs;
         __m256i hm = load256(x[i].hmask);
         __m256i sumi = _mm256_setzero_si256();
