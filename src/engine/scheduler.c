@@ -442,7 +442,9 @@ static int step_build(lc_sched *s) {
     int T = 0, n_out = 0;
     int nb = s->p.n_batch;
     for (int i = 0; i < s->p.n_parallel; i++) s->slots[i].sample_now = false;
+    bool decoding_present = false;
     for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) decoding_present = T > 0;
         for (int i = 0; i < s->p.n_parallel && T < nb; i++) {
             slot *sl = &s->slots[i];
             if (!sl->req || sl->sample_now) continue;
@@ -450,6 +452,13 @@ static int step_build(lc_sched *s) {
             bool decoding = sl->n_gen > 0 && pending == 1;
             if (pending <= 0 || (pass == 0) != decoding) continue;
             int m = LC_MIN(pending, nb - T);
+            /* while streams decode, a long prompt goes in chunks of a quarter batch, so each
+             * running stream waits for a short step instead of a full-batch one. Prompts that
+             * short go whole, as they would alone: the engine's numerics depend on how a
+             * sequence is chunked, and this keeps concurrent greedy outputs equal to
+             * sequential ones for them. */
+            int quarter = LC_MAX(s->p.n_batch / 4, 16);
+            if (pass == 1 && decoding_present && pending > quarter) m = LC_MIN(m, quarter);
             for (int k = 0; k < m; k++) {
                 s->b_tok[T] = sl->toks[sl->n_past + k];
                 s->b_pos[T] = sl->n_past + k;
