@@ -46,6 +46,7 @@ int cmd_info(int argc, char **argv);
 int cmd_template(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_fit(int argc, char **argv);
 int cmd_bench_http(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 

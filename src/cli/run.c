@@ -9,6 +9,7 @@
 #include "engine/context.h"
 #include "engine/sampler.h"
 #include "engine/stop.h"
+#include "runtime/fit.h"
 #include "text/tokenizer.h"
 
 #include <stdio.h>
@@ -19,7 +20,8 @@ typedef struct run_opts {
     int n_predict, n_ctx, threads, top_k, n_batch;
     long long seed;
     float temp, top_p, min_p, repeat_penalty, presence, frequency;
-    bool quiet, no_special;
+    const char *prompt_file;
+    bool quiet, no_special, mem_report;
 } run_opts;
 
 /* Prefills the prompt in n_batch chunks, then samples until EOG, a stop string, or n_predict. */
@@ -136,14 +138,24 @@ int cmd_run(int argc, char **argv) {
         {"--batch", "-b", CLI_INT, &o.n_batch, "prompt batch size (default 512)"},
         {"--quiet", "-q", CLI_BOOL, &o.quiet, "no speed summary on stderr"},
         {"--no-special", NULL, CLI_BOOL, &o.no_special, "do not parse special-token text in the prompt"},
+        {"--prompt-file", "-f", CLI_STR, &o.prompt_file, "read the prompt from a file"},
+        {"--mem-report", NULL, CLI_BOOL, &o.mem_report, "print peak, anonymous and file-backed RSS on stderr at exit"},
     };
     const char *pos[1];
     int npos;
     int rc = cli_parse(argc, argv, opts, (int)LC_ARRAY_LEN(opts), pos, 0, &npos,
                        "locara run [-m FILE] -p TEXT [-n N] [--ctx N] [--temp T] [--seed S] [-t N] [--kv-type T]");
     if (rc) return rc == 1 ? 0 : rc;
+    char *file_prompt = NULL;
+    if (o.prompt_file) {
+        if (lc_read_file(o.prompt_file, &file_prompt, NULL)) {
+            fprintf(stderr, "locara: %s\n", lc_last_error());
+            return 1;
+        }
+        o.prompt = file_prompt;
+    }
     if (!o.prompt) {
-        fprintf(stderr, "locara: run needs a prompt (-p TEXT)\n");
+        fprintf(stderr, "locara: run needs a prompt (-p TEXT or -f FILE)\n");
         return 2;
     }
     int kv = cli_kv_type(o.kv);
@@ -179,7 +191,13 @@ int cmd_run(int argc, char **argv) {
 fail:
     fprintf(stderr, "locara: %s\n", lc_last_error());
 out:
+    if (o.mem_report) {
+        lc_rss r = lc_rss_now();
+        fprintf(stderr, "locara: memory: peak_rss %zu rss %zu anon %zu file %zu heap %zu heap_peak %zu\n", r.peak, r.rss,
+                r.anon, r.file, lc_mem_in_use(), lc_mem_peak());
+    }
     lc_free(ids);
+    lc_free(file_prompt);
     lc_context_free(ctx);
     lc_model_free(model);
     return rc;

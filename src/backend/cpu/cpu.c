@@ -63,6 +63,10 @@ static lc_status cpu_kv_alloc(lc_backend *be, lc_kv *kv) {
         kv->k[il] = lc_malloc_aligned(per_layer);
         kv->v[il] = lc_malloc_aligned(per_layer);
         if (!kv->k[il] || !kv->v[il]) return lc_fail(LC_ERR_OOM, "cannot allocate the KV cache (%zu bytes per layer)", 2 * per_layer);
+        /* touch every page now: the cache is reserved memory, so it shows in RSS from the start
+         * (what fit predicts) and an overcommitted system fails here, not mid-generation */
+        memset(kv->k[il], 0, per_layer);
+        memset(kv->v[il], 0, per_layer);
     }
     return LC_OK;
 }

@@ -1,0 +1,117 @@
+/* fit.c — the memory math behind `locara fit` and the model manager's budget (see fit.h). */
+#include "fit.h"
+
+#include "engine/context.h"
+#include "engine/kv.h"
+
+#include <stdio.h>
+#include <string.h>
+
+lc_fit_params lc_fit_params_default(void) {
+    lc_fit_params p = {.n_ctx = 0, .n_batch = 512, .n_seq = 1, .n_threads = 0, .kv_type = LC_KV_F16};
+    return p;
+}
+
+/* Bytes the CPU backend and context allocate besides the KV pool, mirroring context.c,
+ * backend/cpu (conversion buffer, per-thread attention scratch) and kv.c (block tables). */
+static size_t compute_bytes(const lc_model *m, const lc_fit_params *p, int n_ctx) {
+    const lc_hparams *hp = &m->hp;
+    int T = LC_MIN(p->n_batch, n_ctx);
+    size_t n = lc_context_scratch_floats(hp, T, p->n_seq) * sizeof(float);
+    n += (size_t)p->n_seq * hp->n_vocab * sizeof(float);                  /* host logits */
+    int max_cols = LC_MAX(hp->n_embd, LC_MAX(hp->n_ff, hp->n_ff_exp));
+    max_cols = LC_MAX(max_cols, hp->n_head * hp->head_dim);
+    size_t qrow = lc_type_row_size(LC_TYPE_Q8_K, (max_cols + 255) / 256 * 256);
+    qrow = LC_MAX(qrow, (size_t)max_cols * 4);                            /* f32 activations */
+    n += (size_t)T * qrow;                                                 /* conversion buffer */
+    int threads = p->n_threads > 0 ? p->n_threads : lc_cpu_physical_cores();
+    int G = hp->n_head / hp->n_head_kv, D = hp->head_dim, BT = 32;
+    n += (size_t)threads * ((size_t)G * BT + (size_t)G * D + (size_t)BT * D + D + 16) * sizeof(float);
+    size_t blocks = (size_t)(n_ctx + 31) / 32;
+    n += blocks * (4 + 8 + 1 + 32 * 4 + 8 + 4 + 8);                        /* kv manager arrays */
+    n += (size_t)T * 16;                                                   /* batch bookkeeping */
+    n += (size_t)threads * (8u << 20) / 64;                                /* thread stacks touched */
+    return n;
+}
+
+lc_status lc_fit_model(const lc_model *m, const lc_fit_params *p, lc_fit *out) {
+    memset(out, 0, sizeof *out);
+    int n_ctx = p->n_ctx > 0 ? p->n_ctx : m->hp.n_ctx_train;
+    if (n_ctx < 1) return lc_fail(LC_ERR_INVALID, "context size must be positive");
+    if (p->n_seq < 1 || p->n_batch < 1) return lc_fail(LC_ERR_INVALID, "parallel and batch must be positive");
+    for (uint64_t i = 0; i < m->gguf->n_tensors; i++) {
+        const lc_gguf_tensor *t = &m->gguf->tensors[i];
+        out->weights_bytes += t->size;
+        out->weights_by_type[t->type] += t->size;
+    }
+    out->weights_bytes += m->gguf->data_offset; /* metadata: read at load (vocabulary, template) */
+    out->model_heap_bytes = p->model_heap_bytes;
+    out->kv_bytes = lc_kvc_bytes(m->hp.n_layer, m->hp.n_head_kv, m->hp.head_dim, (lc_type)p->kv_type, n_ctx);
+    out->compute_bytes = compute_bytes(m, p, n_ctx);
+    out->runtime_bytes = p->runtime_bytes ? p->runtime_bytes : (8u << 20);
+    out->total_bytes = out->weights_bytes + out->model_heap_bytes + out->kv_bytes + out->compute_bytes + out->runtime_bytes;
+    out->n_ctx = n_ctx;
+    return LC_OK;
+}
+
+int lc_fit_max_ctx(const lc_model *m, const lc_fit_params *p, size_t budget) {
+    int lo = 0, hi = m->hp.n_ctx_train / 256;
+    while (lo < hi) { /* largest multiple of 256 that fits */
+        int mid = (lo + hi + 1) / 2;
+        lc_fit_params q = *p;
+        q.n_ctx = mid * 256;
+        lc_fit f;
+        if (lc_fit_model(m, &q, &f) == LC_OK && f.total_bytes <= budget) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo * 256;
+}
+
+static size_t read_kb_field(const char *path, const char *field) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char line[256];
+    size_t v = 0, n = strlen(field);
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, field, n) && line[n] == ':') {
+            unsigned long long kb = 0;
+            if (sscanf(line + n + 1, "%llu", &kb) == 1) v = (size_t)kb * 1024;
+            break;
+        }
+    }
+    fclose(f);
+    return v;
+}
+
+static bool read_u64_file(const char *path, unsigned long long *v) {
+    FILE *f = fopen(path, "r");
+    if (!f) return false;
+    char buf[64];
+    bool ok = fgets(buf, sizeof buf, f) && sscanf(buf, "%llu", v) == 1; /* "max" fails: no limit */
+    fclose(f);
+    return ok;
+}
+
+size_t lc_mem_available(const char *meminfo_path, const char *cgroup_dir) {
+    size_t avail = read_kb_field(meminfo_path ? meminfo_path : "/proc/meminfo", "MemAvailable");
+    char path[512];
+    const char *dir = cgroup_dir ? cgroup_dir : "/sys/fs/cgroup";
+    unsigned long long max = 0, cur = 0;
+    snprintf(path, sizeof path, "%s/memory.max", dir);
+    if (read_u64_file(path, &max)) {
+        snprintf(path, sizeof path, "%s/memory.current", dir);
+        read_u64_file(path, &cur);
+        size_t room = max > cur ? (size_t)(max - cur) : 0;
+        if (avail == 0 || room < avail) avail = room;
+    }
+    return avail;
+}
+
+lc_rss lc_rss_now(void) {
+    lc_rss r;
+    r.rss = read_kb_field("/proc/self/status", "VmRSS");
+    r.anon = read_kb_field("/proc/self/status", "RssAnon");
+    r.file = read_kb_field("/proc/self/status", "RssFile");
+    r.peak = read_kb_field("/proc/self/status", "VmHWM");
+    return r;
+}
