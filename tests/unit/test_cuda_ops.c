@@ -310,7 +310,7 @@ static void bench(env *e) {
         {LC_TYPE_Q8_0, 4096, 4096}, {LC_TYPE_Q4_0, 14336, 4096}, {LC_TYPE_F16, 4096, 4096},
         {LC_TYPE_Q5_K, 4096, 4096}, {LC_TYPE_Q3_K, 4096, 4096}, {LC_TYPE_Q2_K, 4096, 4096},
     };
-    printf("%-6s %6s %6s %4s %10s %8s\n", "type", "rows", "cols", "T", "us/call", "GB/s");
+    printf("%-6s %6s %6s %4s %10s %8s\n", "type", "rows", "cols", "T", "us/call", "rate");
     for (size_t i = 0; i < LC_ARRAY_LEN(cases); i++) {
         lc_weight w = {.type = cases[i].t, .rows = cases[i].rows, .cols = cases[i].cols, .n_expert = 1};
         w.row_bytes = lc_type_row_size(w.type, w.cols);
@@ -324,20 +324,24 @@ static void bench(env *e) {
             free(d);
             continue;
         }
-        for (int T = 1; T <= 512; T = T == 1 ? 8 : 512) {
+        static const int toks[] = {1, 8, 512};
+        for (size_t k = 0; k < LC_ARRAY_LEN(toks); k++) {
+            int T = toks[k];
             float *x = gbuf(e, NULL, (size_t)T * w.cols), *o = gbuf(e, NULL, (size_t)T * w.rows), h;
             const lc_weight *ws[1] = {&w};
             int iters = T == 512 ? 20 : 200;
-            e->gpu->ops->matmul(e->gpu, 1, ws, &o, x, T);
+            if (e->gpu->ops->matmul(e->gpu, 1, ws, &o, x, T)) {
+                printf("matmul failed: %s\n", lc_last_error());
+                break;
+            }
             fetch(e, &h, o, 1);
             int64_t t0 = lc_time_us();
             for (int it = 0; it < iters; it++) e->gpu->ops->matmul(e->gpu, 1, ws, &o, x, T);
             fetch(e, &h, o, 1);
             double us = (double)(lc_time_us() - t0) / iters;
             double gbs = (double)w.expert_bytes / (us * 1e3);
-            printf("%-6s %6d %6d %4d %10.1f %8.0f%s\n", lc_type_name(w.type), cases[i].rows, cases[i].cols, T, us, gbs,
-                   T == 512 ? "  (TFLOP/s: see below)" : "");
-            if (T == 512) printf("       prefill %.1f TFLOP/s\n", 2.0 * T * w.rows * w.cols / (us * 1e6));
+            if (T == 512) printf("%-6s %6d %6d %4d %10.1f   %6.1f TFLOP/s\n", lc_type_name(w.type), cases[i].rows, cases[i].cols, T, us, 2.0 * T * w.rows * w.cols / (us * 1e6));
+            else printf("%-6s %6d %6d %4d %10.1f %8.0f GB/s\n", lc_type_name(w.type), cases[i].rows, cases[i].cols, T, us, gbs);
             e->gpu->ops->free(e->gpu, x), e->gpu->ops->free(e->gpu, o);
         }
         free(d);

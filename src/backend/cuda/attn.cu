@@ -31,7 +31,7 @@ static const int32_t *upload_batch(lc_cuda *c, const lc_attn_batch *b, int block
     /* size of the tables: per run of tokens sharing a table, the longest one */
     for (int t = 0; t < T;) {
         int u = t, m = 0;
-        while (u < T && b->block_table[u] == b->block_table[t]) m = LC_MAX(m, b->pos[u++]);
+        for (; u < T && b->block_table[u] == b->block_table[t]; u++) m = LC_MAX(m, b->pos[u]);
         need += (size_t)(m / block_tokens + 1);
         t = u;
     }
@@ -45,7 +45,7 @@ static const int32_t *upload_batch(lc_cuda *c, const lc_attn_batch *b, int block
     size_t at = 3 * (size_t)T;
     for (int t = 0; t < T;) {
         int u = t, m = 0;
-        while (u < T && b->block_table[u] == b->block_table[t]) m = LC_MAX(m, b->pos[u++]);
+        for (; u < T && b->block_table[u] == b->block_table[t]; u++) m = LC_MAX(m, b->pos[u]);
         int nb = m / block_tokens + 1;
         memcpy(h + at, b->block_table[t], (size_t)nb * 4);
         for (int v = t; v < u; v++) h[2 * T + v] = (int32_t)at;
