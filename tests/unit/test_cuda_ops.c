@@ -37,6 +37,14 @@ static double rel_err(const float *a, const float *b, size_t n) {
     return sqrt(num / (den > 0 ? den : 1));
 }
 
+/* Host weights stay allocated until the backend is freed: the backend names its device copies
+ * by host address, and a freed-then-reused address would find an older weight's copy. */
+static void *kept[256];
+static int n_kept;
+static void keep(const void *p) {
+    if (n_kept < 256) kept[n_kept++] = (void *)p;
+}
+
 typedef struct env {
     lc_backend *cpu, *gpu;
 } env;
@@ -133,7 +141,7 @@ static void test_matmul(env *e) {
         CHECKF(err < 1e-6, "get_rows %s: rel err %.2e", lc_type_name(t), err);
         e->gpu->ops->free(e->gpu, go);
         free(got);
-        free((void *)w0.data), free((void *)w1.data), free(f0), free(f1);
+        keep(w0.data), keep(w1.data), free(f0), free(f1);
     }
 }
 
@@ -184,7 +192,7 @@ static void test_moe(env *e) {
             for (int i = 0; i < 5; i++) e->gpu->ops->free(e->gpu, gb[i]), e->cpu->ops->free(e->cpu, cb[i]);
             free(lg), free(x), free(a), free(b), free(wa), free(wb), free(ca), free(ids_g), free(ids_c);
         }
-        free((void *)w.data), free(f);
+        keep(w.data), free(f);
     }
 }
 
@@ -252,6 +260,7 @@ static void test_elementwise(env *e) {
 static void attn_case(env *e, lc_type kvt, int D, int n_head, int n_kv, int n_past, int T) {
     const int BT = 16;
     int len = n_past + T, nblk = (len + BT - 1) / BT + 2;
+    if (nblk % 7 == 0) nblk++; /* the table below must be a permutation */
     lc_kv kvs[2];
     for (int s = 0; s < 2; s++) {
         memset(&kvs[s], 0, sizeof kvs[s]);
@@ -261,7 +270,7 @@ static void attn_case(env *e, lc_type kvt, int D, int n_head, int n_kv, int n_pa
     lc_backend *be[2] = {e->cpu, e->gpu};
     for (int s = 0; s < 2; s++) CHECK(be[s]->ops->kv_alloc(be[s], &kvs[s]) == LC_OK);
     int32_t *table = malloc((size_t)nblk * 4);
-    for (int i = 0; i < nblk; i++) table[i] = (i * 7 + 3) % nblk; /* nblk is never a multiple of 7 here */
+    for (int i = 0; i < nblk; i++) table[i] = (i * 7 + 3) % nblk;
     int W = n_kv * D, Hq = n_head * D;
     int32_t *pos = malloc((size_t)len * 4), *slot = malloc((size_t)len * 4), *seq = calloc((size_t)len, 4);
     const int32_t **tabs = malloc((size_t)len * sizeof *tabs);
@@ -297,7 +306,9 @@ static void test_attention(env *e) {
     attn_case(e, LC_TYPE_F16, 128, 8, 2, 37, 1);    /* decode */
     attn_case(e, LC_TYPE_F16, 128, 32, 8, 1500, 1); /* long: split-K */
     attn_case(e, LC_TYPE_F16, 48, 6, 6, 20, 5);     /* head_dim not a multiple of 32 */
+    attn_case(e, LC_TYPE_F16, 128, 8, 2, 600, 4);   /* split-K with several tokens */
     attn_case(e, LC_TYPE_Q8_0, 128, 8, 2, 300, 3);
+    attn_case(e, LC_TYPE_Q8_0, 128, 8, 2, 40, 3);
     attn_case(e, LC_TYPE_Q8_0, 64, 4, 4, 2000, 1);
     attn_case(e, LC_TYPE_Q4_0, 64, 4, 2, 100, 2);
 }
@@ -321,7 +332,7 @@ static void bench(env *e) {
         w.data = d;
         if (lc_backend_cuda_add_weight(e->gpu, &w)) {
             printf("upload failed: %s\n", lc_last_error());
-            free(d);
+            keep(d);
             continue;
         }
         static const int toks[] = {1, 8, 512};
@@ -344,7 +355,7 @@ static void bench(env *e) {
             else printf("%-6s %6d %6d %4d %10.1f %8.0f GB/s\n", lc_type_name(w.type), cases[i].rows, cases[i].cols, T, us, gbs);
             e->gpu->ops->free(e->gpu, x), e->gpu->ops->free(e->gpu, o);
         }
-        free(d);
+        keep(d);
     }
 }
 
@@ -362,5 +373,6 @@ int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--bench") == 0) bench(&e);
     lc_backend_cuda_free(e.gpu);
     lc_backend_cpu_free(e.cpu);
+    for (int i = 0; i < n_kept; i++) free(kept[i]);
     return test_done();
 }
