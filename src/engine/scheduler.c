@@ -66,6 +66,7 @@ struct lc_sched {
     pthread_mutex_t mu;
     pthread_cond_t cv;   /* engine: work arrived */
     bool stopping;
+    bool drop_req;       /* lc_sched_drop_cached asked */
     lc_sched_req *head, *tail;
     int n_queued;
     slot *slots;
@@ -229,6 +230,13 @@ void lc_sched_release(lc_sched *s, lc_sched_req *r) {
     r->cancelled = true;
     pthread_cond_signal(&s->cv);
     req_unref(r);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void lc_sched_drop_cached(lc_sched *s) {
+    pthread_mutex_lock(&s->mu);
+    s->drop_req = true;
+    pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -429,6 +437,10 @@ static void step_admin(lc_sched *s) {
         slot_admit(s, sl, r);
     }
     s->m.queued = s->n_queued;
+    if (s->drop_req) {
+        s->drop_req = false;
+        s->m.kv_dropped += lc_kvc_drop_cached(s->ctx->kvc);
+    }
     lc_kvc_stats ks = lc_kvc_get_stats(s->ctx->kvc);
     s->m.kv_blocks = ks.n_blocks;
     s->m.kv_used = ks.used;

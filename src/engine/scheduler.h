@@ -92,6 +92,7 @@ typedef struct lc_sched_metrics {
     long tps_count[LC_SCHED_TPS_BUCKETS + 1];
     double tps_sum;
     int kv_blocks, kv_used, kv_cached, kv_block_tokens;
+    long kv_dropped;   /* cached blocks dropped on request (memory pressure) */
 } lc_sched_metrics;
 
 /* Starts the engine thread over ctx (not owned; it must outlive the scheduler, and nothing else
@@ -116,6 +117,10 @@ bool lc_sched_take(lc_sched *s, lc_sched_req *r, lc_sched_out *out, int timeout_
 void lc_sched_release(lc_sched *s, lc_sched_req *r);
 
 void lc_sched_metrics_get(lc_sched *s, lc_sched_metrics *m);
+
+/* Asks the engine thread to drop every cached, unreferenced KV block (memory pressure); returns
+ * at once, the drop happens before the engine's next step. Sequences in flight are untouched. */
+void lc_sched_drop_cached(lc_sched *s);
 
 /* Context size and the prompt limit (tokens) a request may carry. */
 int lc_sched_n_ctx(const lc_sched *s);

@@ -9,9 +9,9 @@
 #include <string.h>
 
 /* True when the rendered prompt ends inside an opened reasoning block ("<think>\n"). */
-static bool ends_in_reasoning(const serve *srv, const char *prompt) {
+static bool ends_in_reasoning(const serve_model *sm, const char *prompt) {
     lc_outparse_opts po = lc_outparse_opts_default();
-    lc_outparse_opts_from_template(srv->chat_template, &po);
+    lc_outparse_opts_from_template(sm->chat_template, &po);
     if (!po.think_open) return false;
     size_t n = strlen(prompt);
     while (n && (prompt[n - 1] == '\n' || prompt[n - 1] == ' ')) n--;
@@ -23,13 +23,16 @@ int serve_chat_completions(serve_conn *c) {
     serve *srv = c->srv;
     serve_req rq;
     serve_err e = {0};
+    lc_mgr_lease lease = {.idx = -1};
+    serve_model *sm = NULL;
     char *prompt = NULL;
     lc_token *toks = NULL;
     int n = 0, ret;
-    if (serve_req_parse(c->body, c->body_len, SERVE_CHAT, srv->n_vocab, &rq, &e) || serve_check_model(srv, rq.model, &e) ||
-        serve_render_chat(srv, &rq, &prompt, &e))
+    if (serve_req_parse(c->body, c->body_len, SERVE_CHAT, 0, &rq, &e) || serve_acquire(srv, rq.model, &lease, &e))
         goto fail;
-    if (serve_tokenize_text(srv, prompt, strlen(prompt), true, true, &toks, &n)) {
+    sm = lease.data;
+    if (serve_req_check_vocab(&rq, sm->n_vocab, &e) || serve_render_chat(sm, &rq, &prompt, &e)) goto fail;
+    if (serve_tokenize_text(sm, prompt, strlen(prompt), true, true, &toks, &n)) {
         serve_fail(&e, 400, "messages", "invalid_value", "cannot tokenize the prompt: %s", lc_last_error());
         goto fail;
     }
@@ -37,12 +40,13 @@ int serve_chat_completions(serve_conn *c) {
         serve_fail(&e, 400, "messages", "invalid_value", "the rendered prompt is empty");
         goto fail;
     }
-    rq.starts_in_reasoning = ends_in_reasoning(srv, prompt);
+    rq.starts_in_reasoning = ends_in_reasoning(sm, prompt);
     lc_free(prompt);
-    ret = serve_generate(c, &rq, toks, n);
+    ret = serve_generate(c, &lease, &rq, toks, n);
     lc_free(toks);
     return ret;
 fail:
+    lc_mgr_release(srv->mgr, &lease, rq.keep_alive);
     lc_free(prompt);
     lc_free(toks);
     serve_req_free(&rq);

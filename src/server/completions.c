@@ -10,13 +10,15 @@ int serve_completions(serve_conn *c) {
     serve *srv = c->srv;
     serve_req rq;
     serve_err e = {0};
+    lc_mgr_lease lease = {.idx = -1};
     lc_token *toks = NULL;
     int n = 0, ret;
-    if (serve_req_parse(c->body, c->body_len, SERVE_COMPLETION, srv->n_vocab, &rq, &e) ||
-        serve_check_model(srv, rq.model, &e))
+    if (serve_req_parse(c->body, c->body_len, SERVE_COMPLETION, 0, &rq, &e) || serve_acquire(srv, rq.model, &lease, &e))
         goto fail;
+    serve_model *sm = lease.data;
+    if (serve_req_check_vocab(&rq, sm->n_vocab, &e)) goto fail;
     if (rq.prompt) {
-        if (serve_tokenize_text(srv, rq.prompt, strlen(rq.prompt), true, true, &toks, &n)) {
+        if (serve_tokenize_text(sm, rq.prompt, strlen(rq.prompt), true, true, &toks, &n)) {
             serve_fail(&e, 400, "prompt", "invalid_value", "cannot tokenize the prompt: %s", lc_last_error());
             goto fail;
         }
@@ -29,10 +31,11 @@ int serve_completions(serve_conn *c) {
         serve_fail(&e, 400, "prompt", "invalid_value", "the prompt is empty");
         goto fail;
     }
-    ret = serve_generate(c, &rq, toks, n);
+    ret = serve_generate(c, &lease, &rq, toks, n);
     lc_free(toks);
     return ret;
 fail:
+    lc_mgr_release(srv->mgr, &lease, rq.keep_alive);
     lc_free(toks);
     serve_req_free(&rq);
     return serve_reply_error(c, &e);

@@ -21,6 +21,8 @@
 
 typedef struct gen {
     serve *srv;
+    serve_model *sm;     /* the leased model */
+    lc_mgr_lease lease;
     serve_conn c;        /* body pointers are not valid after the handler returns */
     serve_req rq;
     lc_sched_req *req;
@@ -39,14 +41,16 @@ typedef struct gen {
 
 static void gen_free(gen *g) {
     if (!g) return;
-    lc_sched_release(g->srv->sched, g->req);
+    lc_sched_release(g->sm->sched, g->req);
     lc_sched_out_free(&g->out);
     lc_outparse_free(g->op);
     lc_outparse_delta_free(&g->d);
     json_decref(g->lp_all);
     lc_str_free(&g->text_all);
     lc_str_free(&g->sse);
+    double keep = g->rq.keep_alive;
     serve_req_free(&g->rq);
+    lc_mgr_release(g->srv->mgr, &g->lease, keep);
     atomic_fetch_sub(&g->srv->inflight, 1);
     lc_free(g);
 }
@@ -93,14 +97,14 @@ static json_t *bytes_json(const char *p, int n) {
     return a;
 }
 
-static json_t *piece_str(const serve *srv, lc_token t) {
+static json_t *piece_str(const serve_model *srv, lc_token t) {
     if (t < 0 || t >= srv->n_vocab) return json_string("");
     return serve_json_str(srv->pieces[t], srv->piece_len[t]);
 }
 
 /* Chat format: [{"token","logprob","bytes","top_logprobs":[...]}] for out.lps[0..n). */
 static json_t *chat_logprobs(const gen *g) {
-    const serve *srv = g->srv;
+    const serve_model *srv = g->sm;
     json_t *arr = json_array();
     for (int i = 0; i < g->out.n_lps; i++) {
         const lc_sched_logprob *e = &g->out.lps[i];
@@ -121,7 +125,7 @@ static json_t *chat_logprobs(const gen *g) {
 
 /* Completions format: {"tokens","token_logprobs","top_logprobs","text_offset"}; appends to acc. */
 static void completion_logprobs(const gen *g, json_t *acc, size_t *offset) {
-    const serve *srv = g->srv;
+    const serve_model *srv = g->sm;
     for (int i = 0; i < g->out.n_lps; i++) {
         const lc_sched_logprob *e = &g->out.lps[i];
         json_array_append_new(json_object_get(acc, "tokens"), piece_str(srv, e->token));
@@ -180,7 +184,7 @@ static void sse_event(gen *g, json_t *j) {
 static json_t *chunk(gen *g, json_t *choice) {
     bool chat = g->rq.kind == SERVE_CHAT;
     json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:s}", "id", g->id, "object", chat ? "chat.completion.chunk" : "text_completion",
-                          "created", (json_int_t)g->created, "model", g->srv->o.model_id, "system_fingerprint", "locara-" LOCARA_VERSION);
+                          "created", (json_int_t)g->created, "model", g->sm->id, "system_fingerprint", "locara-" LOCARA_VERSION);
     json_t *choices = json_array();
     if (choice) {
         json_object_set_new(choice, "index", json_integer(0));
@@ -254,7 +258,7 @@ static ssize_t stream_cb(void *cls, uint64_t pos, char *buf, size_t max) {
             continue;
         }
         if (serve_client_gone(&g->c)) return MHD_CONTENT_READER_END_WITH_ERROR;
-        bool done = lc_sched_take(g->srv->sched, g->req, &g->out, 100);
+        bool done = lc_sched_take(g->sm->sched, g->req, &g->out, 100);
         stream_emit(g, done);
         if (done) g->phase = 2;
     }
@@ -276,7 +280,7 @@ static int reply_whole(gen *g) {
             gen_free(g);
             return MHD_NO;
         }
-        bool done = lc_sched_take(g->srv->sched, g->req, &g->out, 100);
+        bool done = lc_sched_take(g->sm->sched, g->req, &g->out, 100);
         if (g->out.n_lps) {
             if (chat) {
                 json_t *a = chat_logprobs(g);
@@ -319,7 +323,7 @@ static int reply_whole(gen *g) {
     }
     json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[o], s:o}", "id", g->id, "object",
                           chat ? "chat.completion" : "text_completion", "created", (json_int_t)g->created, "model",
-                          g->srv->o.model_id, "system_fingerprint", "locara-" LOCARA_VERSION, "choices", choice, "usage",
+                          g->sm->id, "system_fingerprint", "locara-" LOCARA_VERSION, "choices", choice, "usage",
                           usage_json(g));
     ret = serve_reply_json(&g->c, 200, j);
     gen_free(g);
@@ -328,17 +332,22 @@ static int reply_whole(gen *g) {
 
 /* ==== Entry ==== */
 
-int serve_generate(serve_conn *c, serve_req *rq, lc_token *prompt, int n_prompt) {
+int serve_generate(serve_conn *c, lc_mgr_lease *lease, serve_req *rq, lc_token *prompt, int n_prompt) {
     serve *srv = c->srv;
+    serve_model *sm = lease->data;
     serve_err e = {0};
     gen *g = lc_calloc(1, sizeof *g);
     if (!g) {
+        lc_mgr_release(srv->mgr, lease, rq->keep_alive);
         serve_req_free(rq);
         serve_fail(&e, 500, NULL, NULL, "out of memory");
         return serve_reply_error(c, &e);
     }
     atomic_fetch_add(&srv->inflight, 1);
     g->srv = srv;
+    g->sm = sm;
+    g->lease = *lease;
+    lease->idx = -1;
     g->c = *c;
     g->c.body = NULL;
     g->rq = *rq;
@@ -352,10 +361,10 @@ int serve_generate(serve_conn *c, serve_req *rq, lc_token *prompt, int n_prompt)
     lc_gen_params gp = g->rq.gp;
     if (!g->rq.seed_given) gp.sp.seed = (uint64_t)lc_time_us() * 0x9E3779B97F4A7C15ull ^ (uint64_t)n;
     lc_status st = LC_OK;
-    if (g->rq.json_mode) st = serve_json_constraint(srv, &gp.constraint);
+    if (g->rq.json_mode) st = serve_json_constraint(sm, &gp.constraint);
     if (!st && g->rq.kind == SERVE_CHAT) {
         lc_outparse_opts po = lc_outparse_opts_default();
-        lc_outparse_opts_from_template(srv->chat_template, &po);
+        lc_outparse_opts_from_template(sm->chat_template, &po);
         po.tools = g->rq.tools != NULL;
         po.seed = gp.sp.seed;
         po.starts_in_reasoning = g->rq.starts_in_reasoning;
@@ -367,7 +376,7 @@ int serve_generate(serve_conn *c, serve_req *rq, lc_token *prompt, int n_prompt)
         gen_free(g);
         return serve_reply_error(c, &e);
     }
-    st = lc_sched_submit(srv->sched, prompt, n_prompt, &gp, &g->req);
+    st = lc_sched_submit(sm->sched, prompt, n_prompt, &gp, &g->req);
     if (st) {
         if (gp.constraint.free) gp.constraint.free(gp.constraint.ud);
         if (st == LC_ERR_RANGE)

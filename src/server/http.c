@@ -32,6 +32,7 @@ static const route routes[] = {
     {"POST", "/completions", serve_completions},
     {"GET", "/v1/models", serve_models},
     {"GET", "/models", serve_models},
+    {"GET", "/api/ps", serve_ps},
     {"GET", "/health", serve_health},
     {"GET", "/metrics", serve_metrics},
     {"POST", "/tokenize", serve_tokenize},
@@ -142,14 +143,10 @@ static void on_completed(void *cls, struct MHD_Connection *mhd, void **con_cls, 
 
 /* ==== Life cycle ==== */
 
-lc_status serve_start(serve *srv, const serve_opts *o, lc_model *model, lc_sched *sched) {
+lc_status serve_start(serve *srv, const serve_opts *o, lc_mgr *mgr) {
     srv->o = *o;
-    srv->model = model;
-    srv->sched = sched;
-    srv->n_vocab = lc_model_n_vocab(model);
+    srv->mgr = mgr;
     srv->created = (long long)time(NULL);
-    lc_status st;
-    if ((st = serve_chat_init(srv)) || (st = serve_pieces_init(srv))) return st;
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai = NULL;
     char port[16];
     snprintf(port, sizeof port, "%d", o->port);
@@ -183,6 +180,4 @@ void serve_drain(serve *srv, double timeout_s) {
 void serve_stop(serve *srv) {
     if (srv->daemon) MHD_stop_daemon(srv->daemon);
     srv->daemon = NULL;
-    serve_chat_free(srv);
-    serve_pieces_free(srv);
 }

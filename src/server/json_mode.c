@@ -18,33 +18,33 @@
 
 /* ==== Token pieces ==== */
 
-lc_status serve_pieces_init(serve *srv) {
-    const lc_tok *tok = srv->model->tok;
-    int n = srv->n_vocab;
-    srv->pieces = lc_calloc((size_t)n, sizeof *srv->pieces);
-    srv->piece_len = lc_calloc((size_t)n, sizeof *srv->piece_len);
-    srv->tok_flags = lc_calloc((size_t)n, 1);
-    if (!srv->pieces || !srv->piece_len || !srv->tok_flags) return LC_ERR_OOM;
+lc_status serve_pieces_init(serve_model *sm) {
+    const lc_tok *tok = sm->model->tok;
+    int n = sm->n_vocab;
+    sm->pieces = lc_calloc((size_t)n, sizeof *sm->pieces);
+    sm->piece_len = lc_calloc((size_t)n, sizeof *sm->piece_len);
+    sm->tok_flags = lc_calloc((size_t)n, 1);
+    if (!sm->pieces || !sm->piece_len || !sm->tok_flags) return LC_ERR_OOM;
     char buf[512];
     for (int t = 0; t < n; t++) {
         int len = lc_tok_piece(tok, t, buf, (int)sizeof buf);
         if (len < 0 || len > (int)sizeof buf) len = 0;
-        srv->pieces[t] = lc_strndup(buf, (size_t)len);
-        if (!srv->pieces[t]) return LC_ERR_OOM;
-        srv->piece_len[t] = (uint16_t)len;
-        srv->tok_flags[t] = (uint8_t)((lc_tok_is_eog(tok, t) ? 1 : 0) | (lc_tok_is_control(tok, t) ? 2 : 0));
+        sm->pieces[t] = lc_strndup(buf, (size_t)len);
+        if (!sm->pieces[t]) return LC_ERR_OOM;
+        sm->piece_len[t] = (uint16_t)len;
+        sm->tok_flags[t] = (uint8_t)((lc_tok_is_eog(tok, t) ? 1 : 0) | (lc_tok_is_control(tok, t) ? 2 : 0));
     }
     return LC_OK;
 }
 
-void serve_pieces_free(serve *srv) {
-    for (int t = 0; srv->pieces && t < srv->n_vocab; t++) lc_free(srv->pieces[t]);
-    lc_free(srv->pieces);
-    lc_free(srv->piece_len);
-    lc_free(srv->tok_flags);
-    srv->pieces = NULL;
-    srv->piece_len = NULL;
-    srv->tok_flags = NULL;
+void serve_pieces_free(serve_model *sm) {
+    for (int t = 0; sm->pieces && t < sm->n_vocab; t++) lc_free(sm->pieces[t]);
+    lc_free(sm->pieces);
+    lc_free(sm->piece_len);
+    lc_free(sm->tok_flags);
+    sm->pieces = NULL;
+    sm->piece_len = NULL;
+    sm->tok_flags = NULL;
 }
 
 /* ==== The JSON automaton ==== */
@@ -248,7 +248,7 @@ bool serve_json_check(const char *text, size_t len, bool *complete) {
 /* ==== The constraint ==== */
 
 typedef struct jcons {
-    const serve *srv;
+    const serve_model *sm;
     jstate st;
     uint8_t dist[]; /* per token: bytes still needed after it (255 = not allowed) */
 } jcons;
@@ -265,18 +265,18 @@ static bool feed_piece(jstate *s, const char *p, int n) {
  * closest are allowed. */
 static void jc_mask(void *ud, float *logits, int n_vocab, int n_left) {
     jcons *jc = ud;
-    const serve *srv = jc->srv;
+    const serve_model *sm = jc->sm;
     bool done = jc->st.mode == J_DONE;
     int budget = n_left - 1, best = 255;
     for (int t = 0; t < n_vocab; t++) {
         jc->dist[t] = 255;
         if (logits[t] == -INFINITY) continue;
-        uint8_t f = srv->tok_flags[t];
+        uint8_t f = sm->tok_flags[t];
         if (f & 1) {
             if (done) jc->dist[t] = 0;
-        } else if (!done && !(f & 2) && srv->piece_len[t]) {
+        } else if (!done && !(f & 2) && sm->piece_len[t]) {
             jstate x = jc->st;
-            if (feed_piece(&x, srv->pieces[t], srv->piece_len[t])) jc->dist[t] = (uint8_t)LC_MIN(jdist(&x), 254);
+            if (feed_piece(&x, sm->pieces[t], sm->piece_len[t])) jc->dist[t] = (uint8_t)LC_MIN(jdist(&x), 254);
         }
         if (jc->dist[t] < best) best = jc->dist[t];
     }
@@ -287,17 +287,17 @@ static void jc_mask(void *ud, float *logits, int n_vocab, int n_left) {
 
 static void jc_accept(void *ud, lc_token tok) {
     jcons *jc = ud;
-    if (tok < 0 || tok >= jc->srv->n_vocab || (jc->srv->tok_flags[tok] & 1)) return;
+    if (tok < 0 || tok >= jc->sm->n_vocab || (jc->sm->tok_flags[tok] & 1)) return;
     jstate x = jc->st;
-    if (feed_piece(&x, jc->srv->pieces[tok], jc->srv->piece_len[tok])) jc->st = x;
+    if (feed_piece(&x, jc->sm->pieces[tok], jc->sm->piece_len[tok])) jc->st = x;
 }
 
 static void jc_free(void *ud) { lc_free(ud); }
 
-lc_status serve_json_constraint(serve *srv, lc_sched_constraint *out) {
-    jcons *jc = lc_calloc(1, sizeof *jc + (size_t)srv->n_vocab);
+lc_status serve_json_constraint(serve_model *sm, lc_sched_constraint *out) {
+    jcons *jc = lc_calloc(1, sizeof *jc + (size_t)sm->n_vocab);
     if (!jc) return LC_ERR_OOM;
-    jc->srv = srv;
+    jc->sm = sm;
     jc->st.mode = J_START;
     *out = (lc_sched_constraint){.ud = jc, .mask = jc_mask, .accept = jc_accept, .free = jc_free};
     return LC_OK;

@@ -1,8 +1,8 @@
 /* metrics.c — GET /metrics in the Prometheus text format: HTTP requests and errors, generation
  * requests, prompt/generated/cached tokens, time-to-first-token and per-request decode-speed
- * histograms, KV cache blocks (total, used, cached) and queue depth. The numbers come from a
- * scheduler snapshot (lc_sched_metrics_get) and the server's atomic counters. Entry:
- * serve_metrics.
+ * histograms, KV cache blocks (total, used, cached, dropped) and queue depth, summed over every
+ * model (lc_mgr_metrics), plus the model manager's memory and load/unload counters and the
+ * server's atomic counters. Entry: serve_metrics.
  */
 #include "server/server.h"
 
@@ -21,7 +21,9 @@ static void histogram(lc_str *s, const char *name, const char *help, const doubl
 int serve_metrics(serve_conn *c) {
     serve *srv = c->srv;
     lc_sched_metrics m;
-    lc_sched_metrics_get(srv->sched, &m);
+    lc_mgr_metrics(srv->mgr, &m);
+    lc_mgr_stats ms;
+    lc_mgr_stats_get(srv->mgr, &ms);
     lc_str s = {0};
     counter(&s, "http_requests_total", "counter", "HTTP requests received", (double)atomic_load(&srv->http_requests));
     counter(&s, "http_client_errors_total", "counter", "HTTP 4xx replies", (double)atomic_load(&srv->http_4xx));
@@ -40,6 +42,14 @@ int serve_metrics(serve_conn *c) {
     counter(&s, "kv_blocks_used", "gauge", "KV cache blocks held by sequences", m.kv_used);
     counter(&s, "kv_blocks_cached", "gauge", "KV cache blocks kept for prefix reuse", m.kv_cached);
     counter(&s, "kv_block_tokens", "gauge", "tokens per KV cache block", m.kv_block_tokens);
+    counter(&s, "kv_blocks_dropped_total", "counter", "cached KV blocks dropped under memory pressure", (double)m.kv_dropped);
+    counter(&s, "memory_budget_bytes", "gauge", "the model manager's memory budget", (double)ms.budget_bytes);
+    counter(&s, "memory_used_bytes", "gauge", "process baseline plus loaded models' predicted memory", (double)ms.used_bytes);
+    counter(&s, "model_loads_total", "counter", "models loaded", (double)ms.loads);
+    counter(&s, "model_unloads_total", "counter", "models unloaded (idle, budget, pressure)", (double)ms.unloads);
+    counter(&s, "model_evictions_total", "counter", "idle models unloaded to make room for another", (double)ms.evictions);
+    counter(&s, "memory_pressure_events_total", "counter", "memory pressure warnings and criticals",
+            (double)(ms.pressure_warnings + ms.pressure_criticals));
     histogram(&s, "time_to_first_token_seconds", "submit to first generated token", m.ttft_le, m.ttft_count,
               LC_SCHED_TTFT_BUCKETS, m.ttft_sum);
     histogram(&s, "decode_tokens_per_second", "per-request decode speed", m.tps_le, m.tps_count, LC_SCHED_TPS_BUCKETS,

@@ -2,8 +2,9 @@
  *
  * Owns: the mapping from JSON fields to lc_gen_params and the 400 errors for every malformed,
  * wrongly typed, out-of-range or unsupported field (n > 1, best_of, echo, suffix, non-text
- * content parts). Unknown fields are ignored. Needs no model (the fuzz target calls it alone).
- * Entry points: serve_req_parse, serve_req_free, serve_fail.
+ * content parts). Unknown fields are ignored. Needs no model (the fuzz target calls it alone);
+ * token ids are range-checked once the model is known (serve_req_check_vocab).
+ * Entry points: serve_req_parse, serve_req_check_vocab, serve_req_free, serve_fail.
  */
 #include "server/server.h"
 
@@ -339,6 +340,17 @@ static lc_status parse_body(json_t *root, serve_kind kind, int n_vocab, serve_re
     if ((st = get_bool(root, "ignore_eos", &gp->ignore_eos, e))) return st;
     if ((st = get_bool(root, "stream", &r->stream, e)) || (st = get_bool(root, "echo", &echo, e))) return st;
     if (echo) return serve_fail(e, 400, "echo", "unsupported_value", "'echo' is not supported");
+    /* Ollama's keep_alive: how long the model stays loaded after this request */
+    json_t *ka = json_object_get(root, "keep_alive");
+    if (ka && !json_is_null(ka)) {
+        if (json_is_number(ka)) {
+            r->keep_alive = json_number_value(ka) < 0 ? LC_KEEP_FOREVER : json_number_value(ka);
+        } else if (!json_is_string(ka) || lc_duration_parse(json_string_value(ka), &r->keep_alive)) {
+            lc_clear_error();
+            return serve_fail(e, 400, "keep_alive", "invalid_value",
+                              "'keep_alive' must be a duration (\"5m\", \"1s\"), a number of seconds, 0 or -1");
+        }
+    }
     json_t *suffix = json_object_get(root, "suffix");
     if (suffix && !json_is_null(suffix) && !(json_is_string(suffix) && !json_string_length(suffix)))
         return serve_fail(e, 400, "suffix", "unsupported_value", "'suffix' is not supported");
@@ -364,6 +376,7 @@ lc_status serve_req_parse(const char *body, size_t len, serve_kind kind, int n_v
                           serve_err *err) {
     memset(out, 0, sizeof *out);
     out->kind = kind;
+    out->keep_alive = LC_KEEP_UNSET;
     json_error_t je;
     out->root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     if (!out->root) {
@@ -374,4 +387,15 @@ lc_status serve_req_parse(const char *body, size_t len, serve_kind kind, int n_v
     }
     if (!json_is_object(out->root)) return serve_fail(err, 400, NULL, "invalid_json", "the request body must be a JSON object");
     return parse_body(out->root, kind, n_vocab, out, err);
+}
+
+lc_status serve_req_check_vocab(const serve_req *r, int n_vocab, serve_err *err) {
+    for (int i = 0; i < r->n_prompt_tokens; i++)
+        if (r->prompt_tokens[i] >= n_vocab)
+            return serve_fail(err, 400, "prompt", "invalid_value", "prompt[%d] is not a token id", i);
+    for (int i = 0; i < r->gp.sp.n_logit_bias; i++)
+        if (r->gp.sp.logit_bias[i].token >= n_vocab)
+            return serve_fail(err, 400, "logit_bias", "invalid_value", "'logit_bias' key '%d' is not a token id",
+                              (int)r->gp.sp.logit_bias[i].token);
+    return LC_OK;
 }

@@ -3,13 +3,16 @@
  * Owns: the server object, the OpenAI request model (parsed and validated JSON), error replies,
  * the route table's handler type, and the helpers endpoints share (chat prompt rendering, JSON
  * mode constraint, the generation response writer). One file per endpoint; HTTP plumbing in
- * http.c; no locks here (they live in engine/scheduler.c). Entry points: serve_start,
- * serve_wait_idle, serve_stop, serve_req_parse.
+ * http.c; no locks here (they live in engine/scheduler.c and runtime/manager.c). Models come
+ * from the model manager: a handler acquires the request's model (loading it on demand) and the
+ * lease ends with the response. Entry points: serve_start, serve_drain, serve_stop,
+ * serve_req_parse, serve_hook_load/serve_hook_unload (the manager's per-model hooks).
  */
 #ifndef LC_SERVER_H
 #define LC_SERVER_H
 
 #include "engine/scheduler.h"
+#include "runtime/manager.h"
 
 #include <jansson.h>
 #include <stdatomic.h>
@@ -51,6 +54,7 @@ typedef struct serve_req {
     bool json_mode;          /* response_format json_object / json_schema */
     bool seed_given;
     bool starts_in_reasoning; /* chat: the rendered prompt ends inside a reasoning block */
+    double keep_alive;       /* Ollama-style "keep_alive" (seconds, -1 forever); LC_KEEP_UNSET if absent */
     lc_gen_params gp;        /* stops point into root; logit_bias owned */
     const char *stop_strs[16];
 } serve_req;
@@ -61,6 +65,9 @@ typedef struct serve_req {
 lc_status serve_req_parse(const char *body, size_t len, serve_kind kind, int n_vocab, serve_req *out,
                           serve_err *err);
 void serve_req_free(serve_req *r);
+/* Range-checks the request's token ids (prompt, logit_bias keys) against the model's vocabulary,
+ * once the model is known. 400 with the same messages serve_req_parse gives. */
+lc_status serve_req_check_vocab(const serve_req *r, int n_vocab, serve_err *err);
 
 /* ==== The server ==== */
 
@@ -68,15 +75,14 @@ typedef struct serve_opts {
     const char *host;
     int port;
     size_t max_body;
-    const char *model_id;   /* name reported by /v1/models */
-    const char *model_path;
 } serve_opts;
 
-typedef struct serve {
-    serve_opts o;
+/* What the server keeps per loaded model: made by serve_hook_load when the manager loads it,
+ * freed by serve_hook_unload. Read-only while requests use it. */
+typedef struct serve_model {
+    const char *id;         /* the manager's id */
     lc_model *model;
     lc_sched *sched;
-    struct MHD_Daemon *daemon;
     char *chat_template;    /* from GGUF metadata; NULL = ChatML fallback */
     void *chat_tmpl;        /* parsed lc_jinja_tmpl */
     char bos[64], eos[64];  /* the special tokens' text, for templates */
@@ -84,14 +90,23 @@ typedef struct serve {
     char **pieces;          /* every token's text (JSON mode) */
     uint16_t *piece_len;
     uint8_t *tok_flags;     /* bit 0: end of generation; bit 1: control token */
+} serve_model;
+
+lc_status serve_hook_load(void *ud, const char *id, lc_model *model, lc_sched *sched, void **data);
+void serve_hook_unload(void *ud, void *data);
+
+typedef struct serve {
+    serve_opts o;
+    lc_mgr *mgr;            /* not owned */
+    struct MHD_Daemon *daemon;
     long long created;
     atomic_int inflight;    /* generation requests in progress */
     atomic_bool draining;
     atomic_long http_requests, http_4xx, http_5xx;
 } serve;
 
-/* Starts listening with model (not owned) and sched (not owned). */
-lc_status serve_start(serve *srv, const serve_opts *o, lc_model *model, lc_sched *sched);
+/* Starts listening; models come from mgr (not owned). */
+lc_status serve_start(serve *srv, const serve_opts *o, lc_mgr *mgr);
 /* Stops accepting connections and waits (up to timeout_s) until in-flight requests finished. */
 void serve_drain(serve *srv, double timeout_s);
 void serve_stop(serve *srv);
@@ -112,6 +127,7 @@ typedef int (*serve_handler)(serve_conn *c);
 int serve_chat_completions(serve_conn *c);
 int serve_completions(serve_conn *c);
 int serve_models(serve_conn *c);
+int serve_ps(serve_conn *c);
 int serve_health(serve_conn *c);
 int serve_metrics(serve_conn *c);
 int serve_tokenize(serve_conn *c);
@@ -130,31 +146,34 @@ bool serve_client_gone(serve_conn *c);
 
 /* Renders req's messages (and tools) with the model's chat template, ending with the assistant
  * generation prompt. *out is lc_malloc'd. On failure fills err. (chat_prompt.c) */
-lc_status serve_render_chat(serve *srv, const serve_req *rq, char **out, serve_err *err);
-lc_status serve_chat_init(serve *srv);
-void serve_chat_free(serve *srv);
+lc_status serve_render_chat(serve_model *sm, const serve_req *rq, char **out, serve_err *err);
+lc_status serve_chat_init(serve_model *sm);
+void serve_chat_free(serve_model *sm);
 
 /* Token pieces table for JSON mode and tokenization helpers. (json_mode.c) */
-lc_status serve_pieces_init(serve *srv);
-void serve_pieces_free(serve *srv);
+lc_status serve_pieces_init(serve_model *sm);
+void serve_pieces_free(serve_model *sm);
 /* Runs the JSON-mode automaton over text (tests, fuzzing): false if it rejects a byte;
  * *complete when text is one whole JSON object. */
 bool serve_json_check(const char *text, size_t len, bool *complete);
 /* A constraint that keeps the output a valid JSON object (see json_mode.c). */
-lc_status serve_json_constraint(serve *srv, lc_sched_constraint *out);
+lc_status serve_json_constraint(serve_model *sm, lc_sched_constraint *out);
 
 /* A JSON string of n bytes; invalid UTF-8 becomes U+FFFD. (generate.c) */
 json_t *serve_json_str(const char *p, size_t n);
 
-/* Checks a request's "model" (NULL is fine) against the served model; 404 otherwise. */
-lc_status serve_check_model(serve *srv, const char *model, serve_err *err);
+/* Acquires the model a request names (NULL: the default one), loading it if needed. On failure
+ * fills err: 404 for an unknown model, 503 when it does not fit the memory budget or the server
+ * is stopping, 500 when it does not load. On success out->data is its serve_model. (models.c) */
+lc_status serve_acquire(serve *srv, const char *model, lc_mgr_lease *out, serve_err *err);
 
 /* Tokenizes text into a fresh array (*out lc_malloc'd, *n its length). */
-lc_status serve_tokenize_text(serve *srv, const char *text, size_t len, bool add_special, bool parse_special,
+lc_status serve_tokenize_text(serve_model *sm, const char *text, size_t len, bool add_special, bool parse_special,
                               lc_token **out, int *n);
 
-/* Runs a validated request (prompt tokens ready) and writes the response: a JSON body or an SSE
- * stream. Takes ownership of rq's contents. (generate.c) */
-int serve_generate(serve_conn *c, serve_req *rq, lc_token *prompt, int n_prompt);
+/* Runs a validated request (prompt tokens ready) on the leased model and writes the response: a
+ * JSON body or an SSE stream. Takes ownership of rq's contents and of the lease (released with
+ * rq's keep_alive when the response ends). (generate.c) */
+int serve_generate(serve_conn *c, lc_mgr_lease *lease, serve_req *rq, lc_token *prompt, int n_prompt);
 
 #endif /* LC_SERVER_H */
