@@ -47,6 +47,7 @@ int cmd_template(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_fit(int argc, char **argv);
+int cmd_ps(int argc, char **argv);
 int cmd_bench_http(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 

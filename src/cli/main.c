@@ -22,6 +22,7 @@ static const command commands[] = {
     {"template", cmd_template, "render a chat conversation through a chat template"},
     {"tokenize", cmd_tokenize, "print the token ids of stdin's text (--ids: ids to text)"},
     {"fit", cmd_fit, "predict a model's memory (weights, KV, compute) and whether it fits"},
+    {"ps", cmd_ps, "show the models a running server holds (memory, idle time, unload time)"},
     {"bench", cmd_bench, "measure prompt and generation speed (bench http: an HTTP endpoint)"},
     {"quantize", cmd_quantize, "quantize a GGUF model (Q4_K_M, Q8_0, ...) like llama-quantize"},
 };

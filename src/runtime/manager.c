@@ -172,7 +172,13 @@ static lc_status make_room(lc_mgr *g, entry *e, size_t bytes) {
             e->reserved = bytes;
             return LC_OK;
         }
-        entry *v = lru_victim(g, e);
+        /* what stays even if every idle model went: if that leaves no room, unload nothing */
+        size_t fixed = g->st.runtime_bytes;
+        for (int i = 0; i < g->n; i++) {
+            const entry *o = &g->ents[i];
+            if (o != e && (o->refs || o->keep < 0 || o->state != LC_MGR_LOADED)) fixed += o->reserved;
+        }
+        entry *v = fixed + bytes <= g->st.budget_bytes || !in_ram ? lru_victim(g, e) : NULL;
         if (v) {
             g->st.evictions++;
             unload_locked(g, v, in_budget ? "memory is short" : "the memory budget is full");
