@@ -52,8 +52,13 @@ typedef struct attn_job {
     const lc_attn_batch *b;
     int n_head;
     float scale;
+    const int32_t *tiles; /* (first token, count) runs of consecutive positions of one sequence */
+    int n_tiles;
+    bool tiled;           /* the tile kernels apply (block of LC_ATTN_BT keys, head_dim % 8 == 0) */
     atomic_int next;
 } attn_job;
+
+#define ATTN_QT 32 /* query tokens per tile */
 
 /* One (token, kv head) pair: G = n_head / n_kv_head query heads share the K/V rows. */
 static void attend(attn_job *j, int t, int g, float *scratch) {
@@ -127,15 +132,93 @@ static void attend(attn_job *j, int t, int g, float *scratch) {
     }
 }
 
+/* A run of nq consecutive tokens of one sequence (positions p0, p0+1, ...) and one KV head:
+ * the M = nq * G query rows are processed together against each cache block, so every K/V
+ * row is converted once per tile instead of once per query (prompt processing). Per block:
+ * S = Q K^T, causal mask, online-softmax update, O = O * alpha + P V (vec.h tile kernels). */
+static void attend_tile(attn_job *j, int t0, int nq, int g, float *scratch) {
+    lc_kv *kv = j->kv;
+    const lc_vec_ops *vec = j->c->vec;
+    int D = kv->head_dim, BT = kv->block_tokens, G = j->n_head / kv->n_kv_head, M = nq * G;
+    int p0 = j->b->pos[t0], p_last = p0 + nq - 1;
+    const int32_t *table = j->b->block_table[t0];
+    size_t head_bytes = lc_type_row_size(kv->type, D);
+    lc_to_float_fn deq = j->c->kern->to_float[kv->type] ? j->c->kern->to_float[kv->type] : lc_type_get(kv->type)->to_float;
+
+    float *Q = scratch;             /* M x D */
+    float *O = Q + (size_t)M * D;   /* M x D */
+    float *S = O + (size_t)M * D;   /* M x BT */
+    float *Kt = S + (size_t)M * BT; /* D x BT */
+    float *V = Kt + (size_t)D * BT; /* BT x D */
+    float *row = V + (size_t)BT * D;/* D */
+    float *mx = row + D, *sum = mx + M, *alpha = sum + M;
+    for (int qi = 0; qi < nq; qi++)
+        for (int h = 0; h < G; h++)
+            memcpy(Q + ((size_t)qi * G + h) * D, j->q + ((size_t)(t0 + qi) * j->n_head + (size_t)g * G + h) * D,
+                   (size_t)D * sizeof(float));
+    memset(O, 0, (size_t)M * D * sizeof(float));
+    for (int r = 0; r < M; r++) mx[r] = -INFINITY, sum[r] = 0;
+
+    const uint8_t *kl = kv->k[j->il], *vl = kv->v[j->il];
+    int n_blocks = p_last / BT + 1;
+    for (int bi = 0; bi < n_blocks; bi++) {
+        int n = bi == n_blocks - 1 ? p_last % BT + 1 : BT;
+        size_t base = (size_t)table[bi] * BT;
+        for (int r = 0; r < BT; r++) {
+            if (r < n) {
+                deq(kl + (base + r) * kv->row_bytes + (size_t)g * head_bytes, row, D);
+                for (int d = 0; d < D; d++) Kt[d * BT + r] = row[d];
+                deq(vl + (base + r) * kv->row_bytes + (size_t)g * head_bytes, V + (size_t)r * D, D);
+            } else {
+                for (int d = 0; d < D; d++) Kt[d * BT + r] = 0;
+                memset(V + (size_t)r * D, 0, (size_t)D * sizeof(float));
+            }
+        }
+        vec->attn_qk(M, D, Q, Kt, j->scale, S);
+        int kpos0 = bi * BT;
+        for (int r = 0; r < M; r++) {
+            float *s = S + (size_t)r * BT;
+            int visible = p0 + r / G - kpos0 + 1; /* keys 0..visible-1 of this block are causal */
+            if (visible > n) visible = n;
+            if (visible < 0) visible = 0; /* a block wholly after this query's position */
+            for (int c = visible; c < BT; c++) s[c] = -INFINITY;
+            float bm = mx[r];
+            for (int c = 0; c < visible; c++) bm = s[c] > bm ? s[c] : bm;
+            alpha[r] = bm > mx[r] ? expf(mx[r] - bm) : 1.0f;
+            mx[r] = bm;
+            for (int c = 0; c < BT; c++) s[c] -= bm;
+            vec->exp_f32(BT, s);
+            float tot = 0;
+            for (int c = 0; c < BT; c++) {
+                if (c >= visible) s[c] = 0;
+                tot += s[c];
+            }
+            sum[r] = sum[r] * alpha[r] + tot;
+        }
+        vec->attn_pv(M, D, S, V, alpha, O);
+    }
+    for (int qi = 0; qi < nq; qi++)
+        for (int h = 0; h < G; h++) {
+            int r = qi * G + h;
+            float inv = sum[r] > 0 ? 1.0f / sum[r] : 0.0f;
+            float *o = j->out + ((size_t)(t0 + qi) * j->n_head + (size_t)g * G + h) * D;
+            for (int d = 0; d < D; d++) o[d] = O[(size_t)r * D + d] * inv;
+        }
+}
+
 static void attn_worker(void *arg, int ith, int nth) {
     (void)nth;
     attn_job *j = arg;
     float *scratch = j->c->tscratch + (size_t)ith * j->c->tscratch_per_thread;
-    int n_items = j->b->n_tokens * j->kv->n_kv_head;
+    int H = j->kv->n_kv_head;
+    int n_items = j->n_tiles * H;
     for (;;) {
         int i = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
         if (i >= n_items) return;
-        attend(j, i / j->kv->n_kv_head, i % j->kv->n_kv_head, scratch);
+        const int32_t *tile = j->tiles + 2 * (i / H);
+        /* one algorithm for every batch shape: a token's result never depends on its batch */
+        if (j->tiled) attend_tile(j, tile[0], tile[1], i % H, scratch);
+        else attend(j, tile[0], i % H, scratch);
     }
 }
 
@@ -143,11 +226,29 @@ void lc_cpu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int
                       const lc_attn_batch *b, int n_head, float scale) {
     lc_cpu *c = cpu_of(be);
     int G = n_head / kv->n_kv_head, D = kv->head_dim, BT = kv->block_tokens;
-    /* sized at context creation; this only grows if a caller skipped that */
-    if (!lc_cpu_tscratch(c, (size_t)G * BT + (size_t)G * D + (size_t)BT * D + (size_t)D)) return;
-    attn_job j = {.c = c, .out = out, .q = q, .kv = kv, .il = il, .b = b, .n_head = n_head, .scale = scale};
+    size_t M = (size_t)ATTN_QT * G;
+    size_t need_tile = 2 * M * D + M * BT + 2 * (size_t)D * BT + D + 3 * M;
+    size_t need_one = (size_t)G * BT + (size_t)G * D + (size_t)BT * D + (size_t)D;
+    if (!lc_cpu_tscratch(c, LC_MAX(need_tile, need_one))) return;
+    /* group the batch into runs of consecutive positions of one sequence (prompt chunks) */
+    int32_t stack_tiles[2 * 64];
+    int32_t *tiles = b->n_tokens <= 64 ? stack_tiles : lc_malloc((size_t)b->n_tokens * 2 * sizeof(int32_t));
+    if (!tiles) return;
+    int n_tiles = 0;
+    bool tiled = BT == LC_ATTN_BT && D % 8 == 0;
+    for (int t = 0; t < b->n_tokens;) {
+        int n = 1;
+        while (tiled && n < ATTN_QT && t + n < b->n_tokens && b->seq[t + n] == b->seq[t] && b->pos[t + n] == b->pos[t] + n) n++;
+        tiles[2 * n_tiles] = t;
+        tiles[2 * n_tiles + 1] = n;
+        n_tiles++;
+        t += n;
+    }
+    attn_job j = {.c = c, .out = out, .q = q, .kv = kv, .il = il, .b = b, .n_head = n_head, .scale = scale,
+                  .tiles = tiles, .n_tiles = n_tiles, .tiled = tiled};
     atomic_store(&j.next, 0);
     size_t work = 0;
     for (int t = 0; t < b->n_tokens; t++) work += (size_t)(b->pos[t] + 1) * (size_t)n_head * (size_t)D;
     lc_cpu_run(c, attn_worker, &j, work);
+    if (tiles != stack_tiles) lc_free(tiles);
 }

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define LC_ATTN_BT 32 /* keys per attention tile: the KV cache's block size */
+
 typedef struct lc_vec_ops {
     const char *isa;
     float (*dot_f32)(int n, const float *x, const float *y);
@@ -22,6 +24,13 @@ typedef struct lc_vec_ops {
     double (*sumsq)(int n, const float *x);
     /* out = silu(g) * u */
     void (*swiglu)(int n, const float *g, const float *u, float *out);
+    /* Attention tiles over one cache block of LC_ATTN_BT keys:
+     * qk: S[i][j] = scale * sum_d Q[i*D + d] * Kt[d*BT + j]   (Q: M x D, Kt: D x BT, S: M x BT)
+     * pv: O[i][:] = O[i][:] * alpha[i] + sum_j P[i*BT + j] * V[j*D + :]   (V: BT x D)
+     * exp: x[i] = exp(x[i]) (exp(-inf) = 0) */
+    void (*attn_qk)(int M, int D, const float *Q, const float *Kt, float scale, float *S);
+    void (*attn_pv)(int M, int D, const float *P, const float *V, const float *alpha, float *O);
+    void (*exp_f32)(int n, float *x);
 } lc_vec_ops;
 
 const lc_vec_ops *lc_vec_best(void);

@@ -79,7 +79,7 @@ static double sumsq(int n, const float *x) {
 /* exp(x) for x in float range: Cephes-style range reduction and a degree-5 polynomial
  * (relative error ~2e-7, same order as expf's). */
 static inline __m256 exp256(__m256 x) {
-    const __m256 hi = _mm256_set1_ps(88.3762626647949f), lo = _mm256_set1_ps(-88.3762626647949f);
+    const __m256 hi = _mm256_set1_ps(88.3762626647949f), lo = _mm256_set1_ps(-87.0f); /* 2^-126: stays normal */
     x = _mm256_max_ps(_mm256_min_ps(x, hi), lo);
     __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
@@ -107,6 +107,61 @@ static void swiglu(int n, const float *g, const float *u, float *out) {
     for (; i < n; i++) out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
+/* S rows of 32 keys = 4 ymm; 2 query rows at a time share each Kt row load. */
+static void attn_qk(int M, int D, const float *Q, const float *Kt, float scale, float *S) {
+    const __m256 vs = _mm256_set1_ps(scale);
+    int i = 0;
+    for (; i + 2 <= M; i += 2) {
+        __m256 a[2][4];
+        for (int r = 0; r < 2; r++)
+            for (int c = 0; c < 4; c++) a[r][c] = _mm256_setzero_ps();
+        for (int d = 0; d < D; d++) {
+            const float *k = Kt + d * LC_ATTN_BT;
+            __m256 k0 = _mm256_loadu_ps(k), k1 = _mm256_loadu_ps(k + 8), k2 = _mm256_loadu_ps(k + 16), k3 = _mm256_loadu_ps(k + 24);
+            for (int r = 0; r < 2; r++) {
+                __m256 q = _mm256_broadcast_ss(Q + (i + r) * D + d);
+                a[r][0] = _mm256_fmadd_ps(q, k0, a[r][0]);
+                a[r][1] = _mm256_fmadd_ps(q, k1, a[r][1]);
+                a[r][2] = _mm256_fmadd_ps(q, k2, a[r][2]);
+                a[r][3] = _mm256_fmadd_ps(q, k3, a[r][3]);
+            }
+        }
+        for (int r = 0; r < 2; r++)
+            for (int c = 0; c < 4; c++) _mm256_storeu_ps(S + (i + r) * LC_ATTN_BT + c * 8, _mm256_mul_ps(a[r][c], vs));
+    }
+    for (; i < M; i++) {
+        __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int d = 0; d < D; d++) {
+            __m256 q = _mm256_broadcast_ss(Q + i * D + d);
+            for (int c = 0; c < 4; c++) a[c] = _mm256_fmadd_ps(q, _mm256_loadu_ps(Kt + d * LC_ATTN_BT + c * 8), a[c]);
+        }
+        for (int c = 0; c < 4; c++) _mm256_storeu_ps(S + i * LC_ATTN_BT + c * 8, _mm256_mul_ps(a[c], vs));
+    }
+}
+
+static void attn_pv(int M, int D, const float *P, const float *V, const float *alpha, float *O) {
+    for (int i = 0; i < M; i++) {
+        float *o = O + i * D;
+        const __m256 al = _mm256_set1_ps(alpha[i]);
+        for (int d0 = 0; d0 < D; d0 += 32) {
+            int w = D - d0 < 32 ? D - d0 : 32; /* D is a multiple of 8 (checked by the caller) */
+            __m256 acc[4];
+            for (int c = 0; c < w / 8; c++) acc[c] = _mm256_mul_ps(_mm256_loadu_ps(o + d0 + c * 8), al);
+            for (int j = 0; j < LC_ATTN_BT; j++) {
+                __m256 p = _mm256_broadcast_ss(P + i * LC_ATTN_BT + j);
+                for (int c = 0; c < w / 8; c++) acc[c] = _mm256_fmadd_ps(p, _mm256_loadu_ps(V + j * D + d0 + c * 8), acc[c]);
+            }
+            for (int c = 0; c < w / 8; c++) _mm256_storeu_ps(o + d0 + c * 8, acc[c]);
+        }
+    }
+}
+
+static void exp_f32(int n, float *x) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, exp256(_mm256_loadu_ps(x + i)));
+    for (; i < n; i++) x[i] = expf(x[i]);
+}
+
 void lc_vec_fill_avx2(lc_vec_ops *v) {
     v->isa = "avx2";
     v->dot_f32 = dot_f32;
@@ -116,4 +171,7 @@ void lc_vec_fill_avx2(lc_vec_ops *v) {
     v->scale_f32 = scale_f32;
     v->sumsq = sumsq;
     v->swiglu = swiglu;
+    v->attn_qk = attn_qk;
+    v->attn_pv = attn_pv;
+    v->exp_f32 = exp_f32;
 }

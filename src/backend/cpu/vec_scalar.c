@@ -35,6 +35,31 @@ static void swiglu(int n, const float *g, const float *u, float *out) {
     for (int i = 0; i < n; i++) out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
+static void attn_qk(int M, int D, const float *Q, const float *Kt, float scale, float *S) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < LC_ATTN_BT; j++) {
+            float s = 0;
+            for (int d = 0; d < D; d++) s += Q[i * D + d] * Kt[d * LC_ATTN_BT + j];
+            S[i * LC_ATTN_BT + j] = s * scale;
+        }
+}
+
+static void attn_pv(int M, int D, const float *P, const float *V, const float *alpha, float *O) {
+    for (int i = 0; i < M; i++) {
+        float *o = O + i * D;
+        for (int d = 0; d < D; d++) o[d] *= alpha[i];
+        for (int j = 0; j < LC_ATTN_BT; j++) {
+            float p = P[i * LC_ATTN_BT + j];
+            if (p == 0.0f) continue;
+            for (int d = 0; d < D; d++) o[d] += p * V[j * D + d];
+        }
+    }
+}
+
+static void exp_f32(int n, float *x) {
+    for (int i = 0; i < n; i++) x[i] = expf(x[i]);
+}
+
 void lc_vec_fill_scalar(lc_vec_ops *v) {
     v->isa = "scalar";
     v->dot_f32 = dot_f32;
@@ -44,6 +69,9 @@ void lc_vec_fill_scalar(lc_vec_ops *v) {
     v->scale_f32 = scale_f32;
     v->sumsq = sumsq;
     v->swiglu = swiglu;
+    v->attn_qk = attn_qk;
+    v->attn_pv = attn_pv;
+    v->exp_f32 = exp_f32;
 }
 
 /* Tables are filled once (the CPU feature word is the only input) and never change after. */
