@@ -232,12 +232,11 @@ static lc_status load(lc_mgr *g, entry *e) {
         return lc_fail_wrap(st, "model '%s' (%s): ", s->id, s->file);
     size_t heap = lc_mem_in_use() > heap0 ? lc_mem_in_use() - heap0 : 0;
     int train = lc_model_n_ctx_train(e->model);
-    e->n_ctx = s->n_ctx ? s->n_ctx : g->p.n_ctx ? g->p.n_ctx : LC_MIN(train, 8192);
+    int n_ctx = s->n_ctx ? s->n_ctx : g->p.n_ctx ? g->p.n_ctx : LC_MIN(train, 8192);
     int parallel = s->parallel ? s->parallel : g->p.parallel;
     int kv = s->kv_type ? s->kv_type : g->p.kv_type ? g->p.kv_type : LC_KV_F16;
-    snprintf(e->arch, sizeof e->arch, "%s", lc_model_arch(e->model));
     lc_fit_params fp = lc_fit_params_default();
-    fp.n_ctx = e->n_ctx;
+    fp.n_ctx = n_ctx;
     fp.n_batch = LC_MAX(g->p.n_batch, parallel);
     fp.n_seq = parallel;
     fp.n_threads = g->p.n_threads;
@@ -247,14 +246,16 @@ static lc_status load(lc_mgr *g, entry *e) {
     lc_fit f;
     if ((st = lc_fit_model(e->model, &fp, &f))) goto fail;
     size_t need = LC_MAX(f.total_bytes - f.runtime_bytes, s->requires_bytes);
-    pthread_mutex_lock(&g->mu);
+    pthread_mutex_lock(&g->mu); /* snapshots read these under the mutex */
+    e->n_ctx = n_ctx;
+    snprintf(e->arch, sizeof e->arch, "%s", lc_model_arch(e->model));
     e->predicted = need;
     st = need > e->reserved ? make_room(g, e, need) : LC_OK;
     if (!st) e->reserved = need;
     pthread_mutex_unlock(&g->mu);
     if (st) goto fail;
     lc_context_params cp = lc_context_params_default();
-    cp.n_ctx = e->n_ctx;
+    cp.n_ctx = n_ctx;
     cp.n_batch = fp.n_batch;
     cp.n_seq_max = parallel;
     cp.n_threads = g->p.n_threads;
@@ -264,7 +265,7 @@ static lc_status load(lc_mgr *g, entry *e) {
     if ((st = lc_sched_create(e->ctx, &sp, &e->sched))) goto fail;
     if (g->p.hooks.on_load && (st = g->p.hooks.on_load(g->p.hooks.ud, s->id, e->model, e->sched, &e->data))) goto fail;
     lc_log(LC_LOG_INFO, "loaded model '%s' in %.0f ms: ctx %d, %d parallel, kv %s, %.1f MiB predicted", s->id,
-           (lc_time_sec() - t0) * 1e3, e->n_ctx, parallel, kv_name(kv), MIB(need));
+           (lc_time_sec() - t0) * 1e3, n_ctx, parallel, kv_name(kv), MIB(need));
     return LC_OK;
 fail:;
     char msg[512];

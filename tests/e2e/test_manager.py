@@ -226,6 +226,33 @@ def test_concurrent_first_requests_share_one_load(tmp_path, models, serve):
     assert ps["stats"]["loads"] == 2 and sorted(m["id"] for m in ps["models"]) == ["three", "two"]
 
 
+def test_slow_load_blocks_only_its_model(tmp_path, models, serve):
+    """A model whose file is a FIFO blocks in open() until the test writes: a slow load. Requests
+    to another model go on meanwhile; a second request for the slow one waits for the same load
+    and shares its error (a FIFO is not a regular file: 500 model_load_failed)."""
+    fifo = tmp_path / "slow.gguf"
+    os.mkfifo(fifo)
+    p = tmp_path / "m.json"
+    p.write_text(json.dumps({"models": [{"id": "one", "file": str(models[0]), "context": 512},
+                                        {"id": "slow", "file": str(fifo)}]}))
+    s = serve("--manifest", str(p))
+    with cf.ThreadPoolExecutor(2) as ex:
+        first = ex.submit(s.complete, "slow")
+        assert wait_until(lambda: {m["id"]: m["state"] for m in s.get("/v1/models")["data"]}["slow"] == "loading")
+        second = ex.submit(s.complete, "slow")
+        t0 = time.time()
+        assert s.complete("one")[0] == 200 and time.time() - t0 < 5
+        time.sleep(0.2)
+        assert not first.done() and not second.done()
+        os.close(os.open(fifo, os.O_WRONLY))  # let the load go on (and fail)
+        for f in (first, second):
+            st, r = f.result(20)
+            assert st == 500 and r["error"]["code"] == "model_load_failed" and "not a regular file" in r["error"]["message"]
+    listed = {m["id"]: m for m in s.get("/v1/models")["data"]}
+    assert listed["slow"]["state"] == "unloaded" and "not a regular file" in listed["slow"]["meta"]["error"]
+    assert s.get("/api/ps")["stats"]["loads"] == 1  # only "one" ever loaded
+
+
 def test_pressure(tmp_path, models, serve):
     import openai
     psi, events = tmp_path / "memory.pressure", tmp_path / "memory.events"
@@ -296,3 +323,52 @@ def test_bad_manifest_stops_startup(tmp_path, models, entry, want):
     r = subprocess.run([LOCARA, "serve", "--manifest", str(p), "--port", str(free_port())], capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 1 and want in r.stderr, r.stderr
+
+
+def cold_start(cmd, url, body):
+    """Seconds from spawning cmd to the first chat answer (polling /health every 10 ms)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            assert proc.poll() is None, f"{cmd[0]} exited"
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.01)
+        req = urllib.request.Request(url + "/v1/chat/completions", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=120) as r:
+            assert r.status == 200 and json.loads(r.read())["choices"]
+        return time.perf_counter() - t0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
+@pytest.mark.skipif(not os.environ.get("LOCARA_E2E_BENCH"), reason="benchmark: set LOCARA_E2E_BENCH=1")
+def test_cold_start_vs_llama_server():
+    """Cold start (spawn -> first chat answer) of the default model, locara vs llama-server, same
+    context (4096), one sequence, 2 threads; median of 5 runs each, printed as a ratio."""
+    from conftest import default_model
+    model = default_model()
+    peer = os.environ.get("LLAMA_SERVER", "/work/peer/build/bin/llama-server")
+    if not model or not os.access(peer, os.X_OK):
+        pytest.skip("needs the default model and llama-server ($LLAMA_SERVER)")
+    body = {"messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 8, "temperature": 0}
+    runs = {"locara": [], "llama-server": []}
+    for _ in range(5):
+        p = free_port()
+        runs["locara"].append(cold_start([LOCARA, "serve", "-m", model, "--port", str(p), "--ctx", "4096",
+                                          "--parallel", "1", "-t", "2", "--pressure-file", "off"],
+                                         f"http://127.0.0.1:{p}", body))
+        p = free_port()
+        runs["llama-server"].append(cold_start([peer, "-m", model, "--port", str(p), "-c", "4096", "-np", "1",
+                                                "-t", "2"], f"http://127.0.0.1:{p}", body))
+    med = {k: sorted(v)[len(v) // 2] for k, v in runs.items()}
+    ratio = med["locara"] / med["llama-server"]
+    print(f"\ncold start median: locara {med['locara']*1e3:.0f} ms, llama-server {med['llama-server']*1e3:.0f} ms, "
+          f"ratio {ratio:.2f} (runs: {json.dumps({k: [round(x*1e3) for x in v] for k, v in runs.items()})})")
+    assert ratio <= 1.0
