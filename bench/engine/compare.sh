@@ -8,12 +8,14 @@
 #
 #   LLAMA_BENCH=/path/to/llama-bench bench/engine/compare.sh [OUT.md]
 # Env: LOCARA (default build/locara), MODELS (model cache dir), ROUNDS (3), THREADS (2),
+#      LLAMA_ARGS (extra llama-bench flags, e.g. "--repack 0" where its AMX repack path crashes),
 #      PP (512), TG (128), REPS (3), PY (python with numpy+gguf), ONLY (space-separated model names)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 : "${LLAMA_BENCH:?set LLAMA_BENCH to a llama-bench binary}"
 LOCARA=${LOCARA:-build/locara}
 MODELS=${MODELS:-${TMPDIR:-/tmp}/locara-bench-models}
+LLAMA_ARGS=${LLAMA_ARGS:-}
 ROUNDS=${ROUNDS:-3}; THREADS=${THREADS:-2}; PP=${PP:-512}; TG=${TG:-128}; REPS=${REPS:-3}
 PY=${PY:-.venv/bin/python}
 OUT=${1:-bench/results/engine-cpu.md}
@@ -44,12 +46,13 @@ for r in $(seq 1 "$ROUNDS"); do
     echo "round $r: $tag locara"
     "$LOCARA" bench -m "$q" -p "$PP" -n "$TG" -r "$REPS" -t "$THREADS" --json > "$RAW/locara-$tag-r$r.json"
     echo "round $r: $tag llama-bench"
-    "$LLAMA_BENCH" -m "$q" -p "$PP" -n "$TG" -r "$REPS" -t "$THREADS" -o json > "$RAW/llama-$tag-r$r.json" 2>/dev/null
+    # shellcheck disable=SC2086
+    "$LLAMA_BENCH" -m "$q" -p "$PP" -n "$TG" -r "$REPS" -t "$THREADS" $LLAMA_ARGS -o json > "$RAW/llama-$tag-r$r.json" 2>/dev/null
   done
 done
 
 cmd_locara="$LOCARA bench -m MODEL -p $PP -n $TG -r $REPS -t $THREADS --json"
-cmd_llama="llama-bench -m MODEL -p $PP -n $TG -r $REPS -t $THREADS -o json"
+cmd_llama="llama-bench -m MODEL -p $PP -n $TG -r $REPS -t $THREADS $LLAMA_ARGS -o json"
 "$PY" bench/engine/summarize.py --raw "$RAW" --models "$MODELS" --set "$SET" --rounds "$ROUNDS" \
   --cmd-locara "$cmd_locara" --cmd-llama "$cmd_llama" --llama-bench "$LLAMA_BENCH" --out "$OUT"
 echo "wrote $OUT (raw results in $RAW)"
