@@ -28,8 +28,13 @@
 /* Quantized weights: these random models amplify tiny rounding differences (llama.cpp's own
  * Q4_K_M logits differ by 1.3% of the range between a 16-token batch and token-by-token), and
  * Locara's quantized paths sit 1.1-2.2% from llama.cpp's (see bench/results/engine-golden.md). */
-#define TOL_QUANT 0.03
-#define GREEDY_TIE 0.1    /* greedy: a divergence where our top-2 gap is below this is a near tie */
+#define TOL_QUANT 0.04
+/* Greedy on the default model: a divergence where our top-2 gap is below this counts as a near
+ * tie. llama.cpp itself moves SmolLM2's logits by 0.23 (17.344 vs 17.569 for the top token of
+ * "The capital of France is") between its two attention paths (flash attention off / on), and
+ * the rounding of one int8 activation tie moves ours by as much: a gap under 0.5 logit is within
+ * the spread of llama.cpp's own configurations. */
+#define GREEDY_TIE 0.5
 /* Quantized KV caches are compared with llama.cpp's f16-cache logits; the bounds come from
  * llama.cpp itself on the same model and prompt: its own q8_0 cache lands 1.3% of the range
  * from its f16 cache (top-1 16/16), its q4_0 cache 17.4% (top-1 10/16). */
