@@ -351,7 +351,8 @@ def cold_start(cmd, url, body):
 @pytest.mark.skipif(not os.environ.get("LOCARA_E2E_BENCH"), reason="benchmark: set LOCARA_E2E_BENCH=1")
 def test_cold_start_vs_llama_server():
     """Cold start (spawn -> first chat answer) of the default model, locara vs llama-server, same
-    context (4096), one sequence, 2 threads; median of 5 runs each, printed as a ratio."""
+    context (4096), one sequence, 2 threads; median of 5 runs each, printed as a ratio.
+    Run: LOCARA_E2E_BENCH=1 pytest -s tests/e2e/test_manager.py -k cold_start"""
     from conftest import default_model
     model = default_model()
     peer = os.environ.get("LLAMA_SERVER", "/work/peer/build/bin/llama-server")
@@ -365,8 +366,10 @@ def test_cold_start_vs_llama_server():
                                           "--parallel", "1", "-t", "2", "--pressure-file", "off"],
                                          f"http://127.0.0.1:{p}", body))
         p = free_port()
+        # --no-repack: this machine's llama.cpp build crashes in its AMX repacked matmul otherwise
+        extra = os.environ.get("LLAMA_SERVER_ARGS", "--no-repack").split()
         runs["llama-server"].append(cold_start([peer, "-m", model, "--port", str(p), "-c", "4096", "-np", "1",
-                                                "-t", "2"], f"http://127.0.0.1:{p}", body))
+                                                "-t", "2", *extra], f"http://127.0.0.1:{p}", body))
     med = {k: sorted(v)[len(v) // 2] for k, v in runs.items()}
     ratio = med["locara"] / med["llama-server"]
     print(f"\ncold start median: locara {med['locara']*1e3:.0f} ms, llama-server {med['llama-server']*1e3:.0f} ms, "
