@@ -13,6 +13,7 @@ Budgets use requires.memoryGB (0.1 GiB per model) so they do not depend on this 
 import concurrent.futures as cf
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,18 +30,19 @@ GIB = 1 << 30
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    """Three tiny random qwen2 models, quantized to q8_0 (about 2 MB each)."""
+    """Three tiny random qwen2 model files, q8_0 (about 2 MB each)."""
     if not os.access(LOCARA, os.X_OK):
         pytest.skip(f"no locara binary at {LOCARA} (set LOCARA_BIN)")
     d = tmp_path_factory.mktemp("models")
-    out = []
-    for seed in (1, 2, 3):
-        raw, q = d / f"raw{seed}.gguf", d / f"m{seed}.gguf"
-        subprocess.run([sys.executable, str(REPO / "tools" / "make_random_model.py"), "--arch", "qwen2", "--seed",
-                        str(seed), str(raw)], check=True, capture_output=True)
-        subprocess.run([LOCARA, "quantize", str(raw), str(q), "q8_0"], check=True, capture_output=True)
-        raw.unlink()
-        out.append(q)
+    raw, first = d / "raw.gguf", d / "m1.gguf"
+    subprocess.run([sys.executable, str(REPO / "tools" / "make_random_model.py"), "--arch", "qwen2", "--seed", "1",
+                    str(raw)], check=True, capture_output=True)
+    subprocess.run([LOCARA, "quantize", str(raw), str(first), "q8_0"], check=True, capture_output=True)
+    raw.unlink()
+    out = [first]
+    for i in (2, 3):  # copies: distinct files (and ids) are what the manager sees
+        out.append(d / f"m{i}.gguf")
+        shutil.copyfile(first, out[-1])
     return out
 
 
