@@ -167,9 +167,19 @@ def test_routing_and_listing(tmp_path, models, serve):
     assert st == 200 and r["tokens"]
 
 
+def budget_for_two(tmp_path, models, serve):
+    """A budget in MiB that holds this build's process baseline plus two 0.1 GiB models, not three
+    (the baseline is measured: a CUDA-enabled build maps its GPU libraries at start-up)."""
+    s = serve("--manifest", manifest(tmp_path, models))
+    runtime = s.get("/api/ps")["memory"]["runtime_bytes"]
+    assert s.stop() == 0
+    return (runtime + int(2.3 * 0.1 * GIB)) >> 20
+
+
 def test_budget_lru_and_pinned(tmp_path, models, serve):
-    # 300 MiB holds the baseline plus two 0.1 GiB models, not three
-    mf = manifest(tmp_path, models, {"one": {"keep_alive": -1}}, memory_budget="300MiB")
+    # the budget holds the baseline plus two 0.1 GiB models, not three
+    mib = budget_for_two(tmp_path, models, serve)
+    mf = manifest(tmp_path, models, {"one": {"keep_alive": -1}}, memory_budget=f"{mib}MiB")
     s = serve("--manifest", mf)
     assert s.loaded() == ["one"]  # pinned models load at start-up
     assert s.complete("two")[0] == 200
@@ -180,19 +190,20 @@ def test_budget_lru_and_pinned(tmp_path, models, serve):
     assert s.complete("two")[0] == 200  # one is older but pinned: three goes
     assert s.loaded() == ["one", "two"]
     ps = s.get("/api/ps")
-    assert ps["stats"]["evictions"] == 2 and ps["memory"]["budget_bytes"] == 300 << 20
+    assert ps["stats"]["evictions"] == 2 and ps["memory"]["budget_bytes"] == mib << 20
     assert ps["memory"]["used_bytes"] <= ps["memory"]["budget_bytes"]
     pinned = [m for m in ps["models"] if m["id"] == "one"][0]
     assert pinned["keep_alive_s"] is None and pinned["expires_in_s"] is None
 
 
 def test_never_fits_is_503(tmp_path, models, serve):
-    mf = manifest(tmp_path, models, {"three": {"requires": {"memoryGB": 1.0}}}, memory_budget="300MiB")
+    mib = budget_for_two(tmp_path, models, serve)
+    mf = manifest(tmp_path, models, {"three": {"requires": {"memoryGB": 1.0}}}, memory_budget=f"{mib}MiB")
     s = serve("--manifest", mf)
     assert s.complete("one")[0] == 200 and s.complete("two")[0] == 200
     st, r = s.complete("three")
     assert st == 503 and r["error"]["code"] == "insufficient_memory"
-    assert "memory budget is 300.0 MiB" in r["error"]["message"]
+    assert f"memory budget is {mib:.1f} MiB" in r["error"]["message"]
     assert s.loaded() == ["one", "two"]  # nothing was unloaded for a load that could never fit
     assert s.complete("one")[0] == 200
 
