@@ -220,7 +220,7 @@ static void dot_q5_K_512(int n, float *s, const void *vx, const void *vy) {
             __m512i v = load512(x[i].qs + 64 * k);
             __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
             for (int c = 0; c < 2; c++) {
-                __m512i qq = _mm512_shuffle_i64x2(lo, hi, c ? 0xEE : 0x44);
+                __m512i qq = c ? _mm512_shuffle_i64x2(lo, hi, 0xEE) : _mm512_shuffle_i64x2(lo, hi, 0x44);
                 __mmask64 bit = _mm512_test_epi8_mask(hb, _mm512_set1_epi8((char)(1 << (4 * k + 2 * c))));
                 q[2 * k + c] = _mm512_mask_add_epi8(qq, bit, qq, b16);
             }
