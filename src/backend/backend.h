@@ -86,6 +86,9 @@ typedef struct lc_backend_ops {
     /* Allocates (and frees) the k/v pools of kv, whose geometry fields are already set. */
     lc_status (*kv_alloc)(lc_backend *be, lc_kv *kv);
     void (*kv_free)(lc_backend *be, lc_kv *kv);
+    /* Optional (NULL: nothing to do): gives block b's memory back to the system; the block is
+     * free and will be rewritten before it is read again (memory pressure). */
+    void (*kv_discard_block)(lc_backend *be, lc_kv *kv, int b);
     /* Copies the first n_rows token rows of block src to block dst in every layer (K and V). */
     void (*kv_copy_block)(lc_backend *be, lc_kv *kv, int dst, int src, int n_rows);
     /* Copies n floats between backend buffers and the host. */

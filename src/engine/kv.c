@@ -281,6 +281,7 @@ int lc_kvc_drop_cached(lc_kvc *c) {
         if (c->ref[b] == 0 && c->indexed[b]) {
             ht_remove(c, b);
             c->free_list[c->n_free++] = b;
+            if (c->be->ops->kv_discard_block) c->be->ops->kv_discard_block(c->be, &c->kv, b);
             n++;
         }
     }

@@ -3,8 +3,10 @@
  * cached blocks, the full-cache error, and drop_cached (memory pressure). */
 #include "backend/backend.h"
 #include "engine/kv.h"
+#include "runtime/fit.h"
 #include "testutil.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static void fill(int32_t *ids, int n, int base) {
@@ -70,7 +72,7 @@ int main(void) {
     CHECK(lc_kvc_seq_reserve(c, 0, 1) == LC_ERR_RANGE && strstr(lc_last_error(), "full"));
     lc_kvc_seq_truncate(c, 1, 0);
 
-    /* drop_cached frees unreferenced indexed blocks */
+    /* drop_cached frees unreferenced indexed blocks (and gives their pages back) */
     CHECK(lc_kvc_seq_reserve(c, 0, 64) == LC_OK);
     lc_kvc_seq_commit(c, 0, ids, 64);
     lc_kvc_seq_truncate(c, 0, 0);
@@ -90,6 +92,21 @@ int main(void) {
     CHECKF(q8 * 100 / f16 >= 50 && q8 * 100 / f16 <= 55, "q8_0 %zu vs f16 %zu", q8, f16);
 
     lc_kvc_free(c);
+
+    /* dropping cached blocks gives their memory back to the system (pressure response) */
+    lc_kvc *big;
+    CHECK(lc_kvc_create(be, 2, 8, 128, LC_TYPE_F16, 8192, 1, &big) == LC_OK);
+    int32_t *many = malloc(sizeof(int32_t) * 8192);
+    fill(many, 8192, 5);
+    CHECK(lc_kvc_seq_reserve(big, 0, 8192) == LC_OK);
+    lc_kvc_seq_commit(big, 0, many, 8192);
+    lc_kvc_seq_truncate(big, 0, 0);
+    size_t before = lc_rss_now().anon;
+    CHECK(lc_kvc_drop_cached(big) == 256);
+    size_t after = lc_rss_now().anon;
+    CHECKF(before > after + (48u << 20), "anonymous RSS %zu -> %zu after dropping 64 MiB of cached KV", before, after);
+    free(many);
+    lc_kvc_free(big);
     lc_backend_cpu_free(be);
     return test_done();
 }

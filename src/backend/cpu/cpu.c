@@ -7,6 +7,8 @@
 
 #include <math.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define PARALLEL_MIN_WORK 32768 /* elements below which an op runs on the calling thread */
 
@@ -88,6 +90,21 @@ static void cpu_kv_copy_block(lc_backend *be, lc_kv *kv, int dst, int src, int n
     for (int il = 0; il < kv->n_layer; il++) {
         memcpy(kv->k[il] + (size_t)dst * bb, kv->k[il] + (size_t)src * bb, n);
         memcpy(kv->v[il] + (size_t)dst * bb, kv->v[il] + (size_t)src * bb, n);
+    }
+}
+
+/* Returns the whole pages inside block b of every layer to the kernel (they read back as zero). */
+static void cpu_kv_discard_block(lc_backend *be, lc_kv *kv, int b) {
+    (void)be;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), bb = kv->row_bytes * (size_t)kv->block_tokens;
+    for (int il = 0; il < kv->n_layer; il++) {
+        uint8_t *pools[2] = {kv->k[il], kv->v[il]};
+        for (int p = 0; p < 2; p++) {
+            uintptr_t lo = (uintptr_t)(pools[p] + (size_t)b * bb), hi = lo + bb;
+            lo = (lo + page - 1) / page * page;
+            hi = hi / page * page;
+            if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+        }
     }
 }
 
@@ -267,6 +284,7 @@ static const lc_backend_ops cpu_ops = {
     .kv_alloc = cpu_kv_alloc,
     .kv_free = cpu_kv_free,
     .kv_copy_block = cpu_kv_copy_block,
+    .kv_discard_block = cpu_kv_discard_block,
     .to_host = cpu_to_host,
     .matmul = lc_cpu_matmul,
     .matmul_experts = lc_cpu_matmul_experts,
