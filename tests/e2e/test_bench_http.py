@@ -66,8 +66,9 @@ def fake():
 
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory):
-    """One run against a fake with TTFT 200 ms, then 10 tokens at 50 tok/s."""
-    s = FakeOpenAI(ttft=0.2, n_tokens=10, tps=50.0).start()
+    """One run against a fake with TTFT 500 ms, then 10 tokens at 25 tok/s (long enough that a
+    loaded 2-core machine's scheduling noise stays well inside the 5% being checked)."""
+    s = FakeOpenAI(ttft=0.5, n_tokens=10, tps=25.0).start()
     out = tmp_path_factory.mktemp("measured")
     try:
         rows = bench(out, "--url", s.url, "--model", "fake", "--name", "fake", "--depths", "20,512,2048",
@@ -82,11 +83,11 @@ def test_timing_within_5_percent(measured):
     assert len(rows) == 3 * 2 * 2
     for r in rows:
         assert r["ok"] is True and r["error"] is None, r
-        assert within(r["ttft_ms"], 200.0), r
-        assert within(r["decode_tps"], 50.0), r
+        assert within(r["ttft_ms"], 500.0), r
+        assert within(r["decode_tps"], 25.0), r
         assert r["completion_tokens"] == 10
-        assert within(r["prefill_tps"], r["prompt_tokens"] / 0.2), r
-        assert within(r["total_ms"], 200.0 + 9 / 50.0 * 1000), r
+        assert within(r["prefill_tps"], r["prompt_tokens"] / 0.5), r
+        assert within(r["total_ms"], 500.0 + 9 / 25.0 * 1000), r
         assert r["concurrency"] == 1 and r["config"] == "fake"
 
 
