@@ -113,6 +113,8 @@ int64_t lc_gguf_arr_i64(const lc_gguf_value *v, uint64_t i);
 const lc_gguf_tensor *lc_gguf_find_tensor(const lc_gguf *g, const char *name);
 
 const char *lc_gguf_type_name(lc_gguf_type t);
+/* Bytes of one scalar of type t; 0 for STRING, ARRAY and unknown types. */
+size_t lc_gguf_type_size(lc_gguf_type t);
 
 /* ==== Writer ==== */
 

@@ -48,7 +48,7 @@ static lc_status rd_str(cursor *c, lc_gguf_str *s) {
     return LC_OK;
 }
 
-static size_t scalar_size(lc_gguf_type t) {
+size_t lc_gguf_type_size(lc_gguf_type t) {
     switch (t) {
     case LC_GGUF_U8: case LC_GGUF_I8: case LC_GGUF_BOOL: return 1;
     case LC_GGUF_U16: case LC_GGUF_I16: return 2;
@@ -112,7 +112,7 @@ static lc_status rd_array(cursor *c, lc_gguf_value *v, int depth) {
     v->arr.n = n;
     v->arr.data = c->base + c->pos;
     size_t remaining = c->size - c->pos;
-    size_t es = scalar_size((lc_gguf_type)et);
+    size_t es = lc_gguf_type_size((lc_gguf_type)et);
     if (es) {
         if (n > remaining / es)
             return lc_fail(LC_ERR_FORMAT, "array of %llu %s values at offset %zu runs past the end of the file",
@@ -155,7 +155,7 @@ static lc_status rd_value(cursor *c, lc_gguf_type t, lc_gguf_value *v, int depth
         return rd_str(c, &v->str);
     }
     if (t == LC_GGUF_ARRAY) return rd_array(c, v, depth);
-    size_t es = scalar_size(t);
+    size_t es = lc_gguf_type_size(t);
     if (!es) return lc_fail(LC_ERR_FORMAT, "value type %u at offset %zu is not a GGUF value type", (unsigned)t, c->pos);
     if (c->size - c->pos < es) return truncated(c, es);
     decode_scalar(t, c->base + c->pos, v);
@@ -404,7 +404,7 @@ lc_gguf_str lc_gguf_arr_str(const lc_gguf_value *v, uint64_t i) {
 
 double lc_gguf_arr_f64(const lc_gguf_value *v, uint64_t i) {
     lc_gguf_value x;
-    size_t es = scalar_size(v->arr.elem);
+    size_t es = lc_gguf_type_size(v->arr.elem);
     decode_scalar(v->arr.elem, v->arr.data + i * es, &x);
     if (x.type == LC_GGUF_F32 || x.type == LC_GGUF_F64) return x.f;
     return is_signed(x.type) ? (double)x.i : (double)x.u;
@@ -412,7 +412,7 @@ double lc_gguf_arr_f64(const lc_gguf_value *v, uint64_t i) {
 
 int64_t lc_gguf_arr_i64(const lc_gguf_value *v, uint64_t i) {
     lc_gguf_value x;
-    size_t es = scalar_size(v->arr.elem);
+    size_t es = lc_gguf_type_size(v->arr.elem);
     decode_scalar(v->arr.elem, v->arr.data + i * es, &x);
     if (x.type == LC_GGUF_F32 || x.type == LC_GGUF_F64) return (int64_t)x.f;
     return is_signed(x.type) ? x.i : (int64_t)x.u;

@@ -71,19 +71,9 @@ lc_status lc_gguf_writer_set_str(lc_gguf_writer *w, const char *key, const char 
     return begin_kv(w, key, LC_GGUF_STRING) || !put_str(w, v, strlen(v)) ? LC_ERR_OOM : LC_OK;
 }
 
-static size_t elem_size(lc_gguf_type t) {
-    switch (t) {
-    case LC_GGUF_U8: case LC_GGUF_I8: case LC_GGUF_BOOL: return 1;
-    case LC_GGUF_U16: case LC_GGUF_I16: return 2;
-    case LC_GGUF_U32: case LC_GGUF_I32: case LC_GGUF_F32: return 4;
-    case LC_GGUF_U64: case LC_GGUF_I64: case LC_GGUF_F64: return 8;
-    default: return 0;
-    }
-}
-
 lc_status lc_gguf_writer_set_arr(lc_gguf_writer *w, const char *key, lc_gguf_type elem,
                                  const void *data, uint64_t n) {
-    size_t es = elem_size(elem);
+    size_t es = lc_gguf_type_size(elem);
     if (!es) return lc_fail(LC_ERR_INVALID, "set_arr: %s is not a scalar type", lc_gguf_type_name(elem));
     if (begin_kv(w, key, LC_GGUF_ARRAY) || !put_u32(w, elem) || !put_u64(w, n) || !put(w, data, (size_t)n * es))
         return LC_ERR_OOM;
@@ -103,7 +93,7 @@ static bool put_value(lc_gguf_writer *w, const lc_gguf_value *v) {
     case LC_GGUF_STRING: return put_str(w, v->str.p, v->str.n);
     case LC_GGUF_ARRAY: {
         if (!put_u32(w, v->arr.elem) || !put_u64(w, v->arr.n)) return false;
-        size_t es = elem_size(v->arr.elem);
+        size_t es = lc_gguf_type_size(v->arr.elem);
         if (es) return put(w, v->arr.data, (size_t)v->arr.n * es);
         for (uint64_t i = 0; i < v->arr.n; i++) {
             if (v->arr.elem == LC_GGUF_STRING) {
@@ -117,7 +107,7 @@ static bool put_value(lc_gguf_writer *w, const lc_gguf_value *v) {
     }
     default: {
         uint8_t buf[8];
-        size_t es = elem_size(v->type);
+        size_t es = lc_gguf_type_size(v->type);
         switch (v->type) {
         case LC_GGUF_F32: { float f = (float)v->f; memcpy(buf, &f, 4); break; }
         case LC_GGUF_F64: memcpy(buf, &v->f, 8); break;
