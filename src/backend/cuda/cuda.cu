@@ -482,6 +482,7 @@ static const lc_backend_ops cuda_ops = {
     cu_free,
     cu_kv_alloc,
     cu_kv_free,
+    nullptr, /* kv_discard_block: device memory stays with the pool */
     cu_kv_copy_block,
     cu_to_host,
     lc_cu_matmul,
