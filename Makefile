@@ -38,7 +38,7 @@ asan: deps
 	cd build-asan && ctest --output-on-failure -j $(JOBS)
 
 fuzz: deps
-	@CC=clang cmake -S . -B build-fuzz -DLOCARA_FUZZ=ON -DLOCARA_WERROR=OFF >/dev/null
+	@CC=clang cmake -S . -B build-fuzz -DLOCARA_FUZZ=ON -DLOCARA_WERROR=OFF -DLOCARA_CUDA=OFF >/dev/null
 	@cmake --build build-fuzz -j $(JOBS)
 
 clean:
