@@ -36,28 +36,34 @@ def free_port():
         return s.getsockname()[1]
 
 
+def start_server(srv, args, tag, timeout):
+    """Starts `locara serve --port P *args` on a free port into srv (port, url, log, proc) and
+    waits for /health; raises with the server's output if it exits or never gets healthy."""
+    if not os.access(LOCARA, os.X_OK):
+        pytest.skip(f"no locara binary at {LOCARA} (set LOCARA_BIN)")
+    srv.port = free_port()
+    srv.url = f"http://127.0.0.1:{srv.port}"
+    srv.log = open(f"/tmp/locara-{tag}-{srv.port}.log", "w+")
+    srv.proc = subprocess.Popen([LOCARA, "serve", "--port", str(srv.port), *args],
+                                stdout=srv.log, stderr=subprocess.STDOUT)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if srv.proc.poll() is not None:
+            raise RuntimeError(f"locara serve exited with {srv.proc.returncode}: {srv.output()}")
+        try:
+            with urllib.request.urlopen(srv.url + "/health", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("locara serve did not become healthy: " + srv.output())
+
+
 class Server:
     """One `locara serve` process on a free port."""
 
     def __init__(self, model, *args, threads=2):
-        if not os.access(LOCARA, os.X_OK):
-            pytest.skip(f"no locara binary at {LOCARA} (set LOCARA_BIN)")
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(f"/tmp/locara-serve-{self.port}.log", "w+")
-        self.proc = subprocess.Popen([LOCARA, "serve", "-m", model, "--port", str(self.port), "-t", str(threads), *args],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"locara serve exited with {self.proc.returncode}: {self.output()}")
-            try:
-                with urllib.request.urlopen(self.url + "/health", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("locara serve did not become healthy: " + self.output())
+        start_server(self, ["-m", model, "-t", str(threads), *args], "serve", 120)
 
     def output(self):
         self.log.flush()

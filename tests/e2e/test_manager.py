@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LOCARA, REPO, free_port
+from conftest import LOCARA, REPO, free_port, start_server
 
 GIB = 1 << 30
 
@@ -50,22 +50,7 @@ class MServer:
     """One `locara serve` with arbitrary arguments on a free port."""
 
     def __init__(self, *args):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(f"/tmp/locara-mgr-{self.port}.log", "w+")
-        self.proc = subprocess.Popen([LOCARA, "serve", "--port", str(self.port), "-t", "1", *args],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"locara serve exited with {self.proc.returncode}: {self.output()}")
-            try:
-                with urllib.request.urlopen(self.url + "/health", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("locara serve did not become healthy: " + self.output())
+        start_server(self, ["-t", "1", *args], "mgr", 60)
 
     def output(self):
         self.log.flush()
