@@ -134,14 +134,13 @@ lc_status lc_context_create(lc_model *model, lc_context_params params, lc_contex
     if ((st = alloc_bufs(ctx)) || (st = grow_outputs(ctx, params.n_seq_max))) goto fail;
     /* batch bookkeeping arrays, one allocation */
     size_t T = (size_t)params.n_batch;
-    ctx->slots = lc_malloc(T * (3 * sizeof(int32_t) + sizeof(int32_t *)));
+    ctx->slots = lc_malloc(T * (2 * sizeof(int32_t) + sizeof(int32_t *)));
     if (!ctx->slots) {
         st = LC_ERR_OOM;
         goto fail;
     }
     ctx->out_idx = ctx->slots + T;
-    ctx->tmp = ctx->out_idx + T;
-    ctx->tables = (const int32_t **)(ctx->tmp + T);
+    ctx->tables = (const int32_t **)(ctx->out_idx + T);
     *out = ctx;
     return LC_OK;
 fail:
@@ -170,7 +169,7 @@ lc_status lc_decode(lc_context *ctx, const lc_batch *b) {
     if (T > ctx->params.n_batch)
         return lc_fail(LC_ERR_INVALID, "batch of %d tokens exceeds n_batch %d", T, ctx->params.n_batch);
     int n_seq = ctx->params.n_seq_max;
-    /* validate, and count each sequence's new tokens in tmp[] (n_seq <= n_batch is not assumed) */
+    /* validate, and count each sequence's new tokens */
     int32_t *seq_new = lc_calloc((size_t)n_seq, sizeof *seq_new);
     if (!seq_new) return LC_ERR_OOM;
     lc_status st = LC_OK;

@@ -15,7 +15,7 @@ struct lc_context {
     int out_cap;          /* rows of logits the buffers hold */
     float *host_logits;
     int n_outputs;
-    int32_t *slots, *out_idx, *tmp;
+    int32_t *slots, *out_idx;
     const int32_t **tables;
 };
 
