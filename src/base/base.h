@@ -103,6 +103,13 @@ typedef struct lc_map {
 lc_status lc_map_open(const char *path, lc_map *out);
 void lc_map_close(lc_map *m);
 
+/* $env/rel when the XDG variable env ("XDG_CACHE_HOME", "XDG_DATA_HOME") is set, else
+ * $HOME/home_rel/rel (home_rel ".cache", ".local/share"), into buf. */
+void lc_xdg_path(const char *env, const char *home_rel, const char *rel, char *buf, size_t cap);
+
+/* Where scripts/fetch-model.sh provisions the default model (it may not exist yet). */
+void lc_default_model_path(char *buf, size_t cap);
+
 /* Reads a whole file into a NUL-terminated heap buffer (lc_free it). */
 lc_status lc_read_file(const char *path, char **out, size_t *len);
 

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -72,6 +73,17 @@ lc_status lc_read_file(const char *path, char **out, size_t *len) {
     if (len) *len = s.len;
     *out = lc_str_take(&s);
     return *out ? LC_OK : LC_ERR_OOM;
+}
+
+void lc_xdg_path(const char *env, const char *home_rel, const char *rel, char *buf, size_t cap) {
+    const char *xdg = getenv(env);
+    const char *home = getenv("HOME");
+    if (xdg && *xdg) snprintf(buf, cap, "%s/%s", xdg, rel);
+    else snprintf(buf, cap, "%s/%s/%s", home ? home : ".", home_rel, rel);
+}
+
+void lc_default_model_path(char *buf, size_t cap) {
+    lc_xdg_path("XDG_CACHE_HOME", ".cache", "locara/models/SmolLM2-135M-Instruct-Q4_1.gguf", buf, cap);
 }
 
 double lc_time_sec(void) {

@@ -4,6 +4,7 @@
  */
 #include "cli.h"
 
+#include "base/base.h"
 #include "locara.h"
 
 #include <errno.h>
@@ -128,10 +129,7 @@ const char *cli_default_model(void) {
     static char buf[4096];
     const char *env = getenv("LOCARA_MODEL");
     if (env && *env) return env;
-    const char *xdg = getenv("XDG_CACHE_HOME");
-    const char *home = getenv("HOME");
-    if (xdg && *xdg) snprintf(buf, sizeof buf, "%s/locara/models/SmolLM2-135M-Instruct-Q4_1.gguf", xdg);
-    else snprintf(buf, sizeof buf, "%s/.cache/locara/models/SmolLM2-135M-Instruct-Q4_1.gguf", home ? home : ".");
+    lc_default_model_path(buf, sizeof buf);
     if (access(buf, R_OK) != 0) {
         fprintf(stderr, "locara: no model given and the default model is not provisioned at %s\n"
                         "        run scripts/fetch-model.sh (or `make model`), or pass -m FILE\n", buf);

@@ -41,9 +41,7 @@ static const char usage_text[] =
 
 /* $XDG_DATA_HOME/locara/models (default ~/.local/share/locara/models) into buf. */
 static void default_models_dir(char *buf, size_t cap) {
-    const char *xdg = getenv("XDG_DATA_HOME");
-    if (xdg && *xdg) snprintf(buf, cap, "%s/locara/models", xdg);
-    else snprintf(buf, cap, "%s/.local/share/locara/models", getenv("HOME") ? getenv("HOME") : ".");
+    lc_xdg_path("XDG_DATA_HOME", ".local/share", "locara/models", buf, cap);
 }
 
 int cmd_serve(int argc, char **argv) {

@@ -1,6 +1,8 @@
 /* testutil.c — counters and helpers behind testutil.h. */
 #include "testutil.h"
 
+#include "base/base.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -33,10 +35,7 @@ const char *test_default_model(void) {
     static char buf[4096];
     const char *m = getenv("LOCARA_MODEL");
     if (m && access(m, R_OK) == 0) return m;
-    const char *xdg = getenv("XDG_CACHE_HOME");
-    const char *home = getenv("HOME");
-    if (xdg && *xdg) snprintf(buf, sizeof buf, "%s/locara/models/SmolLM2-135M-Instruct-Q4_1.gguf", xdg);
-    else snprintf(buf, sizeof buf, "%s/.cache/locara/models/SmolLM2-135M-Instruct-Q4_1.gguf", home ? home : ".");
+    lc_default_model_path(buf, sizeof buf);
     if (access(buf, R_OK) == 0) return buf;
     fprintf(stderr, "default model not provisioned (%s); run scripts/fetch-model.sh\n", buf);
     return NULL;
