@@ -114,8 +114,8 @@ lc_status lc_context_create(lc_model *model, lc_context_params params, lc_contex
     if (params.n_batch <= 0) params.n_batch = 512;
     if (params.n_seq_max <= 0) params.n_seq_max = 1;
     if (params.n_batch > params.n_ctx) params.n_batch = params.n_ctx;
-    if (hp->n_head / hp->n_head_kv > 64)
-        return lc_fail(LC_ERR_UNSUPPORTED, "more than 64 query heads per KV head");
+    if (hp->head_dim % 8)
+        return lc_fail(LC_ERR_UNSUPPORTED, "head dimension %d is not a multiple of 8 (the attention tiles need it)", hp->head_dim);
     lc_context *ctx = lc_calloc(1, sizeof *ctx);
     if (!ctx) return LC_ERR_OOM;
     ctx->model = model;

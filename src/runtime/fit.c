@@ -25,8 +25,7 @@ static size_t compute_bytes(const lc_model *m, const lc_fit_params *p, int n_ctx
     qrow = LC_MAX(qrow, (size_t)max_cols * 4);                            /* f32 activations */
     n += (size_t)T * qrow;                                                 /* conversion buffer */
     int threads = p->n_threads > 0 ? p->n_threads : lc_cpu_physical_cores();
-    int G = hp->n_head / hp->n_head_kv, D = hp->head_dim, BT = 32;
-    n += (size_t)threads * ((size_t)G * BT + (size_t)G * D + (size_t)BT * D + D + 16) * sizeof(float);
+    n += (size_t)threads * (lc_backend_cpu_attn_scratch(hp->n_head, hp->n_head_kv, hp->head_dim, 32) + 16) * sizeof(float);
     size_t blocks = (size_t)(n_ctx + 31) / 32;
     n += blocks * (4 + 8 + 1 + 32 * 4 + 8 + 4 + 8);                        /* kv manager arrays */
     n += (size_t)T * 16;                                                   /* batch bookkeeping */

@@ -1,9 +1,10 @@
 /* attn.c — attention over the paged KV cache on the CPU, and writing K/V into it.
  *
- * For each token and each KV head, the query heads of that group walk the token's sequence one
- * cache block at a time: scores for the block, one rescale of the running output per block
- * (online softmax, flash-attention style), then the weighted V rows. The full score matrix is
- * never built; memory per thread is one block of scores and one dequantized block of K.
+ * A batch is cut into runs of consecutive positions of one sequence (a decode token is a run of
+ * one); each run and KV head walks the sequence one cache block at a time: the block's scores,
+ * one rescale of the running outputs (online softmax, flash-attention style), then the weighted
+ * V rows. The full score matrix is never built; per thread, memory is one tile of queries,
+ * scores and outputs plus one converted block of K and V.
  * Causality is positional: a token sees its sequence's positions <= its own.
  */
 #include "cpu_impl.h"
@@ -54,83 +55,10 @@ typedef struct attn_job {
     float scale;
     const int32_t *tiles; /* (first token, count) runs of consecutive positions of one sequence */
     int n_tiles;
-    bool tiled;           /* the tile kernels apply (block of LC_ATTN_BT keys, head_dim % 8 == 0) */
     atomic_int next;
 } attn_job;
 
 #define ATTN_QT 32 /* query tokens per tile */
-
-/* One (token, kv head) pair: G = n_head / n_kv_head query heads share the K/V rows. */
-static void attend(attn_job *j, int t, int g, float *scratch) {
-    lc_kv *kv = j->kv;
-    const lc_vec_ops *vec = j->c->vec;
-    int D = kv->head_dim, BT = kv->block_tokens, G = j->n_head / kv->n_kv_head;
-    int pos = j->b->pos[t];
-    const int32_t *table = j->b->block_table[t];
-    size_t head_bytes = lc_type_row_size(kv->type, D);
-    bool f16 = kv->type == LC_TYPE_F16;
-    lc_to_float_fn deq = j->c->kern->to_float[kv->type] ? j->c->kern->to_float[kv->type] : lc_type_get(kv->type)->to_float;
-
-    float *scores = scratch;           /* G x BT */
-    float *acc = scores + G * BT;      /* G x D */
-    float *kbuf = acc + G * D;         /* BT x D (quantized caches) */
-    float *vrow = kbuf + BT * D;       /* D */
-    float mx[64], sum[64];             /* G <= 64 is checked at context creation */
-    const float *qh[64];
-    for (int h = 0; h < G; h++) {
-        mx[h] = -INFINITY;
-        sum[h] = 0;
-        qh[h] = j->q + ((size_t)t * j->n_head + (size_t)g * G + h) * D;
-        memset(acc + h * D, 0, (size_t)D * sizeof(float));
-    }
-    const uint8_t *kl = j->kv->k[j->il], *vl = j->kv->v[j->il];
-    int n_blocks = pos / BT + 1;
-    for (int bi = 0; bi < n_blocks; bi++) {
-        int n = bi == n_blocks - 1 ? pos % BT + 1 : BT;
-        size_t base = (size_t)table[bi] * BT;
-        /* scores */
-        for (int r = 0; r < n; r++) {
-            const uint8_t *kr = kl + (base + r) * kv->row_bytes + (size_t)g * head_bytes;
-            if (f16) {
-                for (int h = 0; h < G; h++) scores[h * BT + r] = vec->dot_f16(D, qh[h], (const uint16_t *)kr) * j->scale;
-            } else {
-                deq(kr, kbuf + r * D, D);
-                for (int h = 0; h < G; h++) scores[h * BT + r] = vec->dot_f32(D, qh[h], kbuf + r * D) * j->scale;
-            }
-        }
-        /* online softmax: rescale once per block */
-        for (int h = 0; h < G; h++) {
-            float *s = scores + h * BT;
-            float bm = mx[h];
-            for (int r = 0; r < n; r++) bm = s[r] > bm ? s[r] : bm;
-            if (bm > mx[h]) {
-                float f = expf(mx[h] - bm);
-                sum[h] *= f;
-                vec->scale_f32(D, f, acc + h * D);
-                mx[h] = bm;
-            }
-            for (int r = 0; r < n; r++) {
-                s[r] = expf(s[r] - bm);
-                sum[h] += s[r];
-            }
-        }
-        /* weighted V rows */
-        for (int r = 0; r < n; r++) {
-            const uint8_t *vr = vl + (base + r) * kv->row_bytes + (size_t)g * head_bytes;
-            if (f16) {
-                for (int h = 0; h < G; h++) vec->axpy_f16(D, scores[h * BT + r], (const uint16_t *)vr, acc + h * D);
-            } else {
-                deq(vr, vrow, D);
-                for (int h = 0; h < G; h++) vec->axpy_f32(D, scores[h * BT + r], vrow, acc + h * D);
-            }
-        }
-    }
-    for (int h = 0; h < G; h++) {
-        float *o = j->out + ((size_t)t * j->n_head + (size_t)g * G + h) * D;
-        float inv = sum[h] > 0 ? 1.0f / sum[h] : 0.0f;
-        for (int d = 0; d < D; d++) o[d] = acc[h * D + d] * inv;
-    }
-}
 
 /* A run of nq consecutive tokens of one sequence (positions p0, p0+1, ...) and one KV head:
  * the M = nq * G query rows are processed together against each cache block, so every K/V
@@ -217,35 +145,35 @@ static void attn_worker(void *arg, int ith, int nth) {
         if (i >= n_items) return;
         const int32_t *tile = j->tiles + 2 * (i / H);
         /* one algorithm for every batch shape: a token's result never depends on its batch */
-        if (j->tiled) attend_tile(j, tile[0], tile[1], i % H, scratch);
-        else attend(j, tile[0], i % H, scratch);
+        attend_tile(j, tile[0], tile[1], i % H, scratch);
     }
+}
+
+size_t lc_backend_cpu_attn_scratch(int n_head, int n_kv_head, int head_dim, int block_tokens) {
+    size_t G = (size_t)(n_head / n_kv_head), D = (size_t)head_dim, BT = (size_t)block_tokens, M = ATTN_QT * G;
+    return 2 * M * D + M * BT + 2 * D * BT + D + 3 * M;
 }
 
 void lc_cpu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int il,
                       const lc_attn_batch *b, int n_head, float scale) {
     lc_cpu *c = cpu_of(be);
-    int G = n_head / kv->n_kv_head, D = kv->head_dim, BT = kv->block_tokens;
-    size_t M = (size_t)ATTN_QT * G;
-    size_t need_tile = 2 * M * D + M * BT + 2 * (size_t)D * BT + D + 3 * M;
-    size_t need_one = (size_t)G * BT + (size_t)G * D + (size_t)BT * D + (size_t)D;
-    if (!lc_cpu_tscratch(c, LC_MAX(need_tile, need_one))) return;
+    int D = kv->head_dim, BT = kv->block_tokens;
+    if (!lc_cpu_tscratch(c, lc_backend_cpu_attn_scratch(n_head, kv->n_kv_head, D, BT))) return;
     /* group the batch into runs of consecutive positions of one sequence (prompt chunks) */
     int32_t stack_tiles[2 * 64];
     int32_t *tiles = b->n_tokens <= 64 ? stack_tiles : lc_malloc((size_t)b->n_tokens * 2 * sizeof(int32_t));
     if (!tiles) return;
     int n_tiles = 0;
-    bool tiled = BT == LC_ATTN_BT && D % 8 == 0;
     for (int t = 0; t < b->n_tokens;) {
         int n = 1;
-        while (tiled && n < ATTN_QT && t + n < b->n_tokens && b->seq[t + n] == b->seq[t] && b->pos[t + n] == b->pos[t] + n) n++;
+        while (n < ATTN_QT && t + n < b->n_tokens && b->seq[t + n] == b->seq[t] && b->pos[t + n] == b->pos[t] + n) n++;
         tiles[2 * n_tiles] = t;
         tiles[2 * n_tiles + 1] = n;
         n_tiles++;
         t += n;
     }
     attn_job j = {.c = c, .out = out, .q = q, .kv = kv, .il = il, .b = b, .n_head = n_head, .scale = scale,
-                  .tiles = tiles, .n_tiles = n_tiles, .tiled = tiled};
+                  .tiles = tiles, .n_tiles = n_tiles};
     atomic_store(&j.next, 0);
     size_t work = 0;
     for (int t = 0; t < b->n_tokens; t++) work += (size_t)(b->pos[t] + 1) * (size_t)n_head * (size_t)D;

@@ -336,4 +336,3 @@ void lc_backend_cpu_free(lc_backend *be) {
     lc_free(be);
 }
 
-lc_pool *lc_backend_cpu_pool(lc_backend *be) { return cpu_of(be)->pool; }
