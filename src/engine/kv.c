@@ -119,7 +119,6 @@ void lc_kvc_free(lc_kvc *c) {
 
 lc_kv *lc_kvc_store(lc_kvc *c) { return &c->kv; }
 int lc_kvc_block_tokens(const lc_kvc *c) { return c->bt; }
-int lc_kvc_n_seq(const lc_kvc *c) { return c->n_seq; }
 int lc_kvc_seq_len(const lc_kvc *c, int seq) { return c->seqs[seq].len; }
 const int32_t *lc_kvc_table(const lc_kvc *c, int seq) { return c->seqs[seq].table; }
 

@@ -33,7 +33,6 @@ lc_status lc_kvc_create(lc_backend *be, int n_layer, int n_kv_head, int head_dim
 void lc_kvc_free(lc_kvc *c);
 lc_kv *lc_kvc_store(lc_kvc *c);
 int lc_kvc_block_tokens(const lc_kvc *c);
-int lc_kvc_n_seq(const lc_kvc *c);
 
 /* Bytes lc_kvc_create would allocate for this geometry (for fit). */
 size_t lc_kvc_bytes(int n_layer, int n_kv_head, int head_dim, lc_type type, int n_ctx);
