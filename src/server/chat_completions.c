@@ -1,6 +1,7 @@
 /* chat_completions.c — POST /v1/chat/completions: validate the request, render the messages
- * (and tools) with the model's chat template, tokenize, and hand over to serve_generate for
- * the JSON or SSE response (content, reasoning, tool calls). Entry: serve_chat_completions.
+ * (and tools) with the model's chat template, append a forced tool call's opening (tool_choice.c),
+ * tokenize, and hand over to serve_generate for the JSON or SSE response (content, reasoning,
+ * tool calls). Entry: serve_chat_completions.
  */
 #include "server/server.h"
 
@@ -32,6 +33,20 @@ int serve_chat_completions(serve_conn *c) {
         goto fail;
     sm = lease.data;
     if (serve_req_check_vocab(&rq, sm->n_vocab, &e) || serve_render_chat(sm, &rq, &prompt, &e)) goto fail;
+    rq.starts_in_reasoning = ends_in_reasoning(sm, prompt);
+    if (serve_tool_prefill(sm, &rq, &e)) goto fail;
+    if (rq.prefill) { /* a forced tool call opens the reply */
+        size_t a = strlen(prompt), b = strlen(rq.prefill);
+        char *p = lc_malloc(a + b + 1);
+        if (!p) {
+            serve_fail(&e, 500, NULL, NULL, "out of memory");
+            goto fail;
+        }
+        memcpy(p, prompt, a);
+        memcpy(p + a, rq.prefill, b + 1);
+        lc_free(prompt);
+        prompt = p;
+    }
     if (serve_tokenize_text(sm, prompt, strlen(prompt), true, true, &toks, &n)) {
         serve_fail(&e, 400, "messages", "invalid_value", "cannot tokenize the prompt: %s", lc_last_error());
         goto fail;
@@ -40,7 +55,6 @@ int serve_chat_completions(serve_conn *c) {
         serve_fail(&e, 400, "messages", "invalid_value", "the rendered prompt is empty");
         goto fail;
     }
-    rq.starts_in_reasoning = ends_in_reasoning(sm, prompt);
     lc_free(prompt);
     ret = serve_generate(c, &lease, &rq, toks, n);
     lc_free(toks);

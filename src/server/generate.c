@@ -361,7 +361,8 @@ int serve_generate(serve_conn *c, lc_mgr_lease *lease, serve_req *rq, lc_token *
     lc_gen_params gp = g->rq.gp;
     if (!g->rq.seed_given) gp.sp.seed = (uint64_t)lc_time_us() * 0x9E3779B97F4A7C15ull ^ (uint64_t)n;
     lc_status st = LC_OK;
-    if (g->rq.json_mode) st = serve_json_constraint(sm, &gp.constraint);
+    if (g->rq.prefill) st = serve_tool_constraint(sm, &g->rq, &gp.constraint); /* wins over json_mode */
+    else if (g->rq.json_mode) st = serve_json_constraint(sm, &gp.constraint);
     if (!st && g->rq.kind == SERVE_CHAT) {
         lc_outparse_opts po = lc_outparse_opts_default();
         lc_outparse_opts_from_template(sm->chat_template, &po);
@@ -369,6 +370,11 @@ int serve_generate(serve_conn *c, lc_mgr_lease *lease, serve_req *rq, lc_token *
         po.seed = gp.sp.seed;
         po.starts_in_reasoning = g->rq.starts_in_reasoning;
         st = lc_outparse_create(&po, &g->op);
+        if (!st && g->rq.prefill) { /* the forced call's opening is part of the reply's text */
+            lc_outparse_delta d0 = {0};
+            st = lc_outparse_feed(g->op, g->rq.prefill, strlen(g->rq.prefill), &d0);
+            lc_outparse_delta_free(&d0);
+        }
     }
     if (st) {
         if (gp.constraint.free) gp.constraint.free(gp.constraint.ud);

@@ -1,12 +1,16 @@
-/* json_mode.c — response_format json_object: sampling constrained so the reply is one valid JSON
- * object.
+/* json_mode.c — constrained sampling for the server: response_format json_object (and json_schema,
+ * which is served as json_object: the reply is one valid JSON object, the schema itself is not
+ * enforced) and forced tool calls (tool_choice "required" or a named function).
  *
- * A small pushdown automaton over bytes (RFC 8259 grammar, nesting up to 64, whitespace runs up
- * to 24 bytes) runs over every token's piece each step; tokens whose piece would break the
- * grammar (or strict UTF-8 inside strings) get -inf. End-of-generation is allowed only once the object is closed. When few tokens
- * remain (max_tokens), only tokens that bring the text closer to a complete object are allowed,
- * so the reply is valid JSON even when it is cut by the length limit. Also owns the table of
- * every token's piece. Entry points: serve_pieces_init, serve_json_constraint.
+ * Both are one small grammar: a sequence of segments, each either a choice among fixed strings
+ * (sorted, so the strings still possible after a prefix are a contiguous range) or one JSON object
+ * run by a pushdown automaton over bytes (RFC 8259, nesting up to 64, whitespace runs up to 24
+ * bytes); after the last segment only end-of-generation tokens are allowed. Every step, tokens
+ * whose piece would break the grammar (or strict UTF-8 inside strings) get -inf. When few tokens
+ * remain (max_tokens), only tokens that bring the text closer to the end of the grammar are
+ * allowed, so a reply cut by the length limit is still complete where that is possible. Also owns
+ * the table of every token's piece. Entry points: serve_pieces_init, serve_json_constraint,
+ * serve_grammar_constraint, serve_json_check.
  */
 #include "server/server.h"
 
@@ -245,60 +249,172 @@ bool serve_json_check(const char *text, size_t len, bool *complete) {
     return true;
 }
 
-/* ==== The constraint ==== */
+/* ==== The grammar constraint ==== */
 
-typedef struct jcons {
+/* One segment: a choice among sorted strings (n_alts > 0) or a JSON object (n_alts == 0). */
+typedef struct gseg {
+    char **alts;
+    int n_alts;
+    int min_len; /* the shortest alternative (2 for a JSON object: "{}") */
+} gseg;
+
+/* Where the grammar is: segment seg; in a choice, pos bytes matched and [lo,hi) the alternatives
+ * still possible; in a JSON segment, the automaton. seg == n_segs: complete. */
+typedef struct gstate {
+    int seg, pos, lo, hi;
+    jstate js;
+} gstate;
+
+typedef struct gcons {
     const serve_model *sm;
-    jstate st;
-    uint8_t dist[]; /* per token: bytes still needed after it (255 = not allowed) */
-} jcons;
+    gseg *segs;
+    int n_segs;
+    int *tail;   /* tail[i]: the fewest bytes of segments i+1.. */
+    gstate st;
+    uint8_t *dist; /* per token: bytes still needed after it (255 = not allowed) */
+} gcons;
 
-static bool feed_piece(jstate *s, const char *p, int n) {
+static void gseg_enter(const gcons *g, gstate *s, int seg) {
+    s->seg = seg;
+    s->pos = 0;
+    s->lo = 0;
+    s->hi = seg < g->n_segs ? g->segs[seg].n_alts : 0;
+    memset(&s->js, 0, sizeof s->js);
+    s->js.mode = J_START;
+}
+
+/* Advances s by one byte; false if the byte leaves the grammar. */
+static bool gfeed(const gcons *g, gstate *s, unsigned c) {
+    if (s->seg >= g->n_segs) return false;
+    const gseg *sg = &g->segs[s->seg];
+    if (!sg->n_alts) {
+        if (!jfeed(&s->js, c)) return false;
+        if (s->js.mode == J_DONE) gseg_enter(g, s, s->seg + 1);
+        return true;
+    }
+    int lo = s->lo, hi = s->hi;
+    while (lo < hi && (unsigned char)sg->alts[lo][s->pos] != c) lo++;
+    while (hi > lo && (unsigned char)sg->alts[hi - 1][s->pos] != c) hi--;
+    if (lo == hi) return false;
+    s->lo = lo;
+    s->hi = hi;
+    s->pos++;
+    if (!sg->alts[lo][s->pos]) gseg_enter(g, s, s->seg + 1); /* alternatives are prefix-free */
+    return true;
+}
+
+/* The fewest bytes that complete the grammar from s. */
+static int gdist(const gcons *g, const gstate *s) {
+    if (s->seg >= g->n_segs) return 0;
+    const gseg *sg = &g->segs[s->seg];
+    int here;
+    if (!sg->n_alts) here = jdist(&s->js);
+    else {
+        here = 1 << 20;
+        for (int i = s->lo; i < s->hi; i++) here = LC_MIN(here, (int)strlen(sg->alts[i]) - s->pos);
+    }
+    return here + g->tail[s->seg];
+}
+
+static bool gfeed_piece(const gcons *g, gstate *s, const char *p, int n) {
     for (int i = 0; i < n; i++)
-        if (!jfeed(s, (unsigned char)p[i])) return false;
+        if (!gfeed(g, s, (unsigned char)p[i])) return false;
     return true;
 }
 
 /* Masks every token that would break the grammar. Budget: a token is allowed only if the text
- * can still be completed in the tokens left after it (one byte per token at worst), so a reply
- * cut by max_tokens is still complete; if no token can keep that promise, the ones that get
- * closest are allowed. */
-static void jc_mask(void *ud, float *logits, int n_vocab, int n_left) {
-    jcons *jc = ud;
-    const serve_model *sm = jc->sm;
-    bool done = jc->st.mode == J_DONE;
-    int budget = n_left - 1, best = 255;
+ * can still be completed, and end-of-generation still sampled, in the tokens left after it (one
+ * byte per token at worst), so a reply cut by max_tokens is still complete and ends with "stop";
+ * if no token can keep that promise, the ones that get closest are allowed. */
+static void gc_mask(void *ud, float *logits, int n_vocab, int n_left) {
+    gcons *gc = ud;
+    const serve_model *sm = gc->sm;
+    bool done = gc->st.seg >= gc->n_segs;
+    int budget = n_left - 2, best = 255;
     for (int t = 0; t < n_vocab; t++) {
-        jc->dist[t] = 255;
+        gc->dist[t] = 255;
         if (logits[t] == -INFINITY) continue;
         uint8_t f = sm->tok_flags[t];
         if (f & 1) {
-            if (done) jc->dist[t] = 0;
+            if (done) gc->dist[t] = 0;
         } else if (!done && !(f & 2) && sm->piece_len[t]) {
-            jstate x = jc->st;
-            if (feed_piece(&x, sm->pieces[t], sm->piece_len[t])) jc->dist[t] = (uint8_t)LC_MIN(jdist(&x), 254);
+            gstate x = gc->st;
+            if (gfeed_piece(gc, &x, sm->pieces[t], sm->piece_len[t])) gc->dist[t] = (uint8_t)LC_MIN(gdist(gc, &x), 254);
         }
-        if (jc->dist[t] < best) best = jc->dist[t];
+        if (gc->dist[t] < best) best = gc->dist[t];
     }
     int limit = LC_MAX(LC_MIN(budget, 254), best);
     for (int t = 0; t < n_vocab; t++)
-        if (jc->dist[t] > limit) logits[t] = -INFINITY;
+        if (gc->dist[t] > limit) logits[t] = -INFINITY;
 }
 
-static void jc_accept(void *ud, lc_token tok) {
-    jcons *jc = ud;
-    if (tok < 0 || tok >= jc->sm->n_vocab || (jc->sm->tok_flags[tok] & 1)) return;
-    jstate x = jc->st;
-    if (feed_piece(&x, jc->sm->pieces[tok], jc->sm->piece_len[tok])) jc->st = x;
+static void gc_accept(void *ud, lc_token tok) {
+    gcons *gc = ud;
+    if (tok < 0 || tok >= gc->sm->n_vocab || (gc->sm->tok_flags[tok] & 1)) return;
+    gstate x = gc->st;
+    if (gfeed_piece(gc, &x, gc->sm->pieces[tok], gc->sm->piece_len[tok])) gc->st = x;
 }
 
-static void jc_free(void *ud) { lc_free(ud); }
+static void gc_free(void *ud) {
+    gcons *gc = ud;
+    if (!gc) return;
+    for (int i = 0; i < gc->n_segs; i++) {
+        for (int k = 0; k < gc->segs[i].n_alts; k++) lc_free(gc->segs[i].alts[k]);
+        lc_free(gc->segs[i].alts);
+    }
+    lc_free(gc->segs);
+    lc_free(gc->tail);
+    lc_free(gc->dist);
+    lc_free(gc);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+lc_status serve_grammar_constraint(serve_model *sm, const serve_gseg *segs, int n, lc_sched_constraint *out) {
+    gcons *gc = lc_calloc(1, sizeof *gc);
+    if (!gc) return LC_ERR_OOM;
+    gc->sm = sm;
+    gc->segs = lc_calloc((size_t)LC_MAX(n, 1), sizeof *gc->segs);
+    gc->tail = lc_calloc((size_t)LC_MAX(n, 1), sizeof *gc->tail);
+    gc->dist = lc_malloc((size_t)sm->n_vocab);
+    if (!gc->segs || !gc->tail || !gc->dist) goto oom;
+    gc->n_segs = n;
+    for (int i = 0; i < n; i++) {
+        gseg *g = &gc->segs[i];
+        g->min_len = 2;
+        if (!segs[i].n_alts) continue;
+        if (!(g->alts = lc_calloc((size_t)segs[i].n_alts, sizeof *g->alts))) goto oom;
+        g->min_len = 1 << 20;
+        for (int k = 0; k < segs[i].n_alts; k++) {
+            if (!(g->alts[k] = lc_strdup(segs[i].alts[k]))) goto oom;
+            g->n_alts++;
+            if (!g->alts[k][0]) {
+                gc_free(gc);
+                return lc_fail(LC_ERR_INVALID, "grammar: an empty alternative");
+            }
+            g->min_len = LC_MIN(g->min_len, (int)strlen(g->alts[k]));
+        }
+        qsort(g->alts, (size_t)g->n_alts, sizeof *g->alts, cmp_str);
+        for (int k = 0; k + 1 < g->n_alts; k++)
+            if (!strncmp(g->alts[k], g->alts[k + 1], strlen(g->alts[k]))) {
+                lc_status st = lc_fail(LC_ERR_INVALID, "grammar: alternative '%s' is a prefix of another", g->alts[k]);
+                gc_free(gc);
+                return st;
+            }
+    }
+    for (int i = n - 1, acc = 0; i >= 0; i--) {
+        gc->tail[i] = acc;
+        acc += gc->segs[i].min_len;
+    }
+    gseg_enter(gc, &gc->st, 0);
+    *out = (lc_sched_constraint){.ud = gc, .mask = gc_mask, .accept = gc_accept, .free = gc_free};
+    return LC_OK;
+oom:
+    gc_free(gc);
+    return lc_fail(LC_ERR_OOM, "grammar: out of memory");
+}
 
 lc_status serve_json_constraint(serve_model *sm, lc_sched_constraint *out) {
-    jcons *jc = lc_calloc(1, sizeof *jc + (size_t)sm->n_vocab);
-    if (!jc) return LC_ERR_OOM;
-    jc->sm = sm;
-    jc->st.mode = J_START;
-    *out = (lc_sched_constraint){.ud = jc, .mask = jc_mask, .accept = jc_accept, .free = jc_free};
-    return LC_OK;
+    serve_gseg one = {0};
+    return serve_grammar_constraint(sm, &one, 1, out);
 }

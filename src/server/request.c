@@ -31,6 +31,7 @@ void serve_req_free(serve_req *r) {
     json_decref(r->root);
     json_decref(r->messages);
     lc_free(r->prompt_tokens);
+    lc_free(r->prefill);
     lc_free((void *)r->gp.sp.logit_bias);
     memset(r, 0, sizeof *r);
 }
@@ -238,10 +239,28 @@ static lc_status parse_tools(json_t *root, serve_req *r, serve_err *e) {
         } else if (!json_is_object(tc)) {
             return serve_fail(e, 400, "tool_choice", "invalid_type", "'tool_choice' must be a string or an object");
         } else {
+            json_t *fn = json_object_get(tc, "function");
+            json_t *nm = json_object_get(fn, "name");
+            if (!json_is_string(nm))
+                return serve_fail(e, 400, "tool_choice", "invalid_value",
+                                  "'tool_choice' must be {\"type\":\"function\",\"function\":{\"name\":...}}");
             r->tool_required = true;
+            r->tool_name = json_string_value(nm);
         }
         if (r->tool_required && !r->tools)
             return serve_fail(e, 400, "tool_choice", "invalid_value", "'tool_choice' requires 'tools'");
+        if (r->tool_name) {
+            bool found = false;
+            size_t i;
+            json_t *x;
+            json_array_foreach(r->tools, i, x) {
+                const char *n = json_string_value(json_object_get(json_object_get(x, "function"), "name"));
+                if (n && !strcmp(n, r->tool_name)) found = true;
+            }
+            if (!found)
+                return serve_fail(e, 400, "tool_choice", "invalid_value", "'tool_choice' names '%.200s', which is not in 'tools'",
+                                  r->tool_name);
+        }
     }
     return LC_OK;
 }

@@ -46,12 +46,15 @@ typedef struct serve_req {
     const char *model;       /* NULL when absent */
     json_t *messages;        /* chat: normalised messages for the template (owned) */
     json_t *tools;           /* chat: borrowed from root; NULL when none (or tool_choice none) */
-    bool tool_required;
+    bool tool_required;      /* tool_choice "required" or a named function: the reply is a tool call */
+    const char *tool_name;   /* tool_choice {"type":"function","function":{"name":..}} (into root) */
+    char *prefill;           /* chat: text appended to the rendered prompt (forced tool call; owned) */
     const char *prompt;      /* completions: text prompt, or NULL with prompt_tokens */
     lc_token *prompt_tokens; /* completions: token prompt (owned) */
     int n_prompt_tokens;
     bool stream, include_usage;
-    bool json_mode;          /* response_format json_object / json_schema */
+    bool json_mode;          /* response_format json_object, or json_schema served as json_object
+                              * (valid JSON object; the schema is not enforced) */
     bool seed_given;
     bool starts_in_reasoning; /* chat: the rendered prompt ends inside a reasoning block */
     double keep_alive;       /* Ollama-style "keep_alive" (seconds, -1 forever); LC_KEEP_UNSET if absent */
@@ -158,6 +161,23 @@ void serve_pieces_free(serve_model *sm);
 bool serve_json_check(const char *text, size_t len, bool *complete);
 /* A constraint that keeps the output a valid JSON object (see json_mode.c). */
 lc_status serve_json_constraint(serve_model *sm, lc_sched_constraint *out);
+
+/* One segment of a sampling grammar: the output continues with one of alts[0..n_alts) (copied;
+ * none may be a prefix of another), or with one JSON object when n_alts is 0. */
+typedef struct serve_gseg {
+    const char *const *alts;
+    int n_alts;
+} serve_gseg;
+/* A constraint that keeps the output to segs[0..n) in order, then end-of-generation. */
+lc_status serve_grammar_constraint(serve_model *sm, const serve_gseg *segs, int n, lc_sched_constraint *out);
+
+/* Forced tool calls (tool_choice "required" or a named function; tool_choice.c). serve_tool_prefill
+ * sets rq->prefill: the text the model's call syntax opens with (and the name, when one is
+ * named), appended to the rendered prompt; 400 when the template has no tool-call syntax.
+ * serve_tool_constraint makes the grammar for the rest of the call (name among the tools,
+ * arguments a JSON object, the closing syntax), after which only end-of-generation may follow. */
+lc_status serve_tool_prefill(serve_model *sm, serve_req *rq, serve_err *err);
+lc_status serve_tool_constraint(serve_model *sm, const serve_req *rq, lc_sched_constraint *out);
 
 /* A JSON string of n bytes; invalid UTF-8 becomes U+FFFD. (generate.c) */
 json_t *serve_json_str(const char *p, size_t n);

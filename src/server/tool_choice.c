@@ -1,0 +1,132 @@
+/* tool_choice.c — enforcing tool_choice "required" and {"type":"function","function":{"name":..}}.
+ *
+ * Like llama-server (a grammar) and vLLM (guided decoding), the reply is made a tool call by
+ * construction, in the syntax the model's template uses (text/outparse.h's formats): the call's
+ * opening syntax, and the function's name when one is named, are appended to the rendered prompt
+ * (a prefill, so the model does not spend steps on forced text), and sampling is constrained to
+ * the rest: one of the tools' names, a JSON object of arguments, the closing syntax, then the end
+ * of generation (json_mode.c's grammar). One call per reply. Policy where a call cannot be forced:
+ * a template without tool-call syntax gets a 400; gpt-oss's harmony format is served as "auto".
+ * Entry points: serve_tool_prefill, serve_tool_constraint.
+ */
+#include "server/server.h"
+
+#include "text/outparse.h"
+
+#include <string.h>
+
+/* How a format spells one call: open + "name" + mid + {arguments} + close. */
+typedef struct call_syntax {
+    lc_out_format format;
+    const char *open, *mid, *close;
+} call_syntax;
+
+static const call_syntax syntaxes[] = {
+    {LC_FMT_HERMES, "<tool_call>\n{\"name\": ", ", \"arguments\": ", "}\n</tool_call>"},
+    {LC_FMT_LLAMA3, "{\"name\": ", ", \"parameters\": ", "}"},
+    {LC_FMT_MISTRAL, "[TOOL_CALLS][{\"name\": ", ", \"arguments\": ", "}]"},
+};
+
+static const call_syntax *find_syntax(const serve_model *sm, lc_outparse_opts *po) {
+    *po = lc_outparse_opts_default();
+    lc_outparse_opts_from_template(sm->chat_template, po);
+    for (size_t i = 0; i < sizeof syntaxes / sizeof *syntaxes; i++)
+        if (syntaxes[i].format == po->format) return &syntaxes[i];
+    return NULL;
+}
+
+/* The JSON text of a name, quotes included ("get_weather"), lc_malloc'd; NULL on OOM. */
+static char *json_name(const char *name) {
+    json_t *j = json_string(name);
+    char *d = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+    json_decref(j);
+    char *r = d ? lc_strdup(d) : NULL;
+    free(d);
+    return r;
+}
+
+lc_status serve_tool_prefill(serve_model *sm, serve_req *rq, serve_err *err) {
+    if (!rq->tool_required || !rq->tools) return LC_OK;
+    lc_outparse_opts po;
+    const call_syntax *cs = find_syntax(sm, &po);
+    if (!cs) {
+        if (po.format == LC_FMT_HARMONY) { /* channels and control tokens: served as "auto" */
+            rq->tool_required = false;
+            rq->tool_name = NULL;
+            return LC_OK;
+        }
+        return serve_fail(err, 400, "tool_choice", "unsupported_value",
+                          "this model's chat template has no tool-call syntax, so a tool call cannot be required");
+    }
+    lc_str s = {0};
+    if (rq->starts_in_reasoning && po.think_close) { /* the prompt opened a reasoning block: close it */
+        lc_str_puts(&s, po.think_close);
+        lc_str_puts(&s, "\n\n");
+    }
+    lc_str_puts(&s, cs->open);
+    if (rq->tool_name) {
+        char *nm = json_name(rq->tool_name);
+        if (nm) {
+            lc_str_puts(&s, nm);
+            lc_str_puts(&s, cs->mid);
+        }
+        lc_free(nm);
+        if (!nm) s.len = 0;
+    }
+    if (!s.len || !s.buf) {
+        lc_str_free(&s);
+        return serve_fail(err, 500, NULL, NULL, "out of memory");
+    }
+    rq->prefill = lc_strndup(s.buf, s.len);
+    lc_str_free(&s);
+    if (!rq->prefill) return serve_fail(err, 500, NULL, NULL, "out of memory");
+    return LC_OK;
+}
+
+lc_status serve_tool_constraint(serve_model *sm, const serve_req *rq, lc_sched_constraint *out) {
+    lc_outparse_opts po;
+    const call_syntax *cs = find_syntax(sm, &po);
+    if (!cs) return lc_fail(LC_ERR_INVALID, "no tool-call syntax for this template");
+    size_t n_tools = json_array_size(rq->tools);
+    char **names = lc_calloc(n_tools ? n_tools : 1, sizeof *names);
+    if (!names) return lc_fail(LC_ERR_OOM, "out of memory");
+    lc_status st = LC_OK;
+    int n = 0;
+    if (!rq->tool_name) { /* "required": any of the tools, each once */
+        size_t i;
+        json_t *x;
+        json_array_foreach(rq->tools, i, x) {
+            const char *name = json_string_value(json_object_get(json_object_get(x, "function"), "name"));
+            if (!name || !name[0]) continue;
+            char *nm = json_name(name);
+            char *alt = nm ? lc_malloc(strlen(nm) + strlen(cs->mid) + 1) : NULL;
+            if (!alt) {
+                lc_free(nm);
+                st = lc_fail(LC_ERR_OOM, "out of memory");
+                goto done;
+            }
+            strcpy(alt, nm);
+            strcat(alt, cs->mid);
+            lc_free(nm);
+            bool dup = false;
+            for (int k = 0; k < n; k++) dup |= !strcmp(names[k], alt);
+            if (dup) lc_free(alt);
+            else names[n++] = alt;
+        }
+        if (!n) {
+            st = lc_fail(LC_ERR_INVALID, "no tool has a name");
+            goto done;
+        }
+    }
+    const char *close[] = {cs->close};
+    serve_gseg segs[3];
+    int k = 0;
+    if (n) segs[k++] = (serve_gseg){(const char *const *)names, n};
+    segs[k++] = (serve_gseg){NULL, 0};
+    segs[k++] = (serve_gseg){close, 1};
+    st = serve_grammar_constraint(sm, segs, k, out);
+done:
+    for (int i = 0; i < n; i++) lc_free(names[i]);
+    lc_free(names);
+    return st;
+}
