@@ -7,6 +7,14 @@ arriving mid-stream stalls running streams (chunked prefill: the worst gap betwe
 Works against any endpoint given by --url; with --locara BIN it starts `BIN serve` itself.
     bench/server/bench_serve.py --locara build/locara --threads 2 --parallel 8
     bench/server/bench_serve.py --url http://127.0.0.1:8080      # e.g. llama-server -np 8
+With --llama-server BIN as well (and --reps N), it runs a side-by-side comparison: both servers
+started once with the same model, context, --parallel and threads (llama-server with --no-repack
+and a unified KV cache, as locara shares its KV pool), every measurement taken on locara and on
+llama-server back to back (the order alternating per repetition), N repetitions; it prints medians
+with min-max spread and the locara/llama-server ratios:
+    flock /tmp/locara-bench.lock bench/server/bench_serve.py --locara build/locara \
+        --llama-server /work/peer/build/bin/llama-server --threads 2 --parallel 8 --ctx 16384 \
+        --conc 1,4,8 --depth 4096 --reps 3
 Prints one markdown table; --json writes the raw numbers too. Standard library only.
 """
 import argparse
@@ -69,6 +77,8 @@ def throughput(url, conc, max_tokens):
 
 
 def prefix(url, n_facts):
+    """Cold TTFT of a long first turn (a fresh nonce up front, so no cache can help), then warm
+    TTFT of its second turn (the whole first turn is a cached prefix)."""
     text = " ".join(f"Fact {i}: the item numbered {i} is stored on shelf {i % 17}." for i in range(n_facts))
     nonce = str(time.time())
     m = [{"role": "system", "content": "Session " + nonce}, {"role": "user", "content": text}]
@@ -93,10 +103,105 @@ def stall(url, n_facts, max_tokens):
     return max(gaps), sorted(gaps)[len(gaps) // 2]
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(cmd, url, log):
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(1200):
+        if proc.poll() is not None:
+            raise RuntimeError(f"{cmd[0]} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=1) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{cmd[0]} never became healthy")
+
+
+def med(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def compare(a):
+    """Side by side: locara serve and llama-server, interleaved measurements, a.reps repetitions."""
+    model = a.model or os.path.expanduser("~/.cache/locara/models/SmolLM2-135M-Instruct-Q4_1.gguf")
+    conc = [int(x) for x in a.conc.split(",")]
+    n_facts = max(1, round(a.depth / 19.3))  # one fact is about 19 tokens; the report gives the real count
+    servers = []
+    lp, sp = free_port(), free_port()
+    cmds = {
+        "locara": [a.locara, "serve", "-m", model, "--port", str(lp), "-t", str(a.threads), "--parallel",
+                   str(a.parallel), "--ctx", str(a.ctx)],
+        "llama-server": [a.llama_server, "-m", model, "--port", str(sp), "-t", str(a.threads), "-tb", str(a.threads),
+                         "-np", str(a.parallel), "-c", str(a.ctx), "-kvu", "--no-repack", "--no-webui"],
+    }
+    urls = {"locara": f"http://127.0.0.1:{lp}", "llama-server": f"http://127.0.0.1:{sp}"}
+    res = {name: {"tps": {c: [] for c in conc}, "cold": [], "warm": [], "cold_tokens": [], "cached": []} for name in cmds}
+    try:
+        for name, cmd in cmds.items():
+            servers.append(start(cmd, urls[name], open(f"/tmp/bench-serve-{name}.log", "w")))
+            post_stream(urls[name], {"messages": msgs("warm up"), "max_tokens": 2})
+        for rep in range(a.reps):
+            order = list(cmds) if rep % 2 == 0 else list(reversed(list(cmds)))
+            for c in conc:
+                for name in order:
+                    tps, _ = throughput(urls[name], c, a.max_tokens)
+                    res[name]["tps"][c].append(tps)
+                    print(f"rep {rep} {name} conc {c}: {tps:.1f} tok/s", file=sys.stderr)
+            for name in order:
+                cold, warm = prefix(urls[name], n_facts)
+                r = res[name]
+                r["cold"].append(cold[0])
+                r["warm"].append(warm[0])
+                r["cold_tokens"].append((cold[3] or {}).get("prompt_tokens", 0))
+                r["cached"].append(((warm[3] or {}).get("prompt_tokens_details") or {}).get("cached_tokens"))
+                print(f"rep {rep} {name} depth {r['cold_tokens'][-1]}: cold {cold[0]:.2f} s warm {warm[0]:.3f} s",
+                      file=sys.stderr)
+    finally:
+        for p in servers:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+    def cell(xs, fmt):
+        return f"{fmt(med(xs))} ({fmt(min(xs))}-{fmt(max(xs))})"
+
+    L, P = res["locara"], res["llama-server"]
+    rows = [f"| measurement | locara | llama-server | ratio (median; min-max over reps) |", "| --- | ---: | ---: | ---: |"]
+    for c in conc:
+        ratio = [x / y for x, y in zip(L["tps"][c], P["tps"][c])]
+        rows.append(f"| aggregate decode, {c} streams x {a.max_tokens} tokens (tok/s, higher is better) | "
+                    f"{cell(L['tps'][c], lambda v: f'{v:.1f}')} | {cell(P['tps'][c], lambda v: f'{v:.1f}')} | "
+                    f"{cell(ratio, lambda v: f'{v:.2f}x')} |")
+    for k, what in (("cold", "cold"), ("warm", "warm")):
+        ratio = [x / y for x, y in zip(L[k], P[k])]
+        rows.append(f"| TTFT {what}, {med(L['cold_tokens']):.0f}-token first turn / its second turn (ms, lower is better) | "
+                    f"{cell([v * 1000 for v in L[k]], lambda v: f'{v:.0f}')} | "
+                    f"{cell([v * 1000 for v in P[k]], lambda v: f'{v:.0f}')} | {cell(ratio, lambda v: f'{v:.2f}x')} |")
+    print("\n".join(rows))
+    print(f"\nlocara cached_tokens on the second turn: {L['cached']}; llama-server: {P['cached']}")
+    print("Servers: `" + " ".join(cmds["locara"]) + "` and `" + " ".join(cmds["llama-server"]) + "`")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(res, f, indent=1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--url")
     ap.add_argument("--locara", help="start BIN serve on a free port")
+    ap.add_argument("--llama-server", help="with --locara: compare with this llama-server binary")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--depth", type=int, default=4096, help="compare mode: tokens of the long first turn")
     ap.add_argument("--model", default=None)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--parallel", type=int, default=8)
@@ -106,6 +211,8 @@ def main():
     ap.add_argument("--facts", type=int, default=100, help="size of the long prompts (about 20 tokens each)")
     ap.add_argument("--json")
     a = ap.parse_args()
+    if a.locara and a.llama_server:
+        return compare(a)
     proc = None
     url = a.url
     if a.locara:
