@@ -149,6 +149,8 @@ typedef struct group {
     double ttft_med, ttft_min, ttft_max;
     double prefill_med, decode_med, decode_min, decode_max, agg_med;
     double prompt_med;
+    double cached_med; /* median cached_tokens over the ok rows that report it */
+    double warm_ratio; /* warm groups: this TTFT median over the matching cold group's */
     const char *error; /* the first failure's message */
 } group;
 
@@ -226,7 +228,20 @@ static int make_groups(const lc_bench_row *rows, int n, group **out) {
         for (int i = 0; i < m; i++)
             if (tmp[i] < 0) tmp[i] = NAN;
         q->prompt_med = lc_bench_median(tmp, m);
+        COLLECT(cached_tokens);
+        for (int i = 0; i < m; i++)
+            if (tmp[i] < 0) tmp[i] = NAN;
+        q->cached_med = lc_bench_median(tmp, m);
 #undef COLLECT
+    }
+    for (int k = 0; k < ng; k++) {
+        group *q = &g[k];
+        q->warm_ratio = NAN;
+        if (q->cache != LC_CACHE_WARM) continue;
+        for (int j = 0; j < ng; j++)
+            if (g[j].cache == LC_CACHE_COLD && g[j].conc == q->conc && g[j].depth == q->depth &&
+                !strcmp(g[j].config, q->config) && isfinite(g[j].ttft_med) && g[j].ttft_med > 0)
+                q->warm_ratio = q->ttft_med / g[j].ttft_med;
     }
     qsort(g, (size_t)ng, sizeof *g, cmp_group);
     lc_free(tmp);
@@ -246,8 +261,10 @@ static void fmt_range(char *buf, size_t cap, double lo, double hi, int prec) {
     else snprintf(buf, cap, "–");
 }
 
+#define NCOLS 12
+
 /* One summary line's cells, shared by the markdown and HTML tables. */
-static void group_cells(const group *q, char cells[10][96]) {
+static void group_cells(const group *q, char cells[NCOLS][96]) {
     snprintf(cells[0], 96, "%s", q->config);
     snprintf(cells[1], 96, "%d", q->conc);
     snprintf(cells[2], 96, "%d", q->depth);
@@ -263,11 +280,70 @@ static void group_cells(const group *q, char cells[10][96]) {
     fmt_range(b, sizeof b, q->decode_min, q->decode_max, 1);
     snprintf(cells[8], 96, "%s (%s)", a, b);
     fmt_num(cells[9], 96, q->agg_med, 1);
+    fmt_num(cells[10], 96, q->cached_med, 0);
+    fmt_num(cells[11], 96, q->warm_ratio, 3);
 }
 
-static const char *const col_names[10] = {
+static const char *const col_names[NCOLS] = {
     "config", "conc", "depth", "cache", "ok", "prompt tok", "TTFT ms (min–max)",
-    "prefill tok/s", "decode tok/s (min–max)", "aggregate decode tok/s"};
+    "prefill tok/s", "decode tok/s (min–max)", "aggregate decode tok/s", "cached tok",
+    "warm TTFT ÷ cold"};
+
+/* ==== Side by side ==== */
+
+static void html_escape(lc_str *o, const char *s);
+
+/* The first configuration against each other one, per (concurrency, depth, cache) cell that
+ * both measured: ratios of medians, TTFT (below 1: the first is faster), prefill and decode
+ * speed (above 1: the first is faster). Writes a markdown table, or an HTML one when html is
+ * set, into o; nothing with fewer than two configurations. */
+static void side_by_side(lc_str *o, const group *g, int ng, int html) {
+    const char *first = NULL;
+    for (int k = 0; k < ng; k++)
+        if (g[k].config_order == 0) first = g[k].config;
+    if (!first) return;
+    for (int j = 0; j < ng; j++) {
+        const group *other = &g[j];
+        if (!strcmp(other->config, first)) continue;
+        int seen = 0; /* one table per other configuration: at its first group */
+        for (int i = 0; i < j; i++) seen |= !strcmp(g[i].config, other->config);
+        if (seen) continue;
+        if (html) {
+            lc_str_puts(o, "<h2>Side by side: ");
+            html_escape(o, first);
+            lc_str_puts(o, " ÷ ");
+            html_escape(o, other->config);
+            lc_str_puts(o, "</h2>\n<p>Ratios of medians: TTFT below 1 and speeds above 1 mean the first "
+                           "is faster.</p>\n<table><tr><th>conc</th><th>depth</th><th>cache</th>"
+                           "<th>TTFT</th><th>prefill tok/s</th><th>decode tok/s</th></tr>\n");
+        } else
+            lc_str_printf(o, "\n## Side by side: %s ÷ %s\n\nRatios of medians: TTFT below 1 and "
+                             "speeds above 1 mean %s is faster.\n\n| conc | depth | cache | TTFT | "
+                             "prefill tok/s | decode tok/s |\n|---|---|---|---:|---:|---:|\n",
+                          first, other->config, first);
+        for (int a = 0; a < ng; a++) {
+            if (strcmp(g[a].config, first)) continue;
+            for (int b = 0; b < ng; b++) {
+                if (strcmp(g[b].config, other->config) || g[b].conc != g[a].conc ||
+                    g[b].depth != g[a].depth || g[b].cache != g[a].cache)
+                    continue;
+                char t[32], pf[32], d[32];
+                fmt_num(t, sizeof t, g[a].ttft_med / g[b].ttft_med, 2);
+                fmt_num(pf, sizeof pf, g[a].prefill_med / g[b].prefill_med, 2);
+                fmt_num(d, sizeof d, g[a].decode_med / g[b].decode_med, 2);
+                const char *cache = g[a].cache == LC_CACHE_WARM ? "warm" : "cold";
+                if (html)
+                    lc_str_printf(o, "<tr><td>%d</td><td>%d</td><td>%s</td><td class=\"n\">%s</td>"
+                                     "<td class=\"n\">%s</td><td class=\"n\">%s</td></tr>\n",
+                                  g[a].conc, g[a].depth, cache, t, pf, d);
+                else
+                    lc_str_printf(o, "| %d | %d | %s | %s | %s | %s |\n", g[a].conc, g[a].depth, cache,
+                                  t, pf, d);
+            }
+        }
+        if (html) lc_str_puts(o, "</table>\n");
+    }
+}
 
 lc_status lc_bench_write_summary(const char *path, const lc_bench_row *rows, int n, const char *title) {
     group *g;
@@ -280,17 +356,21 @@ lc_status lc_bench_write_summary(const char *path, const lc_bench_row *rows, int
     }
     fprintf(f, "# %s\n\nMedians over repetitions (min–max in brackets); TTFT is wall-clock from "
                "sending the request to the first streamed token.\n\n|", title);
-    for (int c = 0; c < 10; c++) fprintf(f, " %s |", col_names[c]);
+    for (int c = 0; c < NCOLS; c++) fprintf(f, " %s |", col_names[c]);
     fprintf(f, "\n|");
-    for (int c = 0; c < 10; c++) fprintf(f, "%s", c < 4 ? "---|" : "---:|");
+    for (int c = 0; c < NCOLS; c++) fprintf(f, "%s", c < 4 ? "---|" : "---:|");
     fprintf(f, "\n");
     for (int k = 0; k < ng; k++) {
-        char cells[10][96];
+        char cells[NCOLS][96];
         group_cells(&g[k], cells);
         fprintf(f, "|");
-        for (int c = 0; c < 10; c++) fprintf(f, " %s |", cells[c]);
+        for (int c = 0; c < NCOLS; c++) fprintf(f, " %s |", cells[c]);
         fprintf(f, "\n");
     }
+    lc_str side = {0};
+    side_by_side(&side, g, ng, 0);
+    if (side.len) fwrite(side.buf, 1, side.len, f);
+    lc_str_free(&side);
     int any_err = 0;
     for (int k = 0; k < ng; k++) {
         if (!g[k].error) continue;
@@ -639,13 +719,13 @@ lc_status lc_bench_write_html(const char *path, const lc_bench_row *rows, int n,
     line_chart(&o, "chart-retention", rtitle, "retention (1 = no slowdown)", s, ns, 0, 1.1);
 
     lc_str_puts(&o, "<h2>Summary</h2>\n<table><tr>");
-    for (int c = 0; c < 10; c++) lc_str_printf(&o, "<th>%s</th>", col_names[c]);
+    for (int c = 0; c < NCOLS; c++) lc_str_printf(&o, "<th>%s</th>", col_names[c]);
     lc_str_puts(&o, "</tr>\n");
     for (int k = 0; k < ng; k++) {
-        char cells[10][96];
+        char cells[NCOLS][96];
         group_cells(&g[k], cells);
         lc_str_puts(&o, "<tr>");
-        for (int c = 0; c < 10; c++) {
+        for (int c = 0; c < NCOLS; c++) {
             lc_str_puts(&o, c < 4 ? "<td>" : "<td class=\"n\">");
             html_escape(&o, cells[c]);
             lc_str_puts(&o, "</td>");
@@ -653,6 +733,7 @@ lc_status lc_bench_write_html(const char *path, const lc_bench_row *rows, int n,
         lc_str_puts(&o, "</tr>\n");
     }
     lc_str_puts(&o, "</table>\n");
+    side_by_side(&o, g, ng, 1);
     int any_err = 0;
     for (int k = 0; k < ng; k++) {
         if (!g[k].error) continue;

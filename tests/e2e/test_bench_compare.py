@@ -141,3 +141,30 @@ def test_compare_json_same_settings_for_both_servers():
     assert int(flag(ours, "-c")) >= max(cfg["depths"]) + 2 * cfg["max_tokens"] + 1024, \
         "the context holds the deepest warm conversation"
     assert 16384 in cfg["depths"]
+
+
+def test_report_side_by_side_and_cache_columns(locara, tmp_path):
+    def row(config, depth, cache, ttft, decode, cached, rep=0):
+        return {"config": config, "model": "m", "depth": depth, "cache": cache, "concurrency": 1, "stream": 0,
+                "rep": rep, "ok": True, "error": "", "ttft_ms": ttft, "prefill_tps": depth / ttft * 1000,
+                "decode_tps": decode, "agg_decode_tps": decode, "total_ms": ttft + 1000, "prompt_tokens": depth,
+                "completion_tokens": 64, "cached_tokens": cached, "est_prompt_tokens": depth}
+
+    rows = [row("ours", 4096, "cold", 1000, 30, 0), row("ours", 4096, "cold", 3000, 30, 0, rep=1),
+            row("ours", 4096, "warm", 100, 30, 4080), row("ours", 4096, "warm", 100, 30, 4064, rep=1),
+            row("peer", 4096, "cold", 4000, 10, 0), row("peer", 4096, "warm", 400, 12, None)]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    p = subprocess.run([locara, "bench", "http", "--report", str(tmp_path), "--title", "t"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    md = (tmp_path / "summary.md").read_text()
+    # cached tok = median over the reps; warm TTFT ÷ cold = 100 / median(1000, 3000)
+    assert re.search(r"\| ours \| 1 \| 4096 \| warm \| 2/2 \|.*\| 4072 \| 0\.050 \|$", md, re.M), md
+    assert re.search(r"\| peer \| 1 \| 4096 \| warm \| 1/1 \|.*\| – \| 0\.100 \|$", md, re.M), md
+    assert re.search(r"\| ours \| 1 \| 4096 \| cold \| 2/2 \|.*\| 0 \| – \|$", md, re.M), md
+    assert "## Side by side: ours ÷ peer" in md
+    # TTFT 2000 / 4000; prefill median(4096, 1365.3) / 1024; decode 30 / 10
+    assert "| 1 | 4096 | cold | 0.50 | 2.67 | 3.00 |" in md
+    assert "| 1 | 4096 | warm | 0.25 | 4.00 | 2.50 |" in md
+    html = (tmp_path / "report.html").read_text()
+    assert "Side by side: ours ÷ peer" in html and "<td class=\"n\">0.25</td>" in html
