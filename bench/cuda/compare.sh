@@ -5,26 +5,23 @@
 # the copy bandwidth, checks the CUDA ops, then runs llama-bench beside locara bench, interleaved.
 # Raw outputs go to $OUT. Carry: .peer (llama.cpp source) and .cudacarry (templates).
 # Usage (on the device): bash bench/cuda/compare.sh [REPS] [TESTS]
-#   TESTS: space-separated: ops (test_cuda_ops), 8b, 30b, depth (8B tg at depth 32k)
+#   TESTS: space-separated: ops (test_cuda_ops), 8b, 30b, float (Locara's old float decode path,
+#   one rep), depth (8B tg at depth 32k, skipped past DEPTH_DEADLINE seconds)
 REPS=${1:-3}; TESTS=${2:-"ops 8b 30b"}
 OUT=${OUT:-/tmp/out}; mkdir -p $OUT
 T0=$(date +%s); el() { echo "[$(( $(date +%s) - T0 ))s] $*"; }
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader | tee $OUT/gpu.txt
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader
 # 1. llama.cpp in the background (the longest step)
 ( cmake -S .peer/llama.cpp -B /tmp/lbuild -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_OPENSSL=OFF -DGGML_NATIVE=ON \
-  && cmake --build /tmp/lbuild --target llama-bench -j12 ) > /tmp/lbuild.log 2>&1 &
+  && cmake --build /tmp/lbuild --target llama-bench -j16 ) > /tmp/lbuild.log 2>&1 &
 LPID=$!
-# 2. Locara, the model tool, the models
-cmake -S . -B /tmp/lc -DCMAKE_BUILD_TYPE=Release -DLOCARA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 > /tmp/lc.log 2>&1 &&
-  cmake --build /tmp/lc --target locara test_cuda_ops -j4 >> /tmp/lc.log 2>&1 || { el "locara build FAILED"; tail -30 /tmp/lc.log; cp /tmp/lc.log $OUT/; }
-CUDA_HOME=$(dirname $(dirname $(which nvcc)))
-cc -O2 -std=c17 -Iinclude -Isrc bench/cuda/make_model.c /tmp/lc/liblocara_core.a -L$CUDA_HOME/lib64 \
-  -L$CUDA_HOME/targets/x86_64-linux/lib -lcublas -lcudart -lstdc++ -lm -lpthread -ldl -o /tmp/make_model || el "make_model build FAILED"
+# 2. Locara: carried binaries (bench/cuda/pack.sh; the image lacks libmicrohttpd, so it is not built here)
+B=.cudacarry/bin; export LD_LIBRARY_PATH=$PWD/.cudacarry/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 el "locara built"
 mkdir -p /tmp/m
-case "$TESTS" in *8b*|*depth*) /tmp/make_model .cudacarry/llama8b.tmpl.gguf Q4_K_M /tmp/m/llama8b-Q4_K_M.gguf ;; esac
-case "$TESTS" in *30b*) /tmp/make_model .cudacarry/qwen3moe30b.tmpl.gguf Q4_K_M /tmp/m/qwen3moe30b-Q4_K_M.gguf ;; esac
+case "$TESTS" in *8b*|*depth*) $B/make_model .cudacarry/llama8b.tmpl.gguf Q4_K_M /tmp/m/llama8b-Q4_K_M.gguf ;; esac
+case "$TESTS" in *30b*) $B/make_model .cudacarry/qwen3moe30b.tmpl.gguf Q4_K_M /tmp/m/qwen3moe30b-Q4_K_M.gguf ;; esac
 el "models written"; ls -la /tmp/m
 # 3. copy bandwidth (bytes read + written), 4 GiB buffers, median of 20
 python3 - <<'PY' 2>&1 | tee $OUT/membw.txt
@@ -37,7 +34,7 @@ for _ in range(20):
     s.record(); b.copy_(a); e.record(); torch.cuda.synchronize(); ts.append(s.elapsed_time(e))
 ts.sort(); print(f"copy bandwidth (read+write): median {2 * n / ts[10] / 1e6:.0f} GB/s, best {2 * n / ts[0] / 1e6:.0f} GB/s")
 PY
-case "$TESTS" in *ops*) el "test_cuda_ops"; timeout 200 /tmp/lc/test_cuda_ops --bench > $OUT/test_cuda_ops.txt 2>&1; echo "rc=$?";
+case "$TESTS" in *ops*) el "test_cuda_ops"; timeout 200 $B/test_cuda_ops --bench > $OUT/test_cuda_ops.txt 2>&1; echo "rc=$?";
   grep -c "CHECK failed" $OUT/test_cuda_ops.txt; grep "CHECK failed" $OUT/test_cuda_ops.txt | head -5; grep -i "GB/s\|passed\|TFLOP" $OUT/test_cuda_ops.txt | tail -22 ;; esac
 wait $LPID || { el "llama.cpp build FAILED"; tail -40 /tmp/lbuild.log; cp /tmp/lbuild.log $OUT/; }
 el "llama.cpp built"
@@ -46,11 +43,15 @@ run_pair() { # model, extra args for both
   local m=$1; shift
   for r in $(seq $REPS); do
     el "rep $r $(basename $m) $*"
-    timeout 240 $LB -m $m -ngl 99 -r 1 "$@" -o md 2>>$OUT/llama-bench.err | tee -a $OUT/llama.txt | grep -E "pp|tg"
-    timeout 240 /tmp/lc/locara bench -m $m -r 1 "$@" 2>>$OUT/locara.err | tee -a $OUT/locara.txt | grep -E "pp|tg"
+    timeout 240 $LB -m $m -ngl 99 -r 1 "$@" -o md 2>>/tmp/llama-bench.err | tee -a $OUT/llama.txt | grep -E "pp|tg"
+    timeout 240 $B/locara bench -m $m -r 1 "$@" 2>>/tmp/locara.err | tee -a $OUT/locara.txt | grep -E "pp|tg"
   done
 }
 case "$TESTS" in *8b*) run_pair /tmp/m/llama8b-Q4_K_M.gguf -p 512 -n 128 ;; esac
 case "$TESTS" in *30b*) run_pair /tmp/m/qwen3moe30b-Q4_K_M.gguf -p 512 -n 128 ;; esac
+case "$TESTS" in *float*) el "A/B: locara decode on the float matvec path"; LOCARA_CUDA_MMV=float timeout 120 $B/locara bench -m /tmp/m/llama8b-Q4_K_M.gguf -r 1 -p 0 -n 128 2>&1 | tee -a $OUT/locara-float.txt | grep tg
+  LOCARA_CUDA_MMV=float timeout 120 $B/locara bench -m /tmp/m/qwen3moe30b-Q4_K_M.gguf -r 1 -p 0 -n 128 2>&1 | tee -a $OUT/locara-float.txt | grep tg ;; esac
+[ $(( $(date +%s) - T0 )) -gt ${DEPTH_DEADLINE:-420} ] && TESTS=${TESTS/depth/} && el "no time left for depth"
 case "$TESTS" in *depth*) run_pair /tmp/m/llama8b-Q4_K_M.gguf -p 0 -n 128 -d 32768 ;; esac
+tail -5 /tmp/llama-bench.err; tail -5 /tmp/locara.err
 el "done"

@@ -124,6 +124,9 @@ static void test_matmul(env *e) {
                 double err = rel_err(got, ref, (size_t)T * R), cerr = rel_err(got, co[wi], (size_t)T * R);
                 double tol = T <= 8 ? 1e-5 : 2e-3; /* f32 decode path; f16 tensor-core prefill path */
                 if (t == LC_TYPE_BF16 || t == LC_TYPE_F16) tol = T <= 8 ? 1e-5 : 3e-3;
+                /* int8 activations (mmvq.cu), as the CPU backend's q8 dot products */
+                if (T <= 8 && (t == LC_TYPE_Q4_K || t == LC_TYPE_Q6_K || t == LC_TYPE_Q8_0 || t == LC_TYPE_Q4_0))
+                    tol = 1e-2;
                 CHECKF(err < tol, "matmul %s T=%d w%d: rel err %.2e vs float64 (tol %.0e)", lc_type_name(t), T, wi, err, tol);
                 CHECKF(cerr < 3e-2, "matmul %s T=%d w%d: rel err %.2e vs the CPU backend", lc_type_name(t), T, wi, cerr);
             }

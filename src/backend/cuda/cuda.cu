@@ -518,6 +518,10 @@ extern "C" lc_status lc_backend_cuda_create(const lc_model *model, lc_backend **
         (st = CU(c, cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking))))
         goto fail;
     c->n_sm = prop.multiProcessorCount;
+    {
+        const char *mmv = getenv("LOCARA_CUDA_MMV");
+        c->mmv_float = mmv && !strcmp(mmv, "float");
+    }
     if ((st = CUBLAS(c, cublasCreate(&c->blas))) || (st = CUBLAS(c, cublasSetStream(c->blas, c->stream)))) goto fail;
     if (model) {
         if (model->hp.n_expert && model->hp.n_expert_used > 32) {
@@ -547,6 +551,7 @@ extern "C" void lc_backend_cuda_free(lc_backend *be) {
     cudaFree(c->arena);
     cudaFree(c->route_dev);
     cudaFree(c->scratch);
+    cudaFree(c->xq);
     cudaFree(c->attn_part);
     lc_free(c->attn_host);
     lc_free(c->host_ids);

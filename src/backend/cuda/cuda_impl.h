@@ -57,6 +57,9 @@ typedef struct lc_cuda {
     size_t attn_part_bytes;
     int32_t *host_ids; /* downloaded expert ids (grouped prefill) */
     size_t host_ids_cap;
+    void *xq; /* int8 activations + their block scales (decode, mmvq.cu) */
+    size_t xq_bytes;
+    bool mmv_float; /* LOCARA_CUDA_MMV=float: decode on the float path (A/B measurement) */
     size_t bytes; /* device bytes held */
 } lc_cuda;
 
@@ -85,6 +88,13 @@ lc_status lc_cu_matmul_experts(lc_backend *be, const lc_weight *w, float *out, c
                                const int32_t *ids, int n_tok, int k_per_tok);
 void lc_cu_get_rows(lc_backend *be, float *out, const lc_weight *w, const int32_t *ids, int n);
 bool lc_cu_type_ok(lc_type t);
+/* mmvq.cu: decode products on int8 activations for the types lc_cu_mmvq_ok accepts. */
+bool lc_cu_mmvq_ok(const lc_cuda *c, lc_type t);
+lc_status lc_cu_quantize_q8(lc_cuda *c, const float *x, int n_rows, int cols, const int8_t **xq, const float2 **dx);
+lc_status lc_cu_mmvq(lc_cuda *c, int n_w, const lc_weight *const *w, const uint8_t *const *wd, float *const *out,
+                     const int8_t *xq, const float2 *dx, int T);
+lc_status lc_cu_mmvq_ids(lc_cuda *c, const lc_weight *w, const uint8_t *wd, float *out, const float *x,
+                         bool x_per_pair, const int32_t *ids_dev, int n_tok, int k);
 void lc_cu_kv_store(lc_backend *be, lc_kv *kv, int il, const float *k, const float *v, const lc_attn_batch *b);
 void lc_cu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int il, const lc_attn_batch *b,
                      int n_head, float scale);
