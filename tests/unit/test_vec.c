@@ -17,7 +17,7 @@ static int close_rel(double a, double b, double tol) { return fabs(a - b) <= tol
 
 static void check_isa(const lc_vec_ops *ref, const lc_vec_ops *v) {
     unsigned seed = 7;
-    enum { N = 300, M = 24, D = 64, BT = LC_ATTN_BT };
+    enum { N = 300, BT = LC_ATTN_BT };
     float x[N], y[N], y2[N];
     uint16_t h[N];
     for (int i = 0; i < N; i++) x[i] = frand(&seed), y[i] = frand(&seed), h[i] = lc_f32_to_f16(frand(&seed));
@@ -52,24 +52,55 @@ static void check_isa(const lc_vec_ops *ref, const lc_vec_ops *v) {
         for (int i = 0; i < n; i++) bad += !(fabsf(e1[i] - e2[i]) <= 1e-5f * (1.0f + e2[i]));
         CHECKF(bad == 0, "%s element-wise ops n=%d: %d mismatches", v->isa, n, bad);
     }
-    /* attention tiles */
-    static float Q[M * D], Kt[D * BT], S1[M * BT], S2[M * BT], V[BT * D], O1[M * D], O2[M * D], alpha[M];
-    for (int i = 0; i < M * D; i++) Q[i] = frand(&seed);
-    for (int i = 0; i < D * BT; i++) Kt[i] = frand(&seed);
-    for (int i = 0; i < BT * D; i++) V[i] = frand(&seed);
-    for (int m = 1; m <= M; m += 5) {
-        v->attn_qk(m, D, Q, Kt, 0.125f, S1);
-        ref->attn_qk(m, D, Q, Kt, 0.125f, S2);
-        int bad = 0;
-        for (int i = 0; i < m * BT; i++) bad += !close_rel(S1[i], S2[i], 1e-5);
-        for (int i = 0; i < m; i++) alpha[i] = 0.5f + 0.1f * (float)i;
-        for (int i = 0; i < m * D; i++) O1[i] = O2[i] = frand(&seed);
-        for (int i = 0; i < m * BT; i++) S2[i] = S1[i] = fabsf(S1[i]) * (i % 3 ? 1.0f : 0.0f);
-        v->attn_pv(m, D, S1, V, alpha, O1);
-        ref->attn_pv(m, D, S2, V, alpha, O2);
-        for (int i = 0; i < m * D; i++) bad += !close_rel(O1[i], O2[i], 1e-5);
-        CHECKF(bad == 0, "%s attention tiles M=%d: %d mismatches", v->isa, m, bad);
-    }
+    /* attention block kernels: qk, the causal online-softmax step, pv, over several row counts
+     * (padding columns, register-block tails) and head sizes (64, 128, and 72/40 for masked tails) */
+    enum { MMAX = 100, DMAX = 128 };
+    static float Qt[DMAX * 112], K[BT * DMAX], V[BT * DMAX], S1[BT * 112], S2[BT * 112];
+    static float O1[112 * DMAX], O2[112 * DMAX];
+    float mx1[112], mx2[112], sm1[112], sm2[112], al1[112], al2[112];
+    int32_t qpos[112];
+    const int Ds[] = {64, 128, 72, 40};
+    const int Ms[] = {1, 3, 9, 16, 17, 33, 48, 50, 96, MMAX};
+    for (size_t di = 0; di < LC_ARRAY_LEN(Ds); di++)
+        for (size_t mi = 0; mi < LC_ARRAY_LEN(Ms); mi++) {
+            int Dd = Ds[di], m = Ms[mi], mp = (m + 15) / 16 * 16, bad = 0;
+            for (int d = 0; d < Dd; d++)
+                for (int i = 0; i < mp; i++) Qt[d * mp + i] = i < m ? frand(&seed) * 0.4f : 0.0f;
+            for (int i = 0; i < BT * Dd; i++) K[i] = frand(&seed), V[i] = frand(&seed);
+            v->attn_qk(mp, Dd, Qt, K, S1);
+            ref->attn_qk(mp, Dd, Qt, K, S2);
+            for (int i = 0; i < BT * mp; i++) bad += !close_rel(S1[i], S2[i], 1e-5);
+            CHECKF(bad == 0, "%s attn_qk M=%d D=%d: %d mismatches", v->isa, m, Dd, bad);
+            /* two softmax steps: a first block (mx = -inf) and a later causal diagonal block where
+             * some columns see no key, and one with a large jump of the running max */
+            for (int step = 0; step < 3; step++) {
+                int kpos0 = step == 0 ? 0 : 32, causal = step != 2;
+                for (int i = 0; i < mp; i++) {
+                    qpos[i] = step == 0 ? 40 : 20 + i % 40; /* step 1: columns with qpos < 32 see nothing */
+                    if (step == 0) mx1[i] = -INFINITY, sm1[i] = 0;
+                    else mx1[i] = step == 2 ? -30.0f : frand(&seed), sm1[i] = 1.0f + fabsf(frand(&seed));
+                    mx2[i] = mx1[i], sm2[i] = sm1[i];
+                }
+                for (int i = 0; i < BT * mp; i++) S1[i] = S2[i] = frand(&seed) * 4.0f;
+                v->attn_softmax(mp, S1, qpos, kpos0, causal, mx1, sm1, al1);
+                ref->attn_softmax(mp, S2, qpos, kpos0, causal, mx2, sm2, al2);
+                bad = 0;
+                for (int i = 0; i < BT * mp; i++) bad += !(fabsf(S1[i] - S2[i]) <= 1e-6f * (1.0f + S2[i]));
+                for (int i = 0; i < mp; i++) {
+                    bad += !(mx1[i] == mx2[i]);
+                    bad += !close_rel(sm1[i], sm2[i], 1e-5) || !(fabsf(al1[i] - al2[i]) <= 1e-6f * (1.0f + al2[i]));
+                }
+                CHECKF(bad == 0, "%s attn_softmax M=%d step %d: %d mismatches", v->isa, m, step, bad);
+            }
+            for (int i = 0; i < m * Dd; i++) O1[i] = O2[i] = frand(&seed);
+            for (int i = 0; i < mp; i++) al1[i] = 0.5f + 0.01f * (float)i;
+            for (int i = 0; i < BT * mp; i++) S2[i] = S1[i] = fabsf(S1[i]) * (i % 3 ? 1.0f : 0.0f);
+            v->attn_pv(m, mp, Dd, S1, V, al1, O1);
+            ref->attn_pv(m, mp, Dd, S2, V, al1, O2);
+            bad = 0;
+            for (int i = 0; i < m * Dd; i++) bad += !close_rel(O1[i], O2[i], 1e-5);
+            CHECKF(bad == 0, "%s attn_pv M=%d D=%d: %d mismatches", v->isa, m, Dd, bad);
+        }
 }
 
 int main(void) {

@@ -60,80 +60,74 @@ typedef struct attn_job {
 
 #define ATTN_QT 32 /* query tokens per tile */
 
+/* Query rows of a tile rounded up to the kernels' 16-column strips. */
+static size_t attn_mp(size_t M) { return (M + 15) / 16 * 16; }
+
 /* A run of nq consecutive tokens of one sequence (positions p0, p0+1, ...) and one KV head:
- * the M = nq * G query rows are processed together against each cache block, so every K/V
- * row is converted once per tile instead of once per query (prompt processing). Per block:
- * S = Q K^T, causal mask, online-softmax update, O = O * alpha + P V (vec.h tile kernels). */
+ * the M = nq * G query rows (G query heads share the KV head) are processed together against
+ * each cache block, so every K/V row is converted once per tile and reused by all M rows.
+ * Per block: S = K Qt (Qt pre-scaled), causal mask and online-softmax step down the columns,
+ * O = O * alpha + P^T V (vec.h kernels; M x 32 x D products, register-blocked).
+ * Scratch (floats): Qt D x Mp, O Mp x D, S BT x Mp, K and V BT x D, mx/sum/alpha/qpos Mp. */
 static void attend_tile(attn_job *j, int t0, int nq, int g, float *scratch) {
     lc_kv *kv = j->kv;
     const lc_vec_ops *vec = j->c->vec;
-    int D = kv->head_dim, BT = kv->block_tokens, G = j->n_head / kv->n_kv_head, M = nq * G;
-    int p0 = j->b->pos[t0], p_last = p0 + nq - 1;
+    const int D = kv->head_dim, BT = LC_ATTN_BT, G = j->n_head / kv->n_kv_head, M = nq * G;
+    const int Mp = (int)attn_mp((size_t)M);
+    const int p0 = j->b->pos[t0], p_last = p0 + nq - 1;
     const int32_t *table = j->b->block_table[t0];
     size_t head_bytes = lc_type_row_size(kv->type, D);
     lc_to_float_fn deq = j->c->kern->to_float[kv->type] ? j->c->kern->to_float[kv->type] : lc_type_get(kv->type)->to_float;
 
-    float *Q = scratch;             /* M x D */
-    float *O = Q + (size_t)M * D;   /* M x D */
-    float *S = O + (size_t)M * D;   /* M x BT */
-    float *Kt = S + (size_t)M * BT; /* D x BT */
-    float *V = Kt + (size_t)D * BT; /* BT x D */
-    float *row = V + (size_t)BT * D;/* D */
-    float *mx = row + D, *sum = mx + M, *alpha = sum + M;
-    for (int qi = 0; qi < nq; qi++)
-        for (int h = 0; h < G; h++)
-            memcpy(Q + ((size_t)qi * G + h) * D, j->q + ((size_t)(t0 + qi) * j->n_head + (size_t)g * G + h) * D,
-                   (size_t)D * sizeof(float));
-    memset(O, 0, (size_t)M * D * sizeof(float));
-    for (int r = 0; r < M; r++) mx[r] = -INFINITY, sum[r] = 0;
+    float *Qt = scratch;                /* D x Mp */
+    float *O = Qt + (size_t)D * Mp;     /* Mp x D */
+    float *S = O + (size_t)Mp * D;      /* BT x Mp */
+    float *K = S + (size_t)BT * Mp;     /* BT x D */
+    float *V = K + (size_t)BT * D;      /* BT x D */
+    float *mx = V + (size_t)BT * D, *sum = mx + Mp, *alpha = sum + Mp;
+    int32_t *qpos = (int32_t *)(alpha + Mp);
+    for (int r = 0; r < Mp; r++) {
+        if (r < M) {
+            const float *q = j->q + ((size_t)(t0 + r / G) * j->n_head + (size_t)g * G + r % G) * D;
+            for (int d = 0; d < D; d++) Qt[(size_t)d * Mp + r] = q[d] * j->scale;
+        } else {
+            for (int d = 0; d < D; d++) Qt[(size_t)d * Mp + r] = 0; /* padding: finite, never output */
+        }
+        qpos[r] = r < M ? p0 + r / G : p_last;
+        mx[r] = -INFINITY;
+        sum[r] = 0;
+    }
+    memset(O, 0, (size_t)Mp * D * sizeof(float));
 
     const uint8_t *kl = kv->k[j->il], *vl = kv->v[j->il];
     int n_blocks = p_last / BT + 1;
     for (int bi = 0; bi < n_blocks; bi++) {
-        int n = bi == n_blocks - 1 ? p_last % BT + 1 : BT;
-        size_t base = (size_t)table[bi] * BT;
-        for (int r = 0; r < BT; r++) {
-            if (r < n) {
-                deq(kl + (base + r) * kv->row_bytes + (size_t)g * head_bytes, row, D);
-                for (int d = 0; d < D; d++) Kt[d * BT + r] = row[d];
-                deq(vl + (base + r) * kv->row_bytes + (size_t)g * head_bytes, V + (size_t)r * D, D);
-            } else {
-                for (int d = 0; d < D; d++) Kt[d * BT + r] = 0;
-                memset(V + (size_t)r * D, 0, (size_t)D * sizeof(float));
-            }
+        int n = bi == n_blocks - 1 ? p_last % BT + 1 : BT, kpos0 = bi * BT;
+        size_t base = (size_t)table[bi] * (size_t)kv->block_tokens;
+        for (int r = 0; r < n; r++) {
+            size_t off = (base + (size_t)r) * kv->row_bytes + (size_t)g * head_bytes;
+            deq(kl + off, K + (size_t)r * D, D);
+            deq(vl + off, V + (size_t)r * D, D);
         }
-        vec->attn_qk(M, D, Q, Kt, j->scale, S);
-        int kpos0 = bi * BT;
-        for (int r = 0; r < M; r++) {
-            float *s = S + (size_t)r * BT;
-            int visible = p0 + r / G - kpos0 + 1; /* keys 0..visible-1 of this block are causal */
-            if (visible > n) visible = n;
-            if (visible < 0) visible = 0; /* a block wholly after this query's position */
-            for (int c = visible; c < BT; c++) s[c] = -INFINITY;
-            float bm = mx[r];
-            for (int c = 0; c < visible; c++) bm = s[c] > bm ? s[c] : bm;
-            alpha[r] = bm > mx[r] ? expf(mx[r] - bm) : 1.0f;
-            mx[r] = bm;
-            for (int c = 0; c < BT; c++) s[c] -= bm;
-            vec->exp_f32(BT, s);
-            float tot = 0;
-            for (int c = 0; c < BT; c++) {
-                if (c >= visible) s[c] = 0;
-                tot += s[c];
-            }
-            sum[r] = sum[r] * alpha[r] + tot;
+        /* rows past the sequence's end: masked below, but kept finite (0 * NaN is NaN) */
+        if (n < BT) {
+            memset(K + (size_t)n * D, 0, (size_t)(BT - n) * D * sizeof(float));
+            memset(V + (size_t)n * D, 0, (size_t)(BT - n) * D * sizeof(float));
         }
-        vec->attn_pv(M, D, S, V, alpha, O);
+        vec->attn_qk(Mp, D, Qt, K, S);
+        vec->attn_softmax(Mp, S, qpos, kpos0, kpos0 + BT - 1 > p0, mx, sum, alpha);
+        vec->attn_pv(M, Mp, D, S, V, alpha, O);
     }
-    for (int qi = 0; qi < nq; qi++)
-        for (int h = 0; h < G; h++) {
-            int r = qi * G + h;
-            float inv = sum[r] > 0 ? 1.0f / sum[r] : 0.0f;
-            float *o = j->out + ((size_t)(t0 + qi) * j->n_head + (size_t)g * G + h) * D;
-            for (int d = 0; d < D; d++) o[d] = O[(size_t)r * D + d] * inv;
-        }
+    for (int r = 0; r < M; r++) {
+        float inv = sum[r] > 0 ? 1.0f / sum[r] : 0.0f;
+        float *o = j->out + ((size_t)(t0 + r / G) * j->n_head + (size_t)g * G + r % G) * D;
+        for (int d = 0; d < D; d++) o[d] = O[(size_t)r * D + d] * inv;
+    }
 }
 
+/* Work items are (tile, KV head) pairs, taken from a shared counter from the last tile back:
+ * in a causal prompt the last tiles see the most keys, so the big items go first and the small
+ * ones fill in at the end (balance by work, not by count). */
 static void attn_worker(void *arg, int ith, int nth) {
     (void)nth;
     attn_job *j = arg;
@@ -143,6 +137,7 @@ static void attn_worker(void *arg, int ith, int nth) {
     for (;;) {
         int i = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
         if (i >= n_items) return;
+        i = n_items - 1 - i;
         const int32_t *tile = j->tiles + 2 * (i / H);
         /* one algorithm for every batch shape: a token's result never depends on its batch */
         attend_tile(j, tile[0], tile[1], i % H, scratch);
@@ -150,8 +145,9 @@ static void attn_worker(void *arg, int ith, int nth) {
 }
 
 size_t lc_backend_cpu_attn_scratch(int n_head, int n_kv_head, int head_dim, int block_tokens) {
-    size_t G = (size_t)(n_head / n_kv_head), D = (size_t)head_dim, BT = (size_t)block_tokens, M = ATTN_QT * G;
-    return 2 * M * D + M * BT + 2 * D * BT + D + 3 * M;
+    (void)block_tokens; /* kernels walk LC_ATTN_BT keys at a time (the cache's block size) */
+    size_t G = (size_t)(n_head / n_kv_head), D = (size_t)head_dim, BT = LC_ATTN_BT, Mp = attn_mp(ATTN_QT * G);
+    return 2 * Mp * D + BT * Mp + 2 * BT * D + 4 * Mp;
 }
 
 void lc_cpu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int il,

@@ -1,6 +1,6 @@
 /* vec.h — float vector kernels the CPU backend's ops are built from (attention, norms,
  * activations), one table per instruction set (vec_scalar.c, vec_avx2.c, vec_avx512.c) picked
- * once by CPUID, each SIMD entry tested against the scalar one (tests/unit/test_cpu_ops.c).
+ * once by CPUID, each SIMD entry tested against the scalar one (tests/unit/test_vec.c).
  */
 #ifndef LC_CPU_VEC_H
 #define LC_CPU_VEC_H
@@ -24,12 +24,20 @@ typedef struct lc_vec_ops {
     double (*sumsq)(int n, const float *x);
     /* out = silu(g) * u */
     void (*swiglu)(int n, const float *g, const float *u, float *out);
-    /* Attention tiles over one cache block of LC_ATTN_BT keys:
-     * qk: S[i][j] = scale * sum_d Q[i*D + d] * Kt[d*BT + j]   (Q: M x D, Kt: D x BT, S: M x BT)
-     * pv: O[i][:] = O[i][:] * alpha[i] + sum_j P[i*BT + j] * V[j*D + :]   (V: BT x D)
+    /* Attention over one cache block of LC_ATTN_BT keys, in "column" layouts so that the
+     * softmax runs down columns with no horizontal reductions. Rows i < M are query heads
+     * (Mp = M rounded up to 16; columns >= M of Qt and S are padding the caller keeps finite).
+     * qk:      S[j*Mp + i] = sum_d K[j*D + d] * Qt[d*Mp + i]      (K: BT x D, Qt: D x Mp, S: BT x Mp)
+     * softmax: when causal, keys with kpos0 + j > qpos[i] get probability 0; then the online
+     *          softmax step per column: m' = max(mx[i], max_j S), alpha[i] = exp(mx[i] - m'),
+     *          S[j][i] = exp(S[j][i] - m'), sum[i] = sum[i] * alpha[i] + sum_j S[j][i], mx[i] = m'
+     *          (a column with no visible key so far keeps m' = -inf, alpha 0, P 0)
+     * pv:      O[i*D + :] = O[i*D + :] * alpha[i] + sum_j P[j*Mp + i] * V[j*D + :]   (V: BT x D)
      * exp: x[i] = exp(x[i]) (exp(-inf) = 0) */
-    void (*attn_qk)(int M, int D, const float *Q, const float *Kt, float scale, float *S);
-    void (*attn_pv)(int M, int D, const float *P, const float *V, const float *alpha, float *O);
+    void (*attn_qk)(int Mp, int D, const float *Qt, const float *K, float *S);
+    void (*attn_softmax)(int Mp, float *S, const int32_t *qpos, int kpos0, int causal, float *mx, float *sum,
+                         float *alpha);
+    void (*attn_pv)(int M, int Mp, int D, const float *P, const float *V, const float *alpha, float *O);
     void (*exp_f32)(int n, float *x);
 } lc_vec_ops;
 

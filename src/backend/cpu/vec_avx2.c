@@ -107,51 +107,79 @@ static void swiglu(int n, const float *g, const float *u, float *out) {
     for (; i < n; i++) out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
-/* S rows of 32 keys = 4 ymm; 2 query rows at a time share each Kt row load. */
-static void attn_qk(int M, int D, const float *Q, const float *Kt, float scale, float *S) {
-    const __m256 vs = _mm256_set1_ps(scale);
-    int i = 0;
-    for (; i + 2 <= M; i += 2) {
-        __m256 a[2][4];
-        for (int r = 0; r < 2; r++)
-            for (int c = 0; c < 4; c++) a[r][c] = _mm256_setzero_ps();
-        for (int d = 0; d < D; d++) {
-            const float *k = Kt + d * LC_ATTN_BT;
-            __m256 k0 = _mm256_loadu_ps(k), k1 = _mm256_loadu_ps(k + 8), k2 = _mm256_loadu_ps(k + 16), k3 = _mm256_loadu_ps(k + 24);
-            for (int r = 0; r < 2; r++) {
-                __m256 q = _mm256_broadcast_ss(Q + (i + r) * D + d);
-                a[r][0] = _mm256_fmadd_ps(q, k0, a[r][0]);
-                a[r][1] = _mm256_fmadd_ps(q, k1, a[r][1]);
-                a[r][2] = _mm256_fmadd_ps(q, k2, a[r][2]);
-                a[r][3] = _mm256_fmadd_ps(q, k3, a[r][3]);
+/* ==== Attention block kernels (layouts in vec.h) ==== */
+
+/* exp256 with results below FLT_MIN (x < -87.3, exp(-inf)) set to exactly 0. */
+static inline __m256 exp256z(__m256 x) {
+    __m256 live = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_GE_OQ);
+    return _mm256_and_ps(exp256(x), live);
+}
+
+/* S (8 keys from j0) x (16 columns from i0): 16 ymm accumulators. */
+static void attn_qk(int Mp, int D, const float *Qt, const float *K, float *S) {
+    for (int i0 = 0; i0 < Mp; i0 += 16)
+        for (int j0 = 0; j0 < LC_ATTN_BT; j0 += 8) {
+            __m256 acc[8][2];
+            for (int k = 0; k < 8; k++) acc[k][0] = acc[k][1] = _mm256_setzero_ps();
+            const float *kr = K + (size_t)j0 * D;
+            for (int d = 0; d < D; d++) {
+                __m256 q0 = _mm256_loadu_ps(Qt + (size_t)d * Mp + i0), q1 = _mm256_loadu_ps(Qt + (size_t)d * Mp + i0 + 8);
+                for (int k = 0; k < 8; k++) {
+                    __m256 kb = _mm256_broadcast_ss(kr + k * D + d);
+                    acc[k][0] = _mm256_fmadd_ps(kb, q0, acc[k][0]);
+                    acc[k][1] = _mm256_fmadd_ps(kb, q1, acc[k][1]);
+                }
+            }
+            for (int k = 0; k < 8; k++) {
+                _mm256_storeu_ps(S + (size_t)(j0 + k) * Mp + i0, acc[k][0]);
+                _mm256_storeu_ps(S + (size_t)(j0 + k) * Mp + i0 + 8, acc[k][1]);
             }
         }
-        for (int r = 0; r < 2; r++)
-            for (int c = 0; c < 4; c++) _mm256_storeu_ps(S + (i + r) * LC_ATTN_BT + c * 8, _mm256_mul_ps(a[r][c], vs));
-    }
-    for (; i < M; i++) {
-        __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-        for (int d = 0; d < D; d++) {
-            __m256 q = _mm256_broadcast_ss(Q + i * D + d);
-            for (int c = 0; c < 4; c++) a[c] = _mm256_fmadd_ps(q, _mm256_loadu_ps(Kt + d * LC_ATTN_BT + c * 8), a[c]);
+}
+
+/* Column-wise online softmax over 8-column strips (max pass, then exp and sum pass). */
+static void attn_softmax(int Mp, float *S, const int32_t *qpos, int kpos0, int causal, float *mx, float *sum,
+                         float *alpha) {
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    for (int i = 0; i < Mp; i += 8) {
+        __m256i qp = _mm256_loadu_si256((const __m256i *)(qpos + i));
+        __m256 m_old = _mm256_loadu_ps(mx + i), m = m_old;
+        for (int j = 0; j < LC_ATTN_BT; j++) {
+            __m256 s = _mm256_loadu_ps(S + j * Mp + i);
+            if (causal) {
+                __m256 hid = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(kpos0 + j), qp));
+                s = _mm256_blendv_ps(s, ninf, hid);
+                _mm256_storeu_ps(S + j * Mp + i, s);
+            }
+            m = _mm256_max_ps(m, s);
         }
-        for (int c = 0; c < 4; c++) _mm256_storeu_ps(S + i * LC_ATTN_BT + c * 8, _mm256_mul_ps(a[c], vs));
+        __m256 base = _mm256_blendv_ps(m, _mm256_setzero_ps(), _mm256_cmp_ps(m, ninf, _CMP_EQ_OQ));
+        __m256 al = exp256z(_mm256_sub_ps(m_old, base)), t = _mm256_setzero_ps();
+        for (int j = 0; j < LC_ATTN_BT; j++) {
+            __m256 p = exp256z(_mm256_sub_ps(_mm256_loadu_ps(S + j * Mp + i), base));
+            _mm256_storeu_ps(S + j * Mp + i, p);
+            t = _mm256_add_ps(t, p);
+        }
+        _mm256_storeu_ps(alpha + i, al);
+        _mm256_storeu_ps(sum + i, _mm256_fmadd_ps(_mm256_loadu_ps(sum + i), al, t));
+        _mm256_storeu_ps(mx + i, m);
     }
 }
 
-static void attn_pv(int M, int D, const float *P, const float *V, const float *alpha, float *O) {
+/* One output row, columns in 32-float chunks (D is a multiple of 8, checked at context creation). */
+static void attn_pv(int M, int Mp, int D, const float *P, const float *V, const float *alpha, float *O) {
     for (int i = 0; i < M; i++) {
-        float *o = O + i * D;
+        float *o = O + (size_t)i * D;
         const __m256 al = _mm256_set1_ps(alpha[i]);
         for (int d0 = 0; d0 < D; d0 += 32) {
-            int w = D - d0 < 32 ? D - d0 : 32; /* D is a multiple of 8 (checked by the caller) */
+            int nv = (D - d0 < 32 ? D - d0 : 32) / 8;
             __m256 acc[4];
-            for (int c = 0; c < w / 8; c++) acc[c] = _mm256_mul_ps(_mm256_loadu_ps(o + d0 + c * 8), al);
+            for (int c = 0; c < nv; c++) acc[c] = _mm256_mul_ps(_mm256_loadu_ps(o + d0 + c * 8), al);
             for (int j = 0; j < LC_ATTN_BT; j++) {
-                __m256 p = _mm256_broadcast_ss(P + i * LC_ATTN_BT + j);
-                for (int c = 0; c < w / 8; c++) acc[c] = _mm256_fmadd_ps(p, _mm256_loadu_ps(V + j * D + d0 + c * 8), acc[c]);
+                __m256 p = _mm256_broadcast_ss(P + (size_t)j * Mp + i);
+                for (int c = 0; c < nv; c++) acc[c] = _mm256_fmadd_ps(p, _mm256_loadu_ps(V + (size_t)j * D + d0 + c * 8), acc[c]);
             }
-            for (int c = 0; c < w / 8; c++) _mm256_storeu_ps(o + d0 + c * 8, acc[c]);
+            for (int c = 0; c < nv; c++) _mm256_storeu_ps(o + d0 + c * 8, acc[c]);
         }
     }
 }
@@ -172,6 +200,7 @@ void lc_vec_fill_avx2(lc_vec_ops *v) {
     v->sumsq = sumsq;
     v->swiglu = swiglu;
     v->attn_qk = attn_qk;
+    v->attn_softmax = attn_softmax;
     v->attn_pv = attn_pv;
     v->exp_f32 = exp_f32;
 }

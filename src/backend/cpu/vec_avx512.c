@@ -3,6 +3,7 @@
 #include "vec.h"
 
 #include <immintrin.h>
+#include <math.h>
 
 static float dot_f32(int n, const float *x, const float *y) {
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
@@ -48,65 +49,156 @@ static void axpy_f32(int n, float a, const float *x, float *y) {
     for (; i < n; i++) y[i] += a * x[i];
 }
 
-/* S rows of 32 keys = 2 zmm; 4 query rows at a time share each Kt row load. */
-static void attn_qk(int M, int D, const float *Q, const float *Kt, float scale, float *S) {
-    const __m512 vs = _mm512_set1_ps(scale);
+/* ==== Attention block kernels (layouts in vec.h) ==== */
+
+/* exp(x): Cephes-style range reduction, degree-5 polynomial (relative error ~2e-7), 2^n applied
+ * by scalef. Results below FLT_MIN (x < -87.3, and exp(-inf)) are exactly 0: no denormals reach
+ * the P.V products, where they would cost microcode assists. */
+static inline __m512 exp512(__m512 x) {
+    __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_GE_OQ);
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.3762626647949f)), _mm512_set1_ps(-87.3f));
+    __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
+    __m512 y = _mm512_set1_ps(1.9875691500E-4f);
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507E-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073E-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894E-2f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459E-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201E-1f));
+    y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
+    return _mm512_maskz_scalef_ps(live, y, fx);
+}
+
+static void exp_f32(int n, float *x) {
     int i = 0;
-    for (; i + 4 <= M; i += 4) {
-        __m512 a[4][2];
-        for (int r = 0; r < 4; r++) a[r][0] = a[r][1] = _mm512_setzero_ps();
-        for (int d = 0; d < D; d++) {
-            __m512 k0 = _mm512_loadu_ps(Kt + d * LC_ATTN_BT), k1 = _mm512_loadu_ps(Kt + d * LC_ATTN_BT + 16);
-            for (int r = 0; r < 4; r++) {
-                __m512 q = _mm512_set1_ps(Q[(i + r) * D + d]);
-                a[r][0] = _mm512_fmadd_ps(q, k0, a[r][0]);
-                a[r][1] = _mm512_fmadd_ps(q, k1, a[r][1]);
-            }
-        }
-        for (int r = 0; r < 4; r++) {
-            _mm512_storeu_ps(S + (i + r) * LC_ATTN_BT, _mm512_mul_ps(a[r][0], vs));
-            _mm512_storeu_ps(S + (i + r) * LC_ATTN_BT + 16, _mm512_mul_ps(a[r][1], vs));
-        }
-    }
-    for (; i < M; i++) {
-        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-        for (int d = 0; d < D; d++) {
-            __m512 q = _mm512_set1_ps(Q[i * D + d]);
-            a0 = _mm512_fmadd_ps(q, _mm512_loadu_ps(Kt + d * LC_ATTN_BT), a0);
-            a1 = _mm512_fmadd_ps(q, _mm512_loadu_ps(Kt + d * LC_ATTN_BT + 16), a1);
-        }
-        _mm512_storeu_ps(S + i * LC_ATTN_BT, _mm512_mul_ps(a0, vs));
-        _mm512_storeu_ps(S + i * LC_ATTN_BT + 16, _mm512_mul_ps(a1, vs));
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, exp512(_mm512_loadu_ps(x + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(x + i, m, exp512(_mm512_maskz_loadu_ps(m, x + i)));
     }
 }
 
-/* One output row at a time in up to 8 zmm (D <= 128 per pass), masked for a 8-wide tail. */
-static void attn_pv(int M, int D, const float *P, const float *V, const float *alpha, float *O) {
-    for (int i = 0; i < M; i++) {
-        float *o = O + i * D;
-        const __m512 al = _mm512_set1_ps(alpha[i]);
-        for (int d0 = 0; d0 < D; d0 += 128) {
-            int w = D - d0 < 128 ? D - d0 : 128, nv = (w + 15) / 16;
-            __mmask16 tail = (__mmask16)(w % 16 ? (1u << (w % 16)) - 1 : 0xffff);
-            __m512 acc[8];
-            for (int c = 0; c < nv; c++) {
-                __mmask16 m = c == nv - 1 ? tail : 0xffff;
-                acc[c] = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, o + d0 + c * 16), al);
-            }
-            for (int j = 0; j < LC_ATTN_BT; j++) {
-                __m512 p = _mm512_set1_ps(P[i * LC_ATTN_BT + j]);
-                const float *vr = V + j * D + d0;
-                for (int c = 0; c < nv; c++) {
-                    __mmask16 m = c == nv - 1 ? tail : 0xffff;
-                    acc[c] = _mm512_fmadd_ps(p, _mm512_maskz_loadu_ps(m, vr + c * 16), acc[c]);
-                }
-            }
-            for (int c = 0; c < nv; c++) {
-                __mmask16 m = c == nv - 1 ? tail : 0xffff;
-                _mm512_mask_storeu_ps(o + d0 + c * 16, m, acc[c]);
-            }
+/* S (8 keys from j0) x (NC zmm columns from i0): 8 * NC accumulators; per d, NC loads of Qt and
+ * 8 broadcasts of K feed 8 * NC FMAs (NC = 3: 24 accumulators, 11 loads for 24 FMAs). */
+static inline __attribute__((always_inline)) void qk_8xNC(int NC, int Mp, int D, const float *Qt,
+                                                         const float *K, float *S, int i0, int j0) {
+    __m512 acc[8][3];
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++)
+#pragma GCC unroll 3
+        for (int c = 0; c < NC; c++) acc[k][c] = _mm512_setzero_ps();
+    const float *kr = K + (size_t)j0 * D;
+    for (int d = 0; d < D; d++) {
+        __m512 q[3];
+#pragma GCC unroll 3
+        for (int c = 0; c < NC; c++) q[c] = _mm512_loadu_ps(Qt + (size_t)d * Mp + i0 + 16 * c);
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) {
+            __m512 kb = _mm512_set1_ps(kr[k * D + d]);
+#pragma GCC unroll 3
+            for (int c = 0; c < NC; c++) acc[k][c] = _mm512_fmadd_ps(kb, q[c], acc[k][c]);
         }
     }
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++)
+#pragma GCC unroll 3
+        for (int c = 0; c < NC; c++) _mm512_storeu_ps(S + (size_t)(j0 + k) * Mp + i0 + 16 * c, acc[k][c]);
+}
+
+static void attn_qk(int Mp, int D, const float *Qt, const float *K, float *S) {
+    int i0 = 0;
+    for (; i0 + 48 <= Mp; i0 += 48)
+        for (int j0 = 0; j0 < LC_ATTN_BT; j0 += 8) qk_8xNC(3, Mp, D, Qt, K, S, i0, j0);
+    if (Mp - i0 == 32)
+        for (int j0 = 0; j0 < LC_ATTN_BT; j0 += 8) qk_8xNC(2, Mp, D, Qt, K, S, i0, j0);
+    else if (Mp - i0 == 16)
+        for (int j0 = 0; j0 < LC_ATTN_BT; j0 += 8) qk_8xNC(1, Mp, D, Qt, K, S, i0, j0);
+}
+
+/* Column-wise online softmax: two passes down each 16-column strip (max, then exp and sum). */
+static void attn_softmax(int Mp, float *S, const int32_t *qpos, int kpos0, int causal, float *mx, float *sum,
+                         float *alpha) {
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    for (int i = 0; i < Mp; i += 16) {
+        __m512i qp = _mm512_loadu_si512(qpos + i);
+        __m512 m_old = _mm512_loadu_ps(mx + i), m = m_old;
+        if (causal) {
+            for (int j = 0; j < LC_ATTN_BT; j++) {
+                __mmask16 vis = _mm512_cmp_epi32_mask(_mm512_set1_epi32(kpos0 + j), qp, _MM_CMPINT_LE);
+                __m512 s = _mm512_mask_blend_ps(vis, ninf, _mm512_loadu_ps(S + j * Mp + i));
+                _mm512_storeu_ps(S + j * Mp + i, s);
+                m = _mm512_max_ps(m, s);
+            }
+        } else {
+            for (int j = 0; j < LC_ATTN_BT; j++) m = _mm512_max_ps(m, _mm512_loadu_ps(S + j * Mp + i));
+        }
+        __m512 base = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(m, ninf, _CMP_EQ_OQ), m, _mm512_setzero_ps());
+        __m512 al = exp512(_mm512_sub_ps(m_old, base));
+        __m512 t = _mm512_setzero_ps(); /* summed in key order, as the scalar reference does */
+        for (int j = 0; j < LC_ATTN_BT; j++) {
+            __m512 p = exp512(_mm512_sub_ps(_mm512_loadu_ps(S + j * Mp + i), base));
+            _mm512_storeu_ps(S + j * Mp + i, p);
+            t = _mm512_add_ps(t, p);
+        }
+        _mm512_storeu_ps(alpha + i, al);
+        _mm512_storeu_ps(sum + i, _mm512_fmadd_ps(_mm512_loadu_ps(sum + i), al, t));
+        _mm512_storeu_ps(mx + i, m);
+    }
+}
+
+/* O rows i0..i0+R-1, columns d0..d0+16*NV-1 (the last zmm masked by tail): R * NV accumulators
+ * loaded once, scaled by alpha, then per key NV loads of V and R broadcasts of P feed R * NV FMAs. */
+static inline __attribute__((always_inline)) void pv_RxNV(int R, int NV, int Mp, int D, const float *P,
+                                                         const float *V, const float *alpha, float *O, int i0,
+                                                         int d0, __mmask16 tail) {
+    __m512 acc[6][4];
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++) {
+        __m512 al = _mm512_set1_ps(alpha[i0 + r]);
+#pragma GCC unroll 4
+        for (int c = 0; c < NV; c++)
+            acc[r][c] = _mm512_mul_ps(_mm512_maskz_loadu_ps(c == NV - 1 ? tail : 0xffff, O + (size_t)(i0 + r) * D + d0 + 16 * c), al);
+    }
+    for (int j = 0; j < LC_ATTN_BT; j++) {
+        __m512 v[4];
+#pragma GCC unroll 4
+        for (int c = 0; c < NV; c++) v[c] = _mm512_maskz_loadu_ps(c == NV - 1 ? tail : 0xffff, V + (size_t)j * D + d0 + 16 * c);
+#pragma GCC unroll 6
+        for (int r = 0; r < R; r++) {
+            __m512 p = _mm512_set1_ps(P[(size_t)j * Mp + i0 + r]);
+#pragma GCC unroll 4
+            for (int c = 0; c < NV; c++) acc[r][c] = _mm512_fmadd_ps(p, v[c], acc[r][c]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < NV; c++)
+            _mm512_mask_storeu_ps(O + (size_t)(i0 + r) * D + d0 + 16 * c, c == NV - 1 ? tail : 0xffff, acc[r][c]);
+}
+
+/* Picks the register block for rows [i0, i0+R) and one column chunk of up to 64 floats. */
+static inline __attribute__((always_inline)) void pv_rows(int R, int Mp, int D, const float *P, const float *V,
+                                                         const float *alpha, float *O, int i0) {
+    for (int d0 = 0; d0 < D; d0 += 64) {
+        int w = D - d0 < 64 ? D - d0 : 64, nv = (w + 15) / 16;
+        __mmask16 tail = (__mmask16)(w % 16 ? (1u << (w % 16)) - 1 : 0xffff);
+        switch (nv) {
+        case 4: pv_RxNV(R, 4, Mp, D, P, V, alpha, O, i0, d0, tail); break;
+        case 3: pv_RxNV(R, 3, Mp, D, P, V, alpha, O, i0, d0, tail); break;
+        case 2: pv_RxNV(R, 2, Mp, D, P, V, alpha, O, i0, d0, tail); break;
+        default: pv_RxNV(R, 1, Mp, D, P, V, alpha, O, i0, d0, tail); break;
+        }
+    }
+}
+
+static void attn_pv(int M, int Mp, int D, const float *P, const float *V, const float *alpha, float *O) {
+    int i = 0;
+    for (; i + 6 <= M; i += 6) pv_rows(6, Mp, D, P, V, alpha, O, i);
+    for (; i + 3 <= M; i += 3) pv_rows(3, Mp, D, P, V, alpha, O, i);
+    for (; i < M; i++) pv_rows(1, Mp, D, P, V, alpha, O, i);
 }
 
 void lc_vec_fill_avx512(lc_vec_ops *v) {
@@ -116,5 +208,7 @@ void lc_vec_fill_avx512(lc_vec_ops *v) {
     v->axpy_f16 = axpy_f16;
     v->axpy_f32 = axpy_f32;
     v->attn_qk = attn_qk;
+    v->attn_softmax = attn_softmax;
     v->attn_pv = attn_pv;
+    v->exp_f32 = exp_f32;
 }

@@ -35,21 +35,42 @@ static void swiglu(int n, const float *g, const float *u, float *out) {
     for (int i = 0; i < n; i++) out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
-static void attn_qk(int M, int D, const float *Q, const float *Kt, float scale, float *S) {
-    for (int i = 0; i < M; i++)
-        for (int j = 0; j < LC_ATTN_BT; j++) {
+/* Reference attention block kernels (layouts in vec.h). */
+static void attn_qk(int Mp, int D, const float *Qt, const float *K, float *S) {
+    for (int j = 0; j < LC_ATTN_BT; j++)
+        for (int i = 0; i < Mp; i++) {
             float s = 0;
-            for (int d = 0; d < D; d++) s += Q[i * D + d] * Kt[d * LC_ATTN_BT + j];
-            S[i * LC_ATTN_BT + j] = s * scale;
+            for (int d = 0; d < D; d++) s += K[j * D + d] * Qt[d * Mp + i];
+            S[j * Mp + i] = s;
         }
 }
 
-static void attn_pv(int M, int D, const float *P, const float *V, const float *alpha, float *O) {
+static void attn_softmax(int Mp, float *S, const int32_t *qpos, int kpos0, int causal, float *mx, float *sum,
+                         float *alpha) {
+    for (int i = 0; i < Mp; i++) {
+        float m = mx[i];
+        for (int j = 0; j < LC_ATTN_BT; j++) {
+            if (causal && kpos0 + j > qpos[i]) S[j * Mp + i] = -INFINITY;
+            m = S[j * Mp + i] > m ? S[j * Mp + i] : m;
+        }
+        float base = m == -INFINITY ? 0.0f : m, tot = 0;
+        alpha[i] = expf(mx[i] - base);
+        for (int j = 0; j < LC_ATTN_BT; j++) {
+            float p = expf(S[j * Mp + i] - base);
+            S[j * Mp + i] = p;
+            tot += p;
+        }
+        sum[i] = sum[i] * alpha[i] + tot;
+        mx[i] = m;
+    }
+}
+
+static void attn_pv(int M, int Mp, int D, const float *P, const float *V, const float *alpha, float *O) {
     for (int i = 0; i < M; i++) {
         float *o = O + i * D;
         for (int d = 0; d < D; d++) o[d] *= alpha[i];
         for (int j = 0; j < LC_ATTN_BT; j++) {
-            float p = P[i * LC_ATTN_BT + j];
+            float p = P[j * Mp + i];
             if (p == 0.0f) continue;
             for (int d = 0; d < D; d++) o[d] += p * V[j * D + d];
         }
@@ -70,6 +91,7 @@ void lc_vec_fill_scalar(lc_vec_ops *v) {
     v->sumsq = sumsq;
     v->swiglu = swiglu;
     v->attn_qk = attn_qk;
+    v->attn_softmax = attn_softmax;
     v->attn_pv = attn_pv;
     v->exp_f32 = exp_f32;
 }
