@@ -1,7 +1,8 @@
 /* test_attn.c — the CPU backend's attention op over the paged KV cache (backend/cpu/attn.c)
  * against a naive double-precision softmax(q k^T * scale) v, for f16, q8_0 and q4_0 caches,
- * GQA group sizes 1/3/5, head sizes 40/64/128, scattered block tables, prompt chunks that start
- * mid-block, two sequences in one batch, and decode; and that a token's output does not depend
+ * GQA group sizes 1/3/4/5, head sizes 40/64/128, scattered block tables, prompt chunks that start
+ * mid-block, two sequences in one batch, decode, and decode tokens deep enough to be split over
+ * their key range; and that a token's output does not depend
  * on the batch it came in (prefill vs decode give the same bits).
  */
 #include "backend/backend.h"
@@ -13,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { BT = 32, MAXB = 8, NSEQ = 2 };
+enum { BT = 32, MAXB = 40, NSEQ = 2 };
 
 static float frand(unsigned *s) {
     *s = *s * 1103515245u + 12345u;
@@ -169,6 +170,13 @@ int main(void) {
         e = check_batch(&f, mixed, 4, a);
         worst = e > worst ? e : worst;
         CHECKF(e < 2e-5, "%s mixed batch: max error %g", tn, e);
+        /* decode tokens deep enough to be split over their key range (flash-decoding shares,
+         * merged), beside a deep prompt chunk and a shallow decode token */
+        run deep[] = {{0, 1279, 1}, {1, 1200, 33}, {1, 1100, 1}, {0, 3, 1}, {1, 1025, 1}};
+        e = check_batch(&f, deep, 5, a);
+        worst = e > worst ? e : worst;
+        worst = e > worst ? e : worst;
+        CHECKF(e < 2e-5, "%s deep batch with split decode tokens: max error %g", tn, e);
         printf("%s G=%d D=%d: max error vs double %.2g\n", tn, c.n_head / c.n_kv, c.D, worst);
         free(a), free(d);
         fixture_free(&f);

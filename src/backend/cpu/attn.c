@@ -44,6 +44,16 @@ void lc_cpu_kv_store(lc_backend *be, lc_kv *kv, int il, const float *k, const fl
 
 /* ==== Attention ==== */
 
+/* One work item: query tokens [t0, t0+nq) of one sequence and KV head g, against the cache
+ * blocks [b0, b1) of that sequence. A decode token deep in its sequence is split into several
+ * items over the key range (flash-decoding), each leaving an unnormalised partial result at
+ * part (floats into the job's partial buffer: O M x D, then mx M, sum M) for the merge; else
+ * part is -1 and the item writes the output itself. */
+typedef struct attn_item {
+    int32_t t0, nq, g, b0, b1, n_split;
+    int64_t part;
+} attn_item;
+
 typedef struct attn_job {
     lc_cpu *c;
     float *out;
@@ -53,12 +63,14 @@ typedef struct attn_job {
     const lc_attn_batch *b;
     int n_head;
     float scale;
-    const int32_t *tiles; /* (first token, count) runs of consecutive positions of one sequence */
-    int n_tiles;
+    const attn_item *items;
+    int n_items;
+    float *partial;
     atomic_int next;
 } attn_job;
 
-#define ATTN_QT 32 /* query tokens per tile */
+#define ATTN_QT 32    /* query tokens per tile */
+#define ATTN_SPLIT 32 /* cache blocks per item of a split decode token (1024 keys) */
 
 /* Query rows of a tile rounded up to the kernels' 16-column strips. */
 static size_t attn_mp(size_t M) { return (M + 15) / 16 * 16; }
@@ -69,9 +81,10 @@ static size_t attn_mp(size_t M) { return (M + 15) / 16 * 16; }
  * Per block: S = K Qt (Qt pre-scaled), causal mask and online-softmax step down the columns,
  * O = O * alpha + P^T V (vec.h kernels; M x 32 x D products, register-blocked).
  * Scratch (floats): Qt D x Mp, O Mp x D, S BT x Mp, K and V BT x D, mx/sum/alpha/qpos Mp. */
-static void attend_tile(attn_job *j, int t0, int nq, int g, float *scratch) {
+static void attend_tile(attn_job *j, const attn_item *it, float *scratch) {
     lc_kv *kv = j->kv;
     const lc_vec_ops *vec = j->c->vec;
+    const int t0 = it->t0, nq = it->nq, g = it->g;
     const int D = kv->head_dim, BT = LC_ATTN_BT, G = j->n_head / kv->n_kv_head, M = nq * G;
     const int Mp = (int)attn_mp((size_t)M);
     const int p0 = j->b->pos[t0], p_last = p0 + nq - 1;
@@ -100,9 +113,9 @@ static void attend_tile(attn_job *j, int t0, int nq, int g, float *scratch) {
     memset(O, 0, (size_t)Mp * D * sizeof(float));
 
     const uint8_t *kl = kv->k[j->il], *vl = kv->v[j->il];
-    int n_blocks = p_last / BT + 1;
-    for (int bi = 0; bi < n_blocks; bi++) {
-        int n = bi == n_blocks - 1 ? p_last % BT + 1 : BT, kpos0 = bi * BT;
+    int last = p_last / BT;
+    for (int bi = it->b0; bi < it->b1; bi++) {
+        int n = bi == last ? p_last % BT + 1 : BT, kpos0 = bi * BT;
         size_t base = (size_t)table[bi] * (size_t)kv->block_tokens;
         for (int r = 0; r < n; r++) {
             size_t off = (base + (size_t)r) * kv->row_bytes + (size_t)g * head_bytes;
@@ -118,6 +131,13 @@ static void attend_tile(attn_job *j, int t0, int nq, int g, float *scratch) {
         vec->attn_softmax(Mp, S, qpos, kpos0, kpos0 + BT - 1 > p0, mx, sum, alpha);
         vec->attn_pv(M, Mp, D, S, V, alpha, O);
     }
+    if (it->part >= 0) { /* a share of a split token: the merge normalises */
+        float *pt = j->partial + it->part;
+        memcpy(pt, O, (size_t)M * D * sizeof(float));
+        memcpy(pt + (size_t)M * D, mx, (size_t)M * sizeof(float));
+        memcpy(pt + (size_t)M * D + M, sum, (size_t)M * sizeof(float));
+        return;
+    }
     for (int r = 0; r < M; r++) {
         float inv = sum[r] > 0 ? 1.0f / sum[r] : 0.0f;
         float *o = j->out + ((size_t)(t0 + r / G) * j->n_head + (size_t)g * G + r % G) * D;
@@ -125,22 +145,40 @@ static void attend_tile(attn_job *j, int t0, int nq, int g, float *scratch) {
     }
 }
 
-/* Work items are (tile, KV head) pairs, taken from a shared counter from the last tile back:
- * in a causal prompt the last tiles see the most keys, so the big items go first and the small
- * ones fill in at the end (balance by work, not by count). */
+/* Items are taken from a shared counter in the order lc_cpu_attention laid them out: the
+ * deepest tiles first, the small ones filling in at the end (balance by work, not count). */
 static void attn_worker(void *arg, int ith, int nth) {
     (void)nth;
     attn_job *j = arg;
     float *scratch = j->c->tscratch + (size_t)ith * j->c->tscratch_per_thread;
-    int H = j->kv->n_kv_head;
-    int n_items = j->n_tiles * H;
     for (;;) {
         int i = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-        if (i >= n_items) return;
-        i = n_items - 1 - i;
-        const int32_t *tile = j->tiles + 2 * (i / H);
-        /* one algorithm for every batch shape: a token's result never depends on its batch */
-        attend_tile(j, tile[0], tile[1], i % H, scratch);
+        if (i >= j->n_items) return;
+        attend_tile(j, &j->items[i], scratch);
+    }
+}
+
+/* Combines the n_split partial results of one split token and head (rows of G query heads):
+ * O = sum_k O_k * exp(mx_k - m), sum = sum_k sum_k * exp(mx_k - m), out = O / sum. */
+static void merge_split(attn_job *j, const attn_item *it) {
+    int D = j->kv->head_dim, G = j->n_head / j->kv->n_kv_head, M = it->nq * G;
+    size_t stride = (size_t)M * D + 2 * (size_t)M;
+    for (int r = 0; r < M; r++) {
+        float m = -INFINITY, tot = 0;
+        for (int k = 0; k < it->n_split; k++) {
+            float mk = j->partial[it->part + (int64_t)(k * stride) + (int64_t)M * D + r];
+            m = mk > m ? mk : m;
+        }
+        float *o = j->out + ((size_t)(it->t0 + r / G) * j->n_head + (size_t)it->g * G + r % G) * D;
+        memset(o, 0, (size_t)D * sizeof(float));
+        for (int k = 0; k < it->n_split; k++) {
+            const float *pt = j->partial + it->part + (int64_t)(k * stride);
+            float mk = pt[(size_t)M * D + r], w = mk == -INFINITY ? 0.0f : expf(mk - m);
+            tot += pt[(size_t)M * D + M + r] * w;
+            for (int d = 0; d < D; d++) o[d] += pt[(size_t)r * D + d] * w;
+        }
+        float inv = tot > 0 ? 1.0f / tot : 0.0f;
+        for (int d = 0; d < D; d++) o[d] *= inv;
     }
 }
 
@@ -150,29 +188,64 @@ size_t lc_backend_cpu_attn_scratch(int n_head, int n_kv_head, int head_dim, int 
     return 2 * Mp * D + BT * Mp + 2 * BT * D + 4 * Mp;
 }
 
+/* Lays the batch out as work items: runs of consecutive positions of one sequence (up to
+ * ATTN_QT tokens) times KV heads, deepest first; a single decode token deeper than ATTN_SPLIT
+ * blocks is split over its key range into ATTN_SPLIT-block shares (so that a few decoding
+ * sequences still keep every thread busy), merged after the parallel pass. The item list and
+ * the partial results are transient (freed before returning). */
 void lc_cpu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int il,
                       const lc_attn_batch *b, int n_head, float scale) {
     lc_cpu *c = cpu_of(be);
-    int D = kv->head_dim, BT = kv->block_tokens;
-    if (!lc_cpu_tscratch(c, lc_backend_cpu_attn_scratch(n_head, kv->n_kv_head, D, BT))) return;
-    /* group the batch into runs of consecutive positions of one sequence (prompt chunks) */
-    int32_t stack_tiles[2 * 64];
-    int32_t *tiles = b->n_tokens <= 64 ? stack_tiles : lc_malloc((size_t)b->n_tokens * 2 * sizeof(int32_t));
-    if (!tiles) return;
-    int n_tiles = 0;
+    int D = kv->head_dim, H = kv->n_kv_head, G = n_head / H;
+    if (!lc_cpu_tscratch(c, lc_backend_cpu_attn_scratch(n_head, H, D, kv->block_tokens))) return;
+    /* runs of consecutive positions of one sequence, up to ATTN_QT tokens (prompt chunks) */
+    int32_t *runs = lc_malloc((size_t)b->n_tokens * 2 * sizeof(int32_t));
+    int n_tiles = 0, n_items = 0, max_items = 0;
+    int64_t n_part = 0;
+    if (!runs) return;
     for (int t = 0; t < b->n_tokens;) {
         int n = 1;
         while (n < ATTN_QT && t + n < b->n_tokens && b->seq[t + n] == b->seq[t] && b->pos[t + n] == b->pos[t] + n) n++;
-        tiles[2 * n_tiles] = t;
-        tiles[2 * n_tiles + 1] = n;
+        runs[2 * n_tiles] = t, runs[2 * n_tiles + 1] = n;
         n_tiles++;
         t += n;
     }
+    for (int t = 0; t < b->n_tokens; t++) max_items += (b->pos[t] / LC_ATTN_BT) / ATTN_SPLIT + 1; /* >= shares */
+    attn_item *items = lc_malloc((size_t)max_items * (size_t)H * sizeof *items);
+    if (!items) {
+        lc_free(runs);
+        return;
+    }
+    /* unsplit tiles, last run of the batch first (a prompt's deepest tile) */
+    for (int ti = n_tiles - 1; ti >= 0; ti--) {
+        int t0 = runs[2 * ti], nq = runs[2 * ti + 1], nb = (b->pos[t0] + nq - 1) / LC_ATTN_BT + 1;
+        if (nq == 1 && nb > ATTN_SPLIT) continue;
+        for (int g = 0; g < H; g++) items[n_items++] = (attn_item){t0, nq, g, 0, nb, 1, -1};
+    }
+    for (int ti = 0; ti < n_tiles; ti++) {
+        int t0 = runs[2 * ti], nq = runs[2 * ti + 1], nb = (b->pos[t0] + nq - 1) / LC_ATTN_BT + 1;
+        if (!(nq == 1 && nb > ATTN_SPLIT)) continue;
+        int ns = (nb + ATTN_SPLIT - 1) / ATTN_SPLIT;
+        for (int g = 0; g < H; g++)
+            for (int k = 0; k < ns; k++) {
+                items[n_items++] = (attn_item){t0, 1, g, k * nb / ns, (k + 1) * nb / ns, ns, n_part};
+                n_part += (int64_t)G * D + 2 * G;
+            }
+    }
+    lc_free(runs);
+    float *partial = n_part ? lc_malloc((size_t)n_part * sizeof(float)) : NULL;
+    if (n_part && !partial) {
+        lc_free(items);
+        return;
+    }
     attn_job j = {.c = c, .out = out, .q = q, .kv = kv, .il = il, .b = b, .n_head = n_head, .scale = scale,
-                  .tiles = tiles, .n_tiles = n_tiles};
+                  .items = items, .n_items = n_items, .partial = partial};
     atomic_store(&j.next, 0);
     size_t work = 0;
     for (int t = 0; t < b->n_tokens; t++) work += (size_t)(b->pos[t] + 1) * (size_t)n_head * (size_t)D;
     lc_cpu_run(c, attn_worker, &j, work);
-    if (tiles != stack_tiles) lc_free(tiles);
+    for (int i = 0; i < n_items; i++)
+        if (items[i].part >= 0 && items[i].b0 == 0) merge_split(&j, &items[i]);
+    lc_free(partial);
+    lc_free(items);
 }
