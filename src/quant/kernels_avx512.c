@@ -392,9 +392,192 @@ LC_GEMM512(gemm_q4_0, T_Q4_0, dot_q4_0_512)
  * for one path, another for the other) drifts to ~1.0 there, although each matches the scalar
  * dot to ~3e-7 relative per call. Open: make the 512-bit tile and dot sum in the same order. */
 LC_GEMM_DRIVER(gemm_q4_1, tile_q4_1, 4, 4, LC_QK)
-LC_GEMM_DOT1(gemm_q4_K, dot_q4_K_512, gemm_q4_K_tile)
-LC_GEMM_DOT1(gemm_q5_K, dot_q5_K_512, gemm_q5_K_tile)
-LC_GEMM_DOT1(gemm_q6_K, dot_q6_K_512, gemm_q6_K_tile)
+
+/* ==== Panel GEMM for the K formats ==== */
+
+/* A panel is 16 weight rows (one i32 lane each) over KP_SB super-blocks, unpacked once per call
+ * and shared by every token of it:
+ *   q:  levels (unsigned) in vpdpbusd order: for k-step s (elements 4s..4s+3), lane r holds
+ *       row r's 4 levels, so one zmm load x a 4-byte activation broadcast = 16 rows x 4 MACs;
+ *   sc: d * scale of each 16-element group, as a float per row;
+ *   mq: the (m[2j], m[2j+1]) i16 pairs whose dot with the activation bsums gives the min term
+ *       (Q4_K/Q5_K: the 6-bit mins; Q6_K: the scales, the levels being stored + 32);
+ *   mf: that term's multiplier (dmin, or 32 d).
+ * The activations stay in their Q8_K rows (broadcast loads, no repacking). Tiles are 16 rows x
+ * up to 8 tokens with per-token integer sums per sub-block, scaled into float per super-block
+ * and by the token's d at its end. Each output is the same arithmetic wherever it sits in a
+ * tile, so results do not depend on how matmul.c chunks rows or tokens. */
+#define KP_SB 4
+
+typedef struct {
+    uint8_t q[KP_SB][64][64];
+    float sc[KP_SB][16][16];
+    int32_t mq[KP_SB][8][16];
+    float mf[KP_SB][16];
+} kpanel;
+
+enum { KP_Q4_K, KP_Q5_K, KP_Q6_K };
+
+/* In-place transpose of a 16 x 16 matrix of dwords held in 16 zmm (row i -> column i). */
+static inline void tr16x16(__m512i r[16]) {
+    __m512i t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    /* r[4g + m], 128-bit lane L: column 4L + m of rows 4g..4g+3; gather lanes L over g */
+    for (int m = 0; m < 4; m++) {
+        __m512i s0 = _mm512_shuffle_i32x4(r[m], r[4 + m], 0x44), s1 = _mm512_shuffle_i32x4(r[m], r[4 + m], 0xEE);
+        __m512i s2 = _mm512_shuffle_i32x4(r[8 + m], r[12 + m], 0x44), s3 = _mm512_shuffle_i32x4(r[8 + m], r[12 + m], 0xEE);
+        t[m] = _mm512_shuffle_i32x4(s0, s2, 0x88);
+        t[4 + m] = _mm512_shuffle_i32x4(s0, s2, 0xDD);
+        t[8 + m] = _mm512_shuffle_i32x4(s1, s3, 0x88);
+        t[12 + m] = _mm512_shuffle_i32x4(s1, s3, 0xDD);
+    }
+    for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
+/* Unpacks super-blocks b0 .. b0+nsb-1 of the 16 rows (row pointers; padding rows repeat the
+ * last one) into the panel. */
+static void kp_pack(kpanel *p, int ty, const uint8_t *const rows[16], int b0, int nsb) {
+    const size_t bsz = ty == KP_Q4_K ? sizeof(lc_block_q4_K) : ty == KP_Q5_K ? sizeof(lc_block_q5_K)
+                                                                              : sizeof(lc_block_q6_K);
+    _Alignas(64) kunpacked u[16];
+    for (int sb = 0; sb < nsb; sb++) {
+        for (int r = 0; r < 16; r++) {
+            const uint8_t *blk = rows[r] + (size_t)(b0 + sb) * bsz;
+            if (ty == KP_Q4_K) unpack_q4_K((const lc_block_q4_K *)blk, &u[r]);
+            else if (ty == KP_Q5_K) unpack_q5_K((const lc_block_q5_K *)blk, &u[r]);
+            else unpack_q6_K((const lc_block_q6_K *)blk, &u[r]);
+        }
+        __m512i v[16];
+        for (int kb = 0; kb < 4; kb++) { /* 64 elements (16 k-steps) of every row at a time */
+            for (int r = 0; r < 16; r++) v[r] = load512(u[r].q + 64 * kb);
+            tr16x16(v);
+            for (int s = 0; s < 16; s++) _mm512_store_si512(p->q[sb][16 * kb + s], v[s]);
+        }
+        for (int r = 0; r < 16; r++) { /* row r: 16 scales d*sc, 8 min pairs (padded to 16) */
+            __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(load256(u[r].sc)));
+            v[r] = _mm512_castps_si512(_mm512_mul_ps(sc, _mm512_set1_ps(u[r].d)));
+        }
+        tr16x16(v);
+        for (int g = 0; g < 16; g++) _mm512_store_si512(p->sc[sb][g], v[g]);
+        for (int r = 0; r < 16; r++) {
+            v[r] = _mm512_zextsi256_si512(load256(u[r].corr_mul ? u[r].sc : u[r].mins)); /* i16 pairs */
+            p->mf[sb][r] = u[r].corr_mul ? u[r].d * (float)u[r].corr_mul : u[r].dmin;
+        }
+        tr16x16(v);
+        for (int j = 0; j < 8; j++) _mm512_store_si512(p->mq[sb][j], v[j]);
+    }
+}
+
+static inline __m512i bcast32(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+/* 16 rows x RN tokens over the panel's nsb super-blocks (activation super-blocks b0...): adds
+ * into out (or starts from zero when first); SUBG = 16-element groups per scale (2: Q4_K/Q5_K). */
+LC_INLINE void kp_tile(const kpanel *p, int nsb, int SUBG, int RN, const uint8_t *x, size_t xs, int b0,
+                       float *out, size_t ldo, __mmask16 m, int first) {
+    __m512 acc[8];
+    LC_UNROLL
+    for (int c = 0; c < RN; c++) acc[c] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, out + (size_t)c * ldo);
+    for (int sb = 0; sb < nsb; sb++) {
+        const lc_block_q8_K *yb[8];
+        LC_UNROLL
+        for (int c = 0; c < RN; c++) yb[c] = (const lc_block_q8_K *)(x + (size_t)c * xs) + b0 + sb;
+        __m512 fa[8];
+        __m512i is[8];
+        LC_UNROLL
+        for (int c = 0; c < RN; c++) fa[c] = _mm512_setzero_ps();
+        for (int g = 0; g < 16; g += SUBG) {
+            LC_UNROLL
+            for (int c = 0; c < RN; c++) is[c] = _mm512_setzero_si512();
+            LC_UNROLL
+            for (int s = 4 * g; s < 4 * (g + SUBG); s++) {
+                __m512i wv = _mm512_load_si512(p->q[sb][s]);
+                LC_UNROLL
+                for (int c = 0; c < RN; c++) is[c] = _mm512_dpbusd_epi32(is[c], wv, bcast32(yb[c]->qs + 4 * s));
+            }
+            __m512 sc = _mm512_load_ps(p->sc[sb][g]);
+            LC_UNROLL
+            for (int c = 0; c < RN; c++) fa[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[c]), sc, fa[c]);
+        }
+        LC_UNROLL
+        for (int c = 0; c < RN; c++) is[c] = _mm512_setzero_si512();
+        LC_UNROLL
+        for (int j = 0; j < 8; j++) {
+            __m512i mv = _mm512_load_si512(p->mq[sb][j]);
+            LC_UNROLL
+            for (int c = 0; c < RN; c++) is[c] = _mm512_dpwssd_epi32(is[c], mv, bcast32(yb[c]->bsums + 2 * j));
+        }
+        __m512 mf = _mm512_load_ps(p->mf[sb]);
+        LC_UNROLL
+        for (int c = 0; c < RN; c++) {
+            fa[c] = _mm512_fnmadd_ps(mf, _mm512_cvtepi32_ps(is[c]), fa[c]);
+            acc[c] = _mm512_fmadd_ps(fa[c], _mm512_set1_ps(yb[c]->d), acc[c]);
+        }
+    }
+    LC_UNROLL
+    for (int c = 0; c < RN; c++) _mm512_mask_storeu_ps(out + (size_t)c * ldo, m, acc[c]);
+}
+
+#define KP_TILE_CASE(SUBG, RN) \
+    case RN: kp_tile(&p, nsb, SUBG, RN, xc, xs, b0, o, ldo, m, b0 == 0); break;
+#define KP_TILES(SUBG)                                                                           \
+    switch (rn) {                                                                                \
+        KP_TILE_CASE(SUBG, 1) KP_TILE_CASE(SUBG, 2) KP_TILE_CASE(SUBG, 3) KP_TILE_CASE(SUBG, 4)  \
+        KP_TILE_CASE(SUBG, 5) KP_TILE_CASE(SUBG, 6) KP_TILE_CASE(SUBG, 7) default: KP_TILE_CASE(SUBG, 8) \
+    }
+
+/* out (nc, ldo) rows 0..nr-1 = W (nr rows of n) . x (nc Q8_K rows of n), panel by panel. */
+static void kp_gemm(int ty, int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs,
+                    float *out, size_t ldo) {
+    const int nb = n / LC_QK_K;
+    _Alignas(64) kpanel p;
+    const uint8_t *rows[16];
+    for (int r0 = 0; r0 < nr; r0 += 16) {
+        const int nv = nr - r0 < 16 ? nr - r0 : 16;
+        const __mmask16 m = (__mmask16)((1u << nv) - 1);
+        for (int i = 0; i < 16; i++) rows[i] = (const uint8_t *)w + (size_t)(r0 + (i < nv ? i : nv - 1)) * ws;
+        for (int b0 = 0; b0 < nb; b0 += KP_SB) {
+            const int nsb = nb - b0 < KP_SB ? nb - b0 : KP_SB;
+            kp_pack(&p, ty, rows, b0, nsb);
+            for (int c0 = 0; c0 < nc; c0 += 8) {
+                const int rn = nc - c0 < 8 ? nc - c0 : 8;
+                const uint8_t *xc = (const uint8_t *)x + (size_t)c0 * xs;
+                float *o = out + (size_t)c0 * ldo + r0;
+                if (ty == KP_Q6_K) { KP_TILES(1) }
+                else { KP_TILES(2) }
+            }
+        }
+    }
+}
+
+static void gemm_q4_K_panel(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs,
+                            float *out, size_t ldo) {
+    kp_gemm(KP_Q4_K, n, nr, nc, w, ws, x, xs, out, ldo);
+}
+static void gemm_q5_K_panel(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs,
+                            float *out, size_t ldo) {
+    kp_gemm(KP_Q5_K, n, nr, nc, w, ws, x, xs, out, ldo);
+}
+static void gemm_q6_K_panel(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs,
+                            float *out, size_t ldo) {
+    kp_gemm(KP_Q6_K, n, nr, nc, w, ws, x, xs, out, ldo);
+}
+
+LC_GEMM_DOT1(gemm_q4_K, dot_q4_K_512, gemm_q4_K_panel)
+LC_GEMM_DOT1(gemm_q5_K, dot_q5_K_512, gemm_q5_K_panel)
+LC_GEMM_DOT1(gemm_q6_K, dot_q6_K_512, gemm_q6_K_panel)
 
 void lc_kernels_fill_avx512(lc_kernels *k) {
     k->isa = "avx512";

@@ -766,9 +766,6 @@ LC_INLINE void kdot(const kunpacked *u, int RN, const lc_block_q8_K *const *yb, 
         }                                                                                        \
     }
 
-LC_GEMM_K(gemm_q4_K_tile, lc_block_q4_K, unpack_q4_K)
-LC_GEMM_K(gemm_q5_K_tile, lc_block_q5_K, unpack_q5_K)
-LC_GEMM_K(gemm_q6_K_tile, lc_block_q6_K, unpack_q6_K)
 
 /* A gemm that gives a single token (decode: matmul.c calls gemm with nc = 1) to the row dot
  * product, which streams the weights without the unpack-to-L1 round trip, and more tokens to

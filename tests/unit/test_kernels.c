@@ -88,7 +88,7 @@ static void test_vec_dot(const lc_kernels *ref, const lc_kernels *k) {
 }
 
 static void test_gemm(const lc_kernels *ref, const lc_kernels *k) {
-    static const int shapes[][2] = {{1, 1}, {3, 4}, {4, 4}, {5, 9}, {7, 3}, {8, 8}, {2, 13}, {9, 1}, {17, 2}, {14, 1}, {6, 5}, {40, 64}};
+    static const int shapes[][2] = {{1, 1}, {3, 4}, {4, 4}, {5, 9}, {7, 3}, {8, 8}, {2, 13}, {9, 1}, {17, 2}, {14, 1}, {6, 5}, {40, 64}, {16, 8}, {33, 17}};
     int tested = 0;
     for (size_t ti = 0; ti < LC_ARRAY_LEN(wtypes); ti++) {
         lc_type t = wtypes[ti];
@@ -99,6 +99,7 @@ static void test_gemm(const lc_kernels *ref, const lc_kernels *k) {
         for (size_t si = 0; si < LC_ARRAY_LEN(shapes); si++) {
             int nr = shapes[si][0], nc = shapes[si][1], n = si % 2 ? 512 : 1024;
             if (lc_type_get(t)->block_size == 32 && si % 3 == 2) n = 96 + 32 * (int)(si % 4); /* odd block counts */
+            if (lc_type_get(t)->block_size == 256 && si % 3 == 2) n = 1280; /* 5 super-blocks: a panel slice and a rest */
             float *w = malloc(sizeof(float) * n * nr), *x = malloc(sizeof(float) * n * nc);
             fill(w, n * nr, (int)si % 4);
             fill(x, n * nc, 0);

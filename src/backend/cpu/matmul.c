@@ -3,8 +3,9 @@
  * The activations are converted once to the weights' vec_dot_type (Q8_0, Q8_1, Q8_K, F16, ...)
  * and then every (row chunk x token chunk) tile is handed to the kernel table's gemm (or
  * vec_dot) by whichever thread takes it next from an atomic counter. Several weights that share
- * one input (Q/K/V, gate/up) run in one parallel region. Expert products gather the tokens routed
- * to each expert and run the same machinery on that expert's slice.
+ * one input (Q/K/V, gate/up) run in one parallel region. Expert products sort the (token, expert)
+ * pairs by expert and run every expert's tiles in one parallel region too (one pool barrier per
+ * call, not one per expert), through the same gemm tiles.
  */
 #include "cpu_impl.h"
 
@@ -18,7 +19,6 @@ typedef struct mm_job {
     int n_w;
     const lc_weight *w[4];
     float *out[4];
-    const int32_t *out_rows;  /* output row of token t (NULL: t) */
     const uint8_t *xq;        /* converted activations */
     size_t xq_stride;
     int n_tok;
@@ -33,7 +33,7 @@ static void tile(const mm_job *j, int wi, int64_t r0, int64_t r1, int t0, int t1
     int n = (int)w->cols;
     const uint8_t *wd = (const uint8_t *)w->data + (size_t)r0 * w->row_bytes;
     lc_gemm_fn gemm = j->kern->gemm[w->type];
-    if (gemm && !j->out_rows) {
+    if (gemm) {
         gemm(n, (int)(r1 - r0), t1 - t0, wd, w->row_bytes, j->xq + (size_t)t0 * j->xq_stride, j->xq_stride,
              j->out[wi] + (size_t)t0 * w->rows + r0, (size_t)w->rows);
         return;
@@ -41,11 +41,7 @@ static void tile(const mm_job *j, int wi, int64_t r0, int64_t r1, int t0, int t1
     lc_vec_dot_fn dot = j->kern->vec_dot[w->type];
     for (int t = t0; t < t1; t++) {
         const uint8_t *xr = j->xq + (size_t)t * j->xq_stride;
-        float *o = j->out[wi] + (size_t)(j->out_rows ? j->out_rows[t] : t) * w->rows;
-        if (gemm) {
-            gemm(n, (int)(r1 - r0), 1, wd, w->row_bytes, xr, j->xq_stride, o + r0, (size_t)w->rows);
-            continue;
-        }
+        float *o = j->out[wi] + (size_t)t * w->rows;
         for (int64_t r = r0; r < r1; r++) dot(n, &o[r], wd + (size_t)(r - r0) * w->row_bytes, xr);
     }
 }
@@ -153,43 +149,111 @@ lc_status lc_cpu_matmul(lc_backend *be, int n_w, const lc_weight *const *w, floa
     return LC_OK;
 }
 
+/* ==== Routed experts ==== */
+
+/* All experts of one call run as ONE parallel job: the (token, expert) pairs are sorted by
+ * expert, their inputs converted once in that order (so each expert's tokens are contiguous
+ * activation rows), and the work items are (expert token chunk, row chunk) pairs taken from one
+ * counter. A tile's outputs go to the thread's scratch and are then copied to their pair rows. */
+typedef struct moe_item {
+    int32_t e;      /* expert */
+    int32_t i0, i1; /* range in the expert-sorted pair order */
+} moe_item;
+
+typedef struct moe_job {
+    lc_cpu *c;
+    const lc_weight *w;
+    float *out;
+    const int32_t *order;  /* sorted index -> pair (output row) */
+    const uint8_t *xq;     /* converted inputs in sorted order */
+    size_t xq_stride;
+    const moe_item *items;
+    int64_t row_chunk, rchunks, n_chunks;
+    atomic_long next;
+} moe_job;
+
+static void moe_worker(void *arg, int ith, int nth) {
+    (void)nth;
+    moe_job *j = arg;
+    const lc_weight *w = j->w;
+    const lc_kernels *k = j->c->kern;
+    float *tmp = j->c->tscratch + (size_t)ith * j->c->tscratch_per_thread;
+    for (;;) {
+        int64_t c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (c >= j->n_chunks) return;
+        const moe_item *it = &j->items[c / j->rchunks];
+        int64_t r0 = (c % j->rchunks) * j->row_chunk, r1 = LC_MIN(r0 + j->row_chunk, w->rows);
+        int nr = (int)(r1 - r0), nt = it->i1 - it->i0;
+        const uint8_t *wd = (const uint8_t *)w->data + (size_t)it->e * w->expert_bytes + (size_t)r0 * w->row_bytes;
+        const uint8_t *xr = j->xq + (size_t)it->i0 * j->xq_stride;
+        /* tmp (nt, nr) = x rows @ W rows^T */
+        if (k->gemm[w->type]) {
+            k->gemm[w->type]((int)w->cols, nr, nt, wd, w->row_bytes, xr, j->xq_stride, tmp, (size_t)nr);
+        } else {
+            for (int t = 0; t < nt; t++)
+                for (int r = 0; r < nr; r++)
+                    k->vec_dot[w->type]((int)w->cols, &tmp[t * nr + r], wd + (size_t)r * w->row_bytes,
+                                        xr + (size_t)t * j->xq_stride);
+        }
+        for (int t = 0; t < nt; t++)
+            memcpy(j->out + (size_t)j->order[it->i0 + t] * w->rows + r0, tmp + (size_t)t * nr, sizeof(float) * (size_t)nr);
+    }
+}
+
 lc_status lc_cpu_matmul_experts(lc_backend *be, const lc_weight *w, float *out, const float *x,
                                 bool x_per_pair, const int32_t *ids, int n_tok, int k_per_tok) {
     lc_cpu *c = cpu_of(be);
-    int n_pairs = n_tok * k_per_tok;
-    int32_t stack_rows[256], stack_src[256];
-    int32_t *rows = n_pairs <= 256 ? stack_rows : lc_malloc((size_t)n_pairs * sizeof *rows);
-    int32_t *src = n_pairs <= 256 ? stack_src : lc_malloc((size_t)n_pairs * sizeof *src);
-    if (!rows || !src) {
-        if (rows != stack_rows) lc_free(rows);
-        if (src != stack_src) lc_free(src);
-        return LC_ERR_OOM;
-    }
-    lc_type vdt = lc_type_get(w->type)->vec_dot_type;
-    int cols = (int)w->cols;
+    int n_pairs = n_tok * k_per_tok, n_exp = (int)w->n_expert;
+    size_t n_items_max = (size_t)n_exp + (size_t)n_pairs / TOK_CHUNK + 1;
+    /* one allocation: counts (n_exp + 1), order, src (n_pairs each), items */
+    size_t bytes = sizeof(int32_t) * ((size_t)n_exp + 1 + 2 * (size_t)n_pairs) + sizeof(moe_item) * n_items_max;
+    int32_t *cnt = lc_malloc(bytes);
+    if (!cnt) return LC_ERR_OOM;
+    int32_t *order = cnt + n_exp + 1, *src = order + n_pairs;
+    moe_item *items = (moe_item *)(src + n_pairs);
     lc_status st = LC_OK;
-    for (int e = 0; e < w->n_expert && st == LC_OK; e++) {
-        int n = 0;
-        for (int p = 0; p < n_pairs; p++) {
-            if (ids[p] != e) continue;
-            rows[n] = p;                            /* output row: the (t,k) pair */
-            src[n] = x_per_pair ? p : p / k_per_tok; /* input row */
-            n++;
+    memset(cnt, 0, sizeof(int32_t) * ((size_t)n_exp + 1));
+    for (int p = 0; p < n_pairs; p++) {
+        if (ids[p] < 0 || ids[p] >= n_exp) {
+            st = lc_fail(LC_ERR_INVALID, "expert id %d out of range (0..%d)", ids[p], n_exp - 1);
+            goto done;
         }
-        if (n == 0) continue;
-        lc_weight we = lc_weight_expert(w, e);
-        mm_job j;
-        memset(&j, 0, sizeof j);
-        j.kern = c->kern;
-        j.n_w = 1;
-        j.w[0] = &we;
-        j.out[0] = out;
-        j.out_rows = rows;
-        j.n_tok = n;
-        st = convert(c, vdt, x, (size_t)cols, src, n, cols, &j.xq, &j.xq_stride);
-        if (st == LC_OK) run_job(c, &j);
+        cnt[ids[p] + 1]++;
     }
-    if (rows != stack_rows) lc_free(rows);
-    if (src != stack_src) lc_free(src);
+    for (int e = 0; e < n_exp; e++) cnt[e + 1] += cnt[e]; /* cnt[e] = first sorted index of e */
+    int n_items = 0;
+    for (int e = 0; e < n_exp; e++)
+        for (int i0 = cnt[e]; i0 < cnt[e + 1]; i0 += TOK_CHUNK)
+            items[n_items++] = (moe_item){e, i0, LC_MIN(i0 + TOK_CHUNK, cnt[e + 1])};
+    for (int p = 0; p < n_pairs; p++) { /* stable counting sort (cnt[e] advances to cnt[e + 1]) */
+        int i = cnt[ids[p]]++;
+        order[i] = p;
+        src[i] = x_per_pair ? p : p / k_per_tok;
+    }
+    int64_t rc = (w->rows * (n_tok == 1 ? k_per_tok : 1)) / ((int64_t)c->n_threads * 8);
+    rc = LC_MAX(rc, 16);
+    rc = LC_MIN(rc, 64);
+    rc = (rc + 3) / 4 * 4;
+    if (!lc_cpu_tscratch(c, (size_t)TOK_CHUNK * (size_t)rc)) {
+        st = LC_ERR_OOM;
+        goto done;
+    }
+    moe_job j;
+    memset(&j, 0, sizeof j);
+    j.c = c;
+    j.w = w;
+    j.out = out;
+    j.order = order;
+    j.items = items;
+    j.row_chunk = rc;
+    j.rchunks = (w->rows + rc - 1) / rc;
+    j.n_chunks = (int64_t)n_items * j.rchunks;
+    int cols = (int)w->cols;
+    st = convert(c, lc_type_get(w->type)->vec_dot_type, x, (size_t)cols, src, n_pairs, cols, &j.xq, &j.xq_stride);
+    if (st) goto done;
+    atomic_store(&j.next, 0);
+    lc_cpu_run(c, moe_worker, &j, (size_t)n_pairs * (size_t)w->rows * (size_t)cols);
+done:
+    lc_free(cnt);
     return st;
 }
