@@ -115,22 +115,26 @@ static inline __m256 exp256z(__m256 x) {
     return _mm256_and_ps(exp256(x), live);
 }
 
-/* S (8 keys from j0) x (16 columns from i0): 16 ymm accumulators. */
+/* S (4 keys from j0) x (16 columns from i0): 8 ymm accumulators, 2 loads of Qt and 4
+ * broadcasts of K per 8 FMAs (AVX2's 16 registers hold no more without spilling). */
 static void attn_qk(int Mp, int D, const float *Qt, const float *K, float *S) {
     for (int i0 = 0; i0 < Mp; i0 += 16)
-        for (int j0 = 0; j0 < LC_ATTN_BT; j0 += 8) {
-            __m256 acc[8][2];
-            for (int k = 0; k < 8; k++) acc[k][0] = acc[k][1] = _mm256_setzero_ps();
+        for (int j0 = 0; j0 < LC_ATTN_BT; j0 += 4) {
+            __m256 acc[4][2];
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) acc[k][0] = acc[k][1] = _mm256_setzero_ps();
             const float *kr = K + (size_t)j0 * D;
             for (int d = 0; d < D; d++) {
                 __m256 q0 = _mm256_loadu_ps(Qt + (size_t)d * Mp + i0), q1 = _mm256_loadu_ps(Qt + (size_t)d * Mp + i0 + 8);
-                for (int k = 0; k < 8; k++) {
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++) {
                     __m256 kb = _mm256_broadcast_ss(kr + k * D + d);
                     acc[k][0] = _mm256_fmadd_ps(kb, q0, acc[k][0]);
                     acc[k][1] = _mm256_fmadd_ps(kb, q1, acc[k][1]);
                 }
             }
-            for (int k = 0; k < 8; k++) {
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) {
                 _mm256_storeu_ps(S + (size_t)(j0 + k) * Mp + i0, acc[k][0]);
                 _mm256_storeu_ps(S + (size_t)(j0 + k) * Mp + i0 + 8, acc[k][1]);
             }
