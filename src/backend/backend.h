@@ -18,7 +18,7 @@
 extern "C" {
 #endif
 
-#define LC_BACKEND_VERSION 1
+#define LC_BACKEND_VERSION 2
 
 /* A weight matrix W (rows, cols): rows of `cols` elements of `type`, row_bytes apart. 3-D expert
  * tensors are n_expert such matrices, expert_bytes apart. */
@@ -131,6 +131,8 @@ typedef struct lc_backend_ops {
                         int k, int n);
     /* Gathers rows: out[i] = x[idx[i]] (n floats each). */
     void (*gather)(lc_backend *be, float *out, const float *x, const int32_t *idx, int n_rows, int n);
+    /* Copies n floats from the host into a backend buffer (a model split across backends). */
+    void (*from_host)(lc_backend *be, float *dst, const float *src, size_t n);
 } lc_backend_ops;
 
 struct lc_backend {

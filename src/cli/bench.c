@@ -74,7 +74,7 @@ static lc_status feed(lc_context *ctx, int n, int n_batch, uint64_t *rng, bool o
 int cmd_bench(int argc, char **argv) {
     if (argc > 0 && !strcmp(argv[0], "http")) return cmd_bench_http(argc - 1, argv + 1);
     const char *model_path = NULL, *p_list = "512", *n_list = "128", *d_list = "0", *t_list = NULL, *kv = "f16";
-    int reps = 5, n_batch = 512;
+    int reps = 5, n_batch = 512, ngl = -1;
     bool json = false;
     const cli_opt opts[] = {
         {"--model", "-m", CLI_STR, &model_path, "GGUF file (default: the default model)"},
@@ -85,6 +85,7 @@ int cmd_bench(int argc, char **argv) {
         {"--kv-type", NULL, CLI_STR, &kv, "KV cache type: f16, q8_0, q4_0"},
         {"--repetitions", "-r", CLI_INT, &reps, "repetitions per test (default 5)"},
         {"--batch", "-b", CLI_INT, &n_batch, "batch size for prompt processing (default 512)"},
+        {"--n-gpu-layers", "-ngl", CLI_INT, &ngl, "layers on the GPU when one is present (default: all; 0: none)"},
         {"--json", NULL, CLI_BOOL, &json, "print JSON instead of markdown"},
     };
     const char *pos[1];
@@ -106,7 +107,9 @@ int cmd_bench(int argc, char **argv) {
     }
     if (!model_path && !(model_path = cli_default_model())) return 1;
     lc_model *model;
-    if (lc_model_load(model_path, lc_model_params_default(), &model)) {
+    lc_model_params mp = lc_model_params_default();
+    mp.n_gpu_layers = ngl;
+    if (lc_model_load(model_path, mp, &model)) {
         fprintf(stderr, "locara: %s\n", lc_last_error());
         return 1;
     }

@@ -17,7 +17,7 @@
 
 typedef struct run_opts {
     const char *model, *prompt, *kv, *stop;
-    int n_predict, n_ctx, threads, top_k, n_batch;
+    int n_predict, n_ctx, threads, top_k, n_batch, ngl;
     long long seed;
     float temp, top_p, min_p, repeat_penalty, presence, frequency;
     const char *prompt_file;
@@ -117,7 +117,7 @@ done:
 }
 
 int cmd_run(int argc, char **argv) {
-    run_opts o = {.kv = "f16", .n_predict = 256, .n_ctx = 4096, .top_k = 40, .n_batch = 512, .seed = 0,
+    run_opts o = {.kv = "f16", .n_predict = 256, .n_ctx = 4096, .top_k = 40, .n_batch = 512, .ngl = -1, .seed = 0,
                   .temp = 0.8f, .top_p = 0.95f, .min_p = 0.05f, .repeat_penalty = 1.0f};
     const cli_opt opts[] = {
         {"--model", "-m", CLI_STR, &o.model, "GGUF file (default: the default model)"},
@@ -135,6 +135,7 @@ int cmd_run(int argc, char **argv) {
         {"--stop", NULL, CLI_STR, &o.stop, "stop string"},
         {"--threads", "-t", CLI_INT, &o.threads, "compute threads (default: physical cores)"},
         {"--kv-type", NULL, CLI_STR, &o.kv, "KV cache type: f16, q8_0, q4_0"},
+        {"--n-gpu-layers", "-ngl", CLI_INT, &o.ngl, "layers on the GPU when one is present (default: all; 0: none)"},
         {"--batch", "-b", CLI_INT, &o.n_batch, "prompt batch size (default 512)"},
         {"--quiet", "-q", CLI_BOOL, &o.quiet, "no speed summary on stderr"},
         {"--no-special", NULL, CLI_BOOL, &o.no_special, "do not parse special-token text in the prompt"},
@@ -170,7 +171,9 @@ int cmd_run(int argc, char **argv) {
     lc_token *ids = NULL;
     int n = 0;
     rc = 1;
-    if (lc_model_load(o.model, lc_model_params_default(), &model)) goto fail;
+    lc_model_params mp = lc_model_params_default();
+    mp.n_gpu_layers = o.ngl;
+    if (lc_model_load(o.model, mp, &model)) goto fail;
     if (lc_tok_encode(lc_model_tokenizer(model), o.prompt, strlen(o.prompt), true, !o.no_special, &ids, &n)) goto fail;
     if (n == 0) {
         fprintf(stderr, "locara: the prompt tokenizes to nothing\n");

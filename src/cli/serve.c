@@ -48,7 +48,7 @@ int cmd_serve(int argc, char **argv) {
     const char *model_path = NULL, *host = "127.0.0.1", *kv = "f16", *alias = NULL;
     const char *models_dir = NULL, *manifest_path = NULL, *budget_s = NULL, *keep_s = NULL;
     const char *psi_path = NULL, *events_path = NULL;
-    int port = 8080, parallel = 4, n_ctx = 0, batch = 512, keep = -1, threads = 0, interval_ms = 1000;
+    int port = 8080, parallel = 4, n_ctx = 0, batch = 512, keep = -1, threads = 0, interval_ms = 1000, ngl = -1;
     long long max_body = 8 << 20;
     bool verbose = false;
     const cli_opt opts[] = {
@@ -66,6 +66,7 @@ int cmd_serve(int argc, char **argv) {
         {"--keep", NULL, CLI_INT, &keep, "context shift: tokens kept at the start (default off)"},
         {"--max-body", NULL, CLI_INT64, &max_body, "largest request body in bytes (default 8 MiB)"},
         {"--threads", "-t", CLI_INT, &threads, "compute threads (default: physical cores)"},
+        {"--n-gpu-layers", "-ngl", CLI_INT, &ngl, "layers on the GPU when one is present (default: all; 0: none)"},
         {"--alias", "-a", CLI_STR, &alias, "id of the -m model in /v1/models (default: file name)"},
         {"--pressure-file", NULL, CLI_STR, &psi_path, "PSI file to watch (default /proc/pressure/memory; off)"},
         {"--memory-events", NULL, CLI_STR, &events_path, "memory.events to watch (default: this cgroup's; off)"},
@@ -139,6 +140,7 @@ int cmd_serve(int argc, char **argv) {
     mp.n_batch = LC_MAX(batch, parallel);
     mp.n_keep = keep;
     mp.n_threads = threads;
+    mp.n_gpu_layers = ngl;
     mp.hooks = (lc_mgr_hooks){.ud = &srv, .on_load = serve_hook_load, .on_unload = serve_hook_unload};
     mp.psi_path = psi_path;
     mp.events_path = events_path;

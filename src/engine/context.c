@@ -18,18 +18,25 @@ lc_context_params lc_context_params_default(void) {
     return p;
 }
 
-static void free_bufs(lc_context *ctx) {
-    float **all[] = {&ctx->bufs.x, &ctx->bufs.h, &ctx->bufs.q, &ctx->bufs.k, &ctx->bufs.v, &ctx->bufs.attn,
-                     &ctx->bufs.gate, &ctx->bufs.up, &ctx->bufs.router, &ctx->bufs.route_w, &ctx->bufs.moe_x,
-                     &ctx->bufs.moe_gate, &ctx->bufs.moe_up, &ctx->bufs.moe_out, &ctx->bufs.out_rows,
-                     &ctx->bufs.logits};
+static void free_bufs(lc_backend *be, lc_fwd_bufs *B) {
+    float **all[] = {&B->x, &B->h, &B->q, &B->k, &B->v, &B->attn, &B->gate, &B->up, &B->router, &B->route_w,
+                     &B->moe_x, &B->moe_gate, &B->moe_up, &B->moe_out, &B->out_rows, &B->logits};
     for (size_t i = 0; i < LC_ARRAY_LEN(all); i++) {
-        if (*all[i]) ctx->be->ops->free(ctx->be, *all[i]);
+        if (*all[i]) be->ops->free(be, *all[i]);
         *all[i] = NULL;
     }
-    lc_free(ctx->bufs.route_ids);
-    ctx->bufs.route_ids = NULL;
+    lc_free(B->route_ids);
+    B->route_ids = NULL;
 }
+
+static void free_backend(lc_backend *be) {
+    if (!be) return;
+    if (strcmp(be->ops->name, "cuda") == 0) lc_backend_cuda_free(be);
+    else lc_backend_cpu_free(be);
+}
+
+/* The stage that computes the logits (and owns the output buffers). */
+static lc_stage *last_stage(lc_context *ctx) { return &ctx->exec.stage[ctx->exec.n_stages - 1]; }
 
 /* Scratch sizes for a batch of T tokens (floats), shared with fit's memory math. */
 size_t lc_context_scratch_floats(const lc_hparams *hp, int T, int n_out) {
@@ -43,12 +50,11 @@ size_t lc_context_scratch_floats(const lc_hparams *hp, int T, int n_out) {
     return n;
 }
 
-static lc_status alloc_bufs(lc_context *ctx) {
+/* One stage's scratch on its backend; the output rows and logits only on the last stage. */
+static lc_status alloc_bufs(lc_context *ctx, lc_backend *be, lc_fwd_bufs *B, bool last) {
     const lc_hparams *hp = &ctx->model->hp;
-    lc_backend *be = ctx->be;
     size_t T = (size_t)ctx->params.n_batch, E = (size_t)hp->n_embd;
     size_t Hq = (size_t)hp->n_head * hp->head_dim, Hkv = (size_t)hp->n_head_kv * hp->head_dim;
-    lc_fwd_bufs *B = &ctx->bufs;
 #define A(field, n)                                   \
     do {                                              \
         if (!(B->field = be->ops->alloc(be, (n)))) return LC_ERR_OOM; \
@@ -73,9 +79,11 @@ static lc_status alloc_bufs(lc_context *ctx) {
         B->route_ids = lc_malloc(T * k * sizeof(int32_t));
         if (!B->route_ids) return LC_ERR_OOM;
     }
-    ctx->out_cap = ctx->params.n_seq_max;
-    A(out_rows, (size_t)ctx->out_cap * E);
-    A(logits, (size_t)ctx->out_cap * (size_t)hp->n_vocab);
+    if (last) {
+        ctx->out_cap = ctx->params.n_seq_max;
+        A(out_rows, (size_t)ctx->out_cap * E);
+        A(logits, (size_t)ctx->out_cap * (size_t)hp->n_vocab);
+    }
 #undef A
     return LC_OK;
 }
@@ -84,7 +92,8 @@ static lc_status alloc_bufs(lc_context *ctx) {
 static lc_status grow_outputs(lc_context *ctx, int n) {
     if (n <= ctx->out_cap && ctx->host_logits) return LC_OK;
     const lc_hparams *hp = &ctx->model->hp;
-    lc_backend *be = ctx->be;
+    lc_backend *be = last_stage(ctx)->be;
+    lc_fwd_bufs *B = last_stage(ctx)->bufs;
     int cap = LC_MAX(n, ctx->out_cap);
     if (cap > ctx->out_cap) {
         float *o = be->ops->alloc(be, (size_t)cap * hp->n_embd);
@@ -94,10 +103,10 @@ static lc_status grow_outputs(lc_context *ctx, int n) {
             if (l) be->ops->free(be, l);
             return LC_ERR_OOM;
         }
-        be->ops->free(be, ctx->bufs.out_rows);
-        be->ops->free(be, ctx->bufs.logits);
-        ctx->bufs.out_rows = o;
-        ctx->bufs.logits = l;
+        be->ops->free(be, B->out_rows);
+        be->ops->free(be, B->logits);
+        B->out_rows = o;
+        B->logits = l;
         ctx->out_cap = cap;
     }
     float *hl = lc_malloc((size_t)cap * hp->n_vocab * sizeof(float));
@@ -107,35 +116,54 @@ static lc_status grow_outputs(lc_context *ctx, int n) {
     return LC_OK;
 }
 
-lc_status lc_context_create(lc_model *model, lc_context_params params, lc_context **out) {
-    *out = NULL;
+/* Normalises params and checks what every backend needs. */
+static lc_status check_params(const lc_model *model, lc_context_params *params) {
     const lc_hparams *hp = &model->hp;
-    if (params.n_ctx <= 0) params.n_ctx = hp->n_ctx_train;
-    if (params.n_batch <= 0) params.n_batch = 512;
-    if (params.n_seq_max <= 0) params.n_seq_max = 1;
-    if (params.n_batch > params.n_ctx) params.n_batch = params.n_ctx;
+    if (params->n_ctx <= 0) params->n_ctx = hp->n_ctx_train;
+    if (params->n_batch <= 0) params->n_batch = 512;
+    if (params->n_seq_max <= 0) params->n_seq_max = 1;
+    if (params->n_batch > params->n_ctx) params->n_batch = params->n_ctx;
     if (hp->head_dim % 8)
         return lc_fail(LC_ERR_UNSUPPORTED, "head dimension %d is not a multiple of 8 (the attention tiles need it)", hp->head_dim);
-    lc_context *ctx = lc_calloc(1, sizeof *ctx);
-    if (!ctx) return LC_ERR_OOM;
+    return LC_OK;
+}
+
+lc_status lc_context_create_staged(lc_model *model, lc_context_params params, lc_backend *const *be,
+                                   const int *n_layers, int n_stages, lc_context **out) {
+    *out = NULL;
+    const lc_hparams *hp = &model->hp;
+    lc_status st = check_params(model, &params);
+    int total = 0;
+    for (int s = 0; s < n_stages && n_stages <= LC_MAX_STAGES; s++) total += n_layers[s];
+    if (!st && (n_stages < 1 || n_stages > LC_MAX_STAGES || total != hp->n_layer))
+        st = lc_fail(LC_ERR_INVALID, "a forward plan of %d stages covering %d of %d layers", n_stages, total, hp->n_layer);
+    lc_context *ctx = st ? NULL : lc_calloc(1, sizeof *ctx);
+    if (!ctx) {
+        for (int s = 0; s < n_stages && s < LC_MAX_STAGES; s++) free_backend(be[s]);
+        return st ? st : LC_ERR_OOM;
+    }
     ctx->model = model;
     ctx->params = params;
-    /* The CUDA backend (whole model on the GPU) when a device is present, unless LOCARA_DEVICE=cpu.
-     * TODO(lead): honour lc_model_params.n_gpu_layers once the model keeps it (0 = CPU only). */
-    const char *dev = getenv("LOCARA_DEVICE");
-    lc_status st = LC_ERR_UNSUPPORTED;
-    if (!(dev && strcmp(dev, "cpu") == 0) && lc_cuda_device_count() > 0)
-        st = lc_backend_cuda_create(model, &ctx->be);
-    if (st == LC_ERR_UNSUPPORTED) st = lc_backend_cpu_create(params.n_threads, &ctx->be);
-    if (st) goto fail;
-    if ((st = lc_kvc_create(ctx->be, hp->n_layer, hp->n_head_kv, hp->head_dim, (lc_type)params.kv_type,
-                            params.n_ctx, params.n_seq_max, &ctx->kvc)))
+    lc_kvc_part parts[LC_MAX_STAGES];
+    ctx->exec.n_stages = n_stages;
+    for (int s = 0, il = 0; s < n_stages; il += n_layers[s], s++) {
+        ctx->be[s] = be[s];
+        ctx->exec.stage[s] = (lc_stage){.be = be[s], .bufs = &ctx->bufs[s], .il0 = il, .il1 = il + n_layers[s]};
+        parts[s] = (lc_kvc_part){be[s], n_layers[s]};
+    }
+    if ((st = lc_kvc_create_parts(parts, n_stages, hp->n_head_kv, hp->head_dim, (lc_type)params.kv_type,
+                                  params.n_ctx, params.n_seq_max, &ctx->kvc)))
         goto fail;
-    if ((st = alloc_bufs(ctx)) || (st = grow_outputs(ctx, params.n_seq_max))) goto fail;
-    /* batch bookkeeping arrays, one allocation */
+    for (int s = 0; s < n_stages; s++) {
+        ctx->exec.stage[s].kv = lc_kvc_store(ctx->kvc, s);
+        if ((st = alloc_bufs(ctx, be[s], &ctx->bufs[s], s == n_stages - 1))) goto fail;
+    }
+    if ((st = grow_outputs(ctx, params.n_seq_max))) goto fail;
+    /* batch bookkeeping arrays, one allocation; and the residual stream's crossing between stages */
     size_t T = (size_t)params.n_batch;
     ctx->slots = lc_malloc(T * (2 * sizeof(int32_t) + sizeof(int32_t *)));
-    if (!ctx->slots) {
+    if (n_stages > 1) ctx->exec.host_x = lc_malloc(T * (size_t)hp->n_embd * sizeof(float));
+    if (!ctx->slots || (n_stages > 1 && !ctx->exec.host_x)) {
         st = LC_ERR_OOM;
         goto fail;
     }
@@ -148,14 +176,39 @@ fail:
     return st;
 }
 
+/* The forward plan: the last n_gpu_layers layers (all when negative or beyond the model, which
+ * also puts the embeddings and output there) on the CUDA backend when a device is present and
+ * LOCARA_DEVICE is not "cpu", the rest on the CPU backend. */
+lc_status lc_context_create(lc_model *model, lc_context_params params, lc_context **out) {
+    *out = NULL;
+    lc_status st = check_params(model, &params);
+    if (st) return st;
+    int L = model->hp.n_layer, ngl = model->n_gpu_layers < 0 || model->n_gpu_layers > L ? L : model->n_gpu_layers;
+    const char *dev = getenv("LOCARA_DEVICE");
+    if ((dev && strcmp(dev, "cpu") == 0) || lc_cuda_device_count() <= 0) ngl = 0;
+    lc_backend *be[LC_MAX_STAGES] = {NULL, NULL};
+    int n_layers[LC_MAX_STAGES], n = 0;
+    if (ngl < L) {
+        if ((st = lc_backend_cpu_create(params.n_threads, &be[n]))) return st;
+        n_layers[n++] = L - ngl;
+    }
+    if (ngl > 0) {
+        if ((st = lc_backend_cuda_create(model, L - ngl, L, &be[n]))) {
+            free_backend(be[0]);
+            return st;
+        }
+        n_layers[n++] = ngl;
+    }
+    return lc_context_create_staged(model, params, be, n_layers, n, out);
+}
+
 void lc_context_free(lc_context *ctx) {
     if (!ctx) return;
-    if (ctx->be) {
-        free_bufs(ctx);
-        lc_kvc_free(ctx->kvc);
-        if (strcmp(ctx->be->ops->name, "cuda") == 0) lc_backend_cuda_free(ctx->be);
-        else lc_backend_cpu_free(ctx->be);
-    }
+    for (int s = 0; s < ctx->exec.n_stages; s++)
+        if (ctx->be[s]) free_bufs(ctx->be[s], &ctx->bufs[s]);
+    lc_kvc_free(ctx->kvc);
+    for (int s = 0; s < ctx->exec.n_stages; s++) free_backend(ctx->be[s]);
+    lc_free(ctx->exec.host_x);
     lc_free(ctx->host_logits);
     lc_free(ctx->slots);
     lc_free(ctx);
@@ -205,12 +258,13 @@ lc_status lc_decode(lc_context *ctx, const lc_batch *b) {
         .n_out = n_out,
         .out_idx = ctx->out_idx,
     };
-    st = m->arch->forward(m, ctx->be, lc_kvc_store(ctx->kvc), &ctx->bufs, &fb);
+    st = m->arch->forward(m, &ctx->exec, &fb);
     /* commit what was written even on failure? No: a failed forward leaves garbage rows, so
      * positions are not advanced and the caller may retry or truncate. */
     if (st) return st;
     for (int i = 0; i < T; i++) lc_kvc_seq_commit(ctx->kvc, b->seq_id[i], &b->tokens[i], 1);
-    ctx->be->ops->to_host(ctx->be, ctx->host_logits, ctx->bufs.logits, (size_t)n_out * m->hp.n_vocab);
+    lc_backend *be = last_stage(ctx)->be;
+    be->ops->to_host(be, ctx->host_logits, last_stage(ctx)->bufs->logits, (size_t)n_out * m->hp.n_vocab);
     ctx->n_outputs = n_out;
     return LC_OK;
 }

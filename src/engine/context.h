@@ -9,15 +9,22 @@
 struct lc_context {
     lc_model *model;
     lc_context_params params;
-    lc_backend *be;
+    lc_backend *be[LC_MAX_STAGES];  /* one per stage of exec */
+    lc_exec exec;
     lc_kvc *kvc;
-    lc_fwd_bufs bufs;
+    lc_fwd_bufs bufs[LC_MAX_STAGES];
     int out_cap;          /* rows of logits the buffers hold */
     float *host_logits;
     int n_outputs;
     int32_t *slots, *out_idx;
     const int32_t **tables;
 };
+
+/* A context over an explicit forward plan: stage s runs the next n_layers[s] layers on be[s]
+ * (ownership of the backends passes to the context, also on failure). lc_context_create builds
+ * the plan from the model's n_gpu_layers; tests split a model across two CPU backends with it. */
+lc_status lc_context_create_staged(lc_model *model, lc_context_params params, lc_backend *const *be,
+                                   const int *n_layers, int n_stages, lc_context **out);
 
 /* Floats of scratch activation memory for a batch of T tokens with n_out logits rows. */
 size_t lc_context_scratch_floats(const lc_hparams *hp, int T, int n_out);

@@ -20,8 +20,9 @@ typedef struct kv_seq {
 } kv_seq;
 
 struct lc_kvc {
-    lc_backend *be;
-    lc_kv kv;
+    int n_parts;
+    lc_backend *be[LC_KVC_MAX_PARTS]; /* part i's layers live on be[i] */
+    lc_kv kv[LC_KVC_MAX_PARTS];
     int n_blocks, bt, n_seq;
     int32_t *ref;
     uint64_t *chain;   /* hash of the token chain through this block (valid when full) */
@@ -56,7 +57,14 @@ size_t lc_kvc_bytes(int n_layer, int n_kv_head, int head_dim, lc_type type, int 
 
 lc_status lc_kvc_create(lc_backend *be, int n_layer, int n_kv_head, int head_dim, lc_type type, int n_ctx,
                         int n_seq, lc_kvc **out) {
+    lc_kvc_part part = {be, n_layer};
+    return lc_kvc_create_parts(&part, 1, n_kv_head, head_dim, type, n_ctx, n_seq, out);
+}
+
+lc_status lc_kvc_create_parts(const lc_kvc_part *parts, int n_parts, int n_kv_head, int head_dim, lc_type type,
+                              int n_ctx, int n_seq, lc_kvc **out) {
     *out = NULL;
+    if (n_parts < 1 || n_parts > LC_KVC_MAX_PARTS) return lc_fail(LC_ERR_INVALID, "a KV cache has 1 to %d parts", LC_KVC_MAX_PARTS);
     if (type != LC_TYPE_F16 && type != LC_TYPE_Q8_0 && type != LC_TYPE_Q4_0)
         return lc_fail(LC_ERR_INVALID, "KV cache type must be f16, q8_0 or q4_0 (got %s)", lc_type_name(type));
     if (type != LC_TYPE_F16 && head_dim % 32)
@@ -64,17 +72,15 @@ lc_status lc_kvc_create(lc_backend *be, int n_layer, int n_kv_head, int head_dim
     if (n_ctx < 1 || n_seq < 1) return lc_fail(LC_ERR_INVALID, "context and sequence counts must be positive");
     lc_kvc *c = lc_calloc(1, sizeof *c);
     if (!c) return LC_ERR_OOM;
-    c->be = be;
     c->bt = BLOCK_TOKENS;
     c->n_blocks = (n_ctx + BLOCK_TOKENS - 1) / BLOCK_TOKENS;
     c->n_seq = n_seq;
-    c->kv.n_layer = n_layer;
-    c->kv.n_kv_head = n_kv_head;
-    c->kv.head_dim = head_dim;
-    c->kv.block_tokens = BLOCK_TOKENS;
-    c->kv.n_blocks = c->n_blocks;
-    c->kv.type = type;
-    c->kv.row_bytes = lc_type_row_size(type, (int64_t)n_kv_head * head_dim);
+    for (int i = 0; i < n_parts; i++) {
+        c->be[i] = parts[i].be;
+        c->kv[i] = (lc_kv){.n_layer = parts[i].n_layer, .n_kv_head = n_kv_head, .head_dim = head_dim,
+                           .block_tokens = BLOCK_TOKENS, .n_blocks = c->n_blocks, .type = type,
+                           .row_bytes = lc_type_row_size(type, (int64_t)n_kv_head * head_dim)};
+    }
     size_t nb = (size_t)c->n_blocks;
     c->ht_cap = 16;
     while (c->ht_cap < 2 * c->n_blocks) c->ht_cap *= 2;
@@ -94,7 +100,11 @@ lc_status lc_kvc_create(lc_backend *be, int n_layer, int n_kv_head, int head_dim
     for (int i = 0; i < c->n_blocks; i++) c->free_list[i] = c->n_blocks - 1 - i;
     c->n_free = c->n_blocks;
     for (int i = 0; i < c->ht_cap; i++) c->ht[i] = -1;
-    if ((st = be->ops->kv_alloc(be, &c->kv))) goto fail;
+    for (int i = 0; i < n_parts; i++, c->n_parts++)
+        if (c->kv[i].n_layer && (st = c->be[i]->ops->kv_alloc(c->be[i], &c->kv[i]))) {
+            c->n_parts++; /* free what this part allocated before failing */
+            goto fail;
+        }
     *out = c;
     return LC_OK;
 fail:
@@ -104,7 +114,8 @@ fail:
 
 void lc_kvc_free(lc_kvc *c) {
     if (!c) return;
-    if (c->kv.k || c->kv.v) c->be->ops->kv_free(c->be, &c->kv);
+    for (int i = 0; i < c->n_parts; i++)
+        if (c->kv[i].k || c->kv[i].v) c->be[i]->ops->kv_free(c->be[i], &c->kv[i]);
     for (int s = 0; c->seqs && s < c->n_seq; s++) lc_free(c->seqs[s].table);
     lc_free(c->seqs);
     lc_free(c->ref);
@@ -117,7 +128,7 @@ void lc_kvc_free(lc_kvc *c) {
     lc_free(c);
 }
 
-lc_kv *lc_kvc_store(lc_kvc *c) { return &c->kv; }
+lc_kv *lc_kvc_store(lc_kvc *c, int part) { return part >= 0 && part < c->n_parts ? &c->kv[part] : NULL; }
 int lc_kvc_block_tokens(const lc_kvc *c) { return c->bt; }
 int lc_kvc_seq_len(const lc_kvc *c, int seq) { return c->seqs[seq].len; }
 const int32_t *lc_kvc_table(const lc_kvc *c, int seq) { return c->seqs[seq].table; }
@@ -231,7 +242,8 @@ lc_status lc_kvc_seq_truncate(lc_kvc *c, int seq, int p0) {
         if (c->ref[b] > 1) {
             int nb = alloc_block(c);
             if (nb < 0) return lc_fail(LC_ERR_RANGE, "the KV cache is full (copy on truncate)");
-            c->be->ops->kv_copy_block(c->be, &c->kv, nb, b, p0 % c->bt);
+            for (int i = 0; i < c->n_parts; i++)
+                if (c->kv[i].n_layer) c->be[i]->ops->kv_copy_block(c->be[i], &c->kv[i], nb, b, p0 % c->bt);
             memcpy(&c->btok[(size_t)nb * c->bt], &c->btok[(size_t)b * c->bt], (size_t)c->bt * sizeof *c->btok);
             c->ref[nb] = 1;
             release_block(c, b);
@@ -280,7 +292,9 @@ int lc_kvc_drop_cached(lc_kvc *c) {
         if (c->ref[b] == 0 && c->indexed[b]) {
             ht_remove(c, b);
             c->free_list[c->n_free++] = b;
-            if (c->be->ops->kv_discard_block) c->be->ops->kv_discard_block(c->be, &c->kv, b);
+            for (int i = 0; i < c->n_parts; i++)
+                if (c->kv[i].n_layer && c->be[i]->ops->kv_discard_block)
+                    c->be[i]->ops->kv_discard_block(c->be[i], &c->kv[i], b);
             n++;
         }
     }
@@ -288,7 +302,9 @@ int lc_kvc_drop_cached(lc_kvc *c) {
 }
 
 lc_kvc_stats lc_kvc_get_stats(const lc_kvc *c) {
-    lc_kvc_stats st = {c->n_blocks, c->bt, 0, 0, c->n_free, 2 * (size_t)c->kv.n_layer * c->kv.row_bytes * (size_t)c->bt * (size_t)c->n_blocks};
+    size_t layers = 0;
+    for (int i = 0; i < c->n_parts; i++) layers += (size_t)c->kv[i].n_layer;
+    lc_kvc_stats st = {c->n_blocks, c->bt, 0, 0, c->n_free, 2 * layers * c->kv[0].row_bytes * (size_t)c->bt * (size_t)c->n_blocks};
     for (int b = 0; b < c->n_blocks; b++) {
         if (c->ref[b] > 0) st.used++;
         else if (c->indexed[b]) st.cached++;

@@ -27,11 +27,23 @@ typedef struct lc_kvc_stats {
     size_t bytes;        /* storage of the whole pool */
 } lc_kvc_stats;
 
-/* Creates a cache of at least n_ctx token slots for up to n_seq sequences. */
+/* Creates a cache of at least n_ctx token slots for up to n_seq sequences, stored by be. */
 lc_status lc_kvc_create(lc_backend *be, int n_layer, int n_kv_head, int head_dim, lc_type type, int n_ctx,
                         int n_seq, lc_kvc **out);
+
+/* A model split across backends (layers on the CPU, the rest on a GPU) keeps each layer's K/V
+ * where the layer runs: part i is the next n_layer layers, stored by be. The blocks, tables and
+ * prefix index are shared: a block id means the same tokens in every part. */
+#define LC_KVC_MAX_PARTS 2
+typedef struct lc_kvc_part {
+    lc_backend *be;
+    int n_layer;
+} lc_kvc_part;
+lc_status lc_kvc_create_parts(const lc_kvc_part *parts, int n_parts, int n_kv_head, int head_dim, lc_type type,
+                              int n_ctx, int n_seq, lc_kvc **out);
 void lc_kvc_free(lc_kvc *c);
-lc_kv *lc_kvc_store(lc_kvc *c);
+/* Part `part`'s storage (its layer 0 is the part's first layer); NULL past the last part. */
+lc_kv *lc_kvc_store(lc_kvc *c, int part);
 int lc_kvc_block_tokens(const lc_kvc *c);
 
 /* Bytes lc_kvc_create would allocate for this geometry (for fit). */

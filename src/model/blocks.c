@@ -12,9 +12,10 @@
 #define OPS (be->ops)
 #define F32(w) ((const float *)((w).dev ? (w).dev : (w).data))
 
-/* Attention block: x (T, E) -> bufs->h (T, E) = Wo @ attention(rope(q), rope(k), v). */
+/* Attention block of layer il: x (T, E) -> bufs->h (T, E) = Wo @ attention(rope(q), rope(k), v).
+ * The layer's K/V are layer kl of kv (the stage's own numbering). */
 static lc_status attention_block(const lc_model *m, lc_backend *be, lc_kv *kv, lc_fwd_bufs *B,
-                                 const lc_fwd_batch *b, int il) {
+                                 const lc_fwd_batch *b, int il, int kl) {
     const lc_hparams *hp = &m->hp;
     const lc_layer *L = &m->layers[il];
     int T = b->n_tokens, D = hp->head_dim;
@@ -34,8 +35,8 @@ static lc_status attention_block(const lc_model *m, lc_backend *be, lc_kv *kv, l
     }
     OPS->rope(be, B->q, b->attn.pos, T, hp->n_head, D, &hp->rope);
     OPS->rope(be, B->k, b->attn.pos, T, hp->n_head_kv, D, &hp->rope);
-    OPS->kv_store(be, kv, il, B->k, B->v, &b->attn);
-    OPS->attention(be, B->attn, B->q, kv, il, &b->attn, hp->n_head, 1.0f / sqrtf((float)D));
+    OPS->kv_store(be, kv, kl, B->k, B->v, &b->attn);
+    OPS->attention(be, B->attn, B->q, kv, kl, &b->attn, hp->n_head, 1.0f / sqrtf((float)D));
     const lc_weight *wo[1] = {&L->wo};
     float *oo[1] = {B->h};
     return OPS->matmul(be, 1, wo, oo, B->attn, T);
@@ -73,20 +74,30 @@ static lc_status moe_ffn(const lc_model *m, lc_backend *be, lc_fwd_bufs *B, int 
     return LC_OK;
 }
 
-lc_status lc_forward_decoder(const lc_model *m, lc_backend *be, lc_kv *kv, lc_fwd_bufs *B,
-                             const lc_fwd_batch *b) {
+lc_status lc_forward_decoder(const lc_model *m, const lc_exec *ex, const lc_fwd_batch *b) {
     const lc_hparams *hp = &m->hp;
     int T = b->n_tokens, E = hp->n_embd;
     lc_status st;
+    lc_backend *be = ex->stage[0].be;
+    lc_fwd_bufs *B = ex->stage[0].bufs;
     OPS->get_rows(be, B->x, &m->tok_embd, b->tokens, T);
-    for (int il = 0; il < hp->n_layer; il++) {
-        const lc_layer *L = &m->layers[il];
-        if ((st = attention_block(m, be, kv, B, b, il))) return st;
-        OPS->add(be, B->x, B->h, (size_t)T * E);
-        OPS->rms_norm(be, B->h, B->x, F32(L->ffn_norm), T, E, hp->norm_eps);
-        st = hp->n_expert ? moe_ffn(m, be, B, T, L) : dense_ffn(m, be, B, T, L);
-        if (st) return st;
-        OPS->add(be, B->x, B->h, (size_t)T * E);
+    for (int s = 0; s < ex->n_stages; s++) {
+        const lc_stage *S = &ex->stage[s];
+        if (s > 0) { /* the residual stream moves to the next stage's backend */
+            OPS->to_host(be, ex->host_x, B->x, (size_t)T * E);
+            S->be->ops->from_host(S->be, S->bufs->x, ex->host_x, (size_t)T * E);
+        }
+        be = S->be;
+        B = S->bufs;
+        for (int il = S->il0; il < S->il1; il++) {
+            const lc_layer *L = &m->layers[il];
+            if ((st = attention_block(m, be, S->kv, B, b, il, il - S->il0))) return st;
+            OPS->add(be, B->x, B->h, (size_t)T * E);
+            OPS->rms_norm(be, B->h, B->x, F32(L->ffn_norm), T, E, hp->norm_eps);
+            st = hp->n_expert ? moe_ffn(m, be, B, T, L) : dense_ffn(m, be, B, T, L);
+            if (st) return st;
+            OPS->add(be, B->x, B->h, (size_t)T * E);
+        }
     }
     if (b->n_out == 0) return LC_OK;
     OPS->gather(be, B->out_rows, B->x, b->out_idx, b->n_out, E);

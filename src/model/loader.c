@@ -198,10 +198,10 @@ static lc_status bind_common(lc_model *m) {
 }
 
 lc_status lc_model_load(const char *path, lc_model_params params, lc_model **out) {
-    (void)params;
     *out = NULL;
     lc_model *m = lc_calloc(1, sizeof *m);
     if (!m) return LC_ERR_OOM;
+    m->n_gpu_layers = params.n_gpu_layers; /* used by lc_context_create */
     lc_status st = lc_gguf_open(path, &m->gguf);
     if (st) goto fail;
     if (!lc_gguf_get_str(m->gguf, "general.architecture", m->hp.arch, sizeof m->hp.arch)) {

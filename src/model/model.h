@@ -58,6 +58,7 @@ struct lc_model {
     lc_layer *layers;
     lc_tok *tok;
     size_t weight_bytes;
+    int n_gpu_layers;    /* lc_model_params: layers a GPU backend runs (-1 all, 0 none) */
 };
 
 /* Scratch activations of one forward call, sized for n_batch tokens (backend buffers). */
@@ -77,13 +78,30 @@ typedef struct lc_fwd_batch {
     const int32_t *out_idx;    /* their indexes in the batch */
 } lc_fwd_batch;
 
+/* Where the forward runs: stages of consecutive layers, each on one backend with its own scratch
+ * and KV storage (a model split across CPU and GPU has two; usually there is one). The first
+ * stage also does the embeddings, the last the output; between stages the residual stream
+ * crosses through host_x. */
+#define LC_MAX_STAGES 2
+typedef struct lc_stage {
+    lc_backend *be;
+    lc_kv *kv;            /* K/V of this stage's layers: its layer 0 is model layer il0 */
+    lc_fwd_bufs *bufs;
+    int il0, il1;         /* model layers [il0, il1) */
+} lc_stage;
+
+typedef struct lc_exec {
+    int n_stages;
+    lc_stage stage[LC_MAX_STAGES];
+    float *host_x;        /* n_batch * n_embd floats (only with several stages) */
+} lc_exec;
+
 typedef struct lc_arch {
     const char *name;
     /* Reads architecture-specific hparams (beyond the common ones) and binds tensors. */
     lc_status (*bind)(lc_model *m);
     /* Runs the forward: embeddings -> layers -> logits of the n_out selected tokens. */
-    lc_status (*forward)(const lc_model *m, lc_backend *be, lc_kv *kv, lc_fwd_bufs *bufs,
-                         const lc_fwd_batch *b);
+    lc_status (*forward)(const lc_model *m, const lc_exec *ex, const lc_fwd_batch *b);
 } lc_arch;
 
 const lc_arch *lc_arch_find(const char *name);
@@ -104,8 +122,7 @@ lc_status lc_bind_llama_layers(lc_model *m, bool biases, bool qk_norm, bool moe)
 
 /* The standard pre-norm decoder: per layer attention (GQA, optional biases and q/k norms, RoPE)
  * and a SwiGLU FFN (dense or top-k MoE); final norm and output projection. */
-lc_status lc_forward_decoder(const lc_model *m, lc_backend *be, lc_kv *kv, lc_fwd_bufs *bufs,
-                             const lc_fwd_batch *b);
+lc_status lc_forward_decoder(const lc_model *m, const lc_exec *ex, const lc_fwd_batch *b);
 
 #ifdef __cplusplus
 }

@@ -68,7 +68,8 @@ const char *lc_mgr_state_name(lc_mgr_state s) {
 }
 
 lc_mgr_params lc_mgr_params_default(void) {
-    return (lc_mgr_params){.keep_alive = LC_KEEP_UNSET, .n_keep = -1, .parallel = 4, .n_batch = 512};
+    return (lc_mgr_params){.keep_alive = LC_KEEP_UNSET, .n_keep = -1, .parallel = 4, .n_batch = 512,
+                            .n_gpu_layers = -1};
 }
 
 static double keep_of(const lc_mgr *g, const entry *e) {
@@ -228,7 +229,9 @@ static lc_status load(lc_mgr *g, entry *e) {
     if (st) return st;
     double t0 = lc_time_sec();
     size_t heap0 = lc_mem_in_use();
-    if ((st = lc_model_load(s->file, lc_model_params_default(), &e->model)))
+    lc_model_params mparams = lc_model_params_default();
+    mparams.n_gpu_layers = g->p.n_gpu_layers;
+    if ((st = lc_model_load(s->file, mparams, &e->model)))
         return lc_fail_wrap(st, "model '%s' (%s): ", s->id, s->file);
     size_t heap = lc_mem_in_use() > heap0 ? lc_mem_in_use() - heap0 : 0;
     int train = lc_model_n_ctx_train(e->model);

@@ -43,6 +43,7 @@ typedef struct lc_mgr_params {
     int n_batch;           /* tokens per engine step (0: 512) */
     int n_keep;            /* context shift (-1: off) */
     int n_threads;         /* compute threads per model (0: physical cores) */
+    int n_gpu_layers;      /* layers on a GPU when one is present (-1: all, 0: none) */
     lc_mgr_hooks hooks;
     /* memory pressure: paths as in lc_pressure_params (NULL: the real ones, "off": none) */
     const char *psi_path, *events_path;

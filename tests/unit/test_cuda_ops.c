@@ -366,7 +366,7 @@ int main(int argc, char **argv) {
     if (lc_cuda_device_count() <= 0) return test_skip("no CUDA device");
     env e;
     CHECK(lc_backend_cpu_create(2, &e.cpu) == LC_OK);
-    lc_status st = lc_backend_cuda_create(NULL, &e.gpu);
+    lc_status st = lc_backend_cuda_create(NULL, 0, 0, &e.gpu);
     CHECKF(st == LC_OK, "%s", lc_last_error());
     if (st) return test_done();
     test_elementwise(&e);

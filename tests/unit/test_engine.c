@@ -1,7 +1,9 @@
 /* test_engine.c — engine invariants on the default model: a prompt decoded in one batch gives
  * the same logits as token by token; two sequences sharing a batch give the same logits as
  * each alone; a sequence that reuses cached prefix blocks continues exactly as a fresh one;
- * bad batches are rejected with clear errors; every byte the engine allocates is freed. */
+ * bad batches are rejected with clear errors; a model split across two backends (the -ngl
+ * plan, here two CPU backends) computes exactly what one backend does; every byte the engine
+ * allocates is freed. */
 #include "engine/context.h"
 #include "testutil.h"
 
@@ -84,6 +86,8 @@ int main(void) {
     }
     CHECKF(worst < 0.05f, "batched vs sequential logits differ by %g", worst);
     CHECKF(top_same == N, "top-1 agrees at %d/%d positions", top_same, N);
+    float *batch_ref = malloc(sizeof(float) * N * nv);
+    for (int i = 0; i < N; i++) memcpy(batch_ref + (size_t)i * nv, lc_get_logits(ctx, i), (size_t)nv * sizeof(float));
 
     /* 2. bad batches */
     lc_token bad_tok = nv;
@@ -149,6 +153,27 @@ int main(void) {
         lc_context_free(ctx);
     }
 
+    /* 6. the same batch through two stages (layers 0-10 on one CPU backend, the rest on another,
+     * the residual stream crossing through the host): bit for bit what one backend gives */
+    lc_backend *be[2];
+    CHECK(lc_backend_cpu_create(2, &be[0]) == LC_OK && lc_backend_cpu_create(2, &be[1]) == LC_OK);
+    int n_layers[2] = {11, 0};
+    int L = m->hp.n_layer;
+    n_layers[1] = L - 11;
+    lc_context_params sp = lc_context_params_default();
+    sp.n_ctx = 512, sp.n_batch = 64, sp.n_seq_max = 1, sp.n_threads = 2;
+    CHECKF(lc_context_create_staged(m, sp, be, n_layers, 2, &ctx) == LC_OK, "%s", lc_last_error());
+    CHECKF(lc_decode(ctx, &b) == LC_OK, "%s", lc_last_error());
+    int same = 0;
+    for (int i = 0; i < N; i++) same += memcmp(lc_get_logits(ctx, i), batch_ref + (size_t)i * nv, (size_t)nv * sizeof(float)) == 0;
+    CHECKF(same == N, "two-stage forward matches one stage at %d/%d positions", same, N);
+    lc_context_free(ctx);
+    /* a plan that does not cover the model is refused, and the backends are freed */
+    CHECK(lc_backend_cpu_create(1, &be[0]) == LC_OK);
+    n_layers[0] = 3;
+    CHECK(lc_context_create_staged(m, sp, be, n_layers, 1, &ctx) == LC_ERR_INVALID && strstr(lc_last_error(), "layers"));
+
+    free(batch_ref);
     free(ref);
     free(got);
     lc_model_free(m);

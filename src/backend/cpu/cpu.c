@@ -299,6 +299,7 @@ static const lc_backend_ops cpu_ops = {
     .moe_route = cpu_moe_route,
     .moe_combine = cpu_moe_combine,
     .gather = cpu_gather,
+    .from_host = cpu_to_host, /* host memory either way */
 };
 
 lc_status lc_backend_cpu_create(int n_threads, lc_backend **out) {

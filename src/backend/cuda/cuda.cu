@@ -175,9 +175,10 @@ static size_t weight_bytes(const lc_weight *w) {
     return w->data ? w->expert_bytes * (size_t)LC_MAX(w->n_expert, 1) : 0;
 }
 
-/* Collects every weight the model binds (deduplicated: tied embeddings share bytes), sizes one
- * arena, and copies them in. */
-static lc_status upload_weights(lc_cuda *c, const lc_model *m) {
+/* Collects the weights of layers [il0, il1) (plus the embeddings when il0 is 0 and the output
+ * when il1 is the last layer; deduplicated: tied embeddings share bytes), sizes one arena, and
+ * copies them in. */
+static lc_status upload_weights(lc_cuda *c, const lc_model *m, int il0, int il1) {
     const lc_hparams *hp = &m->hp;
     size_t cap = 4 + (size_t)hp->n_layer * 19 + 1;
     c->wmap = (cu_wmap *)lc_calloc(cap, sizeof *c->wmap);
@@ -190,11 +191,13 @@ static lc_status upload_weights(lc_cuda *c, const lc_model *m) {
             return lc_fail(LC_ERR_UNSUPPORTED, "CUDA backend: no kernels for type %s", lc_type_name((w).type)); \
         c->wmap[n++] = (cu_wmap){(const uint8_t *)(w).data, weight_bytes(&(w)), NULL, false};          \
     } while (0)
-    ADD(m->tok_embd);
-    ADD(m->output_norm);
-    ADD(m->output);
+    if (il0 == 0) ADD(m->tok_embd);
+    if (il1 == hp->n_layer) {
+        ADD(m->output_norm);
+        ADD(m->output);
+    }
     ADD(m->rope_freqs);
-    for (int il = 0; il < hp->n_layer; il++) {
+    for (int il = il0; il < il1; il++) {
         const lc_layer *L = &m->layers[il];
         const lc_weight *all[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq, &L->bk, &L->bv,
                                   &L->q_norm, &L->k_norm, &L->ffn_norm, &L->ffn_gate, &L->ffn_up, &L->ffn_down,
@@ -473,6 +476,10 @@ static void cu_moe_combine(lc_backend *be, float *out, const float *y, const flo
     CU_LAUNCH(c);
 }
 
+static void cu_from_host(lc_backend *be, float *dst, const float *src, size_t n) {
+    lc_backend_cuda_from_host(be, dst, src, n); /* an error stays in c->err for the next checked op */
+}
+
 /* ==== The table ==== */
 
 static const lc_backend_ops cuda_ops = {
@@ -498,9 +505,10 @@ static const lc_backend_ops cuda_ops = {
     cu_moe_route,
     cu_moe_combine,
     cu_gather,
+    cu_from_host,
 };
 
-extern "C" lc_status lc_backend_cuda_create(const lc_model *model, lc_backend **out) {
+extern "C" lc_status lc_backend_cuda_create(const lc_model *model, int il0, int il1, lc_backend **out) {
     *out = NULL;
     if (lc_cuda_device_count() <= 0) return lc_fail(LC_ERR_UNSUPPORTED, "no CUDA device");
     lc_backend *be = (lc_backend *)lc_calloc(1, sizeof *be);
@@ -528,7 +536,7 @@ extern "C" lc_status lc_backend_cuda_create(const lc_model *model, lc_backend **
             st = lc_fail(LC_ERR_UNSUPPORTED, "CUDA backend: top-%d routing", model->hp.n_expert_used);
             goto fail;
         }
-        if ((st = upload_weights(c, model))) goto fail;
+        if ((st = upload_weights(c, model, il0, il1))) goto fail;
     }
     c->err = LC_OK;
     *out = be;

@@ -17,12 +17,13 @@ struct lc_model;
 /* Number of CUDA devices usable by this build (0 when built without CUDA, or none present). */
 int lc_cuda_device_count(void);
 
-/* Creates a CUDA backend on device 0. When model is not NULL, every weight it binds is copied
- * into one device arena owned by the backend; ops then translate the host pointers the forward
+/* Creates a CUDA backend on device 0. When model is not NULL, the weights of layers [il0, il1)
+ * (with the embeddings when il0 is 0, the output when il1 is the last layer) are copied into
+ * one device arena owned by the backend; ops then translate the host pointers the forward
  * passes (lc_weight.data, norm vectors, rope factors) to those copies, so the shared model is
  * never written and several contexts may each hold their own copy. LC_ERR_UNSUPPORTED when
  * built without CUDA or no device is present; LC_ERR_DEVICE on a CUDA failure. */
-lc_status lc_backend_cuda_create(const struct lc_model *model, lc_backend **out);
+lc_status lc_backend_cuda_create(const struct lc_model *model, int il0, int il1, lc_backend **out);
 void lc_backend_cuda_free(lc_backend *be);
 
 /* Copies n floats from the host into a buffer from be->ops->alloc (tests, benchmarks). */

@@ -6,8 +6,8 @@
 
 int lc_cuda_device_count(void) { return 0; }
 
-lc_status lc_backend_cuda_create(const struct lc_model *model, lc_backend **out) {
-    (void)model;
+lc_status lc_backend_cuda_create(const struct lc_model *model, int il0, int il1, lc_backend **out) {
+    (void)model, (void)il0, (void)il1;
     *out = NULL;
     return lc_fail(LC_ERR_UNSUPPORTED, "this build has no CUDA backend (configure with -DLOCARA_CUDA=ON)");
 }
