@@ -45,10 +45,19 @@ void lc_server_describe_exit(const lc_server_proc *sp, char *buf, size_t cap) {
 /* In the forked child, as leader of the server's process group: runs cmd through /bin/sh in a
  * grandchild and waits for it, passing its exit status or signal on. It exists because the
  * shell may fork the server instead of exec'ing it: when the benchmark dies, the kernel sends
- * this supervisor SIGTERM (PR_SET_PDEATHSIG) and it forwards that to the whole group. */
+ * this supervisor SIGTERM (PR_SET_PDEATHSIG) and it forwards that to the whole group, then
+ * SIGKILL 10 s later: a server busy with a long prefill may finish it before it honours SIGTERM
+ * (llama-server does), and nobody is left to stop it. */
+static void on_alarm(int sig) {
+    (void)sig;
+    kill(0, SIGKILL);
+}
+
 static void on_parent_death(int sig) {
     signal(sig, SIG_IGN);
+    signal(SIGALRM, on_alarm);
     kill(0, SIGTERM);
+    alarm(10);
 }
 
 static _Noreturn void supervise(const char *cmd, pid_t parent) {
