@@ -21,8 +21,9 @@ LPID=$!
 B=.cudacarry/bin; export LD_LIBRARY_PATH=$PWD/.cudacarry/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 el "locara built"
 mkdir -p /tmp/m
-case "$TESTS" in *8b*|*depth*) $B/make_model .cudacarry/llama8b.tmpl.gguf Q4_K_M /tmp/m/llama8b-Q4_K_M.gguf ;; esac
-case "$TESTS" in *30b*) $B/make_model .cudacarry/qwen3moe30b.tmpl.gguf Q4_K_M /tmp/m/qwen3moe30b-Q4_K_M.gguf ;; esac
+for f in .cudacarry/*.tmpl.gguf.gz; do gunzip -c $f > /tmp/m/$(basename $f .gz); done
+case "$TESTS" in *8b*|*depth*) $B/make_model /tmp/m/llama8b.tmpl.gguf Q4_K_M /tmp/m/llama8b-Q4_K_M.gguf ;; esac
+case "$TESTS" in *30b*) $B/make_model /tmp/m/qwen3moe30b.tmpl.gguf Q4_K_M /tmp/m/qwen3moe30b-Q4_K_M.gguf ;; esac
 el "models written"; ls -la /tmp/m
 # 3. copy bandwidth (bytes read + written), 4 GiB buffers, median of 20
 python3 - <<'PY' 2>&1 | tee $OUT/membw.txt

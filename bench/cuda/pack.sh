@@ -12,6 +12,7 @@ cp $BUILD/locara $BUILD/test_cuda_ops $D/bin/
 for f in $(ldd $D/bin/* | awk '/=> \//{print $3}' | sort -u); do
   case $f in */libc.so*|*/libm.so*|*/libstdc++*|*/libgcc_s*|*/libresolv*|*/libpthread*|*/libdl*|*/librt*|*/ld-linux*|*cuda*|*cublas*) ;; *) cp -L $f $D/lib/ ;; esac
 done
-[ -f $D/llama8b.tmpl.gguf ] || /work/venv/py/bin/python bench/cuda/make_template.py llama8b $D/llama8b.tmpl.gguf
-[ -f $D/qwen3moe30b.tmpl.gguf ] || /work/venv/py/bin/python bench/cuda/make_template.py qwen3moe30b $D/qwen3moe30b.tmpl.gguf
+for s in llama8b qwen3moe30b; do # gzipped: the carried tree is limited to 64 MiB
+  [ -f $D/$s.tmpl.gguf.gz ] || { /work/venv/py/bin/python bench/cuda/make_template.py $s /tmp/$s.tmpl.gguf && gzip -c /tmp/$s.tmpl.gguf > $D/$s.tmpl.gguf.gz; }
+done
 du -sh $D
