@@ -3,6 +3,7 @@
  * the budget, and the largest context that fits; --json prints one object. */
 #include "cli.h"
 
+#include "engine/context.h"
 #include "runtime/fit.h"
 
 #include <stdio.h>
@@ -12,7 +13,7 @@
 
 int cmd_fit(int argc, char **argv) {
     const char *model_path = NULL, *kv = "f16";
-    int n_ctx = 0, n_seq = 1, n_batch = 512, threads = 0;
+    int n_ctx = 0, n_seq = 1, n_batch = 512, threads = 0, ngl = -1;
     long long budget_mb = 0;
     bool json = false;
     const cli_opt opts[] = {
@@ -23,6 +24,7 @@ int cmd_fit(int argc, char **argv) {
         {"--batch", "-b", CLI_INT, &n_batch, "prompt batch size (default 512)"},
         {"--threads", "-t", CLI_INT, &threads, "compute threads (default: physical cores)"},
         {"--memory-budget", NULL, CLI_INT64, &budget_mb, "budget in MiB (default: 90% of available)"},
+        {"--n-gpu-layers", "-ngl", CLI_INT, &ngl, "layers on the GPU (default: all when a GPU is present; 0: none)"},
         {"--json", NULL, CLI_BOOL, &json, "print one JSON object"},
     };
     const char *pos[1];
@@ -53,6 +55,7 @@ int cmd_fit(int argc, char **argv) {
     p.kv_type = (lc_kv_type)kv_type;
     p.model_heap_bytes = lc_mem_in_use() - heap0;
     p.runtime_bytes = before.rss;
+    p.n_gpu_layers = lc_context_gpu_layers(m, ngl == -2 ? -1 : ngl);
     lc_fit f;
     if (lc_fit_model(m, &p, &f)) {
         fprintf(stderr, "locara: %s\n", lc_last_error());
@@ -74,9 +77,12 @@ int cmd_fit(int argc, char **argv) {
                 first = 0;
             }
         printf("},\n \"model_heap_bytes\": %zu, \"kv_bytes\": %zu, \"compute_bytes\": %zu, \"runtime_bytes\": %zu,\n"
-               " \"total_bytes\": %zu, \"available_bytes\": %zu, \"budget_bytes\": %zu, \"fits\": %s, \"max_ctx\": %d}\n",
+               " \"total_bytes\": %zu, \"available_bytes\": %zu, \"budget_bytes\": %zu, \"fits\": %s, \"max_ctx\": %d,\n"
+               " \"gpu_layers\": %d, \"gpu_weights_bytes\": %zu, \"gpu_kv_bytes\": %zu, \"gpu_compute_bytes\": %zu,"
+               " \"gpu_total_bytes\": %zu}\n",
                f.model_heap_bytes, f.kv_bytes, f.compute_bytes, f.runtime_bytes, f.total_bytes, avail, budget,
-               fits ? "true" : "false", max_ctx);
+               fits ? "true" : "false", max_ctx, f.gpu_layers, f.gpu_weights_bytes, f.gpu_kv_bytes, f.gpu_compute_bytes,
+               f.gpu_total_bytes);
     } else {
         printf("model     %s (%s)\nsettings  ctx %d, kv %s, parallel %d, batch %d\n\nweights   %9.1f MiB (file-backed)\n",
                model_path, lc_model_arch(m), f.n_ctx, kv, n_seq, n_batch, MIB(f.weights_bytes));
@@ -86,6 +92,11 @@ int cmd_fit(int argc, char **argv) {
                "total     %9.1f MiB\n\navailable %9.1f MiB, budget %.1f MiB: %s\nlargest context that fits: %d\n",
                MIB(f.model_heap_bytes), MIB(f.kv_bytes), MIB(f.compute_bytes), MIB(f.runtime_bytes), MIB(f.total_bytes),
                MIB(avail), MIB(budget), fits ? "fits" : "does NOT fit", max_ctx);
+        if (f.gpu_layers)
+            printf("\nGPU (%d layers): weights %.1f MiB, kv cache %.1f MiB, compute %.1f MiB, total %.1f MiB "
+                   "(besides the CUDA context)\n",
+                   f.gpu_layers, MIB(f.gpu_weights_bytes), MIB(f.gpu_kv_bytes), MIB(f.gpu_compute_bytes),
+                   MIB(f.gpu_total_bytes));
     }
     lc_model_free(m);
     return 0;

@@ -6,6 +6,7 @@
  */
 #include "cli.h"
 
+#include "backend/cuda/cuda_backend.h"
 #include "engine/context.h"
 #include "engine/sampler.h"
 #include "engine/stop.h"
@@ -170,6 +171,7 @@ int cmd_run(int argc, char **argv) {
     lc_context *ctx = NULL;
     lc_token *ids = NULL;
     int n = 0;
+    size_t gpu0 = 0;
     rc = 1;
     lc_model_params mp = lc_model_params_default();
     mp.n_gpu_layers = o.ngl;
@@ -188,6 +190,7 @@ int cmd_run(int argc, char **argv) {
     cp.n_batch = o.n_batch;
     cp.n_threads = o.threads;
     cp.kv_type = (lc_kv_type)kv;
+    gpu0 = o.mem_report ? lc_cuda_mem_used() : 0; /* the CUDA context exists once a device was counted */
     if (lc_context_create(model, cp, &ctx)) goto fail;
     rc = generate(ctx, model, &o, ids, n);
     goto out;
@@ -198,6 +201,9 @@ out:
         lc_rss r = lc_rss_now();
         fprintf(stderr, "locara: memory: peak_rss %zu rss %zu anon %zu file %zu heap %zu heap_peak %zu\n", r.peak, r.rss,
                 r.anon, r.file, lc_mem_in_use(), lc_mem_peak());
+        size_t gpu1 = lc_cuda_mem_used();
+        if (gpu1) fprintf(stderr, "locara: memory: gpu_used_by_model %zu (device memory in use beyond the CUDA context)\n",
+                          gpu1 > gpu0 ? gpu1 - gpu0 : 0);
     }
     lc_free(ids);
     lc_free(file_prompt);

@@ -176,6 +176,13 @@ fail:
     return st;
 }
 
+int lc_context_gpu_layers(const lc_model *m, int n_gpu_layers) {
+    int L = m->hp.n_layer;
+    const char *dev = getenv("LOCARA_DEVICE");
+    if (n_gpu_layers == 0 || (dev && strcmp(dev, "cpu") == 0) || lc_cuda_device_count() <= 0) return 0;
+    return n_gpu_layers < 0 || n_gpu_layers > L ? L : n_gpu_layers;
+}
+
 /* The forward plan: the last n_gpu_layers layers (all when negative or beyond the model, which
  * also puts the embeddings and output there) on the CUDA backend when a device is present and
  * LOCARA_DEVICE is not "cpu", the rest on the CPU backend. */
@@ -183,9 +190,7 @@ lc_status lc_context_create(lc_model *model, lc_context_params params, lc_contex
     *out = NULL;
     lc_status st = check_params(model, &params);
     if (st) return st;
-    int L = model->hp.n_layer, ngl = model->n_gpu_layers < 0 || model->n_gpu_layers > L ? L : model->n_gpu_layers;
-    const char *dev = getenv("LOCARA_DEVICE");
-    if ((dev && strcmp(dev, "cpu") == 0) || lc_cuda_device_count() <= 0) ngl = 0;
+    int L = model->hp.n_layer, ngl = lc_context_gpu_layers(model, model->n_gpu_layers);
     lc_backend *be[LC_MAX_STAGES] = {NULL, NULL};
     int n_layers[LC_MAX_STAGES], n = 0;
     if (ngl < L) {

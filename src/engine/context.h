@@ -26,6 +26,10 @@ struct lc_context {
 lc_status lc_context_create_staged(lc_model *model, lc_context_params params, lc_backend *const *be,
                                    const int *n_layers, int n_stages, lc_context **out);
 
+/* The layers lc_context_create would put on a GPU for a request of n_gpu_layers (-1 or more
+ * than the model has: all): 0 without a CUDA device or with LOCARA_DEVICE=cpu. */
+int lc_context_gpu_layers(const lc_model *m, int n_gpu_layers);
+
 /* Floats of scratch activation memory for a batch of T tokens with n_out logits rows. */
 size_t lc_context_scratch_floats(const lc_hparams *hp, int T, int n_out);
 

@@ -12,13 +12,18 @@ lc_fit_params lc_fit_params_default(void) {
     return p;
 }
 
-/* Bytes the CPU backend and context allocate besides the KV pool, mirroring context.c,
- * backend/cpu (conversion buffer, per-thread attention scratch) and kv.c (block tables). */
-static size_t compute_bytes(const lc_model *m, const lc_fit_params *p, int n_ctx) {
+/* Host bytes the context allocates besides the KV pool, mirroring context.c, backend/cpu
+ * (scratch, conversion buffer, per-thread attention scratch; only when a CPU stage runs some
+ * layers) and kv.c (block tables). */
+static size_t compute_bytes(const lc_model *m, const lc_fit_params *p, int n_ctx, bool cpu_stage) {
     const lc_hparams *hp = &m->hp;
     int T = LC_MIN(p->n_batch, n_ctx);
-    size_t n = lc_context_scratch_floats(hp, T, p->n_seq) * sizeof(float);
-    n += (size_t)p->n_seq * hp->n_vocab * sizeof(float);                  /* host logits */
+    size_t n = (size_t)p->n_seq * hp->n_vocab * sizeof(float);            /* host logits */
+    size_t blocks = (size_t)(n_ctx + 31) / 32;
+    n += blocks * (4 + 8 + 1 + 32 * 4 + 8 + 4 + 8);                        /* kv manager arrays */
+    n += (size_t)T * 16;                                                   /* batch bookkeeping */
+    if (!cpu_stage) return n; /* a GPU runs every layer: no CPU backend */
+    n += lc_context_scratch_floats(hp, T, p->n_seq) * sizeof(float);
     int max_cols = LC_MAX(hp->n_embd, LC_MAX(hp->n_ff, hp->n_ff_exp));
     max_cols = LC_MAX(max_cols, hp->n_head * hp->head_dim);
     size_t qrow = lc_type_row_size(LC_TYPE_Q8_K, (max_cols + 255) / 256 * 256);
@@ -26,11 +31,43 @@ static size_t compute_bytes(const lc_model *m, const lc_fit_params *p, int n_ctx
     n += (size_t)T * qrow;                                                 /* conversion buffer */
     int threads = p->n_threads > 0 ? p->n_threads : lc_cpu_physical_cores();
     n += (size_t)threads * (lc_backend_cpu_attn_scratch(hp->n_head, hp->n_head_kv, hp->head_dim, 32) + 16) * sizeof(float);
-    size_t blocks = (size_t)(n_ctx + 31) / 32;
-    n += blocks * (4 + 8 + 1 + 32 * 4 + 8 + 4 + 8);                        /* kv manager arrays */
-    n += (size_t)T * 16;                                                   /* batch bookkeeping */
+    if (cpu_stage && p->n_gpu_layers != 0) n += (size_t)T * hp->n_embd * sizeof(float); /* stage crossing */
     n += (size_t)threads * (8u << 20) / 64;                                /* thread stacks touched */
     return n;
+}
+
+static size_t weight_bytes(const lc_weight *w) {
+    return w->data ? (w->expert_bytes * (size_t)LC_MAX(w->n_expert, 1) + 255) / 256 * 256 : 0;
+}
+
+/* The GPU backend's memory for layers [L - n, L) (cuda.cu's upload_weights and scratch): weights
+ * 256-byte aligned in one arena, the layers' KV, the scratch activations (lc_context_scratch_floats)
+ * and the f16 activation copy, q8 activation blocks and one dequantized f16 weight tile of its
+ * matrix products. */
+static void gpu_share(const lc_model *m, const lc_fit_params *p, int n_ctx, int n, lc_fit *out) {
+    const lc_hparams *hp = &m->hp;
+    int L = hp->n_layer, T = LC_MIN(p->n_batch, n_ctx);
+    size_t w = weight_bytes(&m->rope_freqs);
+    if (n == L) w += weight_bytes(&m->tok_embd);
+    w += weight_bytes(&m->output_norm);
+    if (m->output.data != m->tok_embd.data || n < L) w += weight_bytes(&m->output);
+    for (int il = L - n; il < L; il++) {
+        const lc_layer *y = &m->layers[il];
+        const lc_weight *all[] = {&y->attn_norm, &y->wq, &y->wk, &y->wv, &y->wo, &y->bq, &y->bk, &y->bv,
+                                  &y->q_norm, &y->k_norm, &y->ffn_norm, &y->ffn_gate, &y->ffn_up, &y->ffn_down,
+                                  &y->ffn_gate_inp, &y->ffn_gate_exps, &y->ffn_up_exps, &y->ffn_down_exps};
+        for (size_t i = 0; i < LC_ARRAY_LEN(all); i++) w += weight_bytes(all[i]);
+    }
+    out->gpu_layers = n;
+    out->gpu_weights_bytes = w;
+    out->gpu_kv_bytes = lc_kvc_bytes(n, hp->n_head_kv, hp->head_dim, (lc_type)p->kv_type, n_ctx);
+    int max_cols = LC_MAX(hp->n_embd, LC_MAX(hp->n_ff, hp->n_ff_exp));
+    max_cols = LC_MAX(max_cols, hp->n_head * hp->head_dim);
+    size_t c = lc_context_scratch_floats(hp, T, p->n_seq) * sizeof(float);
+    c += (size_t)T * max_cols * 2 + (16u << 20) * 2;              /* f16 activations, weight tile */
+    c += (size_t)T * max_cols * 36 / 32;                          /* q8 activation blocks */
+    out->gpu_compute_bytes = c;
+    out->gpu_total_bytes = w + out->gpu_kv_bytes + c;
 }
 
 lc_status lc_fit_model(const lc_model *m, const lc_fit_params *p, lc_fit *out) {
@@ -45,8 +82,10 @@ lc_status lc_fit_model(const lc_model *m, const lc_fit_params *p, lc_fit *out) {
     }
     out->weights_bytes += m->gguf->data_offset; /* metadata: read at load (vocabulary, template) */
     out->model_heap_bytes = p->model_heap_bytes;
-    out->kv_bytes = lc_kvc_bytes(m->hp.n_layer, m->hp.n_head_kv, m->hp.head_dim, (lc_type)p->kv_type, n_ctx);
-    out->compute_bytes = compute_bytes(m, p, n_ctx);
+    int L = m->hp.n_layer, ngl = p->n_gpu_layers < 0 || p->n_gpu_layers > L ? L : p->n_gpu_layers;
+    out->kv_bytes = lc_kvc_bytes(L - ngl, m->hp.n_head_kv, m->hp.head_dim, (lc_type)p->kv_type, n_ctx);
+    if (ngl > 0) gpu_share(m, p, n_ctx, ngl, out);
+    out->compute_bytes = compute_bytes(m, p, n_ctx, ngl < L);
     out->runtime_bytes = p->runtime_bytes ? p->runtime_bytes : (8u << 20);
     out->total_bytes = out->weights_bytes + out->model_heap_bytes + out->kv_bytes + out->compute_bytes + out->runtime_bytes;
     out->n_ctx = n_ctx;

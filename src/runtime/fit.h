@@ -23,6 +23,7 @@ typedef struct lc_fit_params {
     lc_kv_type kv_type;
     size_t model_heap_bytes; /* heap the loaded model holds (measure: lc_mem_in_use around load) */
     size_t runtime_bytes;    /* resident memory of the process before the model (0: 8 MiB) */
+    int n_gpu_layers;        /* layers a GPU backend will run (0: none, the default; -1: all) */
 } lc_fit_params;
 
 typedef struct lc_fit {
@@ -34,6 +35,12 @@ typedef struct lc_fit {
     size_t runtime_bytes;                  /* the process before any model (code, libraries) */
     size_t total_bytes;
     int n_ctx;
+    /* The GPU's share when n_gpu_layers is set: its layers' weights (plus embeddings and output
+     * when it runs them all), their KV, its scratch; the CUDA context itself is not included
+     * (compare with device memory used after the context exists). kv_bytes above keeps only the
+     * CPU layers' share. */
+    int gpu_layers;
+    size_t gpu_weights_bytes, gpu_kv_bytes, gpu_compute_bytes, gpu_total_bytes;
 } lc_fit;
 
 lc_fit_params lc_fit_params_default(void);

@@ -244,6 +244,7 @@ static lc_status load(lc_mgr *g, entry *e) {
     fp.n_seq = parallel;
     fp.n_threads = g->p.n_threads;
     fp.kv_type = (lc_kv_type)kv;
+    fp.n_gpu_layers = lc_context_gpu_layers(e->model, g->p.n_gpu_layers);
     fp.model_heap_bytes = heap;
     fp.runtime_bytes = 1; /* counted once by the manager, not per model */
     lc_fit f;

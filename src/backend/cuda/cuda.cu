@@ -43,6 +43,15 @@ extern "C" int lc_cuda_device_count(void) {
     return n;
 }
 
+extern "C" size_t lc_cuda_mem_used(void) {
+    size_t free_b = 0, total = 0;
+    if (cudaMemGetInfo(&free_b, &total) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return total - free_b;
+}
+
 /* ==== Memory ==== */
 
 lc_status lc_cu_grow(lc_cuda *c, void **p, size_t *cap, size_t n) {

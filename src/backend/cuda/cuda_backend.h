@@ -17,6 +17,9 @@ struct lc_model;
 /* Number of CUDA devices usable by this build (0 when built without CUDA, or none present). */
 int lc_cuda_device_count(void);
 
+/* Bytes in use on device 0 (total minus free, all processes); 0 without CUDA. */
+size_t lc_cuda_mem_used(void);
+
 /* Creates a CUDA backend on device 0. When model is not NULL, the weights of layers [il0, il1)
  * (with the embeddings when il0 is 0, the output when il1 is the last layer) are copied into
  * one device arena owned by the backend; ops then translate the host pointers the forward

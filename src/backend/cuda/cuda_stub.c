@@ -6,6 +6,8 @@
 
 int lc_cuda_device_count(void) { return 0; }
 
+size_t lc_cuda_mem_used(void) { return 0; }
+
 lc_status lc_backend_cuda_create(const struct lc_model *model, int il0, int il1, lc_backend **out) {
     (void)model, (void)il0, (void)il1;
     *out = NULL;
