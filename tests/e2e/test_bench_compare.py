@@ -3,8 +3,9 @@ locara-vs-llama-server report: bench/http/compare.sh (depth groups run as separa
 under a lock, merged into one results.jsonl, server logs, report and a README that names the
 command) and bench/http/make-long-model.sh (the default model with a longer context_length, every
 other byte unchanged), and that compare.json gives both servers the same settings and a context
-deep enough for its deepest depth. Both servers are the scripted fake (fake_openai.py), so no
-model runs; about 10 seconds. The binary comes from $LOCARA_BIN (default build/locara).
+deep enough for its deepest depth; the report's side-by-side ratios and cache columns; and that a
+killed benchmark also takes down a server that ignores SIGTERM. Servers are scripted fakes
+(fake_openai.py), so no model runs; about 35 seconds. The binary comes from $LOCARA_BIN (default build/locara).
 """
 
 import fcntl
@@ -168,3 +169,47 @@ def test_report_side_by_side_and_cache_columns(locara, tmp_path):
     assert "| 1 | 4096 | warm | 0.25 | 4.00 | 2.50 |" in md
     html = (tmp_path / "report.html").read_text()
     assert "Side by side: ours ÷ peer" in html and "<td class=\"n\">0.25</td>" in html
+
+
+STUBBORN = r'''
+import signal, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # like llama-server busy in a long prefill
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b"{}")
+    def do_POST(self):
+        self.send_response(500); self.end_headers()
+    def log_message(self, *a):
+        pass
+HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+'''
+
+
+def test_killed_benchmark_kills_a_server_that_ignores_sigterm(locara, tmp_path):
+    port = free_port()
+    script = tmp_path / "stubborn.py"
+    script.write_text(STUBBORN)
+    cmd = [locara, "bench", "http", "-q", "--out", str(tmp_path / "o"), "--url", f"http://127.0.0.1:{port}",
+           "--server-cmd", f"exec {sys.executable} {script} {port}", "--depths", "20", "--reps", "1000",
+           "--no-skip"]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def up():
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    try:
+        deadline = time.time() + 20
+        while not up() and time.time() < deadline:
+            time.sleep(0.05)
+        assert up(), "the managed server never came up"
+    finally:
+        p.kill()
+        p.wait()
+    time.sleep(3)
+    assert up(), "SIGTERM is ignored: the server is still up a moment later"
+    deadline = time.time() + 15
+    while up() and time.time() < deadline:
+        time.sleep(0.1)
+    assert not up(), "the server outlived the killed benchmark (no SIGKILL after the grace period)"
