@@ -1,0 +1,52 @@
+#!/bin/bash
+# verify.sh — the CUDA backend's acceptance checks that need no peer, on the GPU machine, from the
+# carried bundle (bench/cuda/pack.sh) and the default model (carried in parts: see below):
+#   1. greedy 128 tokens of the default model from 5 prompts: CPU backend vs whole-model CUDA vs
+#      a split (-ngl 18: the first 12 layers on the CPU): identical text?
+#   2. fit's GPU prediction vs the device memory a run takes beyond the CUDA context
+#      (`locara run --mem-report`), for the default model and the random 8B Q4_K_M model.
+#   3. test_cuda_ops (every op vs the CPU backend).
+# The default model (94 MiB) is over the carry limit with the bundle: split it with
+# `split -b 40M MODEL .mp/part.` and send the parts in earlier calls that copy them to /tmp/mp;
+# this script joins /tmp/mp/part.* and .mp/part.* and checks the sha256.
+# Usage (on the device): bash bench/cuda/verify.sh   (raw outputs under $OUT)
+OUT=${OUT:-/tmp/out}; mkdir -p $OUT
+B=.cudacarry/bin; export LD_LIBRARY_PATH=$PWD/.cudacarry/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+SHA=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+M=/tmp/default.gguf
+cat $(ls /tmp/mp/part.* .mp/part.* 2>/dev/null | awk -F. '{print $NF" "$0}' | sort | cut -d' ' -f2) > $M
+echo "$SHA  $M" | sha256sum -c - | tee $OUT/verify.txt || { echo "default model incomplete"; exit 1; }
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a $OUT/verify.txt
+{
+echo "== 1. greedy 128 tokens: CPU vs CUDA vs split (-ngl 18)"
+i=0; same_gpu=0; same_split=0
+for p in "The capital of France is" "Once upon a time, in a small village," "def fibonacci(n):" \
+         "Write a haiku about the sea." "List three prime numbers:"; do
+  i=$((i+1))
+  LOCARA_DEVICE=cpu $B/locara run -m $M -p "$p" -n 128 --temp 0 -q -t 16 > /tmp/cpu$i.txt 2>/tmp/cpu$i.err
+  $B/locara run -m $M -p "$p" -n 128 --temp 0 -q > /tmp/gpu$i.txt 2>/tmp/gpu$i.err
+  $B/locara run -m $M -p "$p" -n 128 --temp 0 -q -ngl 18 -t 16 > /tmp/split$i.txt 2>/tmp/split$i.err
+  g=differs; s=differs
+  cmp -s /tmp/cpu$i.txt /tmp/gpu$i.txt && [ -s /tmp/cpu$i.txt ] && { g=identical; same_gpu=$((same_gpu+1)); }
+  cmp -s /tmp/cpu$i.txt /tmp/split$i.txt && [ -s /tmp/cpu$i.txt ] && { s=identical; same_split=$((same_split+1)); }
+  echo "prompt $i: gpu $g, split $s ($(wc -c < /tmp/cpu$i.txt) bytes of text)"
+  [ $g = identical ] || { echo "  cpu: $(head -c 300 /tmp/cpu$i.txt | tr '\n' ' ')"; echo "  gpu: $(head -c 300 /tmp/gpu$i.txt | tr '\n' ' ')"; tail -2 /tmp/gpu$i.err; }
+done
+echo "identical to the CPU backend: whole-model CUDA $same_gpu/5, split $same_split/5"
+echo "== 2. fit's GPU prediction vs device memory taken (ctx 4096)"
+models=$M
+if [ -f .cudacarry/llama8b.tmpl.gguf.gz ]; then
+  gunzip -c .cudacarry/llama8b.tmpl.gguf.gz > /tmp/llama8b.tmpl.gguf
+  $B/make_model /tmp/llama8b.tmpl.gguf Q4_K_M /tmp/llama8b-Q4_K_M.gguf > /dev/null && models="$models /tmp/llama8b-Q4_K_M.gguf"
+fi
+for m in $models; do
+  for ngl in -1 16; do
+    pred=$($B/locara fit $m --ctx 4096 -ngl $ngl --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["gpu_total_bytes"])')
+    used=$($B/locara run -m $m --ctx 4096 -ngl $ngl -p "Hello" -n 16 --temp 0 -q --mem-report 2>&1 >/dev/null | sed -n 's/.*gpu_used_by_model \([0-9]*\).*/\1/p')
+    python3 -c "p,u=$pred,${used:-0}; print(f'$(basename $m) -ngl $ngl: fit {p/2**20:.1f} MiB, used {u/2**20:.1f} MiB, used/fit {u/p:.3f}')"
+  done
+done
+echo "== 3. test_cuda_ops"
+timeout 200 $B/test_cuda_ops > $OUT/test_cuda_ops.txt 2>&1; echo "rc=$?"; tail -1 $OUT/test_cuda_ops.txt
+grep "CHECK failed" $OUT/test_cuda_ops.txt | head -5
+} 2>&1 | tee -a $OUT/verify.txt
