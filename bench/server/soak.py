@@ -146,6 +146,7 @@ class Soak:
             ("missing prompt", "/v1/completions", b'{"max_tokens": 4}', (400,)),
             ("unknown model", "/v1/chat/completions",
              b'{"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]}', (404,)),
+            ("max_tokens 0", "/v1/completions", b'{"prompt": "hi", "max_tokens": 0}', (400,)),
             ("n > 1", "/v1/chat/completions", b'{"messages": [{"role": "user", "content": "hi"}], "n": 3}', (400,)),
             ("bad UTF-8", "/v1/chat/completions", b'{"messages": [{"role": "user", "content": "\xff\xfe\xc3("}]}', (400,)),
             ("bad UTF-8 prompt", "/v1/completions", b'{"prompt": "ok \xed\xa0\x80 no"}', (400,)),

@@ -316,8 +316,8 @@ static lc_status parse_body(json_t *root, serve_kind kind, int n_vocab, serve_re
     if (n != 1) return serve_fail(e, 400, "n", "unsupported_value", "only n = 1 is supported");
     if ((st = get_int(root, "best_of", 1, 128, &best_of, e))) return st;
     if (best_of != 1) return serve_fail(e, 400, "best_of", "unsupported_value", "only best_of = 1 is supported");
-    if ((st = get_int(root, "max_tokens", 0, 1 << 24, &mt, e))) return st;
-    if ((st = get_int(root, "max_completion_tokens", 0, 1 << 24, &mt, e))) return st;
+    if ((st = get_int(root, "max_tokens", 1, 1 << 24, &mt, e))) return st;
+    if ((st = get_int(root, "max_completion_tokens", 1, 1 << 24, &mt, e))) return st;
     if ((st = get_num(root, "temperature", 0, 100, &temp, e))) return st;
     if ((st = get_num(root, "top_p", 0, 1, &top_p, e))) return st;
     if ((st = get_int(root, "top_k", 0, 1 << 24, &top_k, e))) return st;
