@@ -6,7 +6,7 @@
 # Raw outputs go to $OUT. Carry: .peer (llama.cpp source) and .cudacarry (templates).
 # Usage (on the device): bash bench/cuda/compare.sh [REPS] [TESTS]
 #   TESTS: space-separated: ops (test_cuda_ops), 8b, 30b, float (Locara's old float decode path,
-#   one rep), depth (8B tg128 at depth 32k, one rep each; Locara's
+#   one rep), fit (locara fit vs peak GPU memory), depth (8B tg128 at depth 32k, one rep each; Locara's
 #   runs during the llama.cpp build, whose prefill of 32k takes minutes)
 REPS=${1:-3}; TESTS=${2:-"ops 8b 30b"}
 OUT=${OUT:-/tmp/out}; mkdir -p $OUT
@@ -51,6 +51,15 @@ run_pair() { # model, extra args for both
     timeout 240 $B/locara bench -m $m -r 1 "$@" 2>>/tmp/locara.err | tee -a $OUT/locara.txt | grep -E "pp|tg"
   done
 }
+case "$TESTS" in *fit*) el "GPU memory: locara fit vs nvidia-smi peak during locara bench (idle first)"
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | sed 's/^/idle MiB: /'
+  for m in /tmp/m/llama8b-Q4_K_M.gguf /tmp/m/qwen3moe30b-Q4_K_M.gguf; do
+    [ -f $m ] || continue
+    $B/locara fit -m $m --ctx 640 -b 512 2>&1 | tee -a $OUT/fit.txt | grep -i -E "gpu|vram|total" | head -6
+    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 > /tmp/mem.txt & SPID=$!
+    timeout 120 $B/locara bench -m $m -r 1 -p 512 -n 128 > /dev/null 2>&1; kill $SPID
+    echo "$(basename $m): peak nvidia-smi memory.used $(sort -n /tmp/mem.txt | tail -1) MiB" | tee -a $OUT/fit.txt
+  done ;; esac
 case "$TESTS" in *8b*) run_pair /tmp/m/llama8b-Q4_K_M.gguf -p 512 -n 128 ;; esac
 case "$TESTS" in *30b*) run_pair /tmp/m/qwen3moe30b-Q4_K_M.gguf -p 512 -n 128 ;; esac
 case "$TESTS" in *float*) el "A/B: locara decode on the float matvec path"; LOCARA_CUDA_MMV=float timeout 120 $B/locara bench -m /tmp/m/llama8b-Q4_K_M.gguf -r 1 -p 0 -n 128 2>&1 | tee -a $OUT/locara-float.txt | grep tg

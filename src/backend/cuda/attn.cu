@@ -3,9 +3,9 @@
  *
  * Split-K flash decoding: the grid is (query head, token, split); each block of 4 warps walks
  * one contiguous range of its token's positions, a warp per position at a time: the q.k score
- * is a warp reduction, the running maximum, sum and the V accumulator (D/32 elements per lane)
- * are updated online. Each block leaves (max, sum, acc) for its split; a second kernel merges the
- * splits and the warps. Long contexts get more splits so the chip stays full at batch one.
+ * is a warp reduction (AT_ILP positions at once), the running maximum, sum and the V accumulator
+ * (D/32 elements per lane) are updated online. Each block leaves (max, sum, acc) for its split;
+ * a second kernel merges the splits and the warps. Long contexts get more splits so the chip stays full at batch one.
  * The batch (positions, slots, per-token block tables) arrives packed in one upload.
  */
 #include "backend/cuda/cuda_impl.h"
@@ -17,6 +17,7 @@
 #define AT_WARPS 4
 #define AT_MAX_PER_LANE 8 /* head_dim <= 256 */
 #define AT_SPLIT_MIN 256  /* positions per split at least */
+#define AT_ILP 4          /* positions a warp walks at once */
 
 /* ==== Packing the batch ==== */
 
@@ -58,12 +59,14 @@ static const int32_t *upload_batch(lc_cuda *c, const lc_attn_batch *b, int block
 
 /* ==== Store ==== */
 
-/* f16 cache: one thread per element. */
-__global__ void k_store_f16(const float *x, const int32_t *pk, int T, int width, size_t row_bytes, uint8_t *cache) {
+/* f16 cache: one thread per element, K and V in one launch (blockIdx.y: 0 = K, 1 = V). */
+__global__ void k_store_f16(const float *xk, const float *xv, const int32_t *pk, int T, int width, size_t row_bytes,
+                            uint8_t *ck, uint8_t *cv) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)T * width) return;
+    const float *x = blockIdx.y ? xv : xk;
     int t = (int)(i / width), e = (int)(i % width);
-    __half *row = (__half *)(cache + (size_t)pk[T + t] * row_bytes);
+    __half *row = (__half *)((blockIdx.y ? cv : ck) + (size_t)pk[T + t] * row_bytes);
     row[e] = __float2half_rn(x[i]);
 }
 
@@ -115,8 +118,8 @@ void lc_cu_kv_store(lc_backend *be, lc_kv *kv, int il, const float *k, const flo
     int T = b->n_tokens, width = kv->n_kv_head * kv->head_dim;
     size_t n = (size_t)T * width;
     if (kv->type == LC_TYPE_F16) {
-        k_store_f16<<<(unsigned)((n + 255) / 256), 256, 0, c->stream>>>(k, pk, T, width, kv->row_bytes, kv->k[il]);
-        k_store_f16<<<(unsigned)((n + 255) / 256), 256, 0, c->stream>>>(v, pk, T, width, kv->row_bytes, kv->v[il]);
+        k_store_f16<<<dim3((unsigned)((n + 255) / 256), 2), 256, 0, c->stream>>>(k, v, pk, T, width, kv->row_bytes,
+                                                                                 kv->k[il], kv->v[il]);
     } else {
         k_store_q<<<(unsigned)((n + 255) / 256), 256, 0, c->stream>>>(k, pk, T, width, kv->row_bytes, kv->type, kv->k[il]);
         k_store_q<<<(unsigned)((n + 255) / 256), 256, 0, c->stream>>>(v, pk, T, width, kv->row_bytes, kv->type, kv->v[il]);
@@ -163,24 +166,56 @@ __global__ void __launch_bounds__(32 * AT_WARPS) k_attn(at_args a) {
         q[i] = d < a.D ? qh[d] * a.scale : 0.0f;
         acc[i] = 0.0f;
     }
+    /* AT_ILP positions per warp step: their table entries, K and V rows are all loaded before the
+     * first reduction, so a warp has AT_ILP times the loads in flight (the walk is latency-bound).
+     * Positions past p1 read a valid row (p1 - 1) and get weight zero. */
     float m = -INFINITY, l = 0.0f;
-    for (int p = p0 + warp; p < p1; p += AT_WARPS) {
-        size_t row = (size_t)table[p / a.BT] * a.BT + p % a.BT;
-        const uint8_t *kh = a.k + row * a.row_bytes + (size_t)g * a.head_bytes;
-        const uint8_t *vh = a.v + row * a.row_bytes + (size_t)g * a.head_bytes;
-        float sc = 0.0f;
+    for (int pb = p0 + warp * AT_ILP; pb < p1; pb += AT_WARPS * AT_ILP) {
+        const uint8_t *kh[AT_ILP], *vh[AT_ILP];
 #pragma unroll
-        for (int i = 0; i < AT_MAX_PER_LANE; i++) {
-            int d = lane + 32 * i;
-            if (d < a.D) sc += q[i] * kv_elem(kh, a.type, d);
+        for (int j = 0; j < AT_ILP; j++) {
+            const int p = min(pb + j, p1 - 1);
+            const size_t row = (size_t)table[p / a.BT] * a.BT + p % a.BT;
+            kh[j] = a.k + row * a.row_bytes + (size_t)g * a.head_bytes;
+            vh[j] = a.v + row * a.row_bytes + (size_t)g * a.head_bytes;
         }
-        sc = cu_warp_sum(sc);
-        float mn = fmaxf(m, sc), corr = __expf(m - mn), pw = __expf(sc - mn);
-        l = l * corr + pw;
+        float sc[AT_ILP], vv[AT_ILP][AT_MAX_PER_LANE];
+#pragma unroll
+        for (int j = 0; j < AT_ILP; j++) {
+            sc[j] = 0.0f;
+#pragma unroll
+            for (int i = 0; i < AT_MAX_PER_LANE; i++) {
+                const int d = lane + 32 * i;
+                if (d < a.D) {
+                    sc[j] += q[i] * kv_elem(kh[j], a.type, d);
+                    vv[j][i] = kv_elem(vh[j], a.type, d);
+                }
+            }
+        }
+        float mn = m;
+#pragma unroll
+        for (int j = 0; j < AT_ILP; j++) {
+            sc[j] = cu_warp_sum(sc[j]);
+            if (pb + j >= p1) sc[j] = -INFINITY;
+            mn = fmaxf(mn, sc[j]);
+        }
+        const float corr = __expf(m - mn);
+        float pw[AT_ILP];
+        l *= corr;
+#pragma unroll
+        for (int j = 0; j < AT_ILP; j++) {
+            pw[j] = __expf(sc[j] - mn);
+            l += pw[j];
+        }
 #pragma unroll
         for (int i = 0; i < AT_MAX_PER_LANE; i++) {
-            int d = lane + 32 * i;
-            if (d < a.D) acc[i] = acc[i] * corr + pw * kv_elem(vh, a.type, d);
+            const int d = lane + 32 * i;
+            if (d < a.D) {
+                float x = acc[i] * corr;
+#pragma unroll
+                for (int j = 0; j < AT_ILP; j++) x += pw[j] * vv[j][i];
+                acc[i] = x;
+            }
         }
         m = mn;
     }
