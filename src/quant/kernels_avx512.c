@@ -2,7 +2,8 @@
  *
  * Same kernel bodies as the AVX2 unit (kernels_x86_impl.h) on 256-bit vectors, but integer dots
  * go through VNNI (vpdpbusd, vpdpwssd: one instruction instead of three), bit expansion through
- * mask registers, and the GEMM tiles are larger since AVX-512 has 32 vector registers.
+ * mask registers, 512-bit row dots, and panel GEMMs (Q4_0, Q8_0, Q4_K, Q5_K, Q6_K: 16 weight rows
+ * unpacked once per call into one i32 lane each, tiles of 16 rows x 8 tokens).
  * Entry point: lc_kernels_fill_avx512 (called after the AVX2 fill, overriding its entries).
  */
 #include "quant.h"
@@ -259,134 +260,6 @@ static void dot_q6_K_512(int n, float *s, const void *vx, const void *vy) {
     *s = _mm512_reduce_add_ps(acc);
 }
 
-/* ==== 512-bit tiles for the 32-element formats ==== */
-
-/* One zmm holds block b of TWO weight rows (a row pair) and the token's block b broadcast to
- * both halves, so the weight scales form a per-pair pattern built once and shared by every
- * token of the tile, and the activation side is a plain broadcast load shared by every pair.
- * Layouts: Q4 rows are split [r lo, r' lo, r hi, r' hi] (16 bytes each; the activation is
- * permuted to match once per token) and Q8_0 rows joined [r, r'] (32 bytes each).
- * Q4_0 / Q8_0 take the levels as unsigned (q, or x + 128 for Q8_0) and start each integer sum
- * at -8 * sum(y) (resp. -128 * sum(y)), computed once per token and block; Q4_1's m * s term is
- * spread as m * s/8 over each row's 8 lanes. Accumulators: RP pairs x RN tokens zmm. */
-enum { T_Q4_0, T_Q4_1, T_Q8_0 };
-
-static inline float hsum128(__m128 s) {
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-LC_INLINE void tile512(int fmt, int nb, int RP, int RN, const uint8_t *const *wr, const uint8_t *x,
-                       size_t xs, float *out, size_t ldo, int nvalid) {
-    const size_t bx = fmt == T_Q4_0 ? sizeof(lc_block_q4_0) : fmt == T_Q4_1 ? sizeof(lc_block_q4_1)
-                                                                             : sizeof(lc_block_q8_0);
-    const size_t by = fmt == T_Q4_1 ? sizeof(lc_block_q8_1) : sizeof(lc_block_q8_0);
-    const int qx = fmt == T_Q4_1 ? 4 : 2, qy = fmt == T_Q4_1 ? 4 : 2;
-    const int split = fmt != T_Q8_0;
-    const __m512i pat = split ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1)
-                              : _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-    const __m512i zero = _mm512_setzero_si512();
-    __m512 acc[4][4];
-    LC_UNROLL
-    for (int p = 0; p < RP; p++)
-        LC_UNROLL
-        for (int c = 0; c < RN; c++) acc[p][c] = _mm512_setzero_ps();
-    for (int b = 0; b < nb; b++) {
-        __m512i yv[4], yc[4];
-        __m512 dy[4], sy[4];
-        LC_UNROLL
-        for (int c = 0; c < RN; c++) {
-            const uint8_t *yb = x + c * xs + b * by;
-            __m512i v = _mm512_broadcast_i64x4(load256(yb + qy));
-            if (split) v = _mm512_shuffle_i64x2(v, v, 0x50); /* [lo, lo, hi, hi] */
-            yv[c] = v;
-            if (fmt != T_Q4_1)
-                yc[c] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, _mm512_set1_epi8(fmt == T_Q4_0 ? 8 : (char)0x80), v));
-            uint16_t h[2];
-            memcpy(h, yb, 4);
-            dy[c] = _mm512_set1_ps(f16(h[0]));
-            if (fmt == T_Q4_1) sy[c] = _mm512_set1_ps(f16(h[1]) * 0.125f);
-        }
-        LC_UNROLL
-        for (int p = 0; p < RP; p++) {
-            const uint8_t *b0 = wr[2 * p] + b * bx, *b1 = wr[2 * p + 1] + b * bx;
-            __m512i q;
-            if (fmt == T_Q8_0) {
-                q = _mm512_xor_si512(join256(load256(b0 + qx), load256(b1 + qx)), _mm512_set1_epi8((char)0x80));
-            } else {
-                __m256i v = _mm256_loadu2_m128i((const __m128i *)(b1 + qx), (const __m128i *)(b0 + qx));
-                q = _mm512_and_si512(join256(v, _mm256_srli_epi16(v, 4)), _mm512_set1_epi8(0x0F));
-            }
-            uint16_t d0[2], d1[2];
-            memcpy(d0, b0, 4);
-            memcpy(d1, b1, 4);
-            __m128 dm = _mm_cvtph_ps(_mm_setr_epi16((short)d0[0], (short)d1[0], (short)d0[1], (short)d1[1], 0, 0, 0, 0));
-            __m512 dx = _mm512_permutexvar_ps(pat, _mm512_castps128_ps512(dm));
-            __m512 mx = _mm512_permutexvar_ps(_mm512_add_epi32(pat, _mm512_set1_epi32(2)), _mm512_castps128_ps512(dm));
-            LC_UNROLL
-            for (int c = 0; c < RN; c++) {
-                __m512i pr = _mm512_dpbusd_epi32(fmt == T_Q4_1 ? zero : yc[c], q, yv[c]);
-                acc[p][c] = _mm512_fmadd_ps(_mm512_mul_ps(dx, dy[c]), _mm512_cvtepi32_ps(pr), acc[p][c]);
-                if (fmt == T_Q4_1) acc[p][c] = _mm512_fmadd_ps(mx, sy[c], acc[p][c]);
-            }
-        }
-    }
-    LC_UNROLL
-    for (int p = 0; p < RP; p++)
-        LC_UNROLL
-        for (int c = 0; c < RN; c++) {
-            __m256 lo = _mm512_castps512_ps256(acc[p][c]), hi = _mm512_extractf32x8_ps(acc[p][c], 1);
-            float r0, r1;
-            if (split) {
-                __m256 t = _mm256_add_ps(lo, hi);
-                r0 = hsum128(_mm256_castps256_ps128(t));
-                r1 = hsum128(_mm256_extractf128_ps(t, 1));
-            } else {
-                r0 = hsum_ps(lo);
-                r1 = hsum_ps(hi);
-            }
-            if (2 * p < nvalid) out[c * ldo + 2 * p] = r0;
-            if (2 * p + 1 < nvalid) out[c * ldo + 2 * p + 1] = r1;
-        }
-}
-
-/* Drives tile512 over nr x nc in tiles of 2 row pairs x 4 tokens; an odd last row is paired
- * with itself and written once. One token (decode) goes to the row dot, which measured faster
- * than 4-pair x 1-token tiles (dev/quant_bench: q4_1 11.1 vs 7.6 GB/s, q4_0 8.8 vs 8.0). */
-#define LC_GEMM512(name, fmt, dot)                                                               \
-    static void name(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, \
-                     float *out, size_t ldo) {                                                   \
-        const uint8_t *W = w, *X = x, *rows[4];                                                  \
-        const int nb = n / LC_QK;                                                                \
-        if (nc == 1) {                                                                           \
-            for (int r = 0; r < nr; r++) dot(n, out + r, W + (size_t)r * ws, X);                 \
-            return;                                                                              \
-        }                                                                                        \
-        for (int r = 0; r < nr; r += 4) {                                                        \
-            const int nv = nr - r < 4 ? nr - r : 4;                                              \
-            for (int i = 0; i < 4; i++) rows[i] = W + (size_t)(r + (i < nv ? i : nv - 1)) * ws;  \
-            for (int c = 0; c < nc; c += 4) {                                                    \
-                const int rn = nc - c < 4 ? nc - c : 4;                                          \
-                const uint8_t *xc = X + (size_t)c * xs;                                          \
-                float *o = out + (size_t)c * ldo + r;                                            \
-                if (nv > 2) {                                                                    \
-                    if (rn == 4) tile512(fmt, nb, 2, 4, rows, xc, xs, o, ldo, nv);               \
-                    else if (rn == 3) tile512(fmt, nb, 2, 3, rows, xc, xs, o, ldo, nv);          \
-                    else if (rn == 2) tile512(fmt, nb, 2, 2, rows, xc, xs, o, ldo, nv);          \
-                    else tile512(fmt, nb, 2, 1, rows, xc, xs, o, ldo, nv);                       \
-                } else {                                                                         \
-                    if (rn == 4) tile512(fmt, nb, 1, 4, rows, xc, xs, o, ldo, nv);               \
-                    else if (rn == 3) tile512(fmt, nb, 1, 3, rows, xc, xs, o, ldo, nv);          \
-                    else if (rn == 2) tile512(fmt, nb, 1, 2, rows, xc, xs, o, ldo, nv);          \
-                    else tile512(fmt, nb, 1, 1, rows, xc, xs, o, ldo, nv);                       \
-                }                                                                                \
-            }                                                                                    \
-        }                                                                                        \
-    }
-
-LC_GEMM512(gemm_q8_0, T_Q8_0, dot_q8_0_512)
-LC_GEMM512(gemm_q4_0, T_Q4_0, dot_q4_0_512)
 /* Q4_1 keeps the 256-bit tile for every token count: test_engine (default model, Q4_1) wants
  * batched and one-token logits within 0.05, and any mix of two Q4_1 kernels (512-bit tile or dot
  * for one path, another for the other) drifts to ~1.0 there, although each matches the scalar
@@ -578,6 +451,148 @@ static void gemm_q6_K_panel(int n, int nr, int nc, const void *w, size_t ws, con
 LC_GEMM_DOT1(gemm_q4_K, dot_q4_K_512, gemm_q4_K_panel)
 LC_GEMM_DOT1(gemm_q5_K, dot_q5_K_512, gemm_q5_K_panel)
 LC_GEMM_DOT1(gemm_q6_K, dot_q6_K_512, gemm_q6_K_panel)
+
+/* ==== Panel GEMM for Q4_0 and Q8_0 ==== */
+
+/* The K-format panel scheme (below) for the 32-element formats: 16 rows' levels unsigned in
+ * vpdpbusd order (Q4_0: q in 0..15, Q8_0: q + 128) with the row scales as a float per lane, K
+ * in slices of LP_SB blocks. What the unsigned levels add, off * sum(y) per token and block
+ * (off = 8 or 128), is computed once per call and slice for every token, with the token's
+ * scale as a float, and starts each block's integer sum; a block costs 8 vpdpbusd + 3 ops per
+ * 16 rows x 1 token. As there, every output is the same arithmetic wherever it sits. */
+#define LP_SB 32  /* blocks per K slice */
+#define LP_TOK 64 /* tokens whose activation sums are kept at once */
+
+enum { T_Q4_0, T_Q8_0 };
+
+typedef struct {
+    uint8_t q[LP_SB][8][64];  /* [block][k-step][row * 4 + byte] */
+    float dx[LP_SB][16];
+} lpanel;
+
+typedef struct {
+    int32_t corr; /* -off * sum of the block's q */
+    float d;
+} lsum;
+
+/* The sums and scales of blocks b0 .. b0+nsb-1 of nt Q8_0 activation rows. */
+static void lp_sums(lsum (*ys)[LP_SB], int off, const uint8_t *x, size_t xs, int nt, int b0, int nsb) {
+    const __m256i bias = _mm256_set1_epi8((char)0x80);
+    for (int c = 0; c < nt; c++) {
+        const lc_block_q8_0 *yb = (const lc_block_q8_0 *)(x + (size_t)c * xs) + b0;
+        for (int b = 0; b < nsb; b++) {
+            /* sum of 32 signed bytes: sad of (q + 128) against zero, minus 32 * 128 */
+            __m256i sad = _mm256_sad_epu8(_mm256_xor_si256(load256(yb[b].qs), bias), _mm256_setzero_si256());
+            __m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
+            int sum = (int)(_mm_cvtsi128_si64(s2) + _mm_extract_epi64(s2, 1)) - 32 * 128;
+            ys[c][b].corr = -off * sum;
+            ys[c][b].d = f16(yb[b].d);
+        }
+    }
+}
+
+/* Unpacks blocks b0 .. b0+nsb-1 of 16 rows (fmt T_Q4_0 or T_Q8_0) into the panel. */
+static void lp_pack(lpanel *p, int fmt, const uint8_t *const rows[16], int b0, int nsb) {
+    const size_t bsz = fmt == T_Q4_0 ? sizeof(lc_block_q4_0) : sizeof(lc_block_q8_0);
+    _Alignas(64) uint8_t lv[16][64];
+    __m512i v[16];
+    float dx[2][16];
+    for (int b = 0; b < nsb; b += 2) { /* two blocks = 64 levels = 16 k-steps per row */
+        const int nbk = nsb - b < 2 ? 1 : 2;
+        for (int r = 0; r < 16; r++) {
+            for (int i = 0; i < nbk; i++) {
+                const uint8_t *blk = rows[r] + (size_t)(b0 + b + i) * bsz;
+                __m256i q = fmt == T_Q4_0 ? nibbles16(((const lc_block_q4_0 *)blk)->qs)
+                                          : _mm256_xor_si256(load256(((const lc_block_q8_0 *)blk)->qs), _mm256_set1_epi8((char)0x80));
+                _mm256_store_si256((__m256i *)(lv[r] + 32 * i), q);
+                uint16_t d;
+                memcpy(&d, blk, 2);
+                dx[i][r] = f16(d);
+            }
+            v[r] = _mm512_load_si512(lv[r]);
+        }
+        tr16x16(v);
+        for (int i = 0; i < nbk; i++) {
+            for (int s = 0; s < 8; s++) _mm512_store_si512(p->q[b + i][s], v[8 * i + s]);
+            memcpy(p->dx[b + i], dx[i], sizeof dx[i]);
+        }
+    }
+}
+
+/* 16 rows x RN tokens over nsb blocks of the panel; ys = those tokens' sums. */
+LC_INLINE void lp_tile(const lpanel *p, int nsb, int RN, const uint8_t *x, size_t xs, int b0,
+                       const lsum (*ys)[LP_SB], float *out, size_t ldo, __mmask16 m, int first) {
+    __m512 acc[8];
+    LC_UNROLL
+    for (int c = 0; c < RN; c++) acc[c] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, out + (size_t)c * ldo);
+    for (int b = 0; b < nsb; b++) {
+        __m512i is[8];
+        LC_UNROLL
+        for (int c = 0; c < RN; c++) is[c] = _mm512_set1_epi32(ys[c][b].corr);
+        LC_UNROLL
+        for (int s = 0; s < 8; s++) {
+            __m512i wv = _mm512_load_si512(p->q[b][s]);
+            LC_UNROLL
+            for (int c = 0; c < RN; c++)
+                is[c] = _mm512_dpbusd_epi32(is[c], wv, bcast32(((const lc_block_q8_0 *)(x + (size_t)c * xs) + b0 + b)->qs + 4 * s));
+        }
+        __m512 dx = _mm512_load_ps(p->dx[b]);
+        LC_UNROLL
+        for (int c = 0; c < RN; c++)
+            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[c]), _mm512_mul_ps(dx, _mm512_set1_ps(ys[c][b].d)), acc[c]);
+    }
+    LC_UNROLL
+    for (int c = 0; c < RN; c++) _mm512_mask_storeu_ps(out + (size_t)c * ldo, m, acc[c]);
+}
+
+#define LP_TILE_CASE(RN) \
+    case RN: lp_tile(&p, nsb, RN, xc, xs, b0, ys + (c0 - t0), o, ldo, m, b0 == 0); break;
+
+/* out (nc, ldo) rows 0..nr-1 = W (nr Q4_0/Q8_0 rows of n) . x (nc Q8_0 rows); one token goes
+ * to the row dot (decode streams the weights once, no packing). */
+static void lp_gemm(int fmt, int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs,
+                    float *out, size_t ldo) {
+    const int nb = n / LC_QK;
+    if (nc == 1) {
+        lc_vec_dot_fn dot = fmt == T_Q4_0 ? dot_q4_0_512 : dot_q8_0_512;
+        for (int r = 0; r < nr; r++) dot(n, out + r, (const uint8_t *)w + (size_t)r * ws, x);
+        return;
+    }
+    _Alignas(64) lpanel p;
+    lsum ys[LP_TOK][LP_SB];
+    const uint8_t *rows[16];
+    for (int t0 = 0; t0 < nc; t0 += LP_TOK) {
+        const int nt = nc - t0 < LP_TOK ? nc - t0 : LP_TOK;
+        for (int b0 = 0; b0 < nb; b0 += LP_SB) {
+            const int nsb = nb - b0 < LP_SB ? nb - b0 : LP_SB;
+            lp_sums(ys, fmt == T_Q4_0 ? 8 : 128, (const uint8_t *)x + (size_t)t0 * xs, xs, nt, b0, nsb);
+            for (int r0 = 0; r0 < nr; r0 += 16) {
+                const int nv = nr - r0 < 16 ? nr - r0 : 16;
+                const __mmask16 m = (__mmask16)((1u << nv) - 1);
+                for (int i = 0; i < 16; i++) rows[i] = (const uint8_t *)w + (size_t)(r0 + (i < nv ? i : nv - 1)) * ws;
+                lp_pack(&p, fmt, rows, b0, nsb);
+                for (int c0 = t0; c0 < t0 + nt; c0 += 8) {
+                    const int rn = t0 + nt - c0 < 8 ? t0 + nt - c0 : 8;
+                    const uint8_t *xc = (const uint8_t *)x + (size_t)c0 * xs;
+                    float *o = out + (size_t)c0 * ldo + r0;
+                    switch (rn) {
+                        LP_TILE_CASE(1) LP_TILE_CASE(2) LP_TILE_CASE(3) LP_TILE_CASE(4)
+                        LP_TILE_CASE(5) LP_TILE_CASE(6) LP_TILE_CASE(7) default: LP_TILE_CASE(8)
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void gemm_q4_0(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, float *out,
+                      size_t ldo) {
+    lp_gemm(T_Q4_0, n, nr, nc, w, ws, x, xs, out, ldo);
+}
+static void gemm_q8_0(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, float *out,
+                      size_t ldo) {
+    lp_gemm(T_Q8_0, n, nr, nc, w, ws, x, xs, out, ldo);
+}
 
 void lc_kernels_fill_avx512(lc_kernels *k) {
     k->isa = "avx512";
