@@ -1,9 +1,9 @@
 #!/bin/bash
 # compare.sh — one self-contained GPU-machine run: builds llama.cpp (CUDA, sm_90, llama-bench
-# only) from the carried source and Locara (CUDA) from the working tree, writes the random
+# only) from the carried source, uses the Locara binaries carried by pack.sh, writes the random
 # Llama-3.1-8B and Qwen3-30B-A3B shaped Q4_K_M models (make_template.py / make_model.c), measures
 # the copy bandwidth, checks the CUDA ops, then runs llama-bench beside locara bench, interleaved.
-# Raw outputs go to $OUT. Carry: .peer (llama.cpp source) and .cudacarry (templates).
+# Raw outputs go to $OUT. Carry: .peer (llama.cpp source) and .cudacarry (pack.sh).
 # Usage (on the device): bash bench/cuda/compare.sh [REPS] [TESTS]
 #   TESTS: space-separated: ops (test_cuda_ops), 8b, 30b, float (Locara's old float decode path,
 #   one rep), fit (locara fit vs peak GPU memory), depth (8B tg128 at depth 32k, one rep each; Locara's
