@@ -52,6 +52,19 @@ static void check_isa(const lc_vec_ops *ref, const lc_vec_ops *v) {
         for (int i = 0; i < n; i++) bad += !(fabsf(e1[i] - e2[i]) <= 1e-5f * (1.0f + e2[i]));
         CHECKF(bad == 0, "%s element-wise ops n=%d: %d mismatches", v->isa, n, bad);
     }
+    /* f16 block conversion: 3 rows of D out of rows of stride 200 halves */
+    {
+        static uint16_t hs[3 * 200];
+        static float c1[3 * 128], c2[3 * 128];
+        for (int i = 0; i < 3 * 200; i++) hs[i] = lc_f32_to_f16(frand(&seed));
+        const int fd[] = {8, 40, 64, 128};
+        for (size_t k = 0; k < LC_ARRAY_LEN(fd); k++) {
+            memset(c1, 0, sizeof c1), memset(c2, 0, sizeof c2);
+            v->f16_rows(3, fd[k], hs + 5, 200, c1);
+            ref->f16_rows(3, fd[k], hs + 5, 200, c2);
+            CHECKF(!memcmp(c1, c2, sizeof c1), "%s f16_rows D=%d", v->isa, fd[k]);
+        }
+    }
     /* attention block kernels: qk, the causal online-softmax step, pv, over several row counts
      * (padding columns, register-block tails) and head sizes (64, 128, and 72/40 for masked tails) */
     enum { MMAX = 100, DMAX = 128 };

@@ -117,10 +117,15 @@ static void attend_tile(attn_job *j, const attn_item *it, float *scratch) {
     for (int bi = it->b0; bi < it->b1; bi++) {
         int n = bi == last ? p_last % BT + 1 : BT, kpos0 = bi * BT;
         size_t base = (size_t)table[bi] * (size_t)kv->block_tokens;
-        for (int r = 0; r < n; r++) {
-            size_t off = (base + (size_t)r) * kv->row_bytes + (size_t)g * head_bytes;
-            deq(kl + off, K + (size_t)r * D, D);
-            deq(vl + off, V + (size_t)r * D, D);
+        size_t off = base * kv->row_bytes + (size_t)g * head_bytes;
+        if (kv->type == LC_TYPE_F16) { /* one call per block: decode converts as much as it computes */
+            vec->f16_rows(n, D, (const uint16_t *)(kl + off), kv->row_bytes / 2, K);
+            vec->f16_rows(n, D, (const uint16_t *)(vl + off), kv->row_bytes / 2, V);
+        } else {
+            for (int r = 0; r < n; r++) {
+                deq(kl + off + (size_t)r * kv->row_bytes, K + (size_t)r * D, D);
+                deq(vl + off + (size_t)r * kv->row_bytes, V + (size_t)r * D, D);
+            }
         }
         /* rows past the sequence's end: masked below, but kept finite (0 * NaN is NaN) */
         if (n < BT) {

@@ -9,6 +9,11 @@
 #include <stdint.h>
 
 #define LC_ATTN_BT 32 /* keys per attention tile: the KV cache's block size */
+/* Softmax weights exp(s - max) below exp(-44) ~ 2^-63.5 are taken as 0 (as are rescale factors
+ * of the running sums): relative to the block's max weight of 1 they are lost in rounding
+ * anyway, and tiny weights times V rows make denormal products, which cost microcode assists
+ * in the P.V FMAs. */
+#define LC_ATTN_EXP_CUT (-44.0f)
 
 typedef struct lc_vec_ops {
     const char *isa;
@@ -39,6 +44,9 @@ typedef struct lc_vec_ops {
                          float *alpha);
     void (*attn_pv)(int M, int Mp, int D, const float *P, const float *V, const float *alpha, float *O);
     void (*exp_f32)(int n, float *x);
+    /* dst (n x D, rows contiguous) = f16 rows at src, src + stride, ... (stride in elements):
+     * one cache block of one KV head, converted in one call */
+    void (*f16_rows)(int n, int D, const uint16_t *src, size_t stride, float *dst);
 } lc_vec_ops;
 
 const lc_vec_ops *lc_vec_best(void);

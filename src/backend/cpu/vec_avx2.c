@@ -109,9 +109,9 @@ static void swiglu(int n, const float *g, const float *u, float *out) {
 
 /* ==== Attention block kernels (layouts in vec.h) ==== */
 
-/* exp256 with results below FLT_MIN (x < -87.3, exp(-inf)) set to exactly 0. */
+/* exp256 with results for x < LC_ATTN_EXP_CUT (and exp(-inf)) set to exactly 0. */
 static inline __m256 exp256z(__m256 x) {
-    __m256 live = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_GE_OQ);
+    __m256 live = _mm256_cmp_ps(x, _mm256_set1_ps(LC_ATTN_EXP_CUT), _CMP_GE_OQ);
     return _mm256_and_ps(exp256(x), live);
 }
 
@@ -194,6 +194,12 @@ static void exp_f32(int n, float *x) {
     for (; i < n; i++) x[i] = expf(x[i]);
 }
 
+/* 8 halves per conversion (D is a multiple of 8). */
+static void f16_rows(int n, int D, const uint16_t *src, size_t stride, float *dst) {
+    for (int r = 0; r < n; r++, src += stride, dst += D)
+        for (int d = 0; d < D; d += 8) _mm256_storeu_ps(dst + d, load_h8(src + d));
+}
+
 void lc_vec_fill_avx2(lc_vec_ops *v) {
     v->isa = "avx2";
     v->dot_f32 = dot_f32;
@@ -207,4 +213,5 @@ void lc_vec_fill_avx2(lc_vec_ops *v) {
     v->attn_softmax = attn_softmax;
     v->attn_pv = attn_pv;
     v->exp_f32 = exp_f32;
+    v->f16_rows = f16_rows;
 }

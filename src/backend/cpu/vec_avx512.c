@@ -52,10 +52,9 @@ static void axpy_f32(int n, float a, const float *x, float *y) {
 /* ==== Attention block kernels (layouts in vec.h) ==== */
 
 /* exp(x): Cephes-style range reduction, degree-5 polynomial (relative error ~2e-7), 2^n applied
- * by scalef. Results below FLT_MIN (x < -87.3, and exp(-inf)) are exactly 0: no denormals reach
- * the P.V products, where they would cost microcode assists. */
-static inline __m512 exp512(__m512 x) {
-    __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_GE_OQ);
+ * by scalef. Results for x < cut (at most -87.3: below FLT_MIN; and exp(-inf)) are exactly 0. */
+static inline __m512 exp512_cut(__m512 x, float cut) {
+    __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(cut), _CMP_GE_OQ);
     x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.3762626647949f)), _mm512_set1_ps(-87.3f));
     __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -70,6 +69,8 @@ static inline __m512 exp512(__m512 x) {
     y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
     return _mm512_maskz_scalef_ps(live, y, fx);
 }
+
+static inline __m512 exp512(__m512 x) { return exp512_cut(x, -87.3f); }
 
 static void exp_f32(int n, float *x) {
     int i = 0;
@@ -135,10 +136,10 @@ static void attn_softmax(int Mp, float *S, const int32_t *qpos, int kpos0, int c
             for (int j = 0; j < LC_ATTN_BT; j++) m = _mm512_max_ps(m, _mm512_loadu_ps(S + j * Mp + i));
         }
         __m512 base = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(m, ninf, _CMP_EQ_OQ), m, _mm512_setzero_ps());
-        __m512 al = exp512(_mm512_sub_ps(m_old, base));
+        __m512 al = exp512_cut(_mm512_sub_ps(m_old, base), LC_ATTN_EXP_CUT);
         __m512 t = _mm512_setzero_ps(); /* summed in key order, as the scalar reference does */
         for (int j = 0; j < LC_ATTN_BT; j++) {
-            __m512 p = exp512(_mm512_sub_ps(_mm512_loadu_ps(S + j * Mp + i), base));
+            __m512 p = exp512_cut(_mm512_sub_ps(_mm512_loadu_ps(S + j * Mp + i), base), LC_ATTN_EXP_CUT);
             _mm512_storeu_ps(S + j * Mp + i, p);
             t = _mm512_add_ps(t, p);
         }
@@ -201,6 +202,16 @@ static void attn_pv(int M, int Mp, int D, const float *P, const float *V, const 
     for (; i < M; i++) pv_rows(1, Mp, D, P, V, alpha, O, i);
 }
 
+/* 16 halves per conversion, the row's tail masked (D is a multiple of 8). */
+static void f16_rows(int n, int D, const uint16_t *src, size_t stride, float *dst) {
+    __mmask16 tail = (__mmask16)(D % 16 ? (1u << (D % 16)) - 1 : 0xffff);
+    for (int r = 0; r < n; r++, src += stride, dst += D) {
+        int d = 0;
+        for (; d + 16 <= D; d += 16) _mm512_storeu_ps(dst + d, load_h16(src + d));
+        if (d < D) _mm512_mask_storeu_ps(dst + d, tail, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(tail, src + d)));
+    }
+}
+
 void lc_vec_fill_avx512(lc_vec_ops *v) {
     v->isa = "avx512";
     v->dot_f32 = dot_f32;
@@ -211,4 +222,5 @@ void lc_vec_fill_avx512(lc_vec_ops *v) {
     v->attn_softmax = attn_softmax;
     v->attn_pv = attn_pv;
     v->exp_f32 = exp_f32;
+    v->f16_rows = f16_rows;
 }

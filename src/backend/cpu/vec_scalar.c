@@ -54,9 +54,9 @@ static void attn_softmax(int Mp, float *S, const int32_t *qpos, int kpos0, int c
             m = S[j * Mp + i] > m ? S[j * Mp + i] : m;
         }
         float base = m == -INFINITY ? 0.0f : m, tot = 0;
-        alpha[i] = expf(mx[i] - base);
+        alpha[i] = mx[i] - base >= LC_ATTN_EXP_CUT ? expf(mx[i] - base) : 0.0f;
         for (int j = 0; j < LC_ATTN_BT; j++) {
-            float p = expf(S[j * Mp + i] - base);
+            float x = S[j * Mp + i] - base, p = x >= LC_ATTN_EXP_CUT ? expf(x) : 0.0f;
             S[j * Mp + i] = p;
             tot += p;
         }
@@ -81,6 +81,11 @@ static void exp_f32(int n, float *x) {
     for (int i = 0; i < n; i++) x[i] = expf(x[i]);
 }
 
+static void f16_rows(int n, int D, const uint16_t *src, size_t stride, float *dst) {
+    for (int r = 0; r < n; r++)
+        for (int d = 0; d < D; d++) dst[(size_t)r * D + d] = lc_f16_to_f32(src[(size_t)r * stride + d]);
+}
+
 void lc_vec_fill_scalar(lc_vec_ops *v) {
     v->isa = "scalar";
     v->dot_f32 = dot_f32;
@@ -94,6 +99,7 @@ void lc_vec_fill_scalar(lc_vec_ops *v) {
     v->attn_softmax = attn_softmax;
     v->attn_pv = attn_pv;
     v->exp_f32 = exp_f32;
+    v->f16_rows = f16_rows;
 }
 
 /* Tables are filled once (the CPU feature word is the only input) and never change after. */
