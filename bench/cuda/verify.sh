@@ -5,7 +5,8 @@
 #      a split (-ngl 18: the first 12 layers on the CPU): identical text?
 #   2. fit's GPU prediction vs the device memory a run takes beyond the CUDA context
 #      (`locara run --mem-report`), for the default model and the random 8B Q4_K_M model.
-#   3. test_cuda_ops (every op vs the CPU backend).
+#   3. every unit test binary of the bundle (pack.sh), test_cuda_ops included, with the CUDA
+#      backend (contexts use it when a device is present), shared/ unpacked from shared.tgz.
 # The default model (94 MiB) is over the carry limit with the bundle: split it with
 # `split -b 40M MODEL .mp/part.` and send the parts in earlier calls that copy them to /tmp/mp;
 # this script joins /tmp/mp/part.* and .mp/part.* and checks the sha256.
@@ -46,7 +47,14 @@ for m in $models; do
     python3 -c "p,u=$pred,${used:-0}; print(f'$(basename $m) -ngl $ngl: fit {p/2**20:.1f} MiB, used {u/2**20:.1f} MiB, used/fit {u/p:.3f}')"
   done
 done
-echo "== 3. test_cuda_ops"
-timeout 200 $B/test_cuda_ops > $OUT/test_cuda_ops.txt 2>&1; echo "rc=$?"; tail -1 $OUT/test_cuda_ops.txt
-grep "CHECK failed" $OUT/test_cuda_ops.txt | head -5
+echo "== 3. the unit test suite with the CUDA backend (every test binary in the bundle; shared/ from shared.tgz)"
+[ -f .cudacarry/shared.tgz ] && tar xzf .cudacarry/shared.tgz -C /tmp
+export LC_SHARED_DIR=/tmp/shared LC_SOURCE_DIR=$PWD LC_BINARY_DIR=$PWD/$B LOCARA_MODEL=$M
+for t in $B/test_*; do
+  (cd $B && timeout 300 ./$(basename $t) > $OUT/$(basename $t).txt 2>&1); rc=$?
+  case $rc in 0) r=passed ;; 77) r=skipped ;; *) r="FAILED (rc $rc)" ;; esac
+  echo "$(basename $t): $r — $(grep -E 'passed|SKIP' $OUT/$(basename $t).txt | tail -1)"
+  [ $rc = 0 ] || [ $rc = 77 ] || grep "CHECK failed" $OUT/$(basename $t).txt | head -5
+done
 } 2>&1 | tee -a $OUT/verify.txt
+cd $OUT && tar czf unit-logs.tgz test_*.txt && rm -f test_*.txt
