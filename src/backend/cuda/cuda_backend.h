@@ -17,6 +17,9 @@ struct lc_model;
 /* Number of CUDA devices usable by this build (0 when built without CUDA, or none present). */
 int lc_cuda_device_count(void);
 
+/* What became of the CUDA module: "loaded PATH", or why not (no device, no module, dlerror). */
+const char *lc_cuda_module_status(void);
+
 /* Bytes in use on device 0 (total minus free, all processes); 0 without CUDA. */
 size_t lc_cuda_mem_used(void);
 
