@@ -133,6 +133,15 @@ typedef struct lc_backend_ops {
     void (*gather)(lc_backend *be, float *out, const float *x, const int32_t *idx, int n_rows, int n);
     /* Copies n floats from the host into a backend buffer (a model split across backends). */
     void (*from_host)(lc_backend *be, float *dst, const float *src, size_t n);
+
+    /* Optional (NULL: nothing to do), around one forward step of n_tokens: step_begin may start
+     * recording the ops that follow instead of running them (CUDA graphs); step_end then runs the
+     * recording, or drops it when run is false (the forward failed). When step_end sets *redo,
+     * nothing of the step ran (the recording was impossible): the caller runs the forward again
+     * without the brackets and the ops run directly. Host arrays passed to ops inside the
+     * brackets are copied at the call, as always. */
+    void (*step_begin)(lc_backend *be, int n_tokens);
+    lc_status (*step_end)(lc_backend *be, bool run, bool *redo);
 } lc_backend_ops;
 
 struct lc_backend {

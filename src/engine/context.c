@@ -219,6 +219,28 @@ void lc_context_free(lc_context *ctx) {
     lc_free(ctx);
 }
 
+/* Runs the architecture's forward inside each stage backend's step brackets (a CUDA backend
+ * records the step as a graph and replays it); when a backend could not record the step, the
+ * forward runs again with direct ops (it only rewrites what it wrote: activations and this
+ * batch's cache rows). */
+static lc_status run_forward(lc_context *ctx, const lc_fwd_batch *fb) {
+    const lc_model *m = ctx->model;
+    const lc_exec *ex = &ctx->exec;
+    for (int s = 0; s < ex->n_stages; s++)
+        if (ex->stage[s].be->ops->step_begin) ex->stage[s].be->ops->step_begin(ex->stage[s].be, fb->n_tokens);
+    lc_status st = m->arch->forward(m, ex, fb);
+    bool redo = false;
+    for (int s = 0; s < ex->n_stages; s++) {
+        lc_backend *be = ex->stage[s].be;
+        bool r = false;
+        if (!be->ops->step_end) continue;
+        lc_status e = be->ops->step_end(be, st == LC_OK, &r);
+        redo |= r;
+        if (!st && !r) st = e;
+    }
+    return redo ? m->arch->forward(m, ex, fb) : st;
+}
+
 lc_status lc_decode(lc_context *ctx, const lc_batch *b) {
     const lc_model *m = ctx->model;
     int T = b->n_tokens;
@@ -263,7 +285,7 @@ lc_status lc_decode(lc_context *ctx, const lc_batch *b) {
         .n_out = n_out,
         .out_idx = ctx->out_idx,
     };
-    st = m->arch->forward(m, &ctx->exec, &fb);
+    st = run_forward(ctx, &fb);
     /* commit what was written even on failure? No: a failed forward leaves garbage rows, so
      * positions are not advanced and the caller may retry or truncate. */
     if (st) return st;

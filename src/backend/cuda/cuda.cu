@@ -4,7 +4,7 @@
  * writes in attn.cu.
  *
  * Everything runs on one stream in issue order; only to_host (and grouped prefill experts)
- * waits for the device. Void ops that fail record the first error in the backend, and the next
+ * waits for the device. Decode steps are recorded and replayed as CUDA graphs (graph.cu). Void ops that fail record the first error in the backend, and the next
  * matmul returns it, so a CUDA failure surfaces as LC_ERR_DEVICE from lc_decode, never an abort.
  */
 #include "backend/cuda/cuda_impl.h"
@@ -56,6 +56,8 @@ extern "C" size_t lc_cuda_mem_used(void) {
 
 lc_status lc_cu_grow(lc_cuda *c, void **p, size_t *cap, size_t n) {
     if (n <= *cap) return LC_OK;
+    /* no synchronising or allocating inside a recorded step: the step runs again directly */
+    if (c->graph.capturing) return lc_cu_graph_break(c, false, "a device buffer must grow");
     n = LC_MAX(n, *cap + *cap / 2);
     void *q = NULL;
     /* the old buffer may still be read by queued work */
@@ -91,8 +93,15 @@ const int32_t *lc_cu_upload(lc_cuda *c, int s, const int32_t *host, size_t n) {
     }
     memcpy(sl->shadow, host, n * 4);
     sl->n = n;
-    /* from the shadow: the caller's array may change before the copy runs */
-    if (CU(c, cudaMemcpyAsync(sl->dev, sl->shadow, n * 4, cudaMemcpyHostToDevice, c->stream))) return NULL;
+    /* from a copy (the shadow, or the staging area of a recorded step): the caller's array may
+     * change before the copy runs */
+    lc_status st = c->graph.capturing ? lc_cu_copy_in(c, sl->dev, host, n * 4)
+                                      : CU(c, cudaMemcpyAsync(sl->dev, sl->shadow, n * 4, cudaMemcpyHostToDevice, c->stream));
+    if (st) {
+        if (!c->err) c->err = st;
+        sl->n = 0;
+        return NULL;
+    }
     return sl->dev;
 }
 
@@ -100,6 +109,10 @@ static float *cu_alloc(lc_backend *be, size_t n) {
     lc_cuda *c = cu_of(be);
     void *p = NULL;
     size_t bytes = (n ? n : 1) * sizeof(float);
+    if (c->graph.capturing) {
+        c->err = lc_cu_graph_break(c, true, "an activation buffer is allocated");
+        return NULL;
+    }
     if (CU(c, cudaMalloc(&p, bytes))) return NULL;
     if (CU(c, cudaMemsetAsync(p, 0, bytes, c->stream))) {
         cudaFree(p);
@@ -111,6 +124,10 @@ static float *cu_alloc(lc_backend *be, size_t n) {
 static void cu_free(lc_backend *be, float *p) {
     lc_cuda *c = cu_of(be);
     if (!p) return;
+    if (c->graph.capturing) { /* kept: freeing waits for the device */
+        c->err = lc_cu_graph_break(c, true, "an activation buffer is freed");
+        return;
+    }
     CU(c, cudaStreamSynchronize(c->stream));
     cudaFree(p);
 }
@@ -118,6 +135,10 @@ static void cu_free(lc_backend *be, float *p) {
 static void cu_to_host(lc_backend *be, float *dst, const float *src, size_t n) {
     lc_cuda *c = cu_of(be);
     if (!n) return;
+    if (c->graph.capturing) { /* the host needs the values now, before the step has run */
+        c->err = lc_cu_graph_break(c, true, "values are copied to the host");
+        return;
+    }
     if (CU(c, cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, c->stream))) return;
     CU(c, cudaStreamSynchronize(c->stream));
 }
@@ -259,6 +280,11 @@ extern "C" lc_status lc_backend_cuda_add_weight(lc_backend *be, const lc_weight 
 
 extern "C" lc_status lc_backend_cuda_from_host(lc_backend *be, float *dst, const float *src, size_t n) {
     lc_cuda *c = cu_of(be);
+    if (c->graph.capturing) { /* staged: the recorded copy reads it when the step runs */
+        lc_status st = lc_cu_copy_in(c, dst, src, n * sizeof(float));
+        if (st && !c->err) c->err = st;
+        return st;
+    }
     lc_status st = CU(c, cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyHostToDevice, c->stream));
     return st ? st : CU(c, cudaStreamSynchronize(c->stream));
 }
@@ -515,6 +541,8 @@ static const lc_backend_ops cuda_ops = {
     cu_moe_combine,
     cu_gather,
     cu_from_host,
+    lc_cu_step_begin,
+    lc_cu_step_end,
 };
 
 extern "C" lc_status lc_backend_cuda_create(const lc_model *model, int il0, int il1, lc_backend **out) {
@@ -538,6 +566,8 @@ extern "C" lc_status lc_backend_cuda_create(const lc_model *model, int il0, int 
     {
         const char *mmv = getenv("LOCARA_CUDA_MMV");
         c->mmv_float = mmv && !strcmp(mmv, "float");
+        const char *gr = getenv("LOCARA_CUDA_GRAPH");
+        c->graph.on = !(gr && !strcmp(gr, "0"));
     }
     if ((st = CUBLAS(c, cublasCreate(&c->blas))) || (st = CUBLAS(c, cublasSetStream(c->blas, c->stream)))) goto fail;
     if (model) {
@@ -558,6 +588,7 @@ fail:
 extern "C" void lc_backend_cuda_free(lc_backend *be) {
     if (!be) return;
     lc_cuda *c = cu_of(be);
+    lc_cu_graph_free(c);
     if (c->stream) cudaStreamSynchronize(c->stream);
     for (int s = 0; s < SLOT_COUNT; s++) {
         cudaFree(c->slot[s].dev);

@@ -39,6 +39,20 @@ lc_status lc_backend_cuda_from_host(lc_backend *be, float *dst, const float *src
  * it by its host pointer; the copy lives until the backend is freed (tests, benchmarks). */
 lc_status lc_backend_cuda_add_weight(lc_backend *be, const lc_weight *w);
 
+/* What the backend did with decode steps (steps of at most 8 tokens between the step_begin and
+ * step_end ops): recorded as CUDA graphs, or run with direct launches. LOCARA_CUDA_GRAPH=0 at
+ * creation turns graphs off. */
+typedef struct lc_cuda_graph_stats {
+    int64_t launched;       /* steps run as a graph */
+    int64_t instantiated;   /* graphs instantiated: the first of a step size, or an update refused */
+    int64_t updated;        /* instantiated graphs updated in place (cudaGraphExecUpdate) */
+    int64_t redone;         /* steps whose recording failed and that ran again directly */
+    int64_t direct;         /* steps with direct launches: graphs off, too many tokens, given up */
+} lc_cuda_graph_stats;
+
+/* Fills *out with the backend's graph counters; LC_ERR_UNSUPPORTED without CUDA. */
+lc_status lc_backend_cuda_graph_stats(lc_backend *be, lc_cuda_graph_stats *out);
+
 /* Device bytes the backend holds in weights, KV pools and its internal scratch (activation
  * buffers from ops->alloc are not counted), for memory accounting. */
 size_t lc_backend_cuda_bytes(lc_backend *be);

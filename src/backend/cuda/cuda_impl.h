@@ -31,6 +31,27 @@ typedef struct cu_wmap {
     bool own; /* a separate allocation (lc_backend_cuda_add_weight), not in the arena */
 } cu_wmap;
 
+/* Decode steps as CUDA graphs (graph.cu): between step_begin and step_end the stream is being
+ * captured; ops that cannot be recorded (a buffer that must grow, a download, a synchronisation)
+ * call lc_cu_graph_break and the step runs again with direct launches. Host arrays are copied
+ * into a pinned staging area at the op call and reach the device through recorded copies. */
+#define CU_GRAPH_MAX_TOK 8 /* steps of at most this many tokens are recorded */
+
+typedef struct cu_graph {
+    bool on;         /* LOCARA_CUDA_GRAPH is not 0 */
+    bool capturing;  /* inside step_begin .. step_end, recording */
+    bool broken;     /* an op could not be recorded in this step */
+    bool never;      /* ... and never will be at this shape */
+    int T;           /* tokens of the step being recorded */
+    cudaGraphExec_t exec[CU_GRAPH_MAX_TOK + 1]; /* the instantiated graph of each step size */
+    uint8_t fails[CU_GRAPH_MAX_TOK + 1];         /* consecutive failed recordings per size */
+    uint8_t reinst[CU_GRAPH_MAX_TOK + 1];        /* consecutive refused updates per size */
+    bool off[CU_GRAPH_MAX_TOK + 1];              /* given up on this size */
+    uint8_t *stage;  /* pinned staging for host arrays (cudaMallocHost) */
+    size_t stage_cap, stage_used, stage_want;
+    lc_cuda_graph_stats stats;
+} cu_graph;
+
 typedef struct lc_cuda {
     int device;
     int n_sm;
@@ -61,6 +82,7 @@ typedef struct lc_cuda {
     size_t xq_bytes;
     bool mmv_float; /* LOCARA_CUDA_MMV=float: decode on the float path (A/B measurement) */
     size_t bytes; /* device bytes held */
+    cu_graph graph; /* decode steps recorded as CUDA graphs (graph.cu) */
 } lc_cuda;
 
 static inline lc_cuda *cu_of(lc_backend *be) { return (lc_cuda *)be->impl; }
@@ -79,6 +101,18 @@ const void *lc_cu_weight(lc_cuda *c, const void *p);
 const int32_t *lc_cu_upload(lc_cuda *c, int s, const int32_t *host, size_t n);
 /* Grows a device buffer *p of *cap bytes to at least n bytes. */
 lc_status lc_cu_grow(lc_cuda *c, void **p, size_t *cap, size_t n);
+
+/* ==== CUDA graphs (graph.cu) ==== */
+
+void lc_cu_step_begin(lc_backend *be, int n_tokens);
+lc_status lc_cu_step_end(lc_backend *be, bool run, bool *redo);
+/* Marks the step being recorded as not recordable (never: not at this size, ever) and returns
+ * LC_ERR_DEVICE for the op to store in c->err, so the rest of the step is skipped quickly. */
+lc_status lc_cu_graph_break(lc_cuda *c, bool never, const char *why);
+/* Copies n bytes of host data into the staging area (recording) and queues their copy to dev:
+ * a recorded copy while recording, a plain async copy from the host otherwise. */
+lc_status lc_cu_copy_in(lc_cuda *c, void *dev, const void *host, size_t n);
+void lc_cu_graph_free(lc_cuda *c);
 
 /* ==== Ops implemented in matmul.cu and attn.cu ==== */
 

@@ -27,13 +27,14 @@ typedef struct cuda_api {
     lc_status (*from_host)(lc_backend *be, float *dst, const float *src, size_t n);
     lc_status (*add_weight)(lc_backend *be, const lc_weight *w);
     size_t (*bytes)(lc_backend *be);
+    lc_status (*graph_stats)(lc_backend *be, lc_cuda_graph_stats *out); /* optional */
 } cuda_api;
 
 /* The core functions the module calls (nm -D --undefined-only liblocara_cuda.so): referenced
  * here so that every program that can load the module links them, and exports them. */
 __attribute__((used)) static void *const g_module_needs[] = {
     (void *)lc_malloc, (void *)lc_calloc, (void *)lc_realloc, (void *)lc_free, (void *)lc_grow,
-    (void *)lc_fail, (void *)lc_fail_wrap, (void *)lc_type_name, (void *)lc_type_row_size,
+    (void *)lc_fail, (void *)lc_fail_wrap, (void *)lc_type_name, (void *)lc_type_row_size, (void *)lc_log,
 };
 
 /* The module is process-wide and opened once (pthread_once); never written after. */
@@ -80,6 +81,7 @@ static void open_module(void) {
     *(void **)&a.from_host = dlsym(h, "lc_backend_cuda_from_host");
     *(void **)&a.add_weight = dlsym(h, "lc_backend_cuda_add_weight");
     *(void **)&a.bytes = dlsym(h, "lc_backend_cuda_bytes");
+    *(void **)&a.graph_stats = dlsym(h, "lc_backend_cuda_graph_stats");
     if (!a.device_count || !a.mem_used || !a.create || !a.free || !a.from_host || !a.add_weight || !a.bytes) {
         snprintf(g_why, sizeof g_why, "%.300s lacks the backend's entry points", path);
         dlclose(h);
@@ -124,3 +126,9 @@ lc_status lc_backend_cuda_add_weight(lc_backend *be, const lc_weight *w) {
 }
 
 size_t lc_backend_cuda_bytes(lc_backend *be) { return api() ? g_api.bytes(be) : 0; }
+
+lc_status lc_backend_cuda_graph_stats(lc_backend *be, lc_cuda_graph_stats *out) {
+    memset(out, 0, sizeof *out);
+    if (!api() || !g_api.graph_stats) return lc_fail(LC_ERR_UNSUPPORTED, "no CUDA graph counters: %s", g_why);
+    return g_api.graph_stats(be, out);
+}

@@ -237,6 +237,7 @@ lc_status lc_cu_matmul(lc_backend *be, int n_w, const lc_weight *const *w, float
         }
         return LC_OK;
     }
+    if (c->graph.capturing) return c->err = lc_cu_graph_break(c, true, "a product of more than 8 rows (cuBLAS)");
     __half *x_h, *tile;
     int64_t tile_rows;
     if ((st = gemm_scratch(c, w[0]->cols, n_tok, &x_h, &tile, &tile_rows))) return st;
@@ -332,6 +333,8 @@ lc_status lc_cu_matmul_experts(lc_backend *be, const lc_weight *w, float *out, c
     int n_pairs = n_tok * k_per_tok;
     const int32_t *ids_dev = ids == c->route_host ? c->route_dev : lc_cu_upload(c, SLOT_IDS, ids, (size_t)n_pairs);
     if (!ids_dev) return c->err ? c->err : LC_ERR_DEVICE;
+    if (n_tok > 4 && c->graph.capturing) /* grouping reads the expert ids on the host */
+        return c->err = lc_cu_graph_break(c, true, "expert products of more than 4 tokens");
     if (n_tok > 4)
         return experts_grouped(c, w, wd, out, x, x_per_pair, ids_dev, n_pairs, k_per_tok);
     if (lc_cu_mmvq_ok(c, w->type)) return lc_cu_mmvq_ids(c, w, wd, out, x, x_per_pair, ids_dev, n_tok, k_per_tok);

@@ -1,0 +1,198 @@
+/* graph.cu — decode steps recorded as CUDA graphs: step_begin starts capturing the backend's
+ * stream, the forward's ops are recorded instead of launched, step_end instantiates the graph
+ * (or updates the one of the same step size in place with cudaGraphExecUpdate) and launches it,
+ * so a step costs one launch instead of ~16-27 per layer. Also the pinned staging area through
+ * which host arrays (positions, slots, block tables, token ids) reach a recorded step.
+ *
+ * Not here: deciding what an op does. Ops that cannot be recorded (growing a buffer, a download,
+ * a synchronisation) call lc_cu_graph_break; the step is then dropped and the caller runs the
+ * forward again with direct launches (step_end's *redo), so a failure costs time, never a result.
+ */
+#include "backend/cuda/cuda_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define STAGE_MIN (64u << 10)
+#define MAX_FAILS 4  /* consecutive failed recordings of one size before giving up on it */
+#define MAX_REINST 8 /* consecutive refused updates of one size before giving up on it */
+
+/* Gives up on graphs for steps of T tokens, saying why once. */
+static void give_up(lc_cuda *c, int T, const char *why) {
+    cu_graph *g = &c->graph;
+    if (g->off[T]) return;
+    g->off[T] = true;
+    lc_log(LC_LOG_WARN, "CUDA graphs off for steps of %d token(s): %s (LOCARA_CUDA_GRAPH=0 turns them off)", T, why);
+}
+
+lc_status lc_cu_graph_break(lc_cuda *c, bool never, const char *why) {
+    cu_graph *g = &c->graph;
+    if (!g->broken) lc_log(LC_LOG_DEBUG, "CUDA graph: step of %d token(s) not recordable: %s", g->T, why);
+    g->broken = true;
+    g->never |= never;
+    return lc_fail(LC_ERR_DEVICE, "CUDA graph: %s while recording a step", why);
+}
+
+lc_status lc_cu_copy_in(lc_cuda *c, void *dev, const void *host, size_t n) {
+    cu_graph *g = &c->graph;
+    if (!n) return LC_OK;
+    if (!g->capturing) return CU(c, cudaMemcpyAsync(dev, host, n, cudaMemcpyHostToDevice, c->stream));
+    /* each copy gets its own bytes: the recording reads them when the graph runs, after the
+     * whole step has been recorded */
+    size_t at = (g->stage_used + 15) / 16 * 16;
+    if (at + n > g->stage_cap) {
+        g->stage_want = LC_MAX(g->stage_want, 2 * (at + n));
+        return lc_cu_graph_break(c, false, "the staging area is full");
+    }
+    memcpy(g->stage + at, host, n);
+    g->stage_used = at + n;
+    return CU(c, cudaMemcpyAsync(dev, g->stage + at, n, cudaMemcpyHostToDevice, c->stream));
+}
+
+/* Forgets what the upload slots believe the device holds (a dropped recording never ran its
+ * copies; a new recording must copy every array it uses at least once). */
+static void forget_uploads(lc_cuda *c) {
+    for (int s = 0; s < SLOT_COUNT; s++) c->slot[s].n = 0;
+}
+
+/* Starts recording a step of n_tokens when graphs are on for that size; otherwise the step's
+ * ops run directly. The stream is drained first: the staging area is rewritten below, and the
+ * previous step's graph may still be reading it (a step with no logits never synchronises). */
+void lc_cu_step_begin(lc_backend *be, int n_tokens) {
+    lc_cuda *c = cu_of(be);
+    cu_graph *g = &c->graph;
+    g->capturing = g->broken = g->never = false;
+    g->T = n_tokens;
+    if (!g->on || n_tokens < 1 || n_tokens > CU_GRAPH_MAX_TOK || g->off[n_tokens] || c->err) {
+        g->stats.direct++;
+        return;
+    }
+    if (CU(c, cudaStreamSynchronize(c->stream))) return;
+    if (g->stage_cap < LC_MAX(g->stage_want, (size_t)STAGE_MIN)) {
+        size_t cap = LC_MAX(g->stage_want, (size_t)STAGE_MIN);
+        void *p = NULL;
+        if (cudaMallocHost(&p, cap) != cudaSuccess) {
+            cudaGetLastError();
+            give_up(c, n_tokens, "no pinned host memory for the staging area");
+            g->stats.direct++;
+            return;
+        }
+        if (g->stage) cudaFreeHost(g->stage);
+        g->stage = (uint8_t *)p;
+        g->stage_cap = cap;
+    }
+    g->stage_used = 0;
+    cudaError_t e = cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        give_up(c, n_tokens, cudaGetErrorString(e));
+        g->stats.direct++;
+        return;
+    }
+    g->capturing = true;
+    forget_uploads(c);
+}
+
+/* Drops a failed recording: the error it left in c->err was the recording's, not the step's. */
+static void drop(lc_cuda *c, cudaGraph_t gr) {
+    if (gr) cudaGraphDestroy(gr);
+    cudaGetLastError(); /* an invalidated capture leaves its error behind */
+    c->err = LC_OK;
+    forget_uploads(c);
+}
+
+/* Instantiates or updates the graph of size T from gr and launches it. false: nothing ran. */
+static bool launch(lc_cuda *c, int T, cudaGraph_t gr) {
+    cu_graph *g = &c->graph;
+    cudaGraphExec_t *x = &g->exec[T];
+    if (*x) {
+        cudaGraphExecUpdateResultInfo info;
+        if (cudaGraphExecUpdate(*x, gr, &info) == cudaSuccess) {
+            g->stats.updated++;
+            g->reinst[T] = 0;
+        } else {
+            cudaGetLastError();
+            cudaGraphExecDestroy(*x);
+            *x = NULL;
+            if (++g->reinst[T] >= MAX_REINST) give_up(c, T, "every step's graph had to be instantiated again");
+        }
+    }
+    if (!*x) {
+        cudaError_t e = cudaGraphInstantiate(x, gr, 0);
+        if (e != cudaSuccess) {
+            cudaGetLastError();
+            *x = NULL;
+            lc_log(LC_LOG_DEBUG, "CUDA graph: instantiation failed: %s", cudaGetErrorString(e));
+            return false;
+        }
+        g->stats.instantiated++;
+    }
+    cudaError_t e = cudaGraphLaunch(*x, c->stream);
+    if (e != cudaSuccess) {
+        /* a launch that fails may leave the stream in error: direct launches will tell */
+        cudaGetLastError();
+        cudaGraphExecDestroy(*x);
+        *x = NULL;
+        lc_log(LC_LOG_DEBUG, "CUDA graph: launch failed: %s", cudaGetErrorString(e));
+        return false;
+    }
+    g->stats.launched++;
+    return true;
+}
+
+/* Ends the recording begun by lc_cu_step_begin and runs it (run) or drops it. *redo: the step
+ * did not run and the forward must run again with direct launches. */
+lc_status lc_cu_step_end(lc_backend *be, bool run, bool *redo) {
+    lc_cuda *c = cu_of(be);
+    cu_graph *g = &c->graph;
+    *redo = false;
+    if (!g->capturing) return c->err;
+    g->capturing = false;
+    int T = g->T;
+    cudaGraph_t gr = NULL;
+    cudaError_t e = cudaStreamEndCapture(c->stream, &gr);
+    if (e != cudaSuccess || !gr || g->broken || c->err) {
+        /* the step was not recorded whole: run it again directly (also when the forward failed:
+         * the failure may have been the recording's) */
+        drop(c, gr);
+        g->stats.redone++;
+        if (g->never) give_up(c, T, "a step of this size needs an op that cannot be recorded");
+        else if (++g->fails[T] >= MAX_FAILS) give_up(c, T, "its recording failed too often");
+        *redo = true;
+        return LC_OK;
+    }
+    if (!run) { /* the forward failed elsewhere: nothing of the step may run */
+        drop(c, gr);
+        return LC_OK;
+    }
+    bool ok = launch(c, T, gr);
+    cudaGraphDestroy(gr);
+    if (!ok) {
+        drop(c, NULL);
+        g->stats.redone++;
+        if (++g->fails[T] >= MAX_FAILS) give_up(c, T, "its graph could not be instantiated or launched");
+        *redo = true;
+        return LC_OK;
+    }
+    g->fails[T] = 0;
+    return LC_OK;
+}
+
+void lc_cu_graph_free(lc_cuda *c) {
+    cu_graph *g = &c->graph;
+    if (g->capturing) {
+        cudaGraph_t gr = NULL;
+        if (cudaStreamEndCapture(c->stream, &gr) == cudaSuccess && gr) cudaGraphDestroy(gr);
+        cudaGetLastError();
+        g->capturing = false;
+    }
+    for (int t = 0; t <= CU_GRAPH_MAX_TOK; t++)
+        if (g->exec[t]) cudaGraphExecDestroy(g->exec[t]);
+    if (g->stage) cudaFreeHost(g->stage);
+    memset(g, 0, sizeof *g);
+}
+
+extern "C" lc_status lc_backend_cuda_graph_stats(lc_backend *be, lc_cuda_graph_stats *out) {
+    *out = cu_of(be)->graph.stats;
+    return LC_OK;
+}
