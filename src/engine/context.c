@@ -220,25 +220,29 @@ void lc_context_free(lc_context *ctx) {
 }
 
 /* Runs the architecture's forward inside each stage backend's step brackets (a CUDA backend
- * records the step as a graph and replays it); when a backend could not record the step, the
- * forward runs again with direct ops (it only rewrites what it wrote: activations and this
- * batch's cache rows). */
+ * replays the step from a graph, or records one). A backend that could not run the step from a
+ * graph asks for it again (it then records it, or runs its ops directly): the forward only
+ * rewrites what it wrote, activations and this batch's cache rows. */
 static lc_status run_forward(lc_context *ctx, const lc_fwd_batch *fb) {
     const lc_model *m = ctx->model;
     const lc_exec *ex = &ctx->exec;
-    for (int s = 0; s < ex->n_stages; s++)
-        if (ex->stage[s].be->ops->step_begin) ex->stage[s].be->ops->step_begin(ex->stage[s].be, fb->n_tokens);
-    lc_status st = m->arch->forward(m, ex, fb);
-    bool redo = false;
-    for (int s = 0; s < ex->n_stages; s++) {
-        lc_backend *be = ex->stage[s].be;
-        bool r = false;
-        if (!be->ops->step_end) continue;
-        lc_status e = be->ops->step_end(be, st == LC_OK, &r);
-        redo |= r;
-        if (!st && !r) st = e;
+    lc_status st = LC_OK;
+    for (int pass = 0; pass < 3; pass++) {
+        for (int s = 0; s < ex->n_stages; s++)
+            if (ex->stage[s].be->ops->step_begin) ex->stage[s].be->ops->step_begin(ex->stage[s].be, fb->n_tokens);
+        st = m->arch->forward(m, ex, fb);
+        bool redo = false;
+        for (int s = 0; s < ex->n_stages; s++) {
+            lc_backend *be = ex->stage[s].be;
+            bool r = false;
+            if (!be->ops->step_end) continue;
+            lc_status e = be->ops->step_end(be, st == LC_OK, &r);
+            redo |= r;
+            if (!st && !r) st = e;
+        }
+        if (!redo) return st;
     }
-    return redo ? m->arch->forward(m, ex, fb) : st;
+    return m->arch->forward(m, ex, fb); /* unbracketed: direct launches */
 }
 
 lc_status lc_decode(lc_context *ctx, const lc_batch *b) {

@@ -53,8 +53,17 @@ static const int32_t *upload_batch(lc_cuda *c, const lc_attn_batch *b, int block
         at += (size_t)nb;
         t = u;
     }
+    /* the upload's length rounded up (zeros): it changes every few hundred positions rather than
+     * every block, and a recorded step with the same length stays valid */
+    size_t padded = (at + 255) / 256 * 256;
+    if (!lc_grow((void **)&c->attn_host, sizeof(int32_t), &c->attn_host_cap, padded)) {
+        c->err = LC_ERR_OOM;
+        return NULL;
+    }
+    h = c->attn_host;
+    memset(h + at, 0, (padded - at) * 4);
     *max_pos = mp;
-    return lc_cu_upload(c, SLOT_ATTN, h, at);
+    return lc_cu_upload(c, SLOT_ATTN, h, padded);
 }
 
 /* ==== Store ==== */
@@ -118,11 +127,11 @@ void lc_cu_kv_store(lc_backend *be, lc_kv *kv, int il, const float *k, const flo
     int T = b->n_tokens, width = kv->n_kv_head * kv->head_dim;
     size_t n = (size_t)T * width;
     if (kv->type == LC_TYPE_F16) {
-        k_store_f16<<<dim3((unsigned)((n + 255) / 256), 2), 256, 0, c->stream>>>(k, v, pk, T, width, kv->row_bytes,
+        cu_k(c, k_store_f16, dim3((unsigned)((n + 255) / 256), 2), 256, k, v, pk, T, width, kv->row_bytes,
                                                                                  kv->k[il], kv->v[il]);
     } else {
-        k_store_q<<<(unsigned)((n + 255) / 256), 256, 0, c->stream>>>(k, pk, T, width, kv->row_bytes, kv->type, kv->k[il]);
-        k_store_q<<<(unsigned)((n + 255) / 256), 256, 0, c->stream>>>(v, pk, T, width, kv->row_bytes, kv->type, kv->v[il]);
+        cu_k(c, k_store_q, (unsigned)((n + 255) / 256), 256, k, pk, T, width, kv->row_bytes, kv->type, kv->k[il]);
+        cu_k(c, k_store_q, (unsigned)((n + 255) / 256), 256, v, pk, T, width, kv->row_bytes, kv->type, kv->v[il]);
     }
     CU_LAUNCH(c);
 }
@@ -147,7 +156,7 @@ typedef struct at_args {
     const uint8_t *k, *v;
     const int32_t *pk; /* packed batch */
     float *part;       /* (T, n_head, n_split, AT_WARPS) x (D + 2) */
-    int T, n_head, n_kv_head, D, BT, type, n_split, chunk;
+    int T, n_head, n_kv_head, D, BT, type, n_split;
     size_t row_bytes, head_bytes;
     float scale;
 } at_args;
@@ -157,7 +166,12 @@ __global__ void __launch_bounds__(32 * AT_WARPS) k_attn(at_args a) {
     int g = h / (a.n_head / a.n_kv_head);
     int pos = a.pk[t];
     const int32_t *table = a.pk + a.pk[2 * a.T + t];
-    int p0 = s * a.chunk, p1 = min(pos + 1, p0 + a.chunk);
+    /* the split length follows from the batch's longest context, computed here rather than on
+     * the host so that a recorded step stays valid while positions advance */
+    int len = 0;
+    for (int u = 0; u < a.T; u++) len = max(len, a.pk[u] + 1);
+    const int chunk = (len + a.n_split - 1) / a.n_split;
+    int p0 = s * chunk, p1 = min(pos + 1, p0 + chunk);
     float q[AT_MAX_PER_LANE], acc[AT_MAX_PER_LANE];
     const float *qh = a.q + ((size_t)t * a.n_head + h) * a.D;
 #pragma unroll
@@ -268,10 +282,12 @@ void lc_cu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int 
      * AT_SPLIT_MIN positions. Two waves gave 27 tok/s at depth 32k on an 8B model (H200). */
     int want = (16 * c->n_sm + T * n_head - 1) / (T * n_head);
     int n_split = LC_MAX(1, LC_MIN(want, (len + AT_SPLIT_MIN - 1) / AT_SPLIT_MIN));
-    int chunk = (len + n_split - 1) / n_split;
-    size_t part = (size_t)T * n_head * n_split * AT_WARPS * (kv->head_dim + 2) * sizeof(float);
+    /* partials for the most splits this batch size can take: the buffer does not grow (and
+     * break a recorded step) every AT_SPLIT_MIN positions */
+    size_t part = (size_t)T * n_head * LC_MAX(want, 1) * AT_WARPS * (kv->head_dim + 2) * sizeof(float);
     if ((c->err = lc_cu_grow(c, (void **)&c->attn_part, &c->attn_part_bytes, part))) return;
     at_args a;
+    memset(&a, 0, sizeof a); /* padding too: the arguments are a recorded step's signature */
     a.q = q;
     a.k = kv->k[il];
     a.v = kv->v[il];
@@ -284,12 +300,11 @@ void lc_cu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int 
     a.BT = kv->block_tokens;
     a.type = kv->type;
     a.n_split = n_split;
-    a.chunk = chunk;
     a.row_bytes = kv->row_bytes;
     a.head_bytes = lc_type_row_size(kv->type, kv->head_dim);
     a.scale = scale;
-    k_attn<<<dim3((unsigned)n_head, (unsigned)T, (unsigned)n_split), 32 * AT_WARPS, 0, c->stream>>>(a);
-    k_attn_merge<<<dim3((unsigned)n_head, (unsigned)T), 128, 0, c->stream>>>(c->attn_part, out, n_split * AT_WARPS,
+    cu_k(c, k_attn, dim3((unsigned)n_head, (unsigned)T, (unsigned)n_split), 32 * AT_WARPS, a);
+    cu_k(c, k_attn_merge, dim3((unsigned)n_head, (unsigned)T), 128, c->attn_part, out, n_split * AT_WARPS,
                                                                              kv->head_dim);
     CU_LAUNCH(c);
 }

@@ -57,7 +57,7 @@ extern "C" size_t lc_cuda_mem_used(void) {
 lc_status lc_cu_grow(lc_cuda *c, void **p, size_t *cap, size_t n) {
     if (n <= *cap) return LC_OK;
     /* no synchronising or allocating inside a recorded step: the step runs again directly */
-    if (c->graph.capturing) return lc_cu_graph_break(c, false, "a device buffer must grow");
+    if (cu_recording(c)) return lc_cu_graph_break(c, false, "a device buffer must grow");
     n = LC_MAX(n, *cap + *cap / 2);
     void *q = NULL;
     /* the old buffer may still be read by queued work */
@@ -95,7 +95,7 @@ const int32_t *lc_cu_upload(lc_cuda *c, int s, const int32_t *host, size_t n) {
     sl->n = n;
     /* from a copy (the shadow, or the staging area of a recorded step): the caller's array may
      * change before the copy runs */
-    lc_status st = c->graph.capturing ? lc_cu_copy_in(c, sl->dev, host, n * 4)
+    lc_status st = cu_recording(c) ? lc_cu_copy_in(c, sl->dev, host, n * 4)
                                       : CU(c, cudaMemcpyAsync(sl->dev, sl->shadow, n * 4, cudaMemcpyHostToDevice, c->stream));
     if (st) {
         if (!c->err) c->err = st;
@@ -109,7 +109,7 @@ static float *cu_alloc(lc_backend *be, size_t n) {
     lc_cuda *c = cu_of(be);
     void *p = NULL;
     size_t bytes = (n ? n : 1) * sizeof(float);
-    if (c->graph.capturing) {
+    if (cu_recording(c)) {
         c->err = lc_cu_graph_break(c, true, "an activation buffer is allocated");
         return NULL;
     }
@@ -124,7 +124,7 @@ static float *cu_alloc(lc_backend *be, size_t n) {
 static void cu_free(lc_backend *be, float *p) {
     lc_cuda *c = cu_of(be);
     if (!p) return;
-    if (c->graph.capturing) { /* kept: freeing waits for the device */
+    if (cu_recording(c)) { /* kept: freeing waits for the device */
         c->err = lc_cu_graph_break(c, true, "an activation buffer is freed");
         return;
     }
@@ -135,7 +135,7 @@ static void cu_free(lc_backend *be, float *p) {
 static void cu_to_host(lc_backend *be, float *dst, const float *src, size_t n) {
     lc_cuda *c = cu_of(be);
     if (!n) return;
-    if (c->graph.capturing) { /* the host needs the values now, before the step has run */
+    if (cu_recording(c)) { /* the host needs the values now, before the step has run */
         c->err = lc_cu_graph_break(c, true, "values are copied to the host");
         return;
     }
@@ -280,7 +280,7 @@ extern "C" lc_status lc_backend_cuda_add_weight(lc_backend *be, const lc_weight 
 
 extern "C" lc_status lc_backend_cuda_from_host(lc_backend *be, float *dst, const float *src, size_t n) {
     lc_cuda *c = cu_of(be);
-    if (c->graph.capturing) { /* staged: the recorded copy reads it when the step runs */
+    if (cu_recording(c)) { /* staged: the recorded copy reads it when the step runs */
         lc_status st = lc_cu_copy_in(c, dst, src, n * sizeof(float));
         if (st && !c->err) c->err = st;
         return st;
@@ -323,7 +323,7 @@ static void cu_rms_norm(lc_backend *be, float *out, const float *x, const float 
     lc_cuda *c = cu_of(be);
     if (c->err || n_rows <= 0) return;
     int threads = n >= 1024 ? 256 : 128;
-    k_rms_norm<<<(unsigned)n_rows, threads, 0, c->stream>>>(out, x, dev_vec(c, g), n, eps);
+    cu_k(c, k_rms_norm, (unsigned)n_rows, threads, out, x, dev_vec(c, g), n, eps);
     CU_LAUNCH(c);
 }
 
@@ -357,7 +357,7 @@ static void cu_rope(lc_backend *be, float *x, const int32_t *pos, int n_tok, int
     size_t n = (size_t)n_tok * n_head * (r->n_dims / 2);
     if (!n) return;
     float theta_scale = powf(r->freq_base, -2.0f / (float)r->n_dims);
-    k_rope<<<(unsigned)((n + 127) / 128), 128, 0, c->stream>>>(x, dp, n_tok, n_head, head_dim, r->n_dims, r->neox,
+    cu_k(c, k_rope, (unsigned)((n + 127) / 128), 128, x, dp, n_tok, n_head, head_dim, r->n_dims, r->neox,
                                                              theta_scale, r->freq_scale, dev_vec(c, r->freq_factors));
     CU_LAUNCH(c);
 }
@@ -385,14 +385,14 @@ __global__ void k_add_bias(float *x, const float *b, size_t n, int w) {
 static void cu_swiglu(lc_backend *be, float *out, const float *gate, const float *up, size_t n) {
     lc_cuda *c = cu_of(be);
     if (c->err || !n) return;
-    k_swiglu<<<(unsigned)((n + 255) / 256), 256, 0, c->stream>>>(out, gate, up, n);
+    cu_k(c, k_swiglu, (unsigned)((n + 255) / 256), 256, out, gate, up, n);
     CU_LAUNCH(c);
 }
 
 static void cu_add(lc_backend *be, float *x, const float *y, size_t n) {
     lc_cuda *c = cu_of(be);
     if (c->err || !n) return;
-    k_add<<<(unsigned)((n + 255) / 256), 256, 0, c->stream>>>(x, y, n);
+    cu_k(c, k_add, (unsigned)((n + 255) / 256), 256, x, y, n);
     CU_LAUNCH(c);
 }
 
@@ -400,7 +400,7 @@ static void cu_add_bias(lc_backend *be, float *x, const float *b, int n_rows, in
     lc_cuda *c = cu_of(be);
     size_t total = (size_t)n_rows * n;
     if (c->err || !total) return;
-    k_add_bias<<<(unsigned)((total + 255) / 256), 256, 0, c->stream>>>(x, dev_vec(c, b), total, n);
+    cu_k(c, k_add_bias, (unsigned)((total + 255) / 256), 256, x, dev_vec(c, b), total, n);
     CU_LAUNCH(c);
 }
 
@@ -417,7 +417,7 @@ static void cu_gather(lc_backend *be, float *out, const float *x, const int32_t 
     const int32_t *d = lc_cu_upload(c, SLOT_IDX, idx, (size_t)n_rows);
     if (!d) return;
     size_t total = (size_t)n_rows * n;
-    k_gather<<<(unsigned)((total + 255) / 256), 256, 0, c->stream>>>(out, x, d, n_rows, n);
+    cu_k(c, k_gather, (unsigned)((total + 255) / 256), 256, out, x, d, n_rows, n);
     CU_LAUNCH(c);
 }
 
@@ -490,7 +490,7 @@ static void cu_moe_route(lc_backend *be, const float *logits, int n_tok, int n_e
     c->route_dev = (int32_t *)p;
     c->route_cap = cap;
     c->route_host = ids; /* matmul_experts recognises the array by its address */
-    k_moe_route<<<(unsigned)((n_tok + 3) / 4), 128, 0, c->stream>>>(logits, n_tok, n_expert, k, norm, c->route_dev, weights);
+    cu_k(c, k_moe_route, (unsigned)((n_tok + 3) / 4), 128, logits, n_tok, n_expert, k, norm, c->route_dev, weights);
     CU_LAUNCH(c);
 }
 
@@ -507,7 +507,7 @@ static void cu_moe_combine(lc_backend *be, float *out, const float *y, const flo
     lc_cuda *c = cu_of(be);
     size_t total = (size_t)n_tok * n;
     if (c->err || !total) return;
-    k_moe_combine<<<(unsigned)((total + 255) / 256), 256, 0, c->stream>>>(out, y, weights, n_tok, k, n);
+    cu_k(c, k_moe_combine, (unsigned)((total + 255) / 256), 256, out, y, weights, n_tok, k, n);
     CU_LAUNCH(c);
 }
 
@@ -567,7 +567,7 @@ extern "C" lc_status lc_backend_cuda_create(const lc_model *model, int il0, int 
         const char *mmv = getenv("LOCARA_CUDA_MMV");
         c->mmv_float = mmv && !strcmp(mmv, "float");
         const char *gr = getenv("LOCARA_CUDA_GRAPH");
-        c->graph.on = !(gr && !strcmp(gr, "0"));
+        c->graph.on = gr && *gr ? atoi(gr) : 1; /* 0 off, 1 capture and replay, 2 capture every step */
     }
     if ((st = CUBLAS(c, cublasCreate(&c->blas))) || (st = CUBLAS(c, cublasSetStream(c->blas, c->stream)))) goto fail;
     if (model) {

@@ -40,10 +40,12 @@ lc_status lc_backend_cuda_from_host(lc_backend *be, float *dst, const float *src
 lc_status lc_backend_cuda_add_weight(lc_backend *be, const lc_weight *w);
 
 /* What the backend did with decode steps (steps of at most 8 tokens between the step_begin and
- * step_end ops): recorded as CUDA graphs, or run with direct launches. LOCARA_CUDA_GRAPH=0 at
- * creation turns graphs off. */
+ * step_end ops): recorded as CUDA graphs, or run with direct launches. LOCARA_CUDA_GRAPH at
+ * creation: 0 turns graphs off, 2 captures every step (no replay without capture). */
 typedef struct lc_cuda_graph_stats {
     int64_t launched;       /* steps run as a graph */
+    int64_t replayed;       /* ... of which without capturing them (same launches as the graph) */
+    int64_t missed;         /* steps that differed from their size's graph and were captured again */
     int64_t instantiated;   /* graphs instantiated: the first of a step size, or an update refused */
     int64_t updated;        /* instantiated graphs updated in place (cudaGraphExecUpdate) */
     int64_t redone;         /* steps whose recording failed and that ran again directly */

@@ -11,6 +11,7 @@
 #include <cublas_v2.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <string.h>
 
 /* Upload slots: host arrays the forward passes by pointer, mirrored on the device. A slot keeps
  * a host shadow of what it last uploaded, so an unchanged array (the positions every layer of a
@@ -31,19 +32,30 @@ typedef struct cu_wmap {
     bool own; /* a separate allocation (lc_backend_cuda_add_weight), not in the arena */
 } cu_wmap;
 
-/* Decode steps as CUDA graphs (graph.cu): between step_begin and step_end the stream is being
- * captured; ops that cannot be recorded (a buffer that must grow, a download, a synchronisation)
- * call lc_cu_graph_break and the step runs again with direct launches. Host arrays are copied
- * into a pinned staging area at the op call and reach the device through recorded copies. */
+/* Decode steps as CUDA graphs (graph.cu). Between step_begin and step_end a step is either
+ * captured from the stream (CU_CAPTURE) or, when the instantiated graph of its size was recorded
+ * from the same launches, only checked (CU_REPLAY): every kernel launch and host copy goes
+ * through cu_k / lc_cu_copy_in, which fold the kernel, grid and arguments into a signature and
+ * skip the launch; step_end relaunches the graph when the signature matches, or asks for the
+ * step again. Ops that cannot be recorded (a buffer that must grow, a download, a
+ * synchronisation) call lc_cu_graph_break and the step runs again with direct launches. Host
+ * arrays are copied into a pinned staging area at the op call and reach the device through
+ * recorded copies. */
 #define CU_GRAPH_MAX_TOK 8 /* steps of at most this many tokens are recorded */
 
+typedef enum cu_mode { CU_DIRECT, CU_CAPTURE, CU_REPLAY } cu_mode;
+
 typedef struct cu_graph {
-    bool on;         /* LOCARA_CUDA_GRAPH is not 0 */
-    bool capturing;  /* inside step_begin .. step_end, recording */
+    int on;          /* LOCARA_CUDA_GRAPH: 0 off, 1 (default) capture and replay, 2 capture every step */
+    cu_mode mode;    /* of the step between step_begin and step_end */
+    cu_mode forced;  /* CU_CAPTURE: the next pass (a step asked again) is captured */
+    bool redo_direct; /* the next pass (a step asked again) runs directly */
     bool broken;     /* an op could not be recorded in this step */
     bool never;      /* ... and never will be at this shape */
     int T;           /* tokens of the step being recorded */
+    uint64_t sig;    /* signature of this step's launches so far */
     cudaGraphExec_t exec[CU_GRAPH_MAX_TOK + 1]; /* the instantiated graph of each step size */
+    uint64_t exec_sig[CU_GRAPH_MAX_TOK + 1];     /* the signature exec[T] was recorded with */
     uint8_t fails[CU_GRAPH_MAX_TOK + 1];         /* consecutive failed recordings per size */
     uint8_t reinst[CU_GRAPH_MAX_TOK + 1];        /* consecutive refused updates per size */
     bool off[CU_GRAPH_MAX_TOK + 1];              /* given up on this size */
@@ -103,6 +115,43 @@ const int32_t *lc_cu_upload(lc_cuda *c, int s, const int32_t *host, size_t n);
 lc_status lc_cu_grow(lc_cuda *c, void **p, size_t *cap, size_t n);
 
 /* ==== CUDA graphs (graph.cu) ==== */
+
+static inline bool cu_recording(const lc_cuda *c) { return c->graph.mode != CU_DIRECT; }
+
+/* Folds n bytes into the step's signature, a word at a time. */
+static inline void cu_sig_mix(cu_graph *g, const void *p, size_t n) {
+    const uint8_t *b = (const uint8_t *)p;
+    uint64_t h = g->sig, w;
+    for (; n >= 8; b += 8, n -= 8) {
+        memcpy(&w, b, 8);
+        h = (h ^ w) * 0x9E3779B97F4A7C15ull;
+        h ^= h >> 29;
+    }
+    if (n) {
+        w = 0;
+        memcpy(&w, b, n);
+        h = (h ^ w) * 0x9E3779B97F4A7C15ull;
+        h ^= h >> 29;
+    }
+    g->sig = h;
+}
+
+/* Launches kernel k on the backend's stream, every launch of the backend goes through here:
+ * while a step is recorded the kernel, its grid and its arguments (as passed: struct arguments
+ * must be fully initialised, padding included) are folded into the step's signature, and when
+ * the step is only checked against its graph (CU_REPLAY) nothing is launched. */
+template <typename... P, typename... A>
+static inline void cu_k(lc_cuda *c, void (*k)(P...), dim3 grid, dim3 block, const A &...a) {
+    cu_graph *g = &c->graph;
+    if (g->mode != CU_DIRECT) {
+        const unsigned d[6] = {grid.x, grid.y, grid.z, block.x, block.y, block.z};
+        cu_sig_mix(g, &k, sizeof k);
+        cu_sig_mix(g, d, sizeof d);
+        (cu_sig_mix(g, &a, sizeof a), ...);
+        if (g->mode == CU_REPLAY) return;
+    }
+    k<<<grid, block, 0, c->stream>>>(a...);
+}
 
 void lc_cu_step_begin(lc_backend *be, int n_tokens);
 lc_status lc_cu_step_end(lc_backend *be, bool run, bool *redo);

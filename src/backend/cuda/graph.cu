@@ -36,9 +36,9 @@ lc_status lc_cu_graph_break(lc_cuda *c, bool never, const char *why) {
 lc_status lc_cu_copy_in(lc_cuda *c, void *dev, const void *host, size_t n) {
     cu_graph *g = &c->graph;
     if (!n) return LC_OK;
-    if (!g->capturing) return CU(c, cudaMemcpyAsync(dev, host, n, cudaMemcpyHostToDevice, c->stream));
+    if (g->mode == CU_DIRECT) return CU(c, cudaMemcpyAsync(dev, host, n, cudaMemcpyHostToDevice, c->stream));
     /* each copy gets its own bytes: the recording reads them when the graph runs, after the
-     * whole step has been recorded */
+     * whole step has been recorded; a replayed step puts its arrays at the same places */
     size_t at = (g->stage_used + 15) / 16 * 16;
     if (at + n > g->stage_cap) {
         g->stage_want = LC_MAX(g->stage_want, 2 * (at + n));
@@ -46,24 +46,36 @@ lc_status lc_cu_copy_in(lc_cuda *c, void *dev, const void *host, size_t n) {
     }
     memcpy(g->stage + at, host, n);
     g->stage_used = at + n;
-    return CU(c, cudaMemcpyAsync(dev, g->stage + at, n, cudaMemcpyHostToDevice, c->stream));
+    const void *src = g->stage + at;
+    cu_sig_mix(g, &dev, sizeof dev);
+    cu_sig_mix(g, &src, sizeof src);
+    cu_sig_mix(g, &n, sizeof n);
+    if (g->mode == CU_REPLAY) return LC_OK;
+    return CU(c, cudaMemcpyAsync(dev, src, n, cudaMemcpyHostToDevice, c->stream));
 }
 
 /* Forgets what the upload slots believe the device holds (a dropped recording never ran its
- * copies; a new recording must copy every array it uses at least once). */
+ * copies; a recorded step must copy every array it uses at least once). */
 static void forget_uploads(lc_cuda *c) {
     for (int s = 0; s < SLOT_COUNT; s++) c->slot[s].n = 0;
 }
 
-/* Starts recording a step of n_tokens when graphs are on for that size; otherwise the step's
- * ops run directly. The stream is drained first: the staging area is rewritten below, and the
+/* Picks how a step of n_tokens runs: replayed (checked against the graph of its size), captured,
+ * or direct (graphs off, too many tokens, given up, or this is a step asked again after its
+ * recording failed). The stream is drained first: the staging area is rewritten below, and the
  * previous step's graph may still be reading it (a step with no logits never synchronises). */
 void lc_cu_step_begin(lc_backend *be, int n_tokens) {
     lc_cuda *c = cu_of(be);
     cu_graph *g = &c->graph;
-    g->capturing = g->broken = g->never = false;
+    cu_mode forced = g->forced;
+    g->forced = CU_DIRECT;
+    g->mode = CU_DIRECT;
+    g->broken = g->never = false;
     g->T = n_tokens;
-    if (!g->on || n_tokens < 1 || n_tokens > CU_GRAPH_MAX_TOK || g->off[n_tokens] || c->err) {
+    g->sig = 0x6C6F63617261ull ^ (uint64_t)n_tokens;
+    g->stage_used = 0;
+    if (!g->on || n_tokens < 1 || n_tokens > CU_GRAPH_MAX_TOK || g->off[n_tokens] || c->err || g->redo_direct) {
+        g->redo_direct = false;
         g->stats.direct++;
         return;
     }
@@ -81,7 +93,11 @@ void lc_cu_step_begin(lc_backend *be, int n_tokens) {
         g->stage = (uint8_t *)p;
         g->stage_cap = cap;
     }
-    g->stage_used = 0;
+    forget_uploads(c);
+    if (forced != CU_CAPTURE && g->on == 1 && g->exec[n_tokens]) {
+        g->mode = CU_REPLAY;
+        return;
+    }
     cudaError_t e = cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal);
     if (e != cudaSuccess) {
         cudaGetLastError();
@@ -89,8 +105,7 @@ void lc_cu_step_begin(lc_backend *be, int n_tokens) {
         g->stats.direct++;
         return;
     }
-    g->capturing = true;
-    forget_uploads(c);
+    g->mode = CU_CAPTURE;
 }
 
 /* Drops a failed recording: the error it left in c->err was the recording's, not the step's. */
@@ -101,8 +116,8 @@ static void drop(lc_cuda *c, cudaGraph_t gr) {
     forget_uploads(c);
 }
 
-/* Instantiates or updates the graph of size T from gr and launches it. false: nothing ran. */
-static bool launch(lc_cuda *c, int T, cudaGraph_t gr) {
+/* Instantiates or updates the graph of size T from gr. false: no graph. */
+static bool instantiate(lc_cuda *c, int T, cudaGraph_t gr) {
     cu_graph *g = &c->graph;
     cudaGraphExec_t *x = &g->exec[T];
     if (*x) {
@@ -110,29 +125,32 @@ static bool launch(lc_cuda *c, int T, cudaGraph_t gr) {
         if (cudaGraphExecUpdate(*x, gr, &info) == cudaSuccess) {
             g->stats.updated++;
             g->reinst[T] = 0;
-        } else {
-            cudaGetLastError();
-            cudaGraphExecDestroy(*x);
-            *x = NULL;
-            if (++g->reinst[T] >= MAX_REINST) give_up(c, T, "every step's graph had to be instantiated again");
+            return true;
         }
-    }
-    if (!*x) {
-        cudaError_t e = cudaGraphInstantiate(x, gr, 0);
-        if (e != cudaSuccess) {
-            cudaGetLastError();
-            *x = NULL;
-            lc_log(LC_LOG_DEBUG, "CUDA graph: instantiation failed: %s", cudaGetErrorString(e));
-            return false;
-        }
-        g->stats.instantiated++;
-    }
-    cudaError_t e = cudaGraphLaunch(*x, c->stream);
-    if (e != cudaSuccess) {
-        /* a launch that fails may leave the stream in error: direct launches will tell */
         cudaGetLastError();
         cudaGraphExecDestroy(*x);
         *x = NULL;
+        if (++g->reinst[T] >= MAX_REINST) give_up(c, T, "every step's graph had to be instantiated again");
+    }
+    cudaError_t e = cudaGraphInstantiate(x, gr, 0);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        *x = NULL;
+        lc_log(LC_LOG_DEBUG, "CUDA graph: instantiation failed: %s", cudaGetErrorString(e));
+        return false;
+    }
+    g->stats.instantiated++;
+    return true;
+}
+
+/* Launches the graph of size T. false: it did not run (and is forgotten). */
+static bool launch(lc_cuda *c, int T) {
+    cu_graph *g = &c->graph;
+    cudaError_t e = cudaGraphLaunch(g->exec[T], c->stream);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        cudaGraphExecDestroy(g->exec[T]);
+        g->exec[T] = NULL;
         lc_log(LC_LOG_DEBUG, "CUDA graph: launch failed: %s", cudaGetErrorString(e));
         return false;
     }
@@ -140,39 +158,72 @@ static bool launch(lc_cuda *c, int T, cudaGraph_t gr) {
     return true;
 }
 
-/* Ends the recording begun by lc_cu_step_begin and runs it (run) or drops it. *redo: the step
- * did not run and the forward must run again with direct launches. */
-lc_status lc_cu_step_end(lc_backend *be, bool run, bool *redo) {
-    lc_cuda *c = cu_of(be);
+/* The step could not run from a graph: it must run again, recorded (forced) or directly. */
+static lc_status ask_again(lc_cuda *c, bool capture, bool *redo) {
     cu_graph *g = &c->graph;
-    *redo = false;
-    if (!g->capturing) return c->err;
-    g->capturing = false;
     int T = g->T;
-    cudaGraph_t gr = NULL;
-    cudaError_t e = cudaStreamEndCapture(c->stream, &gr);
-    if (e != cudaSuccess || !gr || g->broken || c->err) {
-        /* the step was not recorded whole: run it again directly (also when the forward failed:
-         * the failure may have been the recording's) */
-        drop(c, gr);
+    if (capture) {
+        g->forced = CU_CAPTURE;
+    } else {
+        g->redo_direct = true;
         g->stats.redone++;
         if (g->never) give_up(c, T, "a step of this size needs an op that cannot be recorded");
         else if (++g->fails[T] >= MAX_FAILS) give_up(c, T, "its recording failed too often");
-        *redo = true;
+    }
+    *redo = true;
+    return LC_OK;
+}
+
+/* Ends the step begun by lc_cu_step_begin. A replayed step whose launches match the graph of its
+ * size relaunches it; one that differs (new buffers, another attention split, longer block
+ * tables) is asked again to be captured. A captured step updates (or instantiates) the graph of
+ * its size and launches it. run false (the forward failed elsewhere): nothing runs. *redo: the
+ * step did not run and the forward must run again (step_begin then picks the mode). */
+lc_status lc_cu_step_end(lc_backend *be, bool run, bool *redo) {
+    lc_cuda *c = cu_of(be);
+    cu_graph *g = &c->graph;
+    cu_mode mode = g->mode;
+    int T = g->T;
+    *redo = false;
+    g->mode = CU_DIRECT;
+    if (mode == CU_DIRECT) return c->err;
+    if (mode == CU_REPLAY) {
+        if (g->broken || c->err || g->sig != g->exec_sig[T]) {
+            bool broken = g->broken || c->err;
+            drop(c, NULL);
+            if (!broken) g->stats.missed++;
+            return ask_again(c, !broken, redo);
+        }
+        if (!run) {
+            forget_uploads(c);
+            return LC_OK;
+        }
+        if (!launch(c, T)) {
+            drop(c, NULL);
+            return ask_again(c, true, redo);
+        }
+        g->stats.replayed++;
+        g->fails[T] = 0;
         return LC_OK;
+    }
+    cudaGraph_t gr = NULL;
+    cudaError_t e = cudaStreamEndCapture(c->stream, &gr);
+    if (e != cudaSuccess || !gr || g->broken || c->err) {
+        /* not recorded whole: run it again directly (also when the forward failed: the failure
+         * may have been the recording's) */
+        drop(c, gr);
+        return ask_again(c, false, redo);
     }
     if (!run) { /* the forward failed elsewhere: nothing of the step may run */
         drop(c, gr);
         return LC_OK;
     }
-    bool ok = launch(c, T, gr);
+    bool ok = instantiate(c, T, gr);
     cudaGraphDestroy(gr);
-    if (!ok) {
+    if (ok) g->exec_sig[T] = g->sig;
+    if (!ok || !launch(c, T)) {
         drop(c, NULL);
-        g->stats.redone++;
-        if (++g->fails[T] >= MAX_FAILS) give_up(c, T, "its graph could not be instantiated or launched");
-        *redo = true;
-        return LC_OK;
+        return ask_again(c, false, redo);
     }
     g->fails[T] = 0;
     return LC_OK;
@@ -180,11 +231,10 @@ lc_status lc_cu_step_end(lc_backend *be, bool run, bool *redo) {
 
 void lc_cu_graph_free(lc_cuda *c) {
     cu_graph *g = &c->graph;
-    if (g->capturing) {
+    if (g->mode == CU_CAPTURE) {
         cudaGraph_t gr = NULL;
         if (cudaStreamEndCapture(c->stream, &gr) == cudaSuccess && gr) cudaGraphDestroy(gr);
         cudaGetLastError();
-        g->capturing = false;
     }
     for (int t = 0; t <= CU_GRAPH_MAX_TOK; t++)
         if (g->exec[t]) cudaGraphExecDestroy(g->exec[t]);

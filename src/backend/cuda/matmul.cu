@@ -132,7 +132,7 @@ static void launch_deq(lc_cuda *c, const lc_weight *w, const uint8_t *wd, const 
                        int n_rows, OUT *out) {
     int64_t n = (int64_t)n_rows * (w->cols / 8);
     unsigned grid = (unsigned)((n + 255) / 256);
-#define L(T) k_deq<T, OUT><<<grid, 256, 0, c->stream>>>(wd, w->row_bytes, ids, r0, n_rows, (int)w->cols, out)
+#define L(T) cu_k(c, k_deq<T, OUT>, grid, 256, wd, w->row_bytes, ids, r0, n_rows, (int)w->cols, out)
     LC_CU_DISPATCH((int)w->type, L);
 #undef L
 }
@@ -151,7 +151,8 @@ static lc_status check_weight(lc_cuda *c, const lc_weight *w, const uint8_t **de
 /* Decode path: groups of up to 4 same-type weights in one launch. */
 static lc_status matvec(lc_cuda *c, int n_w, const lc_weight *const *w, const uint8_t *const *wd, float *const *out,
                         const float *x, int T) {
-    mv_args a = {};
+    mv_args a;
+    memset(&a, 0, sizeof a); /* padding too: the arguments are a recorded step's signature */
     a.n_w = n_w;
     a.cols = (int)w[0]->cols;
     a.T = T;
@@ -167,11 +168,11 @@ static lc_status matvec(lc_cuda *c, int n_w, const lc_weight *const *w, const ui
     }
     a.first_blk[n_w] = blocks;
     if (T == 1) {
-#define L(TY) k_matvec<TY, 1><<<blocks, 32 * MV_WARPS, 0, c->stream>>>(a)
+#define L(TY) cu_k(c, k_matvec<TY, 1>, blocks, 32 * MV_WARPS, a)
         LC_CU_DISPATCH((int)w[0]->type, L);
 #undef L
     } else {
-#define L(TY) k_matvec<TY, MV_MAX_TOK><<<blocks, 32 * MV_WARPS, 0, c->stream>>>(a)
+#define L(TY) cu_k(c, k_matvec<TY, MV_MAX_TOK>, blocks, 32 * MV_WARPS, a)
         LC_CU_DISPATCH((int)w[0]->type, L);
 #undef L
     }
@@ -237,12 +238,12 @@ lc_status lc_cu_matmul(lc_backend *be, int n_w, const lc_weight *const *w, float
         }
         return LC_OK;
     }
-    if (c->graph.capturing) return c->err = lc_cu_graph_break(c, true, "a product of more than 8 rows (cuBLAS)");
+    if (cu_recording(c)) return c->err = lc_cu_graph_break(c, true, "a product of more than 8 rows (cuBLAS)");
     __half *x_h, *tile;
     int64_t tile_rows;
     if ((st = gemm_scratch(c, w[0]->cols, n_tok, &x_h, &tile, &tile_rows))) return st;
     size_t nx = (size_t)n_tok * w[0]->cols;
-    k_to_half<<<(unsigned)((nx + 255) / 256), 256, 0, c->stream>>>(x, x_h, nx);
+    cu_k(c, k_to_half, (unsigned)((nx + 255) / 256), 256, x, x_h, nx);
     if ((st = CU_LAUNCH(c))) return st;
     for (int i = 0; i < n_w; i++)
         if ((st = gemm(c, w[i], wd[i], out[i], x_h, n_tok, tile, tile_rows))) return st;
@@ -297,8 +298,8 @@ static lc_status experts_grouped(lc_cuda *c, const lc_weight *w, const uint8_t *
         (st = CU(c, cudaMemcpyAsync(d_src, src, (size_t)n * 4, cudaMemcpyHostToDevice, c->stream))))
         return st;
     size_t nx = (size_t)n * cols;
-    k_gather_rows<<<(unsigned)((nx + 255) / 256), 256, 0, c->stream>>>(x, d_src, xg, n, (int)cols);
-    k_to_half<<<(unsigned)((nx + 255) / 256), 256, 0, c->stream>>>(xg, x_h, nx);
+    cu_k(c, k_gather_rows, (unsigned)((nx + 255) / 256), 256, x, d_src, xg, n, (int)cols);
+    cu_k(c, k_to_half, (unsigned)((nx + 255) / 256), 256, xg, x_h, nx);
     if ((st = CU_LAUNCH(c))) return st;
     int done = 0;
     for (int e = 0; e < w->n_expert; e++) {
@@ -319,7 +320,7 @@ static lc_status experts_grouped(lc_cuda *c, const lc_weight *w, const uint8_t *
         done += cnt;
     }
     size_t ny = (size_t)n * rows;
-    k_scatter_rows<<<(unsigned)((ny + 255) / 256), 256, 0, c->stream>>>(yg, d_order, out, n, (int)rows);
+    cu_k(c, k_scatter_rows, (unsigned)((ny + 255) / 256), 256, yg, d_order, out, n, (int)rows);
     return CU_LAUNCH(c);
 }
 
@@ -333,14 +334,14 @@ lc_status lc_cu_matmul_experts(lc_backend *be, const lc_weight *w, float *out, c
     int n_pairs = n_tok * k_per_tok;
     const int32_t *ids_dev = ids == c->route_host ? c->route_dev : lc_cu_upload(c, SLOT_IDS, ids, (size_t)n_pairs);
     if (!ids_dev) return c->err ? c->err : LC_ERR_DEVICE;
-    if (n_tok > 4 && c->graph.capturing) /* grouping reads the expert ids on the host */
+    if (n_tok > 4 && cu_recording(c)) /* grouping reads the expert ids on the host */
         return c->err = lc_cu_graph_break(c, true, "expert products of more than 4 tokens");
     if (n_tok > 4)
         return experts_grouped(c, w, wd, out, x, x_per_pair, ids_dev, n_pairs, k_per_tok);
     if (lc_cu_mmvq_ok(c, w->type)) return lc_cu_mmvq_ids(c, w, wd, out, x, x_per_pair, ids_dev, n_tok, k_per_tok);
     dim3 grid((unsigned)((w->rows + MV_WARPS - 1) / MV_WARPS), (unsigned)n_pairs);
 #define L(TY)                                                                                                 \
-    k_matvec_ids<TY><<<grid, 32 * MV_WARPS, 0, c->stream>>>(wd, w->row_bytes, w->expert_bytes, (int)w->rows,  \
+    cu_k(c, k_matvec_ids<TY>, grid, 32 * MV_WARPS, wd, w->row_bytes, w->expert_bytes, (int)w->rows,  \
                                                             (int)w->cols, (int)w->n_expert, x, x_per_pair,    \
                                                             k_per_tok, ids_dev, out)
     LC_CU_DISPATCH((int)w->type, L);

@@ -265,7 +265,7 @@ lc_status lc_cu_quantize_q8(lc_cuda *c, const float *x, int n_rows, int cols, co
     int8_t *q = (int8_t *)c->xq;
     float2 *d = (float2 *)((uint8_t *)c->xq + qb);
     const int n_blk = (int)(nq / 32);
-    k_quantize_q8_1<<<(n_blk + 7) / 8, 256, 0, c->stream>>>(x, q, d, n_blk);
+    cu_k(c, k_quantize_q8_1, (n_blk + 7) / 8, 256, x, q, d, n_blk);
     *xq = q;
     *dx = d;
     return CU_LAUNCH(c);
@@ -275,7 +275,8 @@ lc_status lc_cu_quantize_q8(lc_cuda *c, const float *x, int n_rows, int cols, co
  * already quantized (lc_cu_quantize_q8). */
 lc_status lc_cu_mmvq(lc_cuda *c, int n_w, const lc_weight *const *w, const uint8_t *const *wd, float *const *out,
                      const int8_t *xq, const float2 *dx, int T) {
-    mq_args a = {};
+    mq_args a;
+    memset(&a, 0, sizeof a); /* padding too: the arguments are a recorded step's signature */
     a.n_w = n_w;
     a.cols = (int)w[0]->cols;
     a.T = T;
@@ -292,15 +293,15 @@ lc_status lc_cu_mmvq(lc_cuda *c, int n_w, const lc_weight *const *w, const uint8
     }
     a.first_blk[n_w] = blocks;
     if (T == 1) {
-#define L(TY) k_mmvq<TY, 1><<<blocks, 32 * MQ_WARPS, 0, c->stream>>>(a)
+#define L(TY) cu_k(c, k_mmvq<TY, 1>, blocks, 32 * MQ_WARPS, a)
         MQ_DISPATCH(w[0]->type, L);
 #undef L
     } else if (T <= 4) {
-#define L(TY) k_mmvq<TY, 4><<<blocks, 32 * MQ_WARPS, 0, c->stream>>>(a)
+#define L(TY) cu_k(c, k_mmvq<TY, 4>, blocks, 32 * MQ_WARPS, a)
         MQ_DISPATCH(w[0]->type, L);
 #undef L
     } else {
-#define L(TY) k_mmvq<TY, MQ_MAX_TOK><<<blocks, 32 * MQ_WARPS, 0, c->stream>>>(a)
+#define L(TY) cu_k(c, k_mmvq<TY, MQ_MAX_TOK>, blocks, 32 * MQ_WARPS, a)
         MQ_DISPATCH(w[0]->type, L);
 #undef L
     }
@@ -317,7 +318,7 @@ lc_status lc_cu_mmvq_ids(lc_cuda *c, const lc_weight *w, const uint8_t *wd, floa
     if (st) return st;
     dim3 grid((unsigned)((w->rows + MQ_WARPS - 1) / MQ_WARPS), (unsigned)n_pairs);
 #define L(TY)                                                                                                 \
-    k_mmvq_ids<TY><<<grid, 32 * MQ_WARPS, 0, c->stream>>>(wd, w->row_bytes, w->expert_bytes, (int)w->rows,    \
+    cu_k(c, k_mmvq_ids<TY>, grid, 32 * MQ_WARPS, wd, w->row_bytes, w->expert_bytes, (int)w->rows,    \
                                                           (int)w->cols, (int)w->n_expert, xq, dx, x_per_pair, \
                                                           k, ids_dev, out)
     MQ_DISPATCH(w->type, L);
