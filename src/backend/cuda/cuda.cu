@@ -4,8 +4,9 @@
  * writes in attn.cu.
  *
  * Everything runs on one stream in issue order; only to_host (and grouped prefill experts)
- * waits for the device. Decode steps are recorded and replayed as CUDA graphs (graph.cu). Void ops that fail record the first error in the backend, and the next
- * matmul returns it, so a CUDA failure surfaces as LC_ERR_DEVICE from lc_decode, never an abort.
+ * waits for the device; decode steps run from CUDA graphs (graph.cu). Void ops that fail record
+ * the first error in the backend, and the next matmul returns it, so a CUDA failure surfaces as
+ * LC_ERR_DEVICE from lc_decode, never an abort.
  */
 #include "backend/cuda/cuda_impl.h"
 #include "backend/cuda/quant_dev.cuh"
@@ -175,6 +176,10 @@ static void cu_kv_free(lc_backend *be, lc_kv *kv) {
 static void cu_kv_copy_block(lc_backend *be, lc_kv *kv, int dst, int src, int n_rows) {
     lc_cuda *c = cu_of(be);
     size_t bb = kv->row_bytes * (size_t)kv->block_tokens, n = kv->row_bytes * (size_t)n_rows;
+    if (cu_recording(c)) { /* the engine copies blocks between steps, never inside one */
+        c->err = lc_cu_graph_break(c, true, "a KV block is copied");
+        return;
+    }
     for (int il = 0; il < kv->n_layer; il++) {
         CU(c, cudaMemcpyAsync(kv->k[il] + (size_t)dst * bb, kv->k[il] + (size_t)src * bb, n, cudaMemcpyDeviceToDevice, c->stream));
         CU(c, cudaMemcpyAsync(kv->v[il] + (size_t)dst * bb, kv->v[il] + (size_t)src * bb, n, cudaMemcpyDeviceToDevice, c->stream));

@@ -1,12 +1,13 @@
-/* graph.cu — decode steps recorded as CUDA graphs: step_begin starts capturing the backend's
- * stream, the forward's ops are recorded instead of launched, step_end instantiates the graph
- * (or updates the one of the same step size in place with cudaGraphExecUpdate) and launches it,
- * so a step costs one launch instead of ~16-27 per layer. Also the pinned staging area through
- * which host arrays (positions, slots, block tables, token ids) reach a recorded step.
- *
- * Not here: deciding what an op does. Ops that cannot be recorded (growing a buffer, a download,
- * a synchronisation) call lc_cu_graph_break; the step is then dropped and the caller runs the
- * forward again with direct launches (step_end's *redo), so a failure costs time, never a result.
+/* graph.cu — decode steps (<= 8 tokens) run from CUDA graphs, one launch per step instead of
+ * ~16-27 per layer. A step of a size whose graph exists is replayed: its ops only fold their
+ * launches into a signature (cu_k) and stage their host arrays (positions, slots, block tables,
+ * token ids) in pinned memory at the places the graph copies them from; equal signatures
+ * relaunch the graph. Otherwise, or when the signature differs (new buffers, another attention
+ * split), the step is captured from the stream and the graph of its size updated in place
+ * (cudaGraphExecUpdate), or instantiated anew when the update is refused.
+ * Not here: what an op does. Ops that cannot be recorded (a buffer that grows, a download, a
+ * synchronisation) call lc_cu_graph_break; the step is dropped and the caller runs the forward
+ * again (step_end's *redo), then with direct launches: a failure costs time, never a result.
  */
 #include "backend/cuda/cuda_impl.h"
 
