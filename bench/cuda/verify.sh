@@ -5,6 +5,8 @@
 #      a split (-ngl 18: the first 12 layers on the CPU): identical text?
 #   2. fit's GPU prediction vs the device memory a run takes beyond the CUDA context
 #      (`locara run --mem-report`), for the default model and the random 8B Q4_K_M model.
+#   4. decode and prefill of the random 8B (and with WITH_30B=1 the 30B-A3B) with CUDA graphs off
+#      and on, interleaved.
 #   3. every unit test binary of the bundle (pack.sh), test_cuda_ops included, with the CUDA
 #      backend (contexts use it when a device is present), shared/ unpacked from shared.tgz.
 # The default model (94 MiB) is over the carry limit with the bundle: split it with
@@ -55,6 +57,20 @@ for t in $B/test_*; do
   case $rc in 0) r=passed ;; 77) r=skipped ;; *) r="FAILED (rc $rc)" ;; esac
   echo "$(basename $t): $r — $(grep -E 'passed|SKIP' $OUT/$(basename $t).txt | tail -1)"
   [ $rc = 0 ] || [ $rc = 77 ] || grep "CHECK failed" $OUT/$(basename $t).txt | head -5
+done
+echo "== 4. decode with and without CUDA graphs (LOCARA_CUDA_GRAPH=0), interleaved, 3 reps"
+if [ -f .cudacarry/qwen3moe30b.tmpl.gguf.gz ] && [ -n "$WITH_30B" ]; then
+  gunzip -c .cudacarry/qwen3moe30b.tmpl.gguf.gz > /tmp/qwen3moe30b.tmpl.gguf
+  $B/make_model /tmp/qwen3moe30b.tmpl.gguf Q4_K_M /tmp/qwen3moe30b-Q4_K_M.gguf > /dev/null
+fi
+for m in /tmp/llama8b-Q4_K_M.gguf /tmp/qwen3moe30b-Q4_K_M.gguf; do
+  [ -f $m ] || continue
+  for r in 1 2 3; do
+    for g in 0 1; do
+      LOCARA_CUDA_GRAPH=$g timeout 120 $B/locara bench -m $m -r 1 -p 512 -n 128 2>/tmp/bench.err | grep -E "pp|tg" | sed "s/^/graph=$g /"
+    done
+  done
+  tail -3 /tmp/bench.err
 done
 } 2>&1 | tee -a $OUT/verify.txt
 cd $OUT && tar czf unit-logs.tgz test_*.txt && rm -f test_*.txt
