@@ -5,10 +5,10 @@
 #      a split (-ngl 18: the first 12 layers on the CPU): identical text?
 #   2. fit's GPU prediction vs the device memory a run takes beyond the CUDA context
 #      (`locara run --mem-report`), for the default model and the random 8B Q4_K_M model.
-#   4. decode and prefill of the random 8B (and with WITH_30B=1 the 30B-A3B) with CUDA graphs off
-#      and on, interleaved.
 #   3. every unit test binary of the bundle (pack.sh), test_cuda_ops included, with the CUDA
 #      backend (contexts use it when a device is present), shared/ unpacked from shared.tgz.
+#   4. decode and prefill of the random 8B (and with WITH_30B=1 the 30B-A3B) with CUDA graphs off
+#      and on, interleaved.
 # The default model (94 MiB) is over the carry limit with the bundle: split it with
 # `split -b 40M MODEL .mp/part.` and send the parts in earlier calls that copy them to /tmp/mp;
 # this script joins /tmp/mp/part.* and .mp/part.* and checks the sha256.
