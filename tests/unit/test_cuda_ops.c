@@ -249,6 +249,50 @@ static void test_elementwise(env *e) {
         e->cpu->ops->rope(e->cpu, co, pos, R, N / 64, 64, &r);
         CMP(v == 0 ? "rope" : v == 1 ? "rope neox + factors" : "rope partial", 1e-5);
     }
+    /* fused launches (cuda.cu holds an add back for the norm of its sum, a RoPE for the next
+     * one): add then rms_norm of the sum, bit-identical to the two ops issued apart (to_host in
+     * between), and near the CPU; RoPE of q then k (other heads, same positions) */
+    {
+        float *gz = gbuf(e, NULL, n), *cz = cbuf(e, NULL, n), *sep = malloc(n * 4), *sep_sum = malloc(n * 4);
+        lc_backend_cuda_from_host(e->gpu, go, x, n);
+        e->gpu->ops->add(e->gpu, go, gy, n);
+        fetch(e, sep_sum, go, n); /* issues the add alone */
+        e->gpu->ops->rms_norm(e->gpu, gz, go, gg, R, N, 1e-5f);
+        fetch(e, sep, gz, n);
+        lc_backend_cuda_from_host(e->gpu, go, x, n);
+        e->gpu->ops->add(e->gpu, go, gy, n);
+        e->gpu->ops->rms_norm(e->gpu, gz, go, gg, R, N, 1e-5f); /* fused */
+        fetch(e, a, gz, n);
+        fetch(e, b, go, n);
+        CHECK(memcmp(a, sep, n * 4) == 0);
+        CHECK(memcmp(b, sep_sum, n * 4) == 0);
+        memcpy(co, x, n * 4);
+        e->cpu->ops->add(e->cpu, co, cy, n);
+        e->cpu->ops->rms_norm(e->cpu, cz, co, g, R, N, 1e-5f);
+        CHECKF(rel_err(a, cz, n) < 1e-6, "add + rms_norm: rel err %.2e", rel_err(a, cz, n));
+        /* out = y (the forward norms x + h into h) */
+        lc_backend_cuda_from_host(e->gpu, go, x, n);
+        lc_backend_cuda_from_host(e->gpu, gz, y, n);
+        e->gpu->ops->add(e->gpu, go, gz, n);
+        e->gpu->ops->rms_norm(e->gpu, gz, go, gg, R, N, 1e-5f);
+        fetch(e, a, gz, n);
+        CHECK(memcmp(a, sep, n * 4) == 0);
+        lc_rope r = {.n_dims = 64, .neox = true, .freq_base = 10000.0f, .freq_scale = 1.0f, .freq_factors = NULL};
+        lc_backend_cuda_from_host(e->gpu, go, x, n);
+        lc_backend_cuda_from_host(e->gpu, gz, y, n);
+        e->gpu->ops->rope(e->gpu, go, pos, R, N / 64, 64, &r);
+        e->gpu->ops->rope(e->gpu, gz, pos, R, N / 128, 64, &r); /* fused with the one above */
+        memcpy(co, x, n * 4), memcpy(cz, y, n * 4);
+        e->cpu->ops->rope(e->cpu, co, pos, R, N / 64, 64, &r);
+        e->cpu->ops->rope(e->cpu, cz, pos, R, N / 128, 64, &r);
+        fetch(e, a, go, n);
+        fetch(e, b, gz, n / 2);
+        CHECKF(rel_err(a, co, n) < 1e-5, "rope q (fused): rel err %.2e", rel_err(a, co, n));
+        CHECKF(rel_err(b, cz, n / 2) < 1e-5, "rope k (fused): rel err %.2e", rel_err(b, cz, n / 2));
+        e->gpu->ops->free(e->gpu, gz);
+        e->cpu->ops->free(e->cpu, cz);
+        free(sep), free(sep_sum);
+    }
 #undef CMP
     float *gb[] = {gx, gy, gg, go, gff}, *cb[] = {cx, cy, co};
     for (int i = 0; i < 5; i++) e->gpu->ops->free(e->gpu, gb[i]);

@@ -57,6 +57,7 @@ extern "C" size_t lc_cuda_mem_used(void) {
 
 lc_status lc_cu_grow(lc_cuda *c, void **p, size_t *cap, size_t n) {
     if (n <= *cap) return LC_OK;
+    lc_cu_flush(c);
     /* no synchronising or allocating inside a recorded step: the step runs again directly */
     if (cu_recording(c)) return lc_cu_graph_break(c, false, "a device buffer must grow");
     n = LC_MAX(n, *cap + *cap / 2);
@@ -96,6 +97,7 @@ const int32_t *lc_cu_upload(lc_cuda *c, int s, const int32_t *host, size_t n) {
     sl->n = n;
     /* from a copy (the shadow, or the staging area of a recorded step): the caller's array may
      * change before the copy runs */
+    lc_cu_flush(c);
     lc_status st = cu_recording(c) ? lc_cu_copy_in(c, sl->dev, host, n * 4)
                                       : CU(c, cudaMemcpyAsync(sl->dev, sl->shadow, n * 4, cudaMemcpyHostToDevice, c->stream));
     if (st) {
@@ -125,6 +127,7 @@ static float *cu_alloc(lc_backend *be, size_t n) {
 static void cu_free(lc_backend *be, float *p) {
     lc_cuda *c = cu_of(be);
     if (!p) return;
+    lc_cu_flush(c);
     if (cu_recording(c)) { /* kept: freeing waits for the device */
         c->err = lc_cu_graph_break(c, true, "an activation buffer is freed");
         return;
@@ -136,6 +139,7 @@ static void cu_free(lc_backend *be, float *p) {
 static void cu_to_host(lc_backend *be, float *dst, const float *src, size_t n) {
     lc_cuda *c = cu_of(be);
     if (!n) return;
+    lc_cu_flush(c);
     if (cu_recording(c)) { /* the host needs the values now, before the step has run */
         c->err = lc_cu_graph_break(c, true, "values are copied to the host");
         return;
@@ -163,6 +167,7 @@ static lc_status cu_kv_alloc(lc_backend *be, lc_kv *kv) {
 
 static void cu_kv_free(lc_backend *be, lc_kv *kv) {
     lc_cuda *c = cu_of(be);
+    lc_cu_flush(c);
     cudaStreamSynchronize(c->stream);
     for (int il = 0; kv->k && il < kv->n_layer; il++) {
         cudaFree(kv->k[il]);
@@ -176,6 +181,7 @@ static void cu_kv_free(lc_backend *be, lc_kv *kv) {
 static void cu_kv_copy_block(lc_backend *be, lc_kv *kv, int dst, int src, int n_rows) {
     lc_cuda *c = cu_of(be);
     size_t bb = kv->row_bytes * (size_t)kv->block_tokens, n = kv->row_bytes * (size_t)n_rows;
+    lc_cu_flush(c);
     if (cu_recording(c)) { /* the engine copies blocks between steps, never inside one */
         c->err = lc_cu_graph_break(c, true, "a KV block is copied");
         return;
@@ -285,6 +291,7 @@ extern "C" lc_status lc_backend_cuda_add_weight(lc_backend *be, const lc_weight 
 
 extern "C" lc_status lc_backend_cuda_from_host(lc_backend *be, float *dst, const float *src, size_t n) {
     lc_cuda *c = cu_of(be);
+    lc_cu_flush(c);
     if (cu_recording(c)) { /* staged: the recorded copy reads it when the step runs */
         lc_status st = lc_cu_copy_in(c, dst, src, n * sizeof(float));
         if (st && !c->err) c->err = st;
@@ -324,21 +331,64 @@ __global__ void k_rms_norm(float *out, const float *x, const float *g, int n, fl
     for (int i = threadIdx.x; i < n; i += blockDim.x) o[i] = g ? xr[i] * scale * g[i] : xr[i] * scale;
 }
 
+/* The residual add held back by cu_add fused into the norm that reads its sum: x += y, then
+ * out = x / rms(x) * g, per row. The same arithmetic in the same order as k_add then
+ * k_rms_norm (bit-identical); out may be y (each element of y is read before the barrier, and
+ * out written after it). */
+__global__ void k_add_rms_norm(float *out, float *x, const float *y, const float *g, int n, float eps) {
+    __shared__ float red[32];
+    float *xr = x + (size_t)blockIdx.x * n;
+    const float *yr = y + (size_t)blockIdx.x * n;
+    float *o = out + (size_t)blockIdx.x * n;
+    float ss = 0.0f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        const float v = xr[i] + yr[i];
+        xr[i] = v;
+        ss += v * v;
+    }
+    ss = cu_warp_sum(ss);
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        float v = threadIdx.x < (blockDim.x >> 5) ? red[threadIdx.x] : 0.0f;
+        v = cu_warp_sum(v);
+        if (threadIdx.x == 0) red[0] = v;
+    }
+    __syncthreads();
+    float scale = 1.0f / sqrtf(red[0] / (float)n + eps);
+    for (int i = threadIdx.x; i < n; i += blockDim.x) o[i] = g ? xr[i] * scale * g[i] : xr[i] * scale;
+}
+
 static void cu_rms_norm(lc_backend *be, float *out, const float *x, const float *g, int n_rows, int n, float eps) {
     lc_cuda *c = cu_of(be);
     if (c->err || n_rows <= 0) return;
     int threads = n >= 1024 ? 256 : 128;
-    cu_k(c, k_rms_norm, (unsigned)n_rows, threads, out, x, dev_vec(c, g), n, eps);
+    cu_pend *pd = &c->pend;
+    if (pd->kind == PEND_ADD && pd->x == x && pd->n == (size_t)n_rows * n) { /* the residual add, fused */
+        float *xs = pd->x;
+        const float *ys = pd->y;
+        pd->kind = PEND_NONE;
+        cu_k(c, k_add_rms_norm, (unsigned)n_rows, threads, out, xs, ys, dev_vec(c, g), n, eps);
+    } else {
+        cu_k(c, k_rms_norm, (unsigned)n_rows, threads, out, x, dev_vec(c, g), n, eps);
+    }
     CU_LAUNCH(c);
 }
 
 /* ==== RoPE ==== */
 
-/* One thread per (token, head, pair); the angle follows the CPU's float steps (theta *= scale). */
-__global__ void k_rope(float *x, const int32_t *pos, int n_tok, int n_head, int head_dim, int n_dims, bool neox,
-                       float theta_scale, float freq_scale, const float *ff) {
+/* One thread per (token, head, pair); the angle follows the CPU's float steps (theta *= scale).
+ * Two tensors of the same tokens in one launch: x (n_head heads) then x2 (n_head2, may be 0). */
+__global__ void k_rope(float *x, float *x2, const int32_t *pos, int n_tok, int n_head, int n_head2, int head_dim,
+                       int n_dims, bool neox, float theta_scale, float freq_scale, const float *ff) {
     int half = n_dims / 2;
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const size_t n1 = (size_t)n_tok * n_head * half;
+    if (i >= n1) { /* the second tensor */
+        i -= n1;
+        x = x2;
+        n_head = n_head2;
+    }
     if (i >= (size_t)n_tok * n_head * half) return;
     int p = (int)(i % half);
     size_t th = i / half;
@@ -354,6 +404,8 @@ __global__ void k_rope(float *x, const int32_t *pos, int n_tok, int n_head, int 
     v[ib] = x0 * sn + x1 * cs;
 }
 
+/* RoPE is held back (PEND_ROPE): the forward ropes q then k with the same positions, and the
+ * two run as one launch; anything else issues the held one first. */
 static void cu_rope(lc_backend *be, float *x, const int32_t *pos, int n_tok, int n_head, int head_dim, const lc_rope *r) {
     lc_cuda *c = cu_of(be);
     if (c->err) return;
@@ -362,8 +414,50 @@ static void cu_rope(lc_backend *be, float *x, const int32_t *pos, int n_tok, int
     size_t n = (size_t)n_tok * n_head * (r->n_dims / 2);
     if (!n) return;
     float theta_scale = powf(r->freq_base, -2.0f / (float)r->n_dims);
-    cu_k(c, k_rope, (unsigned)((n + 127) / 128), 128, x, dp, n_tok, n_head, head_dim, r->n_dims, r->neox,
-                                                             theta_scale, r->freq_scale, dev_vec(c, r->freq_factors));
+    const float *ff = dev_vec(c, r->freq_factors);
+    cu_pend *pd = &c->pend;
+    if (pd->kind == PEND_ROPE && pd->pos == dp && pd->n_tok == n_tok && pd->head_dim == head_dim &&
+        pd->n_dims == r->n_dims && pd->neox == r->neox && pd->theta_scale == theta_scale &&
+        pd->freq_scale == r->freq_scale && pd->ff == ff && pd->x != x) {
+        cu_pend q = *pd;
+        pd->kind = PEND_NONE;
+        size_t total = (size_t)n_tok * (q.n_head + n_head) * (r->n_dims / 2);
+        cu_k(c, k_rope, (unsigned)((total + 127) / 128), 128, q.x, x, dp, n_tok, q.n_head, n_head, head_dim, r->n_dims,
+             r->neox, theta_scale, r->freq_scale, ff);
+        CU_LAUNCH(c);
+        return;
+    }
+    lc_cu_flush(c);
+    *pd = (cu_pend){};
+    pd->kind = PEND_ROPE;
+    pd->x = x;
+    pd->pos = dp;
+    pd->n_tok = n_tok;
+    pd->n_head = n_head;
+    pd->head_dim = head_dim;
+    pd->n_dims = r->n_dims;
+    pd->neox = r->neox;
+    pd->theta_scale = theta_scale;
+    pd->freq_scale = r->freq_scale;
+    pd->ff = ff;
+}
+
+__global__ void k_add(float *x, const float *y, size_t n);
+
+/* Issues the held-back launch as the op alone would have. */
+void lc_cu_flush(lc_cuda *c) {
+    cu_pend q = c->pend;
+    c->pend.kind = PEND_NONE;
+    if (q.kind == PEND_ADD) {
+        cu_k(c, k_add, (unsigned)((q.n + 255) / 256), 256, q.x, q.y, q.n);
+    } else if (q.kind == PEND_ROPE) {
+        size_t n = (size_t)q.n_tok * q.n_head * (q.n_dims / 2);
+        float *none = NULL;
+        cu_k(c, k_rope, (unsigned)((n + 127) / 128), 128, q.x, none, q.pos, q.n_tok, q.n_head, 0, q.head_dim, q.n_dims,
+             q.neox, q.theta_scale, q.freq_scale, q.ff);
+    } else {
+        return;
+    }
     CU_LAUNCH(c);
 }
 
@@ -394,11 +488,17 @@ static void cu_swiglu(lc_backend *be, float *out, const float *gate, const float
     CU_LAUNCH(c);
 }
 
+/* The residual add is held back (PEND_ADD): the forward norms the sum next, and the two run as
+ * one launch (k_add_rms_norm); anything else issues the held one first. */
 static void cu_add(lc_backend *be, float *x, const float *y, size_t n) {
     lc_cuda *c = cu_of(be);
     if (c->err || !n) return;
-    cu_k(c, k_add, (unsigned)((n + 255) / 256), 256, x, y, n);
-    CU_LAUNCH(c);
+    lc_cu_flush(c);
+    c->pend = (cu_pend){};
+    c->pend.kind = PEND_ADD;
+    c->pend.x = x;
+    c->pend.y = y;
+    c->pend.n = n;
 }
 
 static void cu_add_bias(lc_backend *be, float *x, const float *b, int n_rows, int n) {
@@ -593,6 +693,7 @@ fail:
 extern "C" void lc_backend_cuda_free(lc_backend *be) {
     if (!be) return;
     lc_cuda *c = cu_of(be);
+    c->pend.kind = PEND_NONE; /* the backend's buffers go: a held-back launch has nothing to do */
     lc_cu_graph_free(c);
     if (c->stream) cudaStreamSynchronize(c->stream);
     for (int s = 0; s < SLOT_COUNT; s++) {

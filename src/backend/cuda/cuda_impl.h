@@ -64,6 +64,24 @@ typedef struct cu_graph {
     lc_cuda_graph_stats stats;
 } cu_graph;
 
+/* A launch held back so that the next op may fuse with it (cuda.cu): a residual add (x += y)
+ * merged into the RMS norm that reads x next, or the RoPE of q merged with the RoPE of k that
+ * follows it. Any other launch, copy or synchronisation first issues it (lc_cu_flush), so the
+ * stream order is that of the op calls. */
+enum { PEND_NONE, PEND_ADD, PEND_ROPE };
+
+typedef struct cu_pend {
+    int kind;
+    float *x;             /* add: x += y over n floats; rope: the rows x (n_tok, n_head * head_dim) */
+    const float *y;
+    size_t n;
+    const int32_t *pos;   /* rope: device positions */
+    int n_tok, n_head, head_dim, n_dims;
+    bool neox;
+    float theta_scale, freq_scale;
+    const float *ff;
+} cu_pend;
+
 typedef struct lc_cuda {
     int device;
     int n_sm;
@@ -95,6 +113,7 @@ typedef struct lc_cuda {
     bool mmv_float; /* LOCARA_CUDA_MMV=float: decode on the float path (A/B measurement) */
     size_t bytes; /* device bytes held */
     cu_graph graph; /* decode steps recorded as CUDA graphs (graph.cu) */
+    cu_pend pend;   /* a launch held back for fusion */
 } lc_cuda;
 
 static inline lc_cuda *cu_of(lc_backend *be) { return (lc_cuda *)be->impl; }
@@ -140,9 +159,13 @@ static inline void cu_sig_mix(cu_graph *g, const void *p, size_t n) {
  * while a step is recorded the kernel, its grid and its arguments (as passed: struct arguments
  * must be fully initialised, padding included) are folded into the step's signature, and when
  * the step is only checked against its graph (CU_REPLAY) nothing is launched. */
+/* Issues the launch held back for fusion, if any (cuda.cu). */
+void lc_cu_flush(lc_cuda *c);
+
 template <typename... P, typename... A>
 static inline void cu_k(lc_cuda *c, void (*k)(P...), dim3 grid, dim3 block, const A &...a) {
     cu_graph *g = &c->graph;
+    if (c->pend.kind) lc_cu_flush(c);
     if (g->mode != CU_DIRECT) {
         const unsigned d[6] = {grid.x, grid.y, grid.z, block.x, block.y, block.z};
         cu_sig_mix(g, &k, sizeof k);

@@ -37,6 +37,7 @@ lc_status lc_cu_graph_break(lc_cuda *c, bool never, const char *why) {
 lc_status lc_cu_copy_in(lc_cuda *c, void *dev, const void *host, size_t n) {
     cu_graph *g = &c->graph;
     if (!n) return LC_OK;
+    lc_cu_flush(c);
     if (g->mode == CU_DIRECT) return CU(c, cudaMemcpyAsync(dev, host, n, cudaMemcpyHostToDevice, c->stream));
     /* each copy gets its own bytes: the recording reads them when the graph runs, after the
      * whole step has been recorded; a replayed step puts its arrays at the same places */
@@ -68,6 +69,7 @@ static void forget_uploads(lc_cuda *c) {
 void lc_cu_step_begin(lc_backend *be, int n_tokens) {
     lc_cuda *c = cu_of(be);
     cu_graph *g = &c->graph;
+    lc_cu_flush(c); /* a launch held back before the step belongs to no recording */
     cu_mode forced = g->forced;
     g->forced = CU_DIRECT;
     g->mode = CU_DIRECT;
@@ -183,6 +185,7 @@ static lc_status ask_again(lc_cuda *c, bool capture, bool *redo) {
 lc_status lc_cu_step_end(lc_backend *be, bool run, bool *redo) {
     lc_cuda *c = cu_of(be);
     cu_graph *g = &c->graph;
+    lc_cu_flush(c); /* a held-back launch belongs to this step */
     cu_mode mode = g->mode;
     int T = g->T;
     *redo = false;

@@ -271,6 +271,7 @@ static lc_status experts_grouped(lc_cuda *c, const lc_weight *w, const uint8_t *
     lc_status st;
     if (!lc_grow((void **)&c->host_ids, sizeof(int32_t), &c->host_ids_cap, (size_t)n_pairs * 3)) return LC_ERR_OOM;
     int32_t *hid = c->host_ids, *order = hid + n_pairs, *src = order + n_pairs;
+    lc_cu_flush(c);
     if ((st = CU(c, cudaMemcpyAsync(hid, ids_dev, (size_t)n_pairs * 4, cudaMemcpyDeviceToHost, c->stream))) ||
         (st = CU(c, cudaStreamSynchronize(c->stream))))
         return st;
