@@ -235,6 +235,13 @@ lc_status lc_cu_step_end(lc_backend *be, bool run, bool *redo) {
 
 void lc_cu_graph_free(lc_cuda *c) {
     cu_graph *g = &c->graph;
+    const lc_cuda_graph_stats *st = &g->stats;
+    if (st->launched || st->redone)
+        lc_log(LC_LOG_INFO,
+               "CUDA graphs: %lld steps from graphs (%lld replayed, %lld captured again), %lld instantiated, "
+               "%lld updated, %lld steps redone, %lld direct",
+               (long long)st->launched, (long long)st->replayed, (long long)st->missed, (long long)st->instantiated,
+               (long long)st->updated, (long long)st->redone, (long long)st->direct);
     if (g->mode == CU_CAPTURE) {
         cudaGraph_t gr = NULL;
         if (cudaStreamEndCapture(c->stream, &gr) == cudaSuccess && gr) cudaGraphDestroy(gr);
