@@ -59,6 +59,8 @@ typedef struct cu_graph {
     uint8_t fails[CU_GRAPH_MAX_TOK + 1];         /* consecutive failed recordings per size */
     uint8_t reinst[CU_GRAPH_MAX_TOK + 1];        /* consecutive refused updates per size */
     bool off[CU_GRAPH_MAX_TOK + 1];              /* given up on this size */
+    uint8_t misses[CU_GRAPH_MAX_TOK + 1];        /* consecutive replays whose launches differed */
+    bool capture_only[CU_GRAPH_MAX_TOK + 1];     /* ... too often: capture every step of this size */
     uint8_t *stage;  /* pinned staging for host arrays (cudaMallocHost) */
     size_t stage_cap, stage_used, stage_want;
     lc_cuda_graph_stats stats;

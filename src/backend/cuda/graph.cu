@@ -17,6 +17,7 @@
 #define STAGE_MIN (64u << 10)
 #define MAX_FAILS 4  /* consecutive failed recordings of one size before giving up on it */
 #define MAX_REINST 8 /* consecutive refused updates of one size before giving up on it */
+#define MAX_MISSES 4 /* consecutive replays that differed before capturing every step of a size */
 
 /* Gives up on graphs for steps of T tokens, saying why once. */
 static void give_up(lc_cuda *c, int T, const char *why) {
@@ -97,7 +98,7 @@ void lc_cu_step_begin(lc_backend *be, int n_tokens) {
         g->stage_cap = cap;
     }
     forget_uploads(c);
-    if (forced != CU_CAPTURE && g->on == 1 && g->exec[n_tokens]) {
+    if (forced != CU_CAPTURE && g->on == 1 && g->exec[n_tokens] && !g->capture_only[n_tokens]) {
         g->mode = CU_REPLAY;
         return;
     }
@@ -195,7 +196,14 @@ lc_status lc_cu_step_end(lc_backend *be, bool run, bool *redo) {
         if (g->broken || c->err || g->sig != g->exec_sig[T]) {
             bool broken = g->broken || c->err;
             drop(c, NULL);
-            if (!broken) g->stats.missed++;
+            if (!broken) {
+                g->stats.missed++;
+                if (++g->misses[T] >= MAX_MISSES && !g->capture_only[T]) {
+                    /* something in the step changes every time: replaying only costs a pass */
+                    g->capture_only[T] = true;
+                    lc_log(LC_LOG_WARN, "CUDA graphs: steps of %d token(s) differ every time, captured from now on", T);
+                }
+            }
             return ask_again(c, !broken, redo);
         }
         if (!run) {
@@ -208,6 +216,7 @@ lc_status lc_cu_step_end(lc_backend *be, bool run, bool *redo) {
         }
         g->stats.replayed++;
         g->fails[T] = 0;
+        g->misses[T] = 0;
         return LC_OK;
     }
     cudaGraph_t gr = NULL;
