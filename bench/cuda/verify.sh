@@ -17,11 +17,14 @@ OUT=${OUT:-/tmp/out}; mkdir -p $OUT
 B=.cudacarry/bin; export LD_LIBRARY_PATH=$PWD/.cudacarry/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 SHA=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 M=/tmp/default.gguf
-cat $(ls /tmp/mp/part.* .mp/part.* 2>/dev/null | awk -F. '{print $NF" "$0}' | sort | cut -d' ' -f2) > $M
-echo "$SHA  $M" | sha256sum -c - | tee $OUT/verify.txt || { echo "default model incomplete"; exit 1; }
+# one file per suffix (a part carried by an earlier call may still lie in .mp/ as well as /tmp/mp)
+cat $(ls /tmp/mp/part.* .mp/part.* 2>/dev/null | awk -F. '{print $NF" "$0}' | sort -u -k1,1 | cut -d' ' -f2) > $M
+echo "$SHA  $M" | sha256sum -c - > $OUT/verify.txt || { cat $OUT/verify.txt; echo "default model incomplete"; exit 1; }
+STEPS=${STEPS:-1234}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a $OUT/verify.txt
 {
-echo "== 1. greedy 128 tokens: CPU vs CUDA vs split (-ngl 18)"
+case $STEPS in *1*)
+echo "== 1. greedy 128 tokens: CPU vs CUDA vs split (-ngl 18); CUDA without graphs"
 i=0; same_gpu=0; same_split=0
 for p in "The capital of France is" "Once upon a time, in a small village," "def fibonacci(n):" \
          "Write a haiku about the sea." "List three prime numbers:"; do
@@ -29,6 +32,8 @@ for p in "The capital of France is" "Once upon a time, in a small village," "def
   LOCARA_DEVICE=cpu $B/locara run -m $M -p "$p" -n 128 --temp 0 -q -t 16 > /tmp/cpu$i.txt 2>/tmp/cpu$i.err
   $B/locara run -m $M -p "$p" -n 128 --temp 0 -q > /tmp/gpu$i.txt 2>/tmp/gpu$i.err
   $B/locara run -m $M -p "$p" -n 128 --temp 0 -q -ngl 18 -t 16 > /tmp/split$i.txt 2>/tmp/split$i.err
+  LOCARA_CUDA_GRAPH=0 $B/locara run -m $M -p "$p" -n 128 --temp 0 -q > /tmp/nograph$i.txt 2>/dev/null
+  cmp -s /tmp/gpu$i.txt /tmp/nograph$i.txt || echo "  graphs on and off differ"
   g=differs; s=differs
   cmp -s /tmp/cpu$i.txt /tmp/gpu$i.txt && [ -s /tmp/cpu$i.txt ] && { g=identical; same_gpu=$((same_gpu+1)); }
   cmp -s /tmp/cpu$i.txt /tmp/split$i.txt && [ -s /tmp/cpu$i.txt ] && { s=identical; same_split=$((same_split+1)); }
@@ -36,6 +41,8 @@ for p in "The capital of France is" "Once upon a time, in a small village," "def
   [ $g = identical ] || { echo "  cpu: $(head -c 300 /tmp/cpu$i.txt | tr '\n' ' ')"; echo "  gpu: $(head -c 300 /tmp/gpu$i.txt | tr '\n' ' ')"; tail -2 /tmp/gpu$i.err; }
 done
 echo "identical to the CPU backend: whole-model CUDA $same_gpu/5, split $same_split/5"
+;; esac
+case $STEPS in *2*)
 echo "== 2. fit's GPU prediction vs device memory taken (ctx 4096)"
 models=$M
 if [ -f .cudacarry/llama8b.tmpl.gguf.gz ]; then
@@ -49,6 +56,8 @@ for m in $models; do
     python3 -c "p,u=$pred,${used:-0}; print(f'$(basename $m) -ngl $ngl: fit {p/2**20:.1f} MiB, used {u/2**20:.1f} MiB, used/fit {u/p:.3f}')"
   done
 done
+;; esac
+case $STEPS in *3*)
 echo "== 3. the unit test suite with the CUDA backend (every test binary in the bundle; shared/ from shared.tgz)"
 [ -f .cudacarry/shared.tgz ] && tar xzf .cudacarry/shared.tgz -C /tmp
 export LC_SHARED_DIR=/tmp/shared LC_SOURCE_DIR=$PWD LC_BINARY_DIR=$PWD/$B LOCARA_MODEL=$M
@@ -58,6 +67,8 @@ for t in $B/test_*; do
   echo "$(basename $t): $r — $(grep -E 'passed|SKIP' $OUT/$(basename $t).txt | tail -1)"
   [ $rc = 0 ] || [ $rc = 77 ] || grep "CHECK failed" $OUT/$(basename $t).txt | head -5
 done
+;; esac
+case $STEPS in *4*)
 echo "== 4. decode with and without CUDA graphs (LOCARA_CUDA_GRAPH=0), interleaved, 3 reps"
 if [ -f .cudacarry/qwen3moe30b.tmpl.gguf.gz ] && [ -n "$WITH_30B" ]; then
   gunzip -c .cudacarry/qwen3moe30b.tmpl.gguf.gz > /tmp/qwen3moe30b.tmpl.gguf
@@ -72,5 +83,6 @@ for m in /tmp/llama8b-Q4_K_M.gguf /tmp/qwen3moe30b-Q4_K_M.gguf; do
   done
   tail -3 /tmp/bench.err
 done
+;; esac
 } 2>&1 | tee -a $OUT/verify.txt
 cd $OUT && tar czf unit-logs.tgz test_*.txt && rm -f test_*.txt
