@@ -13,7 +13,8 @@ typedef struct lc_cpu {
     /* activations converted to a weight's vec_dot_type, grown on demand */
     uint8_t *qbuf;
     size_t qbuf_size;
-    /* per-thread scratch (attention score blocks, dequantized K/V rows) */
+    /* per-thread scratch: attention score blocks and dequantized K/V rows, or an expert tile's
+     * outputs before they go to their pair rows (TOK_CHUNK x 64 floats, far below attention's) */
     float *tscratch;
     size_t tscratch_per_thread;
 } lc_cpu;
