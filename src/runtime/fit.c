@@ -40,6 +40,12 @@ static size_t weight_bytes(const lc_weight *w) {
     return w->data ? (w->expert_bytes * (size_t)LC_MAX(w->n_expert, 1) + 255) / 256 * 256 : 0;
 }
 
+/* Device memory the CUDA runtime and cuBLAS take for a backend beyond the buffers it asks for
+ * (cuBLAS handle and workspace, graph executables): measured on an H200 as the device memory a
+ * `locara run` took beyond the CUDA context minus this file's other terms (60-72 MiB for the
+ * default model, bench/results/cuda-h200-verify.txt). */
+#define LC_FIT_CUDA_RUNTIME_BYTES ((size_t)64 << 20)
+
 /* The GPU backend's memory for layers [L - n, L) (cuda.cu's upload_weights and scratch): weights
  * 256-byte aligned in one arena, the layers' KV, the scratch activations (lc_context_scratch_floats)
  * and the f16 activation copy, q8 activation blocks and one dequantized f16 weight tile of its
@@ -66,6 +72,7 @@ static void gpu_share(const lc_model *m, const lc_fit_params *p, int n_ctx, int 
     size_t c = lc_context_scratch_floats(hp, T, p->n_seq) * sizeof(float);
     c += (size_t)T * max_cols * 2 + (16u << 20) * 2;              /* f16 activations, weight tile */
     c += (size_t)T * max_cols * 36 / 32;                          /* q8 activation blocks */
+    c += LC_FIT_CUDA_RUNTIME_BYTES;
     out->gpu_compute_bytes = c;
     out->gpu_total_bytes = w + out->gpu_kv_bytes + c;
 }

@@ -339,7 +339,7 @@ static void attn_ref(const float *k, const float *v, const float *q, lc_type kvt
 /* One sequence whose block table is a permutation of the pool; n_past tokens stored first, then
  * T tokens stored and attended (each sees positions <= its own). */
 static void attn_case(env *e, lc_type kvt, int D, int n_head, int n_kv, int n_past, int T) {
-    const int BT = 16;
+    const int BT = 32; /* the engine's block size, the only one the CPU backend takes */
     int len = n_past + T, nblk = (len + BT - 1) / BT + 2;
     if (nblk % 7 == 0) nblk++; /* the table below must be a permutation */
     lc_kv kvs[2];

@@ -57,6 +57,9 @@ static void cpu_to_host(lc_backend *be, float *dst, const float *src, size_t n) 
 
 static lc_status cpu_kv_alloc(lc_backend *be, lc_kv *kv) {
     (void)be;
+    if (kv->block_tokens != LC_ATTN_BT) /* the attention kernels walk whole blocks of LC_ATTN_BT keys */
+        return lc_fail(LC_ERR_UNSUPPORTED, "the CPU backend's KV cache blocks hold %d tokens (asked for %d)", LC_ATTN_BT,
+                       kv->block_tokens);
     size_t per_layer = kv->row_bytes * (size_t)kv->block_tokens * (size_t)kv->n_blocks;
     kv->k = lc_calloc((size_t)kv->n_layer, sizeof *kv->k);
     kv->v = lc_calloc((size_t)kv->n_layer, sizeof *kv->v);
