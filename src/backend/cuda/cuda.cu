@@ -312,22 +312,27 @@ static const float *dev_vec(lc_cuda *c, const float *p) {
 /* ==== RMS norm ==== */
 
 /* One block per row: out = x / sqrt(mean(x^2) + eps) * g. */
+/* The sum of every thread's v over the block (red: 32 floats of shared memory); all threads get it. */
+__device__ __forceinline__ float block_sum(float v, float *red) {
+    v = cu_warp_sum(v);
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        float s = threadIdx.x < (blockDim.x >> 5) ? red[threadIdx.x] : 0.0f;
+        s = cu_warp_sum(s);
+        if (threadIdx.x == 0) red[0] = s;
+    }
+    __syncthreads();
+    return red[0];
+}
+
 __global__ void k_rms_norm(float *out, const float *x, const float *g, int n, float eps) {
     __shared__ float red[32];
     const float *xr = x + (size_t)blockIdx.x * n;
     float *o = out + (size_t)blockIdx.x * n;
     float ss = 0.0f;
     for (int i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
-    ss = cu_warp_sum(ss);
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;
-    __syncthreads();
-    if (threadIdx.x < 32) {
-        float v = threadIdx.x < (blockDim.x >> 5) ? red[threadIdx.x] : 0.0f;
-        v = cu_warp_sum(v);
-        if (threadIdx.x == 0) red[0] = v;
-    }
-    __syncthreads();
-    float scale = 1.0f / sqrtf(red[0] / (float)n + eps);
+    float scale = 1.0f / sqrtf(block_sum(ss, red) / (float)n + eps);
     for (int i = threadIdx.x; i < n; i += blockDim.x) o[i] = g ? xr[i] * scale * g[i] : xr[i] * scale;
 }
 
@@ -346,16 +351,7 @@ __global__ void k_add_rms_norm(float *out, float *x, const float *y, const float
         xr[i] = v;
         ss += v * v;
     }
-    ss = cu_warp_sum(ss);
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;
-    __syncthreads();
-    if (threadIdx.x < 32) {
-        float v = threadIdx.x < (blockDim.x >> 5) ? red[threadIdx.x] : 0.0f;
-        v = cu_warp_sum(v);
-        if (threadIdx.x == 0) red[0] = v;
-    }
-    __syncthreads();
-    float scale = 1.0f / sqrtf(red[0] / (float)n + eps);
+    float scale = 1.0f / sqrtf(block_sum(ss, red) / (float)n + eps);
     for (int i = threadIdx.x; i < n; i += blockDim.x) o[i] = g ? xr[i] * scale * g[i] : xr[i] * scale;
 }
 

@@ -207,4 +207,28 @@ void lc_cu_kv_store(lc_backend *be, lc_kv *kv, int il, const float *k, const flo
 void lc_cu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int il, const lc_attn_batch *b,
                      int n_head, float scale);
 
+/* The argument blocks of the decode kernels (matmul.cu's mv_args, mmvq.cu's mq_args) share their
+ * first fields: up to 4 weights of one type with the same input, each row one warp, `warps` rows a
+ * thread block. Fills those fields (the block is zeroed first, padding too: its bytes are part of
+ * a recorded step's signature) and returns the number of thread blocks. */
+template <typename A>
+static inline int lc_cu_group_args(A &a, int n_w, const lc_weight *const *w, const uint8_t *const *wd,
+                                   float *const *out, int T, int warps) {
+    memset(&a, 0, sizeof a);
+    a.n_w = n_w;
+    a.cols = (int)w[0]->cols;
+    a.T = T;
+    int blocks = 0;
+    for (int i = 0; i < n_w; i++) {
+        a.w[i] = wd[i];
+        a.out[i] = out[i];
+        a.row_bytes[i] = w[i]->row_bytes;
+        a.rows[i] = (int)w[i]->rows;
+        a.first_blk[i] = blocks;
+        blocks += (a.rows[i] + warps - 1) / warps;
+    }
+    a.first_blk[n_w] = blocks;
+    return blocks;
+}
+
 #endif /* LC_CUDA_IMPL_H */

@@ -152,21 +152,8 @@ static lc_status check_weight(lc_cuda *c, const lc_weight *w, const uint8_t **de
 static lc_status matvec(lc_cuda *c, int n_w, const lc_weight *const *w, const uint8_t *const *wd, float *const *out,
                         const float *x, int T) {
     mv_args a;
-    memset(&a, 0, sizeof a); /* padding too: the arguments are a recorded step's signature */
-    a.n_w = n_w;
-    a.cols = (int)w[0]->cols;
-    a.T = T;
+    int blocks = lc_cu_group_args(a, n_w, w, wd, out, T, MV_WARPS);
     a.x = x;
-    int blocks = 0;
-    for (int i = 0; i < n_w; i++) {
-        a.w[i] = wd[i];
-        a.out[i] = out[i];
-        a.row_bytes[i] = w[i]->row_bytes;
-        a.rows[i] = (int)w[i]->rows;
-        a.first_blk[i] = blocks;
-        blocks += (a.rows[i] + MV_WARPS - 1) / MV_WARPS;
-    }
-    a.first_blk[n_w] = blocks;
     if (T == 1) {
 #define L(TY) cu_k(c, k_matvec<TY, 1>, blocks, 32 * MV_WARPS, a)
         LC_CU_DISPATCH((int)w[0]->type, L);

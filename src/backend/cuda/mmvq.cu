@@ -276,22 +276,9 @@ lc_status lc_cu_quantize_q8(lc_cuda *c, const float *x, int n_rows, int cols, co
 lc_status lc_cu_mmvq(lc_cuda *c, int n_w, const lc_weight *const *w, const uint8_t *const *wd, float *const *out,
                      const int8_t *xq, const float2 *dx, int T) {
     mq_args a;
-    memset(&a, 0, sizeof a); /* padding too: the arguments are a recorded step's signature */
-    a.n_w = n_w;
-    a.cols = (int)w[0]->cols;
-    a.T = T;
+    int blocks = lc_cu_group_args(a, n_w, w, wd, out, T, MQ_WARPS);
     a.xq = xq;
     a.dx = dx;
-    int blocks = 0;
-    for (int i = 0; i < n_w; i++) {
-        a.w[i] = wd[i];
-        a.out[i] = out[i];
-        a.row_bytes[i] = w[i]->row_bytes;
-        a.rows[i] = (int)w[i]->rows;
-        a.first_blk[i] = blocks;
-        blocks += (a.rows[i] + MQ_WARPS - 1) / MQ_WARPS;
-    }
-    a.first_blk[n_w] = blocks;
     if (T == 1) {
 #define L(TY) cu_k(c, k_mmvq<TY, 1>, blocks, 32 * MQ_WARPS, a)
         MQ_DISPATCH(w[0]->type, L);
