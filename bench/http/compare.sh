@@ -38,6 +38,8 @@ TITLE="locara serve vs llama-server — $(basename "$MODEL"), ${CPU:-CPU}, $THRE
 PARTS=${PARTS:-${DEPTHS:--}} # "-": one part with the config's depths
 CONFIG=${CONFIG:-$ROOT/bench/http/compare.json}
 STARTED=$(date -u +%Y-%m-%dT%H:%MZ)
+# The source state the binary was presumably built from: taken now, before a long run lets others commit.
+COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo ?)$(git -C "$ROOT" diff --quiet HEAD -- src include 2>/dev/null || echo ' (with uncommitted changes under src/ or include/)')"
 mkdir -p "$OUT"
 # One invocation per depth group, each in OUT/part-N (under the lock, noting the time and the load
 # average once it holds the lock: a busy machine shows in the figures), then one merged
@@ -76,7 +78,7 @@ done
   echo "    ${CMD}bench/http/compare.sh"
   echo
   echo "- date: $STARTED to $(date -u +%Y-%m-%dT%H:%MZ); host: $(uname -srm); CPU: ${CPU:-?}; threads: $THREADS"
-  echo "- locara: $("$LOCARA" --version 2>&1 | head -n 1), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo ?)$(git -C "$ROOT" diff --quiet HEAD -- src include 2>/dev/null || echo ' (with uncommitted changes under src/ or include/)')"
+  echo "- locara: $("$LOCARA" --version 2>&1 | head -n 1), checkout at commit $COMMIT when the run started; binary built $(date -u -r "$LOCARA" +%Y-%m-%dT%H:%MZ 2>/dev/null || echo ?)"
   echo "- llama-server: $("$LLAMA_SERVER" --version 2>&1 | grep -m1 -i version || echo ?)"
   echo "- model: $MODEL (sha256 $(sha256sum "$MODEL" | cut -d' ' -f1))"
   echo "- config: $CONFIG$LOADS"
