@@ -50,6 +50,7 @@ int cmd_serve(int argc, char **argv) {
     const char *psi_path = NULL, *events_path = NULL;
     int port = 8080, parallel = 4, n_ctx = 0, batch = 512, keep = -1, threads = 0, interval_ms = 1000, ngl = -1;
     long long max_body = 8 << 20;
+    int timeout = 600;
     bool verbose = false;
     const cli_opt opts[] = {
         {"--model", "-m", CLI_STR, &model_path, "GGUF model file, pinned (default: the default model)"},
@@ -65,6 +66,7 @@ int cmd_serve(int argc, char **argv) {
         {"--batch", "-b", CLI_INT, &batch, "tokens per engine step (default 512)"},
         {"--keep", NULL, CLI_INT, &keep, "context shift: tokens kept at the start (default off)"},
         {"--max-body", NULL, CLI_INT64, &max_body, "largest request body in bytes (default 8 MiB)"},
+        {"--timeout", NULL, CLI_INT, &timeout, "seconds an idle connection stays open (default 600)"},
         {"--threads", "-t", CLI_INT, &threads, "compute threads (default: physical cores)"},
         {"--n-gpu-layers", "-ngl", CLI_INT, &ngl, "layers on the GPU when one is present (default: all; 0: none)"},
         {"--alias", "-a", CLI_STR, &alias, "id of the -m model in /v1/models (default: file name)"},
@@ -77,7 +79,7 @@ int cmd_serve(int argc, char **argv) {
     int rc = cli_parse(argc, argv, opts, (int)LC_ARRAY_LEN(opts), NULL, 0, &npos, usage_text);
     if (rc) return rc == 1 ? 0 : rc;
     if (port < 0 || port > 65535 || parallel < 1 || parallel > 256 || n_ctx < 0 || batch < 1 || keep < -1 ||
-        max_body < 16 || threads < 0 || interval_ms < 1) {
+        max_body < 16 || threads < 0 || interval_ms < 1 || timeout < 1) {
         fprintf(stderr, "locara: serve: a flag value is out of range (see --help)\n");
         return 2;
     }
@@ -163,7 +165,7 @@ int cmd_serve(int argc, char **argv) {
         }
         lc_mgr_release(mgr, &l, LC_KEEP_UNSET);
     }
-    serve_opts so = {.host = host, .port = port, .max_body = (size_t)max_body};
+    serve_opts so = {.host = host, .port = port, .max_body = (size_t)max_body, .timeout_s = timeout};
     if ((st = serve_start(&srv, &so, mgr))) {
         fprintf(stderr, "locara: serve: %s\n", lc_last_error());
         goto done;

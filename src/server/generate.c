@@ -37,6 +37,7 @@ typedef struct gen {
     lc_str sse;
     size_t sse_off;
     int phase;           /* 0 nothing sent, 1 streaming, 2 finished */
+    double last_sent;    /* stream: when bytes last went out (keep-alive comments) */
 } gen;
 
 static void gen_free(gen *g) {
@@ -261,7 +262,12 @@ static ssize_t stream_cb(void *cls, uint64_t pos, char *buf, size_t max) {
         bool done = lc_sched_take(g->sm->sched, g->req, &g->out, 100);
         stream_emit(g, done);
         if (done) g->phase = 2;
+        /* a long prefill sends nothing for minutes: an SSE comment (clients skip lines starting
+         * with ':') keeps the connection inside the idle timeout and proxies from closing it */
+        if (g->sse.len == 0 && lc_time_sec() - g->last_sent > LC_MAX(1.0, serve_timeout(&g->srv->o) / 4.0))
+            lc_str_puts(&g->sse, ": keep-alive\n\n");
     }
+    g->last_sent = lc_time_sec();
     size_t n = LC_MIN(max, g->sse.len - g->sse_off);
     memcpy(buf, g->sse.buf + g->sse_off, n);
     g->sse_off += n;
@@ -275,6 +281,8 @@ static void stream_free(void *cls) { gen_free(cls); }
 static int reply_whole(gen *g) {
     bool chat = g->rq.kind == SERVE_CHAT;
     size_t off = 0;
+    /* nothing can be sent before the whole reply: no idle timeout while the model works */
+    MHD_set_connection_option(g->c.mhd, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
     for (;;) {
         if (serve_client_gone(&g->c)) {
             gen_free(g);
@@ -294,6 +302,7 @@ static int reply_whole(gen *g) {
         lc_str_clear(&g->out.text);
         if (done) break;
     }
+    MHD_set_connection_option(g->c.mhd, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)serve_timeout(&g->srv->o));
     int ret;
     if (g->out.finish == LC_FINISH_ERROR || g->out.finish == LC_FINISH_CANCELLED) {
         serve_err e;
@@ -395,6 +404,7 @@ int serve_generate(serve_conn *c, lc_mgr_lease *lease, serve_req *rq, lc_token *
         return serve_reply_error(c, &e);
     }
     if (!g->rq.stream) return reply_whole(g);
+    g->last_sent = lc_time_sec();
     struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_cb, g, stream_free);
     if (!r) {
         gen_free(g);
