@@ -28,15 +28,18 @@ static const int32_t *upload_batch(lc_cuda *c, const lc_attn_batch *b, int block
     int T = b->n_tokens;
     size_t need = 3 * (size_t)T;
     int mp = 0;
-    for (int t = 0; t < T; t++) mp = LC_MAX(mp, b->pos[t]);
     /* size of the tables: per run of tokens sharing a table, the longest one */
     for (int t = 0; t < T;) {
         int u = t, m = 0;
         for (; u < T && b->block_table[u] == b->block_table[t]; u++) m = LC_MAX(m, b->pos[u]);
         need += (size_t)(m / block_tokens + 1);
+        mp = LC_MAX(mp, m);
         t = u;
     }
-    if (!lc_grow((void **)&c->attn_host, sizeof(int32_t), &c->attn_host_cap, need)) {
+    /* the upload's length rounded up (zeros): it changes every few hundred positions rather than
+     * every block, and a recorded step with the same length stays valid */
+    const size_t padded = (need + 255) / 256 * 256;
+    if (!lc_grow((void **)&c->attn_host, sizeof(int32_t), &c->attn_host_cap, padded)) {
         c->err = LC_ERR_OOM;
         return NULL;
     }
@@ -53,15 +56,7 @@ static const int32_t *upload_batch(lc_cuda *c, const lc_attn_batch *b, int block
         at += (size_t)nb;
         t = u;
     }
-    /* the upload's length rounded up (zeros): it changes every few hundred positions rather than
-     * every block, and a recorded step with the same length stays valid */
-    size_t padded = (at + 255) / 256 * 256;
-    if (!lc_grow((void **)&c->attn_host, sizeof(int32_t), &c->attn_host_cap, padded)) {
-        c->err = LC_ERR_OOM;
-        return NULL;
-    }
-    h = c->attn_host;
-    memset(h + at, 0, (padded - at) * 4);
+    memset(h + at, 0, (padded - at) * 4); /* at == need */
     *max_pos = mp;
     return lc_cu_upload(c, SLOT_ATTN, h, padded);
 }
@@ -88,7 +83,7 @@ __global__ void k_store_q(const float *x, const int32_t *pk, int T, int width, s
     int t = (int)(wid / nb), blk = (int)(wid % nb);
     float v = x[(size_t)t * width + blk * 32 + lane];
     uint8_t *row = cache + (size_t)pk[T + t] * row_bytes;
-    if (type == 8) {
+    if (type == LC_TYPE_Q8_0) {
         float amax = fabsf(v);
         for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
         float d = amax / 127, id = d != 0.0f ? 1.0f / d : 0.0f;
@@ -140,8 +135,8 @@ void lc_cu_kv_store(lc_backend *be, lc_kv *kv, int il, const float *k, const flo
 
 /* Element d of a cached head (f16, q8_0 or q4_0). */
 __device__ __forceinline__ float kv_elem(const uint8_t *head, int type, int d) {
-    if (type == 1) return __half2float(((const __half *)head)[d]);
-    if (type == 8) {
+    if (type == LC_TYPE_F16) return __half2float(((const __half *)head)[d]);
+    if (type == LC_TYPE_Q8_0) {
         const uint8_t *bp = head + (d >> 5) * 34;
         return __half2float(*(const __half *)bp) * (float)((const int8_t *)bp)[2 + (d & 31)];
     }
