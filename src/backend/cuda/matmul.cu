@@ -16,13 +16,12 @@
 #define MV_MAX_TOK 8    /* most tokens the matrix-vector path takes */
 #define DEQ_ELEMS (16u << 20) /* elements per dequantized f16 tile of the GEMM path */
 
+/* The types with kernels: those LC_CU_DISPATCH (quant_dev.cuh) lists, so the list is kept once. */
 bool lc_cu_type_ok(lc_type t) {
-    switch ((int)t) {
-    case 0: case 1: case 30: case 2: case 3: case 6: case 7: case 8: case 10: case 11: case 12: case 13: case 14:
-        return true;
-    default:
-        return false;
-    }
+#define L(T) return true
+    LC_CU_DISPATCH((int)t, L);
+#undef L
+    return false;
 }
 
 /* ==== Matrix-vector (decode) ==== */
