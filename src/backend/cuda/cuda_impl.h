@@ -190,6 +190,10 @@ void lc_cu_graph_free(lc_cuda *c);
 
 /* ==== Ops implemented in matmul.cu and attn.cu ==== */
 
+/* out (n_rows, n) = rows idx[i] of x (n wide); one thread per element (cuda.cu, also used by the
+ * grouped expert products of matmul.cu). */
+__global__ void k_gather(float *out, const float *x, const int32_t *idx, int n_rows, int n);
+
 lc_status lc_cu_matmul(lc_backend *be, int n_w, const lc_weight *const *w, float *const *out, const float *x,
                        int n_tok);
 lc_status lc_cu_matmul_experts(lc_backend *be, const lc_weight *w, float *out, const float *x, bool x_per_pair,

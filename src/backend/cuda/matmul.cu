@@ -236,13 +236,6 @@ lc_status lc_cu_matmul(lc_backend *be, int n_w, const lc_weight *const *w, float
     return LC_OK;
 }
 
-__global__ void k_gather_rows(const float *x, const int32_t *src, float *y, int n_rows, int cols) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (size_t)n_rows * cols) return;
-    size_t r = i / cols, col = i % cols;
-    y[i] = x[(size_t)src[r] * cols + col];
-}
-
 __global__ void k_scatter_rows(const float *y, const int32_t *dst, float *out, int n_rows, int cols) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)n_rows * cols) return;
@@ -285,7 +278,7 @@ static lc_status experts_grouped(lc_cuda *c, const lc_weight *w, const uint8_t *
         (st = CU(c, cudaMemcpyAsync(d_src, src, (size_t)n * 4, cudaMemcpyHostToDevice, c->stream))))
         return st;
     size_t nx = (size_t)n * cols;
-    cu_k(c, k_gather_rows, (unsigned)((nx + 255) / 256), 256, x, d_src, xg, n, (int)cols);
+    cu_k(c, k_gather, (unsigned)((nx + 255) / 256), 256, xg, x, d_src, n, (int)cols);
     cu_k(c, k_to_half, (unsigned)((nx + 255) / 256), 256, xg, x_h, nx);
     if ((st = CU_LAUNCH(c))) return st;
     int done = 0;
