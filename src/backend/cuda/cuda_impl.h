@@ -157,13 +157,13 @@ static inline void cu_sig_mix(cu_graph *g, const void *p, size_t n) {
     g->sig = h;
 }
 
+/* Issues the launch held back for fusion, if any (cuda.cu). */
+void lc_cu_flush(lc_cuda *c);
+
 /* Launches kernel k on the backend's stream, every launch of the backend goes through here:
  * while a step is recorded the kernel, its grid and its arguments (as passed: struct arguments
  * must be fully initialised, padding included) are folded into the step's signature, and when
  * the step is only checked against its graph (CU_REPLAY) nothing is launched. */
-/* Issues the launch held back for fusion, if any (cuda.cu). */
-void lc_cu_flush(lc_cuda *c);
-
 template <typename... P, typename... A>
 static inline void cu_k(lc_cuda *c, void (*k)(P...), dim3 grid, dim3 block, const A &...a) {
     cu_graph *g = &c->graph;
