@@ -1,6 +1,7 @@
 /* cuda_backend.h — the public entry points of the CUDA backend (C callers: engine/context.c,
- * tests). The backend is built only with -DLOCARA_CUDA=ON and nvcc; otherwise cuda_stub.c
- * provides the same functions answering LC_ERR_UNSUPPORTED, so callers need no #if.
+ * tests). The core always links cuda_loader.c, which opens the module liblocara_cuda.so (built
+ * only with -DLOCARA_CUDA=ON and nvcc) and without it answers LC_ERR_UNSUPPORTED, so callers
+ * need no #if.
  * Implementation: cuda.cu (table, memory, weights, element-wise ops), matmul.cu, mmvq.cu, attn.cu,
  * graph.cu (decode steps as CUDA graphs).
  */
