@@ -548,16 +548,11 @@ LC_INLINE void lp_tile(const lpanel *p, int nsb, int RN, const uint8_t *x, size_
 #define LP_TILE_CASE(RN) \
     case RN: lp_tile(&p, nsb, RN, xc, xs, b0, ys + (c0 - t0), o, ldo, m, b0 == 0); break;
 
-/* out (nc, ldo) rows 0..nr-1 = W (nr Q4_0/Q8_0 rows of n) . x (nc Q8_0 rows); one token goes
- * to the row dot (decode streams the weights once, no packing). */
+/* out (nc, ldo) rows 0..nr-1 = W (nr Q4_0/Q8_0 rows of n) . x (nc Q8_0 rows); a single token
+ * goes to the row dot instead (LC_GEMM_DOT1 below). */
 static void lp_gemm(int fmt, int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs,
                     float *out, size_t ldo) {
     const int nb = n / LC_QK;
-    if (nc == 1) {
-        lc_vec_dot_fn dot = fmt == T_Q4_0 ? dot_q4_0_512 : dot_q8_0_512;
-        for (int r = 0; r < nr; r++) dot(n, out + r, (const uint8_t *)w + (size_t)r * ws, x);
-        return;
-    }
     _Alignas(64) lpanel p;
     lsum ys[LP_TOK][LP_SB];
     const uint8_t *rows[16];
@@ -585,14 +580,17 @@ static void lp_gemm(int fmt, int n, int nr, int nc, const void *w, size_t ws, co
     }
 }
 
-static void gemm_q4_0(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, float *out,
-                      size_t ldo) {
+static void gemm_q4_0_panel(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs,
+                            float *out, size_t ldo) {
     lp_gemm(T_Q4_0, n, nr, nc, w, ws, x, xs, out, ldo);
 }
-static void gemm_q8_0(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, float *out,
-                      size_t ldo) {
+static void gemm_q8_0_panel(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs,
+                            float *out, size_t ldo) {
     lp_gemm(T_Q8_0, n, nr, nc, w, ws, x, xs, out, ldo);
 }
+
+LC_GEMM_DOT1(gemm_q4_0, dot_q4_0_512, gemm_q4_0_panel)
+LC_GEMM_DOT1(gemm_q8_0, dot_q8_0_512, gemm_q8_0_panel)
 
 void lc_kernels_fill_avx512(lc_kernels *k) {
     k->isa = "avx512";
