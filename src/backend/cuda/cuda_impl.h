@@ -235,4 +235,14 @@ static inline int lc_cu_group_args(A &a, int n_w, const lc_weight *const *w, con
     return blocks;
 }
 
+/* In a kernel launched over lc_cu_group_args's blocks: the calling warp's weight (*wi) and row;
+ * the row may be past that weight's last one (the caller returns then). */
+template <typename A>
+__device__ __forceinline__ int cu_group_row(const A &a, int warps, int *wi) {
+    int blk = blockIdx.x, i = 0;
+    while (i + 1 < a.n_w && blk >= a.first_blk[i + 1]) i++;
+    *wi = i;
+    return (blk - a.first_blk[i]) * warps + (threadIdx.x >> 5);
+}
+
 #endif /* LC_CUDA_IMPL_H */

@@ -63,9 +63,8 @@ __device__ __forceinline__ void row_dot(const uint8_t *wr, int cols, const float
 
 template <int TYPE, int NT>
 __global__ void __launch_bounds__(32 * MV_WARPS) k_matvec(mv_args a) {
-    int blk = blockIdx.x, wi = 0;
-    while (wi + 1 < a.n_w && blk >= a.first_blk[wi + 1]) wi++;
-    int row = (blk - a.first_blk[wi]) * MV_WARPS + (threadIdx.x >> 5);
+    int wi;
+    const int row = cu_group_row(a, MV_WARPS, &wi);
     if (row >= a.rows[wi]) return;
     float acc[NT];
     row_dot<TYPE, NT>(a.w[wi] + (size_t)row * a.row_bytes[wi], a.cols, a.x, a.T, acc);

@@ -216,9 +216,8 @@ typedef struct mq_args {
 /* out_w (T, rows_w) for up to 4 weights of one type sharing the input; one warp per row. */
 template <int TYPE, int NT>
 __global__ void __launch_bounds__(32 * MQ_WARPS) k_mmvq(mq_args a) {
-    int blk = blockIdx.x, wi = 0;
-    while (wi + 1 < a.n_w && blk >= a.first_blk[wi + 1]) wi++;
-    const int row = (blk - a.first_blk[wi]) * MQ_WARPS + (threadIdx.x >> 5);
+    int wi;
+    const int row = cu_group_row(a, MQ_WARPS, &wi);
     if (row >= a.rows[wi]) return;
     float acc[NT];
     row_dot_q8<TYPE, NT>(a.w[wi] + (size_t)row * a.row_bytes[wi], a.cols, a.xq, a.dx, a.T, acc);
