@@ -53,7 +53,6 @@ struct lc_mgr {
     lc_pressure *pm;
     lc_mgr_stats st;
     lc_sched_metrics retired; /* metrics of unloaded schedulers */
-    bool have_retired;
 };
 
 static const char *kv_name(int t) { return t == LC_KV_Q8_0 ? "q8_0" : t == LC_KV_Q4_0 ? "q4_0" : "f16"; }
@@ -126,7 +125,6 @@ static void unload_work(lc_mgr *g, entry *e) {
         lc_sched_metrics_get(e->sched, &m);
         pthread_mutex_lock(&g->mu);
         add_metrics(&g->retired, &m);
-        g->have_retired = true;
         pthread_mutex_unlock(&g->mu);
     }
     lc_sched_free(e->sched);
