@@ -29,7 +29,7 @@ int serve_chat_completions(serve_conn *c) {
     char *prompt = NULL;
     lc_token *toks = NULL;
     int n = 0, ret;
-    if (serve_req_parse(c->body, c->body_len, SERVE_CHAT, 0, &rq, &e) || serve_acquire(srv, rq.model, &lease, &e))
+    if (serve_req_parse(c->body, c->body_len, SERVE_CHAT, &rq, &e) || serve_acquire(srv, rq.model, &lease, &e))
         goto fail;
     sm = lease.data;
     if (serve_req_check_vocab(&rq, sm->n_vocab, &e) || serve_render_chat(sm, &rq, &prompt, &e)) goto fail;

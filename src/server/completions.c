@@ -13,7 +13,7 @@ int serve_completions(serve_conn *c) {
     lc_mgr_lease lease = {.idx = -1};
     lc_token *toks = NULL;
     int n = 0, ret;
-    if (serve_req_parse(c->body, c->body_len, SERVE_COMPLETION, 0, &rq, &e) || serve_acquire(srv, rq.model, &lease, &e))
+    if (serve_req_parse(c->body, c->body_len, SERVE_COMPLETION, &rq, &e) || serve_acquire(srv, rq.model, &lease, &e))
         goto fail;
     serve_model *sm = lease.data;
     if (serve_req_check_vocab(&rq, sm->n_vocab, &e)) goto fail;

@@ -94,7 +94,7 @@ static lc_status get_stops(json_t *root, serve_req *r, serve_err *e) {
 }
 
 /* "logit_bias": {"token id": bias in [-100, 100]}; -100 bans the token. */
-static lc_status get_bias(json_t *root, serve_req *r, int n_vocab, serve_err *e) {
+static lc_status get_bias(json_t *root, serve_req *r, serve_err *e) {
     json_t *v = json_object_get(root, "logit_bias");
     if (!v || json_is_null(v)) return LC_OK;
     if (!json_is_object(v)) return serve_fail(e, 400, "logit_bias", "invalid_type", "'logit_bias' must be an object");
@@ -110,7 +110,7 @@ static lc_status get_bias(json_t *root, serve_req *r, int n_vocab, serve_err *e)
     json_object_foreach(v, key, x) {
         char *end;
         long id = strtol(key, &end, 10);
-        if (!*key || *end || id < 0 || id > INT32_MAX || (n_vocab > 0 && id >= n_vocab))
+        if (!*key || *end || id < 0 || id > INT32_MAX)
             return serve_fail(e, 400, "logit_bias", "invalid_value", "'logit_bias' key '%.40s' is not a token id", key);
         if (!json_is_number(x))
             return serve_fail(e, 400, "logit_bias", "invalid_type", "'logit_bias' values must be numbers");
@@ -266,7 +266,7 @@ static lc_status parse_tools(json_t *root, serve_req *r, serve_err *e) {
 }
 
 /* "prompt": a string, an array of one string, an array of token ids, or an array of one such. */
-static lc_status parse_prompt(json_t *root, serve_req *r, int n_vocab, serve_err *e) {
+static lc_status parse_prompt(json_t *root, serve_req *r, serve_err *e) {
     json_t *p = json_object_get(root, "prompt");
     if (!p || json_is_null(p)) return serve_fail(e, 400, "prompt", "missing_required_parameter", "'prompt' is required");
     if (json_is_array(p) && json_array_size(p) == 1 && !json_is_integer(json_array_get(p, 0))) p = json_array_get(p, 0);
@@ -283,7 +283,7 @@ static lc_status parse_prompt(json_t *root, serve_req *r, int n_vocab, serve_err
     for (size_t i = 0; i < n; i++) {
         json_t *x = json_array_get(p, i);
         json_int_t id = json_is_integer(x) ? json_integer_value(x) : -1;
-        if (id < 0 || id > INT32_MAX || (n_vocab > 0 && id >= n_vocab))
+        if (id < 0 || id > INT32_MAX)
             return serve_fail(e, 400, "prompt", "invalid_value", "prompt[%zu] is not a token id%s", i,
                               json_is_string(x) ? " (several prompts in one request are not supported)" : "");
         r->prompt_tokens[i] = (lc_token)id;
@@ -294,7 +294,7 @@ static lc_status parse_prompt(json_t *root, serve_req *r, int n_vocab, serve_err
 
 /* ==== The request ==== */
 
-static lc_status parse_body(json_t *root, serve_kind kind, int n_vocab, serve_req *r, serve_err *e) {
+static lc_status parse_body(json_t *root, serve_kind kind, serve_req *r, serve_err *e) {
     lc_status st;
     json_t *model = json_object_get(root, "model");
     if (model && !json_is_null(model)) {
@@ -303,7 +303,7 @@ static lc_status parse_body(json_t *root, serve_kind kind, int n_vocab, serve_re
     }
     if (kind == SERVE_CHAT) {
         if ((st = parse_messages(root, r, e)) || (st = parse_tools(root, r, e))) return st;
-    } else if ((st = parse_prompt(root, r, n_vocab, e))) {
+    } else if ((st = parse_prompt(root, r, e))) {
         return st;
     }
     lc_gen_params *gp = &r->gp;
@@ -342,7 +342,7 @@ static lc_status parse_body(json_t *root, serve_kind kind, int n_vocab, serve_re
     gp->sp.seed = (uint64_t)seed;
     if ((st = get_stops(root, r, e))) return st;
     gp->stops = r->stop_strs;
-    if ((st = get_bias(root, r, n_vocab, e))) return st;
+    if ((st = get_bias(root, r, e))) return st;
     /* logprobs: a boolean (chat) or an integer count (completions) */
     json_t *lp = json_object_get(root, "logprobs");
     if (kind == SERVE_CHAT) {
@@ -391,8 +391,7 @@ static lc_status parse_body(json_t *root, serve_kind kind, int n_vocab, serve_re
     return LC_OK;
 }
 
-lc_status serve_req_parse(const char *body, size_t len, serve_kind kind, int n_vocab, serve_req *out,
-                          serve_err *err) {
+lc_status serve_req_parse(const char *body, size_t len, serve_kind kind, serve_req *out, serve_err *err) {
     memset(out, 0, sizeof *out);
     out->kind = kind;
     out->keep_alive = LC_KEEP_UNSET;
@@ -405,7 +404,7 @@ lc_status serve_req_parse(const char *body, size_t len, serve_kind kind, int n_v
                           je.line, je.column);
     }
     if (!json_is_object(out->root)) return serve_fail(err, 400, NULL, "invalid_json", "the request body must be a JSON object");
-    return parse_body(out->root, kind, n_vocab, out, err);
+    return parse_body(out->root, kind, out, err);
 }
 
 lc_status serve_req_check_vocab(const serve_req *r, int n_vocab, serve_err *err) {

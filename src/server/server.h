@@ -62,14 +62,14 @@ typedef struct serve_req {
     const char *stop_strs[16];
 } serve_req;
 
-/* Parses and validates body as a request of kind. n_vocab > 0 range-checks token ids
- * (logit_bias keys, token prompts). On failure fills err (status 400) and returns non-OK; on
- * success out must be freed with serve_req_free. Never touches a model: fuzzable alone. */
-lc_status serve_req_parse(const char *body, size_t len, serve_kind kind, int n_vocab, serve_req *out,
-                          serve_err *err);
+/* Parses and validates body as a request of kind; token ids are only checked to be
+ * non-negative int32 (serve_req_check_vocab range-checks them once the model is known). On
+ * failure fills err (status 400) and returns non-OK; on success out must be freed with
+ * serve_req_free. Never touches a model: fuzzable alone. */
+lc_status serve_req_parse(const char *body, size_t len, serve_kind kind, serve_req *out, serve_err *err);
 void serve_req_free(serve_req *r);
 /* Range-checks the request's token ids (prompt, logit_bias keys) against the model's vocabulary,
- * once the model is known. 400 with the same messages serve_req_parse gives. */
+ * once the model is known; 400 when one is out of range. */
 lc_status serve_req_check_vocab(const serve_req *r, int n_vocab, serve_err *err);
 
 /* ==== The server ==== */

@@ -19,7 +19,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t len = size - 1;
     serve_req rq;
     serve_err e = {0};
-    lc_status st = serve_req_parse(body, len, kind, 49152, &rq, &e);
+    lc_status st = serve_req_parse(body, len, kind, &rq, &e);
+    if (!st) st = serve_req_check_vocab(&rq, 49152, &e);
     if (st) {
         if (e.status < 400 || e.status > 599 || !e.message[0]) __builtin_trap();
     } else {
