@@ -69,25 +69,30 @@ static inline __m512 q4_0_pair(__m512 acc, const lc_block_q4_0 *x, const lc_bloc
     return _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc);
 }
 
-static void dot_q4_0_512(int n, float *s, const void *vx, const void *vy) {
-    const lc_block_q4_0 *x = vx;
-    const lc_block_q8_0 *y = vy;
-    const int nb = n / LC_QK;
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
-    int i = 0;
-    for (; i + 4 <= nb; i += 4) {
-        a0 = q4_0_pair(a0, x + i, y + i);
-        a1 = q4_0_pair(a1, x + i + 2, y + i + 2);
+/* A row dot over block pairs: two pairs per iteration into independent accumulators, a last
+ * pair, and a lone last block through the 256-bit dot1. */
+#define LC_DOT_PAIRS(name, bx, by, pair, dot1)                       \
+    static void name(int n, float *s, const void *vx, const void *vy) { \
+        const bx *x = vx;                                            \
+        const by *y = vy;                                            \
+        const int nb = n / LC_QK;                                    \
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0;                    \
+        int i = 0;                                                   \
+        for (; i + 4 <= nb; i += 4) {                                \
+            a0 = pair(a0, x + i, y + i);                             \
+            a1 = pair(a1, x + i + 2, y + i + 2);                     \
+        }                                                            \
+        if (i + 2 <= nb) a0 = pair(a0, x + i, y + i), i += 2;        \
+        float r = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));       \
+        if (i < nb) {                                                \
+            float t;                                                 \
+            dot1(LC_QK, &t, x + i, y + i);                           \
+            r += t;                                                  \
+        }                                                            \
+        *s = r;                                                      \
     }
-    if (i + 2 <= nb) a0 = q4_0_pair(a0, x + i, y + i), i += 2;
-    float r = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-    if (i < nb) {
-        float t;
-        dot_q4_0(LC_QK, &t, x + i, y + i);
-        r += t;
-    }
-    *s = r;
-}
+
+LC_DOT_PAIRS(dot_q4_0_512, lc_block_q4_0, lc_block_q8_0, q4_0_pair, dot_q4_0)
 
 /* Q4_1: the min term m * s of both blocks goes to lanes 1 and 5 of a 256-bit accumulator. */
 static inline __m512 q4_1_pair(__m512 acc, __m256 *accm, const lc_block_q4_1 *x, const lc_block_q8_1 *y) {
@@ -134,24 +139,7 @@ static inline __m512 q8_0_pair(__m512 acc, const lc_block_q8_0 *x, const lc_bloc
     return _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc);
 }
 
-static void dot_q8_0_512(int n, float *s, const void *vx, const void *vy) {
-    const lc_block_q8_0 *x = vx, *y = vy;
-    const int nb = n / LC_QK;
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
-    int i = 0;
-    for (; i + 4 <= nb; i += 4) {
-        a0 = q8_0_pair(a0, x + i, y + i);
-        a1 = q8_0_pair(a1, x + i + 2, y + i + 2);
-    }
-    if (i + 2 <= nb) a0 = q8_0_pair(a0, x + i, y + i), i += 2;
-    float r = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-    if (i < nb) {
-        float t;
-        dot_q8_0(LC_QK, &t, x + i, y + i);
-        r += t;
-    }
-    *s = r;
-}
+LC_DOT_PAIRS(dot_q8_0_512, lc_block_q8_0, lc_block_q8_0, q8_0_pair, dot_q8_0)
 
 /* vpermw indices putting i16 scale a in lanes 0-15 and b in 16-31 (32-element sub-blocks). */
 static inline __m512i idx_2x16(int a, int b) {
