@@ -33,6 +33,11 @@ typedef struct lc_weight {
     void *dev;          /* backend-resident copy, if the backend keeps one */
 } lc_weight;
 
+/* Bytes of a weight's data (every expert of a 3-D tensor); 0 when absent. */
+static inline size_t lc_weight_bytes(const lc_weight *w) {
+    return w->data ? w->expert_bytes * (size_t)(w->n_expert > 1 ? w->n_expert : 1) : 0;
+}
+
 /* One expert's slice of a 3-D expert tensor, as a plain matrix view. */
 static inline lc_weight lc_weight_expert(const lc_weight *w, int e) {
     lc_weight v = *w;

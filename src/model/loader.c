@@ -241,6 +241,33 @@ void lc_model_free(lc_model *m) {
     lc_free(m);
 }
 
+int lc_model_stage_weights(const lc_model *m, int il0, int il1, const lc_weight **out) {
+    int n = 0;
+#define ADD(w)                                                                 \
+    do {                                                                       \
+        const lc_weight *w_ = (w);                                             \
+        bool seen = !w_->data;                                                 \
+        for (int k = 0; k < n && !seen; k++) seen = out[k]->data == w_->data;  \
+        if (!seen) out[n++] = w_;                                              \
+    } while (0)
+    if (il0 == 0) ADD(&m->tok_embd);
+    if (il1 == m->hp.n_layer) {
+        ADD(&m->output_norm);
+        ADD(&m->output);
+    }
+    ADD(&m->rope_freqs);
+    for (int il = il0; il < il1; il++) {
+        const lc_layer *L = &m->layers[il];
+        const lc_weight *all[LC_LAYER_WEIGHTS] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq,
+                                                  &L->bk, &L->bv, &L->q_norm, &L->k_norm, &L->ffn_norm,
+                                                  &L->ffn_gate, &L->ffn_up, &L->ffn_down, &L->ffn_gate_inp,
+                                                  &L->ffn_gate_exps, &L->ffn_up_exps, &L->ffn_down_exps};
+        for (int i = 0; i < LC_LAYER_WEIGHTS; i++) ADD(all[i]);
+    }
+#undef ADD
+    return n;
+}
+
 int lc_model_n_vocab(const lc_model *m) { return m->hp.n_vocab; }
 int lc_model_n_ctx_train(const lc_model *m) { return m->hp.n_ctx_train; }
 const char *lc_model_arch(const lc_model *m) { return m->hp.arch; }

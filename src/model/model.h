@@ -118,6 +118,15 @@ lc_status lc_bind(lc_model *m, lc_weight *w, const char *name, int64_t cols, int
 /* Binds the common llama-family layer tensors (attention, dense or MoE FFN). */
 lc_status lc_bind_llama_layers(lc_model *m, bool biases, bool qk_norm, bool moe);
 
+/* The weights a backend running layers [il0, il1) reads: the embeddings when il0 is 0, the final
+ * norm and output when il1 is the last layer, the rope factors, and each layer's tensors; absent
+ * ones are skipped and a tensor shared by two (tied embeddings) is listed once. out holds at
+ * least LC_STAGE_WEIGHTS_MAX(il1 - il0). Returns how many were listed. (The CUDA backend uploads
+ * this list; fit counts it.) */
+#define LC_LAYER_WEIGHTS 18
+#define LC_STAGE_WEIGHTS_MAX(n_layers) (4 + LC_LAYER_WEIGHTS * (n_layers))
+int lc_model_stage_weights(const lc_model *m, int il0, int il1, const lc_weight **out);
+
 /* ==== Shared blocks (blocks.c) ==== */
 
 /* The standard pre-norm decoder: per layer attention (GQA, optional biases and q/k norms, RoPE)

@@ -36,10 +36,6 @@ static size_t compute_bytes(const lc_model *m, const lc_fit_params *p, int n_ctx
     return n;
 }
 
-static size_t weight_bytes(const lc_weight *w) {
-    return w->data ? (w->expert_bytes * (size_t)LC_MAX(w->n_expert, 1) + 255) / 256 * 256 : 0;
-}
-
 /* Device memory the CUDA runtime and cuBLAS take for a backend beyond the buffers it asks for
  * (cuBLAS handle and workspace, graph executables): measured on an H200 as the device memory a
  * `locara run` took beyond the CUDA context minus this file's other terms (60-72 MiB for the
@@ -50,20 +46,15 @@ static size_t weight_bytes(const lc_weight *w) {
  * 256-byte aligned in one arena, the layers' KV, the scratch activations (lc_context_scratch_floats)
  * and the f16 activation copy, q8 activation blocks and one dequantized f16 weight tile of its
  * matrix products. */
-static void gpu_share(const lc_model *m, const lc_fit_params *p, int n_ctx, int n, lc_fit *out) {
+static lc_status gpu_share(const lc_model *m, const lc_fit_params *p, int n_ctx, int n, lc_fit *out) {
     const lc_hparams *hp = &m->hp;
     int L = hp->n_layer, T = LC_MIN(p->n_batch, n_ctx);
-    size_t w = weight_bytes(&m->rope_freqs);
-    if (n == L) w += weight_bytes(&m->tok_embd);
-    w += weight_bytes(&m->output_norm);
-    if (m->output.data != m->tok_embd.data || n < L) w += weight_bytes(&m->output);
-    for (int il = L - n; il < L; il++) {
-        const lc_layer *y = &m->layers[il];
-        const lc_weight *all[] = {&y->attn_norm, &y->wq, &y->wk, &y->wv, &y->wo, &y->bq, &y->bk, &y->bv,
-                                  &y->q_norm, &y->k_norm, &y->ffn_norm, &y->ffn_gate, &y->ffn_up, &y->ffn_down,
-                                  &y->ffn_gate_inp, &y->ffn_gate_exps, &y->ffn_up_exps, &y->ffn_down_exps};
-        for (size_t i = 0; i < LC_ARRAY_LEN(all); i++) w += weight_bytes(all[i]);
-    }
+    const lc_weight **ws = lc_malloc(LC_STAGE_WEIGHTS_MAX(n) * sizeof *ws);
+    if (!ws) return LC_ERR_OOM;
+    size_t w = 0;
+    for (int i = 0, nw = lc_model_stage_weights(m, L - n, L, ws); i < nw; i++)
+        w += (lc_weight_bytes(ws[i]) + 255) / 256 * 256;
+    lc_free(ws);
     out->gpu_layers = n;
     out->gpu_weights_bytes = w;
     out->gpu_kv_bytes = lc_kvc_bytes(n, hp->n_head_kv, hp->head_dim, (lc_type)p->kv_type, n_ctx);
@@ -75,6 +66,7 @@ static void gpu_share(const lc_model *m, const lc_fit_params *p, int n_ctx, int 
     c += LC_FIT_CUDA_RUNTIME_BYTES;
     out->gpu_compute_bytes = c;
     out->gpu_total_bytes = w + out->gpu_kv_bytes + c;
+    return LC_OK;
 }
 
 lc_status lc_fit_model(const lc_model *m, const lc_fit_params *p, lc_fit *out) {
@@ -91,7 +83,8 @@ lc_status lc_fit_model(const lc_model *m, const lc_fit_params *p, lc_fit *out) {
     out->model_heap_bytes = p->model_heap_bytes;
     int L = m->hp.n_layer, ngl = p->n_gpu_layers < 0 || p->n_gpu_layers > L ? L : p->n_gpu_layers;
     out->kv_bytes = lc_kvc_bytes(L - ngl, m->hp.n_head_kv, m->hp.head_dim, (lc_type)p->kv_type, n_ctx);
-    if (ngl > 0) gpu_share(m, p, n_ctx, ngl, out);
+    lc_status st = ngl > 0 ? gpu_share(m, p, n_ctx, ngl, out) : LC_OK;
+    if (st) return st;
     out->compute_bytes = compute_bytes(m, p, n_ctx, ngl < L);
     out->runtime_bytes = p->runtime_bytes ? p->runtime_bytes : (8u << 20);
     out->total_bytes = out->weights_bytes + out->model_heap_bytes + out->kv_bytes + out->compute_bytes + out->runtime_bytes;

@@ -212,58 +212,35 @@ const void *lc_cu_weight(lc_cuda *c, const void *p) {
     return h < m->host + m->bytes ? m->dev + (h - m->host) : NULL;
 }
 
-static size_t weight_bytes(const lc_weight *w) {
-    return w->data ? w->expert_bytes * (size_t)LC_MAX(w->n_expert, 1) : 0;
-}
-
-/* Collects the weights of layers [il0, il1) (plus the embeddings when il0 is 0 and the output
- * when il1 is the last layer; deduplicated: tied embeddings share bytes), sizes one arena, and
- * copies them in. */
+/* Copies the weights of layers [il0, il1) (lc_model_stage_weights: with the embeddings when il0
+ * is 0 and the output when il1 is the last layer) into one arena. */
 static lc_status upload_weights(lc_cuda *c, const lc_model *m, int il0, int il1) {
-    const lc_hparams *hp = &m->hp;
-    size_t cap = 4 + (size_t)hp->n_layer * 19 + 1;
-    c->wmap = (cu_wmap *)lc_calloc(cap, sizeof *c->wmap);
-    if (!c->wmap) return LC_ERR_OOM;
-    int n = 0;
-#define ADD(w)                                                                                         \
-    do {                                                                                               \
-        if (!(w).data) break;                                                                          \
-        if (!lc_cu_type_ok((w).type))                                                                  \
-            return lc_fail(LC_ERR_UNSUPPORTED, "CUDA backend: no kernels for type %s", lc_type_name((w).type)); \
-        c->wmap[n++] = (cu_wmap){(const uint8_t *)(w).data, weight_bytes(&(w)), NULL, false};          \
-    } while (0)
-    if (il0 == 0) ADD(m->tok_embd);
-    if (il1 == hp->n_layer) {
-        ADD(m->output_norm);
-        ADD(m->output);
+    const lc_weight **ws = (const lc_weight **)lc_malloc(LC_STAGE_WEIGHTS_MAX(il1 - il0) * sizeof *ws);
+    c->wmap = (cu_wmap *)lc_calloc(LC_STAGE_WEIGHTS_MAX(il1 - il0), sizeof *c->wmap);
+    if (!ws || !c->wmap) {
+        lc_free(ws);
+        return LC_ERR_OOM;
     }
-    ADD(m->rope_freqs);
-    for (int il = il0; il < il1; il++) {
-        const lc_layer *L = &m->layers[il];
-        const lc_weight *all[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->bq, &L->bk, &L->bv,
-                                  &L->q_norm, &L->k_norm, &L->ffn_norm, &L->ffn_gate, &L->ffn_up, &L->ffn_down,
-                                  &L->ffn_gate_inp, &L->ffn_gate_exps, &L->ffn_up_exps, &L->ffn_down_exps};
-        for (size_t i = 0; i < LC_ARRAY_LEN(all); i++) ADD(*all[i]);
-    }
-#undef ADD
-    qsort(c->wmap, (size_t)n, sizeof *c->wmap, wmap_cmp);
-    int u = 0; /* drop duplicates (same start) */
+    int n = lc_model_stage_weights(m, il0, il1, ws);
     for (int i = 0; i < n; i++) {
-        if (u && c->wmap[u - 1].host == c->wmap[i].host) {
-            c->wmap[u - 1].bytes = LC_MAX(c->wmap[u - 1].bytes, c->wmap[i].bytes);
-            continue;
+        if (!lc_cu_type_ok(ws[i]->type)) {
+            lc_status st = lc_fail(LC_ERR_UNSUPPORTED, "CUDA backend: no kernels for type %s", lc_type_name(ws[i]->type));
+            lc_free(ws);
+            return st;
         }
-        c->wmap[u++] = c->wmap[i];
+        c->wmap[i] = (cu_wmap){(const uint8_t *)ws[i]->data, lc_weight_bytes(ws[i]), NULL, false};
     }
-    c->n_wmap = u;
+    lc_free(ws);
+    qsort(c->wmap, (size_t)n, sizeof *c->wmap, wmap_cmp); /* lc_cu_weight searches by host address */
+    c->n_wmap = n;
     size_t total = 0;
-    for (int i = 0; i < u; i++) total += (c->wmap[i].bytes + 255) / 256 * 256;
+    for (int i = 0; i < n; i++) total += (c->wmap[i].bytes + 255) / 256 * 256;
     lc_status st = CU(c, cudaMalloc((void **)&c->arena, total ? total : 256));
     if (st) return lc_fail_wrap(st, "allocating %zu bytes of weights on the GPU: ", total);
     c->arena_bytes = total;
     c->bytes += total;
     size_t at = 0;
-    for (int i = 0; i < u; i++) {
+    for (int i = 0; i < n; i++) {
         c->wmap[i].dev = c->arena + at;
         if ((st = CU(c, cudaMemcpy(c->wmap[i].dev, c->wmap[i].host, c->wmap[i].bytes, cudaMemcpyHostToDevice)))) return st;
         at += (c->wmap[i].bytes + 255) / 256 * 256;
@@ -278,7 +255,7 @@ extern "C" lc_status lc_backend_cuda_add_weight(lc_backend *be, const lc_weight 
     cu_wmap *m = (cu_wmap *)lc_realloc(c->wmap, (size_t)(c->n_wmap + 1) * sizeof *m);
     if (!m) return LC_ERR_OOM;
     c->wmap = m;
-    cu_wmap e = {(const uint8_t *)w->data, weight_bytes(w), NULL, true};
+    cu_wmap e = {(const uint8_t *)w->data, lc_weight_bytes(w), NULL, true};
     lc_status st;
     if ((st = CU(c, cudaMalloc((void **)&e.dev, e.bytes))) ||
         (st = CU(c, cudaMemcpy(e.dev, e.host, e.bytes, cudaMemcpyHostToDevice))))

@@ -10,6 +10,7 @@
  * tables) from the executable, which exports them (CMakeLists.txt).
  */
 #include "backend/cuda/cuda_backend.h"
+#include "model/model.h"
 
 #include <dlfcn.h>
 #include <limits.h>
@@ -35,6 +36,7 @@ typedef struct cuda_api {
 __attribute__((used)) static void *const g_module_needs[] = {
     (void *)lc_malloc, (void *)lc_calloc, (void *)lc_realloc, (void *)lc_free, (void *)lc_grow,
     (void *)lc_fail, (void *)lc_fail_wrap, (void *)lc_type_name, (void *)lc_type_row_size, (void *)lc_log,
+    (void *)lc_model_stage_weights,
 };
 
 /* The module is process-wide and opened once (pthread_once); never written after. */
