@@ -71,25 +71,25 @@ static inline __m512 q4_0_pair(__m512 acc, const lc_block_q4_0 *x, const lc_bloc
 
 /* A row dot over block pairs: two pairs per iteration into independent accumulators, a last
  * pair, and a lone last block through the 256-bit dot1. */
-#define LC_DOT_PAIRS(name, bx, by, pair, dot1)                       \
+#define LC_DOT_PAIRS(name, bx, by, pair, dot1)                          \
     static void name(int n, float *s, const void *vx, const void *vy) { \
-        const bx *x = vx;                                            \
-        const by *y = vy;                                            \
-        const int nb = n / LC_QK;                                    \
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0;                    \
-        int i = 0;                                                   \
-        for (; i + 4 <= nb; i += 4) {                                \
-            a0 = pair(a0, x + i, y + i);                             \
-            a1 = pair(a1, x + i + 2, y + i + 2);                     \
-        }                                                            \
-        if (i + 2 <= nb) a0 = pair(a0, x + i, y + i), i += 2;        \
-        float r = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));       \
-        if (i < nb) {                                                \
-            float t;                                                 \
-            dot1(LC_QK, &t, x + i, y + i);                           \
-            r += t;                                                  \
-        }                                                            \
-        *s = r;                                                      \
+        const bx *x = vx;                                               \
+        const by *y = vy;                                               \
+        const int nb = n / LC_QK;                                       \
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0;                       \
+        int i = 0;                                                      \
+        for (; i + 4 <= nb; i += 4) {                                   \
+            a0 = pair(a0, x + i, y + i);                                \
+            a1 = pair(a1, x + i + 2, y + i + 2);                        \
+        }                                                               \
+        if (i + 2 <= nb) a0 = pair(a0, x + i, y + i), i += 2;           \
+        float r = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));          \
+        if (i < nb) {                                                   \
+            float t;                                                    \
+            dot1(LC_QK, &t, x + i, y + i);                              \
+            r += t;                                                     \
+        }                                                               \
+        *s = r;                                                         \
     }
 
 LC_DOT_PAIRS(dot_q4_0_512, lc_block_q4_0, lc_block_q8_0, q4_0_pair, dot_q4_0)
