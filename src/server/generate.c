@@ -98,27 +98,27 @@ static json_t *bytes_json(const char *p, int n) {
     return a;
 }
 
-static json_t *piece_str(const serve_model *srv, lc_token t) {
-    if (t < 0 || t >= srv->n_vocab) return json_string("");
-    return serve_json_str(srv->pieces[t], srv->piece_len[t]);
+static json_t *piece_str(const serve_model *sm, lc_token t) {
+    if (t < 0 || t >= sm->n_vocab) return json_string("");
+    return serve_json_str(sm->pieces[t], sm->piece_len[t]);
 }
 
 /* Chat format: [{"token","logprob","bytes","top_logprobs":[...]}] for out.lps[0..n). */
 static json_t *chat_logprobs(const gen *g) {
-    const serve_model *srv = g->sm;
+    const serve_model *sm = g->sm;
     json_t *arr = json_array();
     for (int i = 0; i < g->out.n_lps; i++) {
         const lc_sched_logprob *e = &g->out.lps[i];
         json_t *top = json_array();
         for (int k = 0; k < e->n_top && k < g->rq.gp.top_logprobs; k++) {
             lc_token t = e->top[k].token;
-            json_array_append_new(top, json_pack("{s:o, s:f, s:o}", "token", piece_str(srv, t), "logprob",
+            json_array_append_new(top, json_pack("{s:o, s:f, s:o}", "token", piece_str(sm, t), "logprob",
                                                  (double)e->top[k].logprob, "bytes",
-                                                 bytes_json(srv->pieces[t], srv->piece_len[t])));
+                                                 bytes_json(sm->pieces[t], sm->piece_len[t])));
         }
-        json_array_append_new(arr, json_pack("{s:o, s:f, s:o, s:o}", "token", piece_str(srv, e->token), "logprob",
+        json_array_append_new(arr, json_pack("{s:o, s:f, s:o, s:o}", "token", piece_str(sm, e->token), "logprob",
                                              (double)e->logprob, "bytes",
-                                             bytes_json(srv->pieces[e->token], srv->piece_len[e->token]),
+                                             bytes_json(sm->pieces[e->token], sm->piece_len[e->token]),
                                              "top_logprobs", top));
     }
     return arr;
@@ -126,21 +126,21 @@ static json_t *chat_logprobs(const gen *g) {
 
 /* Completions format: {"tokens","token_logprobs","top_logprobs","text_offset"}; appends to acc. */
 static void completion_logprobs(const gen *g, json_t *acc, size_t *offset) {
-    const serve_model *srv = g->sm;
+    const serve_model *sm = g->sm;
     for (int i = 0; i < g->out.n_lps; i++) {
         const lc_sched_logprob *e = &g->out.lps[i];
-        json_array_append_new(json_object_get(acc, "tokens"), piece_str(srv, e->token));
+        json_array_append_new(json_object_get(acc, "tokens"), piece_str(sm, e->token));
         json_array_append_new(json_object_get(acc, "token_logprobs"), json_real(e->logprob));
         json_t *top = json_object();
         for (int k = 0; k < e->n_top && k < g->rq.gp.top_logprobs; k++) {
             lc_token t = e->top[k].token;
             char key[600];
-            snprintf(key, sizeof key, "%.*s", (int)srv->piece_len[t], srv->pieces[t]);
+            snprintf(key, sizeof key, "%.*s", (int)sm->piece_len[t], sm->pieces[t]);
             json_object_set_new(top, key, json_real(e->top[k].logprob));
         }
         json_array_append_new(json_object_get(acc, "top_logprobs"), top);
         json_array_append_new(json_object_get(acc, "text_offset"), json_integer((json_int_t)*offset));
-        *offset += srv->piece_len[e->token];
+        *offset += sm->piece_len[e->token];
     }
 }
 
