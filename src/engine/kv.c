@@ -75,6 +75,7 @@ lc_status lc_kvc_create_parts(const lc_kvc_part *parts, int n_parts, int n_kv_he
     c->bt = BLOCK_TOKENS;
     c->n_blocks = (n_ctx + BLOCK_TOKENS - 1) / BLOCK_TOKENS;
     c->n_seq = n_seq;
+    c->n_parts = n_parts;
     for (int i = 0; i < n_parts; i++) {
         c->be[i] = parts[i].be;
         c->kv[i] = (lc_kv){.n_layer = parts[i].n_layer, .n_kv_head = n_kv_head, .head_dim = head_dim,
@@ -100,11 +101,8 @@ lc_status lc_kvc_create_parts(const lc_kvc_part *parts, int n_parts, int n_kv_he
     for (int i = 0; i < c->n_blocks; i++) c->free_list[i] = c->n_blocks - 1 - i;
     c->n_free = c->n_blocks;
     for (int i = 0; i < c->ht_cap; i++) c->ht[i] = -1;
-    for (int i = 0; i < n_parts; i++, c->n_parts++)
-        if (c->kv[i].n_layer && (st = c->be[i]->ops->kv_alloc(c->be[i], &c->kv[i]))) {
-            c->n_parts++; /* free what this part allocated before failing */
-            goto fail;
-        }
+    for (int i = 0; i < n_parts; i++) /* a part that failed or was not reached is freed by what it holds */
+        if (c->kv[i].n_layer && (st = c->be[i]->ops->kv_alloc(c->be[i], &c->kv[i]))) goto fail;
     *out = c;
     return LC_OK;
 fail:
