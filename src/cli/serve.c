@@ -5,7 +5,6 @@
  */
 #include "cli.h"
 
-#include "runtime/fit.h"
 #include "server/server.h"
 
 #include <pthread.h>
@@ -114,7 +113,6 @@ int cmd_serve(int argc, char **argv) {
     }
     if (model_path) st = lc_manifest_add_file(&mf, model_path, alias, LC_KEEP_FOREVER);
     if (!st && models_dir) st = lc_manifest_add_dir(&mf, models_dir);
-    if (!st) st = lc_manifest_check(&mf);
     if (st) {
         fprintf(stderr, "locara: serve: %s\n", lc_last_error());
         lc_manifest_free(&mf);
