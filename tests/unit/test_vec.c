@@ -18,27 +18,13 @@ static int close_rel(double a, double b, double tol) { return fabs(a - b) <= tol
 static void check_isa(const lc_vec_ops *ref, const lc_vec_ops *v) {
     unsigned seed = 7;
     enum { N = 300, BT = LC_ATTN_BT };
-    float x[N], y[N], y2[N];
-    uint16_t h[N];
-    for (int i = 0; i < N; i++) x[i] = frand(&seed), y[i] = frand(&seed), h[i] = lc_f32_to_f16(frand(&seed));
+    float x[N], y[N];
+    for (int i = 0; i < N; i++) x[i] = frand(&seed), y[i] = frand(&seed), (void)frand(&seed); /* same data as before */
     const int lens[] = {1, 7, 8, 16, 33, 64, 300};
     for (size_t li = 0; li < LC_ARRAY_LEN(lens); li++) {
         int n = lens[li];
-        CHECKF(close_rel(v->dot_f32(n, x, y), ref->dot_f32(n, x, y), 1e-5), "%s dot_f32 n=%d", v->isa, n);
-        CHECKF(close_rel(v->dot_f16(n, x, h), ref->dot_f16(n, x, h), 1e-5), "%s dot_f16 n=%d", v->isa, n);
         CHECKF(close_rel(v->sumsq(n, x), ref->sumsq(n, x), 1e-9), "%s sumsq n=%d", v->isa, n);
-        memcpy(y2, y, sizeof y);
-        float ya[N];
-        memcpy(ya, y, sizeof y);
-        v->axpy_f32(n, 0.37f, x, y2);
-        ref->axpy_f32(n, 0.37f, x, ya);
         int bad = 0;
-        for (int i = 0; i < n; i++) bad += !close_rel(y2[i], ya[i], 1e-6);
-        memcpy(y2, y, sizeof y);
-        memcpy(ya, y, sizeof y);
-        v->axpy_f16(n, -1.5f, h, y2);
-        ref->axpy_f16(n, -1.5f, h, ya);
-        for (int i = 0; i < n; i++) bad += !close_rel(y2[i], ya[i], 1e-6);
         float g[N], o1[N], o2[N];
         for (int i = 0; i < n; i++) g[i] = x[i] * 10.0f;
         v->swiglu(n, g, y, o1);

@@ -17,14 +17,6 @@
 
 typedef struct lc_vec_ops {
     const char *isa;
-    float (*dot_f32)(int n, const float *x, const float *y);
-    /* dot of f32 x with an f16 row */
-    float (*dot_f16)(int n, const float *x, const uint16_t *y);
-    /* y += a * x */
-    void (*axpy_f32)(int n, float a, const float *x, float *y);
-    void (*axpy_f16)(int n, float a, const uint16_t *x, float *y);
-    /* y *= a */
-    void (*scale_f32)(int n, float a, float *y);
     /* sum of squares in double precision (as ggml's rms_norm accumulates) */
     double (*sumsq)(int n, const float *x);
     /* out = silu(g) * u */

@@ -11,54 +11,7 @@ static inline float hsum256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-static float dot_f32(int n, const float *x, const float *y) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
-    }
-    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
-    float s = hsum256(_mm256_add_ps(a0, a1));
-    for (; i < n; i++) s += x[i] * y[i];
-    return s;
-}
-
 static inline __m256 load_h8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
-
-static float dot_f16(int n, const float *x, const uint16_t *y) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), load_h8(y + i), a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), load_h8(y + i + 8), a1);
-    }
-    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), load_h8(y + i), a0);
-    float s = hsum256(_mm256_add_ps(a0, a1));
-    for (; i < n; i++) s += x[i] * _cvtsh_ss(y[i]);
-    return s;
-}
-
-static void axpy_f32(int n, float a, const float *x, float *y) {
-    __m256 va = _mm256_set1_ps(a);
-    int i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] += a * x[i];
-}
-
-static void axpy_f16(int n, float a, const uint16_t *x, float *y) {
-    __m256 va = _mm256_set1_ps(a);
-    int i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, load_h8(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] += a * _cvtsh_ss(x[i]);
-}
-
-static void scale_f32(int n, float a, float *y) {
-    __m256 va = _mm256_set1_ps(a);
-    int i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(va, _mm256_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] *= a;
-}
 
 static double sumsq(int n, const float *x) {
     __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
@@ -202,11 +155,6 @@ static void f16_rows(int n, int D, const uint16_t *src, size_t stride, float *ds
 
 void lc_vec_fill_avx2(lc_vec_ops *v) {
     v->isa = "avx2";
-    v->dot_f32 = dot_f32;
-    v->dot_f16 = dot_f16;
-    v->axpy_f32 = axpy_f32;
-    v->axpy_f16 = axpy_f16;
-    v->scale_f32 = scale_f32;
     v->sumsq = sumsq;
     v->swiglu = swiglu;
     v->attn_qk = attn_qk;

@@ -7,25 +7,6 @@
 #include <stdatomic.h>
 #include <string.h>
 
-static float dot_f32(int n, const float *x, const float *y) {
-    float s = 0;
-    for (int i = 0; i < n; i++) s += x[i] * y[i];
-    return s;
-}
-static float dot_f16(int n, const float *x, const uint16_t *y) {
-    float s = 0;
-    for (int i = 0; i < n; i++) s += x[i] * lc_f16_to_f32(y[i]);
-    return s;
-}
-static void axpy_f32(int n, float a, const float *x, float *y) {
-    for (int i = 0; i < n; i++) y[i] += a * x[i];
-}
-static void axpy_f16(int n, float a, const uint16_t *x, float *y) {
-    for (int i = 0; i < n; i++) y[i] += a * lc_f16_to_f32(x[i]);
-}
-static void scale_f32(int n, float a, float *y) {
-    for (int i = 0; i < n; i++) y[i] *= a;
-}
 static double sumsq(int n, const float *x) {
     double s = 0;
     for (int i = 0; i < n; i++) s += (double)x[i] * x[i];
@@ -88,11 +69,6 @@ static void f16_rows(int n, int D, const uint16_t *src, size_t stride, float *ds
 
 void lc_vec_fill_scalar(lc_vec_ops *v) {
     v->isa = "scalar";
-    v->dot_f32 = dot_f32;
-    v->dot_f16 = dot_f16;
-    v->axpy_f32 = axpy_f32;
-    v->axpy_f16 = axpy_f16;
-    v->scale_f32 = scale_f32;
     v->sumsq = sumsq;
     v->swiglu = swiglu;
     v->attn_qk = attn_qk;
