@@ -158,7 +158,7 @@ struct lc_backend {
 lc_status lc_backend_cpu_create(int n_threads, lc_backend **out);
 void lc_backend_cpu_free(lc_backend *be);
 /* Floats of attention scratch each CPU thread holds (fit's memory math uses the same number). */
-size_t lc_backend_cpu_attn_scratch(int n_head, int n_kv_head, int head_dim, int block_tokens);
+size_t lc_backend_cpu_attn_scratch(int n_head, int n_kv_head, int head_dim);
 
 #ifdef __cplusplus
 }

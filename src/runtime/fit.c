@@ -30,7 +30,7 @@ static size_t compute_bytes(const lc_model *m, const lc_fit_params *p, int n_ctx
     qrow = LC_MAX(qrow, (size_t)max_cols * 4);                            /* f32 activations */
     n += (size_t)T * qrow;                                                 /* conversion buffer */
     int threads = p->n_threads > 0 ? p->n_threads : lc_cpu_physical_cores();
-    n += (size_t)threads * (lc_backend_cpu_attn_scratch(hp->n_head, hp->n_head_kv, hp->head_dim, 32) + 16) * sizeof(float);
+    n += (size_t)threads * (lc_backend_cpu_attn_scratch(hp->n_head, hp->n_head_kv, hp->head_dim) + 16) * sizeof(float);
     if (cpu_stage && p->n_gpu_layers != 0) n += (size_t)T * hp->n_embd * sizeof(float); /* stage crossing */
     n += (size_t)threads * (8u << 20) / 64;                                /* thread stacks touched */
     return n;

@@ -187,8 +187,8 @@ static void merge_split(attn_job *j, const attn_item *it) {
     }
 }
 
-size_t lc_backend_cpu_attn_scratch(int n_head, int n_kv_head, int head_dim, int block_tokens) {
-    (void)block_tokens; /* kernels walk LC_ATTN_BT keys at a time (the cache's block size) */
+size_t lc_backend_cpu_attn_scratch(int n_head, int n_kv_head, int head_dim) {
+    /* the kernels walk LC_ATTN_BT keys at a time, the only cache block size kv_alloc takes */
     size_t G = (size_t)(n_head / n_kv_head), D = (size_t)head_dim, BT = LC_ATTN_BT, Mp = attn_mp(ATTN_QT * G);
     return 2 * Mp * D + BT * Mp + 2 * BT * D + 4 * Mp;
 }
@@ -202,7 +202,7 @@ void lc_cpu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int
                       const lc_attn_batch *b, int n_head, float scale) {
     lc_cpu *c = cpu_of(be);
     int D = kv->head_dim, H = kv->n_kv_head, G = n_head / H;
-    if (!lc_cpu_tscratch(c, lc_backend_cpu_attn_scratch(n_head, H, D, kv->block_tokens))) return;
+    if (!lc_cpu_tscratch(c, lc_backend_cpu_attn_scratch(n_head, H, D))) return;
     /* runs of consecutive positions of one sequence, up to ATTN_QT tokens (prompt chunks) */
     int32_t *runs = lc_malloc((size_t)b->n_tokens * 2 * sizeof(int32_t));
     int n_tiles = 0, n_items = 0, max_items = 0;
