@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LOCARA, REPO, free_port, start_server
+from conftest import LOCARA, REPO, Server, free_port, start_server
 
 GIB = 1 << 30
 
@@ -46,16 +46,11 @@ def models(tmp_path_factory):
     return out
 
 
-class MServer:
-    """One `locara serve` with arbitrary arguments on a free port."""
+class MServer(Server):
+    """One `locara serve` with arbitrary arguments on a free port; get and post answer JSON."""
 
     def __init__(self, *args):
         start_server(self, ["-t", "1", *args], "mgr", 60)
-
-    def output(self):
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()[-4000:]
 
     def get(self, path):
         with urllib.request.urlopen(self.url + path, timeout=30) as r:
@@ -77,21 +72,8 @@ class MServer:
     def loaded(self):
         return sorted(m["id"] for m in self.get("/api/ps")["models"] if m["state"] == "loaded")
 
-    def metrics(self):
-        with urllib.request.urlopen(self.url + "/metrics", timeout=30) as r:
-            lines = r.read().decode().splitlines()
-        return {k: float(v) for k, v in (ln.rsplit(" ", 1) for ln in lines if ln and not ln.startswith("#"))}
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
+    def stop(self, timeout=30):
+        return super().stop(timeout)
 
 
 def wait_until(cond, timeout=5.0):
