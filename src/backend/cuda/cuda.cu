@@ -288,7 +288,6 @@ static const float *dev_vec(lc_cuda *c, const float *p) {
 
 /* ==== RMS norm ==== */
 
-/* One block per row: out = x / sqrt(mean(x^2) + eps) * g. */
 /* The sum of every thread's v over the block (red: 32 floats of shared memory); all threads get it. */
 __device__ __forceinline__ float block_sum(float v, float *red) {
     v = cu_warp_sum(v);
@@ -303,6 +302,7 @@ __device__ __forceinline__ float block_sum(float v, float *red) {
     return red[0];
 }
 
+/* One block per row: out = x / sqrt(mean(x^2) + eps) * g. */
 __global__ void k_rms_norm(float *out, const float *x, const float *g, int n, float eps) {
     __shared__ float red[32];
     const float *xr = x + (size_t)blockIdx.x * n;
