@@ -11,8 +11,7 @@
 
 /* True when the rendered prompt ends inside an opened reasoning block ("<think>\n"). */
 static bool ends_in_reasoning(const serve_model *sm, const char *prompt) {
-    lc_outparse_opts po = lc_outparse_opts_default();
-    lc_outparse_opts_from_template(sm->chat_template, &po);
+    const lc_outparse_opts po = sm->parse;
     if (!po.think_open) return false;
     size_t n = strlen(prompt);
     while (n && (prompt[n - 1] == '\n' || prompt[n - 1] == ' ')) n--;

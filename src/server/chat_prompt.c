@@ -31,6 +31,8 @@ lc_status serve_chat_init(serve_model *sm) {
         if ((st = lc_chat_template_create(NULL, &tmpl))) return st;
     }
     sm->chat_tmpl = tmpl;
+    sm->parse = lc_outparse_opts_default();
+    lc_outparse_opts_from_template(sm->chat_template, &sm->parse);
     return LC_OK;
 }
 

@@ -373,8 +373,7 @@ int serve_generate(serve_conn *c, lc_mgr_lease *lease, serve_req *rq, lc_token *
     if (g->rq.prefill) st = serve_tool_constraint(sm, &g->rq, &gp.constraint); /* wins over json_mode */
     else if (g->rq.json_mode) st = serve_json_constraint(sm, &gp.constraint);
     if (!st && g->rq.kind == SERVE_CHAT) {
-        lc_outparse_opts po = lc_outparse_opts_default();
-        lc_outparse_opts_from_template(sm->chat_template, &po);
+        lc_outparse_opts po = sm->parse;
         po.tools = g->rq.tools != NULL;
         po.seed = gp.sp.seed;
         po.starts_in_reasoning = g->rq.starts_in_reasoning;

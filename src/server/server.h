@@ -13,6 +13,7 @@
 
 #include "engine/scheduler.h"
 #include "runtime/manager.h"
+#include "text/outparse.h"
 
 #include <jansson.h>
 #include <stdatomic.h>
@@ -89,6 +90,8 @@ typedef struct serve_model {
     lc_sched *sched;
     char *chat_template;    /* from GGUF metadata; NULL = ChatML fallback */
     void *chat_tmpl;        /* parsed lc_jinja_tmpl */
+    lc_outparse_opts parse; /* the template's output syntax (tool-call format, reasoning markers),
+                             * derived once here; requests copy it and set their own fields */
     char bos[64], eos[64];  /* the special tokens' text, for templates */
     int n_vocab;
     char **pieces;          /* every token's text (JSON mode) */

@@ -28,8 +28,7 @@ static const call_syntax syntaxes[] = {
 };
 
 static const call_syntax *find_syntax(const serve_model *sm, lc_outparse_opts *po) {
-    *po = lc_outparse_opts_default();
-    lc_outparse_opts_from_template(sm->chat_template, po);
+    *po = sm->parse;
     for (size_t i = 0; i < sizeof syntaxes / sizeof *syntaxes; i++)
         if (syntaxes[i].format == po->format) return &syntaxes[i];
     return NULL;
