@@ -4,8 +4,8 @@
 # locara, its CUDA module, every unit test and make_model built from BUILD (a -DLOCARA_CUDA=ON
 # build), the non-system, non-CUDA shared libraries they load, shared/ (test data), and the two
 # model templates.
-# Usage: sh bench/cuda/pack.sh BUILD_DIR
-BUILD=${1:-build-cuda2}; D=.cudacarry
+# Usage: [CARRY=DIR] sh bench/cuda/pack.sh BUILD_DIR
+BUILD=${1:-build-cuda2}; D=${CARRY:-.cudacarry} # CARRY: another folder, for a second bundle beside the first
 rm -rf $D/bin $D/lib; mkdir -p $D/bin $D/lib
 cc -O2 -std=c17 -Iinclude -Isrc bench/cuda/make_model.c $BUILD/liblocara_core.a -L/usr/local/cuda/lib64 \
   -lcublas -lcudart -lstdc++ -lm -lpthread -ldl -o $D/bin/make_model || exit 1
