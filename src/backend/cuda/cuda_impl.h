@@ -113,6 +113,7 @@ typedef struct lc_cuda {
     void *xq; /* int8 activations + their block scales (decode, mmvq.cu) */
     size_t xq_bytes;
     bool mmv_float; /* LOCARA_CUDA_MMV=float: decode on the float path (A/B measurement) */
+    bool fa_off;    /* LOCARA_CUDA_FA=0: attention on the CUDA-core kernel only (A/B measurement) */
     size_t bytes; /* device bytes held */
     cu_graph graph; /* decode steps recorded as CUDA graphs (graph.cu) */
     cu_pend pend;   /* a launch held back for fusion */
