@@ -568,6 +568,7 @@ static void cu_moe_route(lc_backend *be, const float *logits, int n_tok, int n_e
     c->route_dev = (int32_t *)p;
     c->route_cap = cap;
     c->route_host = ids; /* matmul_experts recognises the array by its address */
+    c->route_gen++;      /* ... and its grouping by expert (moe.cu) is made again */
     cu_k(c, k_moe_route, (unsigned)((n_tok + 3) / 4), 128, logits, n_tok, n_expert, k, norm, c->route_dev, weights);
     CU_LAUNCH(c);
 }
@@ -679,6 +680,7 @@ extern "C" void lc_backend_cuda_free(lc_backend *be) {
         if (c->wmap[i].own) cudaFree(c->wmap[i].dev);
     cudaFree(c->arena);
     cudaFree(c->route_dev);
+    cudaFree(c->moe_dev);
     cudaFree(c->scratch);
     cudaFree(c->xq);
     cudaFree(c->attn_part);

@@ -117,6 +117,16 @@ typedef struct lc_cuda {
     size_t bytes; /* device bytes held */
     cu_graph graph; /* decode steps recorded as CUDA graphs (graph.cu) */
     cu_pend pend;   /* a launch held back for fusion */
+    /* MoE prefill (moe.cu): the pairs grouped by expert on the device, kept while the routing
+     * that made them stands (moe_route bumps route_gen), so gate, up and down group once */
+    uint64_t route_gen;
+    void *moe_dev; /* [tile count | tiles (int4) | pairs by expert] */
+    size_t moe_bytes;
+    const int32_t *moe_ids; /* the grouping's key: ids, route_gen, pairs, experts, token tile */
+    uint64_t moe_gen;
+    int moe_n, moe_ne, moe_bm;
+    bool moe_ok;
+    int moe_mode; /* LOCARA_CUDA_MOE, read once: LC_CU_MOE_* (0 not read yet) */
 } lc_cuda;
 
 static inline lc_cuda *cu_of(lc_backend *be) { return (lc_cuda *)be->impl; }
@@ -208,6 +218,12 @@ lc_status lc_cu_mmvq(lc_cuda *c, int n_w, const lc_weight *const *w, const uint8
                      const int8_t *xq, const float2 *dx, int T);
 lc_status lc_cu_mmvq_ids(lc_cuda *c, const lc_weight *w, const uint8_t *wd, float *out, const float *x,
                          bool x_per_pair, const int32_t *ids_dev, int n_tok, int k);
+/* moe.cu: expert products of more than a few tokens, grouped on the device, one launch. */
+enum { LC_CU_MOE_AUTO = 1, LC_CU_MOE_OLD, LC_CU_MOE_32, LC_CU_MOE_64 };
+int lc_cu_moe_mode(lc_cuda *c);
+bool lc_cu_experts_mma_ok(lc_cuda *c, const lc_weight *w);
+lc_status lc_cu_experts_mma(lc_cuda *c, const lc_weight *w, const uint8_t *wd, float *out, const float *x,
+                            bool x_per_pair, const int32_t *ids_dev, bool routed, int n_pairs, int k);
 void lc_cu_kv_store(lc_backend *be, lc_kv *kv, int il, const float *k, const float *v, const lc_attn_batch *b);
 void lc_cu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int il, const lc_attn_batch *b,
                      int n_head, float scale);

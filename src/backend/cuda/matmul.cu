@@ -7,7 +7,8 @@
  * type run in one launch. Prefill (T > 8): tiles of W are dequantized to f16 and multiplied on
  * the tensor cores by cuBLAS (f32 accumulation), with the activations converted to f16 once.
  * Experts: decode runs one matrix-vector product per (token, expert) pair with the expert id read
- * on the device (no host round trip); prefill groups the pairs by expert on the host.
+ * on the device (no host round trip); prefill runs moe.cu's grouped tensor-core kernel, or with
+ * LOCARA_CUDA_MOE=old (A/B) the pairs grouped by expert on the host and one GEMM per expert.
  */
 #include "backend/cuda/cuda_impl.h"
 #include "backend/cuda/quant_dev.cuh"
@@ -313,6 +314,8 @@ lc_status lc_cu_matmul_experts(lc_backend *be, const lc_weight *w, float *out, c
     int n_pairs = n_tok * k_per_tok;
     const int32_t *ids_dev = ids == c->route_host ? c->route_dev : lc_cu_upload(c, SLOT_IDS, ids, (size_t)n_pairs);
     if (!ids_dev) return c->err ? c->err : LC_ERR_DEVICE;
+    if (n_tok > 4 && lc_cu_experts_mma_ok(c, w)) /* grouped on the device, one launch (moe.cu) */
+        return lc_cu_experts_mma(c, w, wd, out, x, x_per_pair, ids_dev, ids == c->route_host, n_pairs, k_per_tok);
     if (n_tok > 4 && cu_recording(c)) /* grouping reads the expert ids on the host */
         return c->err = lc_cu_graph_break(c, true, "expert products of more than 4 tokens");
     if (n_tok > 4)

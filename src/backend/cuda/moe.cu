@@ -1,0 +1,254 @@
+/* moe.cu — expert products of prefill batches on the GPU without a host round trip. The
+ * (token, expert) pairs are grouped by expert on the device (a counting sort in one block, kept
+ * for every product of the same routing: gate, up and down share it), then ONE launch multiplies
+ * every expert's pairs: a thread block dequantizes a tile of one expert's weight rows into shared
+ * memory as f16 and multiplies it on the tensor cores (mma.sync m16n8k16, f32 accumulation) with
+ * that expert's input rows, converted to f16 as they are loaded; results go straight to their
+ * pair rows. No f16 copy of the weights is written. Not here: decode-sized expert products
+ * (matmul.cu, mmvq.cu) and the old host-grouped path (matmul.cu, LOCARA_CUDA_MOE=old).
+ * Entry point: lc_cu_experts_mma.
+ */
+#include "backend/cuda/cuda_impl.h"
+#include "backend/cuda/quant_dev.cuh"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define XM_BN 128              /* weight rows per thread block (32 per warp) */
+#define XM_BK 64               /* reduction elements per shared-memory stage */
+#define XM_LD (XM_BK + 8)      /* f16 row stride in shared memory: 144 bytes, so ldmatrix rows hit distinct banks */
+#define XM_THREADS 128
+#define GRP_THREADS 1024
+#define GRP_MAX_EXPERT 1024    /* the grouping kernel's shared counters */
+
+/* ==== Grouping the pairs by expert ==== */
+
+/* One block. ids (n_pairs) -> pairs: the pair indices ordered by expert (within an expert in
+ * arbitrary order: every pair's result is computed alone, so order cannot change a value), and
+ * tiles: for each run of at most bm pairs of one expert {expert, first sorted index, count, 0};
+ * *n_tiles their number. Ids outside [0, n_expert) are left out (their rows are not written). */
+__global__ void __launch_bounds__(GRP_THREADS)
+    k_moe_group(const int32_t *ids, int n_pairs, int n_expert, int bm, int *n_tiles, int4 *tiles, int32_t *pairs) {
+    __shared__ int cnt[GRP_MAX_EXPERT], cur[GRP_MAX_EXPERT];
+    for (int e = threadIdx.x; e < n_expert; e += blockDim.x) cnt[e] = 0;
+    __syncthreads();
+    for (int p = threadIdx.x; p < n_pairs; p += blockDim.x) {
+        int e = ids[p];
+        if (e >= 0 && e < n_expert) atomicAdd(&cnt[e], 1);
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) { /* a few hundred experts and tiles: one thread is quicker than a scan's syncs */
+        int off = 0, nt = 0;
+        for (int e = 0; e < n_expert; e++) {
+            int c = cnt[e];
+            cur[e] = off;
+            for (int i = 0; i < c; i += bm) tiles[nt++] = make_int4(e, off + i, min(bm, c - i), 0);
+            off += c;
+        }
+        *n_tiles = nt;
+    }
+    __syncthreads();
+    for (int p = threadIdx.x; p < n_pairs; p += blockDim.x) {
+        int e = ids[p];
+        if (e >= 0 && e < n_expert) pairs[atomicAdd(&cur[e], 1)] = p;
+    }
+}
+
+/* ==== The grouped tensor-core product ==== */
+
+__device__ __forceinline__ void ldsm_x4(uint32_t *r, const __half *p) {
+    uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
+/* d (16x8, f32) += a (16x16 f16, row-major) * b (16x8 f16, column-major) */
+__device__ __forceinline__ void mma_16816(float *d, const uint32_t *a, const uint32_t *b) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+                 "{%0, %1, %2, %3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+__device__ __forceinline__ uint4 half8(const float *v) {
+    __half2 h[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) h[i] = __floats2half2_rn(v[2 * i], v[2 * i + 1]);
+    return *(const uint4 *)h;
+}
+
+/* Block (tile t = blockIdx.x of the grouping, row tile blockIdx.y):
+ *   out[pairs[i0 + m], r0 + n] = x[src(m)] . W_e[r0 + n]   for m < cnt (<= BM), n < XM_BN,
+ * src(m) = pairs[i0 + m] / x_div (x_div 1: a row per pair, k: a row per token). In mma terms the
+ * tokens are M and the weight rows N, so each thread's accumulator pairs are adjacent output
+ * columns. Four warps, each all BM tokens x 32 weight rows; the reduction runs in XM_BK stages:
+ * every thread converts its share of the x tile (f32 -> f16) and dequantizes its share of the
+ * weight tile (8 elements per deq8) into shared memory, then the warps multiply. Blocks past
+ * the grouping's tile count (the grid is sized for the worst case) return at once. */
+template <int TYPE, int BM>
+__global__ void __launch_bounds__(XM_THREADS)
+    k_moe_mma(const uint8_t *w, size_t row_bytes, size_t expert_bytes, int rows, int cols, const float *x, int x_div,
+              const int *n_tiles, const int4 *tiles, const int32_t *pairs, float *out) {
+    constexpr int BS = qt<TYPE>::BS, BYTES = qt<TYPE>::BYTES, MT = BM / 16;
+    __shared__ __align__(16) __half sx[BM * XM_LD];
+    __shared__ __align__(16) __half sw[XM_BN * XM_LD];
+    if ((int)blockIdx.x >= *n_tiles) return;
+    const int4 tl = tiles[blockIdx.x];
+    const int cnt = tl.z, r0 = blockIdx.y * XM_BN;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int kc = tid & 7, rsub = tid >> 3; /* loads: chunk of 8 elements kc of rows rsub + 16 s */
+    const uint8_t *we = w + (size_t)tl.x * expert_bytes;
+    const float *xs[BM / 16];
+#pragma unroll
+    for (int s = 0; s < BM / 16; s++) {
+        int m = rsub + 16 * s;
+        xs[s] = m < cnt ? x + (size_t)(pairs[tl.y + m] / x_div) * cols : nullptr;
+    }
+    float acc[MT][4][4];
+#pragma unroll
+    for (int i = 0; i < MT; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+#pragma unroll
+            for (int q = 0; q < 4; q++) acc[i][j][q] = 0.0f;
+
+    for (int k0 = 0; k0 < cols; k0 += XM_BK) {
+        const int kk = k0 + 8 * kc;
+        const bool kin = kk < cols;
+#pragma unroll
+        for (int s = 0; s < BM / 16; s++) {
+            uint4 h = make_uint4(0, 0, 0, 0);
+            if (xs[s] && kin) {
+                const float4 *p = (const float4 *)(xs[s] + kk);
+                float4 a = __ldg(p), b = __ldg(p + 1);
+                const float v[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+                h = half8(v);
+            }
+            *(uint4 *)&sx[(rsub + 16 * s) * XM_LD + 8 * kc] = h;
+        }
+#pragma unroll
+        for (int s = 0; s < XM_BN / 16; s++) {
+            const int n = rsub + 16 * s;
+            uint4 h = make_uint4(0, 0, 0, 0);
+            if (kin && r0 + n < rows) {
+                float v[8];
+                deq8<TYPE>(we + (size_t)(r0 + n) * row_bytes + (size_t)(kk / BS) * BYTES, (kk % BS) / 8, v);
+                h = half8(v);
+            }
+            *(uint4 *)&sw[n * XM_LD + 8 * kc] = h;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int k16 = 0; k16 < XM_BK; k16 += 16) {
+            uint32_t a[MT][4], b[4][2];
+#pragma unroll
+            for (int i = 0; i < MT; i++) ldsm_x4(a[i], &sx[(16 * i + (lane & 15)) * XM_LD + k16 + 8 * (lane >> 4)]);
+#pragma unroll
+            for (int j = 0; j < 2; j++) {
+                uint32_t r[4];
+                ldsm_x4(r, &sw[(32 * warp + 16 * j + (lane & 7) + 8 * (lane >> 4)) * XM_LD + k16 + 8 * ((lane >> 3) & 1)]);
+                b[2 * j][0] = r[0];
+                b[2 * j][1] = r[1];
+                b[2 * j + 1][0] = r[2];
+                b[2 * j + 1][1] = r[3];
+            }
+#pragma unroll
+            for (int i = 0; i < MT; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) mma_16816(acc[i][j], a[i], b[j]);
+        }
+        __syncthreads();
+    }
+    /* accumulator q of tile (i, j): token 16 i + lane / 4 (+ 8 for q >= 2), row 32 warp + 8 j + 2 (lane % 4) + q % 2 */
+#pragma unroll
+    for (int i = 0; i < MT; i++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int m = 16 * i + (lane >> 2) + 8 * h;
+            if (m >= cnt) continue;
+            float *o = out + (size_t)pairs[tl.y + m] * rows;
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const int r = r0 + 32 * warp + 8 * j + 2 * (lane & 3);
+                if (r + 1 < rows && !(rows & 1)) {
+                    *(float2 *)(o + r) = make_float2(acc[i][j][2 * h], acc[i][j][2 * h + 1]);
+                } else {
+                    if (r < rows) o[r] = acc[i][j][2 * h];
+                    if (r + 1 < rows) o[r + 1] = acc[i][j][2 * h + 1];
+                }
+            }
+        }
+}
+
+/* ==== Entry point ==== */
+
+/* LOCARA_CUDA_MOE, read at the backend's first expert product: "old" selects the host-grouped
+ * path (A/B measurement), "mma32" / "mma64" force the token tile; anything else the default. */
+int lc_cu_moe_mode(lc_cuda *c) {
+    if (!c->moe_mode) {
+        const char *s = getenv("LOCARA_CUDA_MOE");
+        c->moe_mode = !s ? LC_CU_MOE_AUTO
+                      : !strcmp(s, "old")   ? LC_CU_MOE_OLD
+                      : !strcmp(s, "mma32") ? LC_CU_MOE_32
+                      : !strcmp(s, "mma64") ? LC_CU_MOE_64
+                                            : LC_CU_MOE_AUTO;
+    }
+    return c->moe_mode;
+}
+
+/* The grouped product: out (n_pairs, rows) row p = x[p or p / k] @ W_{ids[p]}^T, ids_dev on the
+ * device. routed: ids_dev holds moe_route's ids of generation c->route_gen, so the grouping
+ * made for an earlier product of this routing is reused. The token tile (32 or 64 pairs) follows
+ * the mean pairs per expert: small tiles waste less on experts with few pairs, large ones
+ * dequantize each weight tile for more pairs. */
+lc_status lc_cu_experts_mma(lc_cuda *c, const lc_weight *w, const uint8_t *wd, float *out, const float *x,
+                            bool x_per_pair, const int32_t *ids_dev, bool routed, int n_pairs, int k) {
+    const int n_expert = (int)w->n_expert;
+    int mode = lc_cu_moe_mode(c);
+    int bm = mode == LC_CU_MOE_32 ? 32 : mode == LC_CU_MOE_64 ? 64 : (n_pairs >= 48 * n_expert ? 64 : 32);
+    size_t max_tiles = (size_t)n_pairs / bm + 1 + (size_t)LC_MIN(n_expert, n_pairs);
+    size_t tiles_off = 16, pairs_off = tiles_off + max_tiles * sizeof(int4);
+    bool hit = routed && c->moe_ok && c->moe_ids == ids_dev && c->moe_gen == c->route_gen && c->moe_n == n_pairs &&
+               c->moe_ne == n_expert && c->moe_bm == bm;
+    uint8_t *g = (uint8_t *)c->moe_dev;
+    if (!hit) {
+        lc_status st;
+        c->moe_ok = false;
+        if ((st = lc_cu_grow(c, &c->moe_dev, &c->moe_bytes, pairs_off + (size_t)n_pairs * 4))) return st;
+        g = (uint8_t *)c->moe_dev;
+        cu_k(c, k_moe_group, 1, GRP_THREADS, ids_dev, n_pairs, n_expert, bm, (int *)g, (int4 *)(g + tiles_off),
+             (int32_t *)(g + pairs_off));
+        if ((st = CU_LAUNCH(c))) return st;
+        c->moe_ok = routed;
+        c->moe_ids = ids_dev;
+        c->moe_gen = c->route_gen;
+        c->moe_n = n_pairs;
+        c->moe_ne = n_expert;
+        c->moe_bm = bm;
+    }
+    dim3 grid((unsigned)max_tiles, (unsigned)((w->rows + XM_BN - 1) / XM_BN));
+    const int *nt = (const int *)g;
+    const int4 *tiles = (const int4 *)(g + tiles_off);
+    const int32_t *pairs = (const int32_t *)(g + pairs_off);
+    int x_div = x_per_pair ? 1 : k;
+#define L(T, BM)                                                                                                  \
+    cu_k(c, k_moe_mma<T, BM>, grid, XM_THREADS, wd, w->row_bytes, w->expert_bytes, (int)w->rows, (int)w->cols, x, \
+         x_div, nt, tiles, pairs, out)
+#define L32(T) L(T, 32)
+#define L64(T) L(T, 64)
+    if (bm == 64) {
+        LC_CU_DISPATCH((int)w->type, L64);
+    } else {
+        LC_CU_DISPATCH((int)w->type, L32);
+    }
+#undef L32
+#undef L64
+#undef L
+    return CU_LAUNCH(c);
+}
+
+/* Whether lc_cu_experts_mma takes this product (the caller has checked the type and cols % 8). */
+bool lc_cu_experts_mma_ok(lc_cuda *c, const lc_weight *w) {
+    return lc_cu_moe_mode(c) != LC_CU_MOE_OLD && w->n_expert <= GRP_MAX_EXPERT;
+}

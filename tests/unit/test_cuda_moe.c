@@ -1,0 +1,253 @@
+/* test_cuda_moe.c — the CUDA backend's expert products of prefill-sized batches (moe.cu: pairs
+ * grouped by expert on the device, one tensor-core launch) against the CPU backend and a float64
+ * product of the dequantized weights: 128 experts top-8 and 4 experts top-2, 5 to 300 tokens,
+ * Q4_K / Q6_K / Q8_0 / Q4_0, inputs per token and per pair, unbalanced routing (empty experts,
+ * one expert with the most pairs), device routing reused by consecutive products and replaced by
+ * the next routing, and the forced token tiles and the old host-grouped path (LOCARA_CUDA_MOE).
+ * Exits 77 with "SKIP: no CUDA device" where there is none.
+ */
+#include "testutil.h"
+
+#include "backend/cuda/cuda_backend.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static uint32_t urand(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 32);
+}
+static float frand(void) { return (float)((urand() >> 8) * (1.0 / 8388608.0)) - 1.0f; } /* [-1, 1) */
+static void fill(float *x, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) x[i] = frand() * scale;
+}
+
+/* ||a - b|| / ||b||, infinite when a holds a NaN (a row never written) */
+static double rel_err(const float *a, const float *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(a[i])) return INFINITY;
+        double d = (double)a[i] - b[i];
+        num += d * d;
+        den += (double)b[i] * b[i];
+    }
+    return sqrt(num / (den > 0 ? den : 1));
+}
+
+/* Host weights stay allocated until the backends are freed: the backend names its device copies
+ * by host address. */
+static void *kept[64];
+static int n_kept;
+static void keep(void *p) {
+    if (n_kept < 64) kept[n_kept++] = p;
+    else free(p);
+}
+
+/* A random weight (n_expert x rows x cols) of type t; *f32_out the values the kernels should see. */
+static lc_weight make_weight(lc_type t, int64_t rows, int64_t cols, int64_t n_expert, float **f32_out) {
+    lc_weight w = {0};
+    w.type = t;
+    w.rows = rows;
+    w.cols = cols;
+    w.n_expert = n_expert;
+    w.row_bytes = lc_type_row_size(t, cols);
+    w.expert_bytes = w.row_bytes * (size_t)rows;
+    size_t n = (size_t)rows * cols * n_expert;
+    float *f = malloc(n * sizeof(float));
+    fill(f, n, 1.0f);
+    void *q = malloc(w.expert_bytes * (size_t)n_expert);
+    lc_quantize_rows(t, f, q, rows * n_expert, cols);
+    lc_type_get(t)->to_float(q, f, (int64_t)n);
+    w.data = q;
+    *f32_out = f;
+    return w;
+}
+
+/* Unbalanced routing: slot 0 of every token is expert `hot` (the most pairs), the other slots
+ * distinct even experts, so every other odd expert has no pairs. */
+static void make_ids(int32_t *ids, int T, int k, int n_exp) {
+    const int hot = 1;
+    for (int t = 0; t < T; t++) {
+        int32_t *r = ids + (size_t)t * k;
+        r[0] = hot;
+        for (int j = 1; j < k; j++) {
+            int e, dup;
+            do {
+                e = 2 * (int)(urand() % (uint32_t)(n_exp / 2));
+                dup = 0;
+                for (int q = 0; q < j; q++) dup |= r[q] == e;
+            } while (dup);
+            r[j] = e;
+        }
+    }
+}
+
+typedef struct env {
+    lc_backend *cpu, *gpu;
+} env;
+
+/* out row p (n_pairs x rows) = x[p or p / k] @ W_ids[p]^T in float64 */
+static void reference(const float *f, int rows, int cols, const float *x, bool xpp, const int32_t *ids, int n_pairs,
+                      int k, float *ref) {
+    for (int p = 0; p < n_pairs; p++) {
+        const float *xr = x + (size_t)(xpp ? p : p / k) * cols;
+        const float *we = f + (size_t)ids[p] * rows * cols;
+        for (int r = 0; r < rows; r++) {
+            double s = 0;
+            for (int c = 0; c < cols; c++) s += (double)we[(size_t)r * cols + c] * xr[c];
+            ref[(size_t)p * rows + r] = (float)s;
+        }
+    }
+}
+
+/* The worst row's error against the reference (a wrong or missing pair shows here even when
+ * the whole product's error is small). */
+static double worst_row(const float *got, const float *ref, int n_pairs, int rows) {
+    double m = 0;
+    for (int p = 0; p < n_pairs; p++) m = fmax(m, rel_err(got + (size_t)p * rows, ref + (size_t)p * rows, (size_t)rows));
+    return m;
+}
+
+/* One product on both backends: ids either a host array (uploaded) or the GPU's routing array
+ * ids_g (with the CPU's equal routing ids_c). Checks the GPU against float64 and the CPU. */
+static void product(env *e, lc_backend *gpu, const lc_weight *w, const float *f, const float *x, bool xpp,
+                    const int32_t *ids_g, const int32_t *ids_c, int T, int k, const char *what) {
+    int rows = (int)w->rows, cols = (int)w->cols, n_pairs = T * k;
+    size_t nx = (size_t)(xpp ? n_pairs : T) * cols, ny = (size_t)n_pairs * rows;
+    float *ref = calloc(ny, 4), *got = calloc(ny, 4), *nan = malloc(ny * 4);
+    for (size_t i = 0; i < ny; i++) nan[i] = NAN;
+    float *gx = gpu->ops->alloc(gpu, nx), *gy = gpu->ops->alloc(gpu, ny);
+    float *cx = e->cpu->ops->alloc(e->cpu, nx), *cy = e->cpu->ops->alloc(e->cpu, ny);
+    lc_backend_cuda_from_host(gpu, gx, x, nx);
+    lc_backend_cuda_from_host(gpu, gy, nan, ny); /* rows never written stay NaN */
+    memcpy(cx, x, nx * 4);
+    lc_status st = gpu->ops->matmul_experts(gpu, w, gy, gx, xpp, ids_g, T, k);
+    CHECKF(st == LC_OK, "%s: %s", what, lc_last_error());
+    CHECK(e->cpu->ops->matmul_experts(e->cpu, w, cy, cx, xpp, ids_c, T, k) == LC_OK);
+    gpu->ops->to_host(gpu, got, gy, ny);
+    reference(f, rows, cols, x, xpp, ids_c, n_pairs, k, ref);
+    double err = rel_err(got, ref, ny), row = worst_row(got, ref, n_pairs, rows), cerr = rel_err(got, cy, ny);
+    CHECKF(err < 2e-3, "%s: rel err %.2e vs float64 (tol 2e-3)", what, err);
+    CHECKF(row < 1e-2, "%s: worst row rel err %.2e vs float64 (tol 1e-2)", what, row);
+    CHECKF(cerr < 3e-2, "%s: rel err %.2e vs the CPU backend", what, cerr);
+    gpu->ops->free(gpu, gx), gpu->ops->free(gpu, gy);
+    e->cpu->ops->free(e->cpu, cx), e->cpu->ops->free(e->cpu, cy);
+    free(ref), free(got), free(nan);
+}
+
+static const lc_type TYPES[] = {LC_TYPE_Q4_K, LC_TYPE_Q6_K, LC_TYPE_Q8_0, LC_TYPE_Q4_0};
+
+/* Host ids: every token count, both input layouts, two expert shapes. */
+static void test_products(env *e) {
+    const struct { int n_exp, k, rows; } shapes[] = {{128, 8, 136}, {4, 2, 75}};
+    const int toks[] = {5, 9, 64, 300};
+    for (size_t ti = 0; ti < LC_ARRAY_LEN(TYPES); ti++) {
+        lc_type t = TYPES[ti];
+        /* K-quants need whole 256-blocks; the legacy types get a reduction with a partial stage */
+        int cols = lc_type_get(t)->block_size == 256 ? 512 : 288;
+        for (size_t si = 0; si < LC_ARRAY_LEN(shapes); si++) {
+            int n_exp = shapes[si].n_exp, k = shapes[si].k, rows = shapes[si].rows;
+            float *f;
+            lc_weight w = make_weight(t, rows, cols, n_exp, &f);
+            CHECK(lc_backend_cuda_add_weight(e->gpu, &w) == LC_OK);
+            for (size_t q = 0; q < LC_ARRAY_LEN(toks); q++) {
+                int T = toks[q];
+                int32_t *ids = malloc((size_t)T * k * 4);
+                float *x = malloc((size_t)T * k * cols * 4);
+                make_ids(ids, T, k, n_exp);
+                for (int xpp = 0; xpp < 2; xpp++) {
+                    fill(x, (size_t)(xpp ? T * k : T) * cols, 1.0f);
+                    char what[128];
+                    snprintf(what, sizeof what, "%s %d experts top-%d rows %d cols %d T=%d %s", lc_type_name(t), n_exp,
+                             k, rows, cols, T, xpp ? "per pair" : "per token");
+                    product(e, e->gpu, &w, f, x, xpp, ids, ids, T, k, what);
+                }
+                free(ids), free(x);
+            }
+            keep((void *)w.data), free(f);
+        }
+    }
+}
+
+/* Device routing: two products of one routing (the grouping is made once and reused), then a
+ * new routing into the same host array (the grouping must be made again). */
+static void test_routed(env *e) {
+    const int n_exp = 128, k = 8, rows = 136, cols = 512, toks[] = {9, 300};
+    float *f;
+    lc_weight w = make_weight(LC_TYPE_Q4_K, rows, cols, n_exp, &f);
+    CHECK(lc_backend_cuda_add_weight(e->gpu, &w) == LC_OK);
+    for (size_t q = 0; q < LC_ARRAY_LEN(toks); q++) {
+        int T = toks[q];
+        size_t nl = (size_t)T * n_exp;
+        int32_t *ids_g = malloc((size_t)T * k * 4), *ids_c = malloc((size_t)T * k * 4);
+        float *lg = malloc(nl * 4), *x = malloc((size_t)T * k * cols * 4);
+        float *glg = e->gpu->ops->alloc(e->gpu, nl), *gw = e->gpu->ops->alloc(e->gpu, (size_t)T * k);
+        float *clg = e->cpu->ops->alloc(e->cpu, nl), *cw = e->cpu->ops->alloc(e->cpu, (size_t)T * k);
+        for (int round = 0; round < 2; round++) {
+            fill(lg, nl, 3.0f);
+            lc_backend_cuda_from_host(e->gpu, glg, lg, nl);
+            memcpy(clg, lg, nl * 4);
+            e->gpu->ops->moe_route(e->gpu, glg, T, n_exp, k, true, ids_g, gw);
+            e->cpu->ops->moe_route(e->cpu, clg, T, n_exp, k, true, ids_c, cw);
+            for (int xpp = 0; xpp < 2; xpp++) {
+                char what[96];
+                snprintf(what, sizeof what, "routed Q4_K T=%d routing %d product %d", T, round, xpp);
+                fill(x, (size_t)(xpp ? T * k : T) * cols, 1.0f);
+                product(e, e->gpu, &w, f, x, xpp, ids_g, ids_c, T, k, what);
+            }
+        }
+        e->gpu->ops->free(e->gpu, glg), e->gpu->ops->free(e->gpu, gw);
+        e->cpu->ops->free(e->cpu, clg), e->cpu->ops->free(e->cpu, cw);
+        free(ids_g), free(ids_c), free(lg), free(x);
+    }
+    keep((void *)w.data), free(f);
+}
+
+/* LOCARA_CUDA_MOE (read by a backend at its first expert product): both forced token tiles and
+ * the old host-grouped path give the same products. */
+static void test_modes(env *e) {
+    const char *modes[] = {"mma32", "mma64", "old"};
+    const int n_exp = 128, k = 8, rows = 136, cols = 512, T = 300;
+    float *f;
+    lc_weight w = make_weight(LC_TYPE_Q6_K, rows, cols, n_exp, &f);
+    int32_t *ids = malloc((size_t)T * k * 4);
+    float *x = malloc((size_t)T * cols * 4);
+    make_ids(ids, T, k, n_exp);
+    fill(x, (size_t)T * cols, 1.0f);
+    for (size_t m = 0; m < LC_ARRAY_LEN(modes); m++) {
+        setenv("LOCARA_CUDA_MOE", modes[m], 1);
+        lc_backend *gpu;
+        lc_status st = lc_backend_cuda_create(NULL, 0, 0, &gpu);
+        CHECKF(st == LC_OK, "%s", lc_last_error());
+        if (st) continue;
+        CHECK(lc_backend_cuda_add_weight(gpu, &w) == LC_OK);
+        char what[64];
+        snprintf(what, sizeof what, "LOCARA_CUDA_MOE=%s Q6_K T=%d", modes[m], T);
+        product(e, gpu, &w, f, x, false, ids, ids, T, k, what);
+        lc_backend_cuda_free(gpu);
+    }
+    unsetenv("LOCARA_CUDA_MOE");
+    free(ids), free(x), free(f), free((void *)w.data);
+}
+
+int main(void) {
+    if (lc_cuda_device_count() <= 0) return test_skip("no CUDA device");
+    unsetenv("LOCARA_CUDA_MOE");
+    env e;
+    CHECK(lc_backend_cpu_create(2, &e.cpu) == LC_OK);
+    lc_status st = lc_backend_cuda_create(NULL, 0, 0, &e.gpu);
+    CHECKF(st == LC_OK, "%s", lc_last_error());
+    if (st) return test_done();
+    test_products(&e);
+    test_routed(&e);
+    test_modes(&e);
+    lc_backend_cuda_free(e.gpu);
+    lc_backend_cpu_free(e.cpu);
+    for (int i = 0; i < n_kept; i++) free(kept[i]);
+    return test_done();
+}
