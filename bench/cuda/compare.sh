@@ -7,15 +7,20 @@
 # Usage (on the device): bash bench/cuda/compare.sh [REPS] [TESTS]
 #   TESTS: space-separated: ops (test_cuda_ops), 8b, 30b, float (Locara's old float decode path,
 #   one rep), fit (locara fit vs peak GPU memory), depth (8B tg128 at depth 32k, one rep each; Locara's
-#   runs during the llama.cpp build, whose prefill of 32k takes minutes)
+#   runs during the llama.cpp build, whose prefill of 32k takes minutes), pp4096 (8B prompt of 4096,
+#   both), fa (Locara's 8B pp512 / pp4096 / tg128 with the tensor-core attention and with
+#   LOCARA_CUDA_FA=0, interleaved), server (also builds llama-server and returns it with llama-bench,
+#   statically linked, as $OUT/llama-bins.tar.xz: bench/http's GPU run carries it)
 REPS=${1:-3}; TESTS=${2:-"ops 8b 30b"}
 OUT=${OUT:-/tmp/out}; mkdir -p $OUT
 T0=$(date +%s); el() { echo "[$(( $(date +%s) - T0 ))s] $*"; }
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader
 # 1. llama.cpp in the background (the longest step)
+case "$TESTS" in *server*) LTARGETS="llama-bench llama-server"; LSERVER=ON ;; *) LTARGETS=llama-bench; LSERVER=OFF ;; esac
 ( cmake -S .peer/llama.cpp -B /tmp/lbuild -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
-    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_OPENSSL=OFF -DGGML_NATIVE=ON \
-  && cmake --build /tmp/lbuild --target llama-bench -j16 ) > /tmp/lbuild.log 2>&1 &
+    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=$LSERVER -DLLAMA_OPENSSL=OFF -DGGML_NATIVE=ON \
+    -DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
+  && cmake --build /tmp/lbuild --target $LTARGETS -j16 ) > /tmp/lbuild.log 2>&1 &
 LPID=$!
 # 2. Locara: carried binaries (bench/cuda/pack.sh; the image lacks libmicrohttpd, so it is not built here)
 B=.cudacarry/bin; export LD_LIBRARY_PATH=$PWD/.cudacarry/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
@@ -38,10 +43,15 @@ ts.sort(); print(f"copy bandwidth (read+write): median {2 * n / ts[10] / 1e6:.0f
 PY
 case "$TESTS" in *ops*) el "test_cuda_ops"; timeout 200 $B/test_cuda_ops --bench > $OUT/test_cuda_ops.txt 2>&1; echo "rc=$?";
   grep -c "CHECK failed" $OUT/test_cuda_ops.txt; grep "CHECK failed" $OUT/test_cuda_ops.txt | head -5; grep -i "GB/s\|passed\|TFLOP" $OUT/test_cuda_ops.txt | tail -22 ;; esac
+case "$TESTS" in *fa*) for r in 1 2; do el "A/B rep $r: attention on the tensor cores, then LOCARA_CUDA_FA=0 (8B)"
+  timeout 120 $B/locara bench -m /tmp/m/llama8b-Q4_K_M.gguf -r 1 -p 512,4096 -n 128 2>>/tmp/locara.err | tee -a $OUT/locara-fa.txt | grep -E "pp|tg"
+  LOCARA_CUDA_FA=0 timeout 120 $B/locara bench -m /tmp/m/llama8b-Q4_K_M.gguf -r 1 -p 512,4096 -n 128 2>>/tmp/locara.err | tee -a $OUT/locara-fa0.txt | grep -E "pp|tg"
+  done ;; esac
 case "$TESTS" in *depth*) el "locara tg128 at depth 32k, 1 rep (runs while llama.cpp builds: GPU-bound, one host core)"
   timeout 300 $B/locara bench -m /tmp/m/llama8b-Q4_K_M.gguf -r 1 -p 0 -n 128 -d 32768 2>>/tmp/locara.err | tee -a $OUT/locara.txt | grep tg ;; esac
 wait $LPID || { el "llama.cpp build FAILED"; tail -40 /tmp/lbuild.log; cp /tmp/lbuild.log $OUT/; }
 el "llama.cpp built"
+case "$TESTS" in *server*) tar -C /tmp/lbuild/bin -cJf $OUT/llama-bins.tar.xz llama-bench llama-server; ls -la $OUT ;; esac
 LB=/tmp/lbuild/bin/llama-bench
 run_pair() { # model, extra args for both
   local m=$1; shift
@@ -61,6 +71,7 @@ case "$TESTS" in *fit*) el "GPU memory: locara fit vs nvidia-smi peak during loc
     echo "$(basename $m): peak nvidia-smi memory.used $(sort -n /tmp/mem.txt | tail -1) MiB" | tee -a $OUT/fit.txt
   done ;; esac
 case "$TESTS" in *8b*) run_pair /tmp/m/llama8b-Q4_K_M.gguf -p 512 -n 128 ;; esac
+case "$TESTS" in *pp4096*) run_pair /tmp/m/llama8b-Q4_K_M.gguf -p 4096 -n 0 ;; esac
 case "$TESTS" in *30b*) run_pair /tmp/m/qwen3moe30b-Q4_K_M.gguf -p 512 -n 128 ;; esac
 case "$TESTS" in *float*) el "A/B: locara decode on the float matvec path"; LOCARA_CUDA_MMV=float timeout 120 $B/locara bench -m /tmp/m/llama8b-Q4_K_M.gguf -r 1 -p 0 -n 128 2>&1 | tee -a $OUT/locara-float.txt | grep tg
   LOCARA_CUDA_MMV=float timeout 120 $B/locara bench -m /tmp/m/qwen3moe30b-Q4_K_M.gguf -r 1 -p 0 -n 128 2>&1 | tee -a $OUT/locara-float.txt | grep tg ;; esac

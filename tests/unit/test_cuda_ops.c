@@ -378,7 +378,9 @@ static void attn_case(env *e, lc_type kvt, int D, int n_head, int n_kv, int n_pa
     float *r = malloc((size_t)T * Hq * 4);
     attn_ref(k, v, q, kvt, n_past, T, n_head, n_kv, D, 1.0f / sqrtf((float)D), r);
     double err = rel_err(a, r, (size_t)T * Hq), cerr = rel_err(c, r, (size_t)T * Hq);
-    CHECKF(err < (kvt == LC_TYPE_F16 ? 1e-4 : 2e-3), "attention %s D=%d heads %d/%d past %d T %d: rel err %.2e vs float64",
+    /* 2e-3: the tensor-core kernel (f16 cache) rounds q and the softmax weights to f16, as the
+     * q8_0/q4_0 caches round K/V further */
+    CHECKF(err < 2e-3, "attention %s D=%d heads %d/%d past %d T %d: rel err %.2e vs float64",
            lc_type_name(kvt), D, n_head, n_kv, n_past, T, err);
     if (!(cerr < 2e-3))
         printf("note: CPU backend attention %s D=%d heads %d/%d past %d T %d: rel err %.2e vs float64 (GPU %.2e)\n",
@@ -389,7 +391,66 @@ static void attn_case(env *e, lc_type kvt, int D, int n_head, int n_kv, int n_pa
     free(table), free(pos), free(slot), free(seq), free(tabs), free(k), free(v), free(q), free(a), free(c);
 }
 
+/* Several sequences in one attention call (the server's batches): sequence i has past[i] tokens
+ * stored and n[i] new ones, its own K/V and block table (disjoint blocks of one pool); every
+ * sequence's rows must match the double-precision reference of that sequence alone. GPU only. */
+static void attn_multi(env *e, int D, int n_head, int n_kv, int n_seq, const int *past, const int *n) {
+    const int BT = 32, W = n_kv * D, Hq = n_head * D;
+    int nblk = 0, T = 0;
+    for (int i = 0; i < n_seq; i++) nblk += (past[i] + n[i] + BT - 1) / BT, T += n[i];
+    lc_kv kv = {.n_layer = 1, .n_kv_head = n_kv, .head_dim = D, .block_tokens = BT, .n_blocks = nblk,
+                .type = LC_TYPE_F16, .row_bytes = lc_type_row_size(LC_TYPE_F16, (int64_t)W)};
+    CHECK(e->gpu->ops->kv_alloc(e->gpu, &kv) == LC_OK);
+    int32_t *tab = malloc((size_t)nblk * 4), *pos = malloc((size_t)T * 4), *slot = malloc((size_t)T * 4);
+    int32_t *seq = malloc((size_t)T * 4);
+    const int32_t **tabs = malloc((size_t)T * sizeof *tabs);
+    float *q = malloc((size_t)T * Hq * 4), *ref = malloc((size_t)T * Hq * 4), *got = malloc((size_t)T * Hq * 4);
+    fill(q, (size_t)T * Hq, 2.0f);
+    float *bq = gbuf(e, q, (size_t)T * Hq), *bo = gbuf(e, NULL, (size_t)T * Hq);
+    /* blocks of sequence i: the next nb of the pool, in reverse order */
+    for (int i = 0, b0 = 0, t0 = 0; i < n_seq; i++) {
+        const int len = past[i] + n[i], nb = (len + BT - 1) / BT;
+        int32_t *ti = tab + b0, *ps = malloc((size_t)len * 4), *ss = malloc((size_t)len * 4), *sq = calloc((size_t)len, 4);
+        const int32_t **tt = malloc((size_t)len * sizeof *tt);
+        for (int j = 0; j < nb; j++) ti[j] = b0 + nb - 1 - j;
+        for (int p = 0; p < len; p++) ps[p] = p, ss[p] = ti[p / BT] * BT + p % BT, tt[p] = ti;
+        float *k = malloc((size_t)len * W * 4), *v = malloc((size_t)len * W * 4);
+        fill(k, (size_t)len * W, 2.0f), fill(v, (size_t)len * W, 1.0f);
+        float *bk = gbuf(e, k, (size_t)len * W), *bv = gbuf(e, v, (size_t)len * W);
+        lc_attn_batch b = {len, ps, sq, ss, tt};
+        e->gpu->ops->kv_store(e->gpu, &kv, 0, bk, bv, &b);
+        attn_ref(k, v, q + (size_t)t0 * Hq, LC_TYPE_F16, past[i], n[i], n_head, n_kv, D, 1.0f / sqrtf((float)D),
+                 ref + (size_t)t0 * Hq);
+        for (int t = 0; t < n[i]; t++)
+            pos[t0 + t] = past[i] + t, slot[t0 + t] = ss[past[i] + t], seq[t0 + t] = i, tabs[t0 + t] = ti;
+        e->gpu->ops->free(e->gpu, bk), e->gpu->ops->free(e->gpu, bv);
+        free(ps), free(ss), free(sq), free(tt), free(k), free(v);
+        b0 += nb, t0 += n[i];
+    }
+    lc_attn_batch b = {T, pos, seq, slot, tabs};
+    e->gpu->ops->attention(e->gpu, bo, bq, &kv, 0, &b, n_head, 1.0f / sqrtf((float)D));
+    fetch(e, got, bo, (size_t)T * Hq);
+    for (int i = 0, t0 = 0; i < n_seq; t0 += n[i], i++) {
+        double err = rel_err(got + (size_t)t0 * Hq, ref + (size_t)t0 * Hq, (size_t)n[i] * Hq);
+        CHECKF(err < 2e-3, "attention, %d sequences in one batch, D=%d heads %d/%d: sequence %d (past %d, %d new) rel err %.2e",
+               n_seq, D, n_head, n_kv, i, past[i], n[i], err);
+    }
+    e->gpu->ops->free(e->gpu, bq), e->gpu->ops->free(e->gpu, bo), e->gpu->ops->kv_free(e->gpu, &kv);
+    free(tab), free(pos), free(slot), free(seq), free(tabs), free(q), free(ref), free(got);
+}
+
 static void test_attention(env *e) {
+    attn_case(e, LC_TYPE_F16, 128, 32, 8, 0, 100);  /* tensor cores: 7 tiles of 16 tokens x 4 heads */
+    attn_case(e, LC_TYPE_F16, 64, 9, 3, 50, 70);    /* group of 3: 21 tokens a tile, a padding row */
+    attn_case(e, LC_TYPE_F16, 128, 8, 8, 200, 3);   /* no grouping: 64 tokens a tile */
+    attn_case(e, LC_TYPE_F16, 64, 64, 1, 100, 2);   /* group of 64: one token a tile */
+    attn_case(e, LC_TYPE_F16, 128, 32, 8, 700, 300); /* prefill at depth, split */
+    {
+        const int past[3] = {40, 130, 0}, n[3] = {20, 1, 37};
+        attn_multi(e, 128, 32, 8, 3, past, n);
+        const int past2[4] = {1000, 3, 65, 200}, n2[4] = {1, 1, 1, 1};
+        attn_multi(e, 64, 4, 2, 4, past2, n2); /* a decode batch */
+    }
     attn_case(e, LC_TYPE_F16, 64, 4, 2, 0, 9);      /* prefill from empty */
     attn_case(e, LC_TYPE_F16, 128, 8, 2, 37, 1);    /* decode */
     attn_case(e, LC_TYPE_F16, 128, 32, 8, 1500, 1); /* long: split-K */

@@ -1,12 +1,21 @@
 /* attn.cu — attention over the paged KV cache on the GPU, and writing K/V into it (f16, q8_0,
  * q4_0 caches).
  *
- * Split-K flash decoding: the grid is (query head, token, split); each block of 4 warps walks
- * one contiguous range of its token's positions, a warp per position at a time: the q.k score
- * is a warp reduction (AT_ILP positions at once), the running maximum, sum and the V accumulator
- * (D/32 elements per lane) are updated online. Each block leaves (max, sum, acc) for its split;
- * a second kernel merges the splits and the warps. Long contexts get more splits so the chip stays full at batch one.
- * The batch (positions, slots, per-token block tables) arrives packed in one upload.
+ * Two kernels, chosen per call:
+ * - Tensor cores (f16 cache, head_dim 64 or 128): a block takes 64 query rows that share one KV
+ *   head (the group's query heads x up to 64 / group consecutive tokens of one sequence) and walks
+ *   64-position tiles of K and V staged in shared memory: S = Q K^T and O += P V on mma.sync
+ *   m16n8k16 (f16 inputs, f32 accumulation), online softmax in registers. K and V are read once
+ *   per group of query heads and per 64 tokens, so prefill at depth runs on the tensor cores and
+ *   decode reads the cache once per KV head. Long ranges are split (flash decoding).
+ * - Otherwise (q8_0 / q4_0 caches, other head sizes, LOCARA_CUDA_FA=0): split-K flash decoding
+ *   on the CUDA cores. The grid is (query head, token, split); each block of 4 warps walks one
+ *   contiguous range of its token's positions, a warp per position at a time: the q.k score is a
+ *   warp reduction (AT_ILP positions at once), the running maximum, sum and the V accumulator
+ *   (D/32 elements per lane) are updated online.
+ * Both leave (max, sum, acc) per split; a second kernel merges the splits. The split count is
+ * chosen so the chip stays full at batch one. The batch (positions, slots, runs of tokens sharing
+ * a block table, the tables) arrives packed in one upload.
  */
 #include "backend/cuda/cuda_impl.h"
 #include "backend/cuda/quant_dev.cuh"
@@ -21,12 +30,15 @@
 
 /* ==== Packing the batch ==== */
 
-/* Packs pos, slot, table offsets and the block tables of b into one int array and mirrors it on
- * the device; tokens of one sequence (same table pointer) share one copy of the table. Layout:
- * [pos T][slot T][off T][tables]. */
+/* Packs pos, slot, table offsets, the runs of consecutive tokens sharing a block table and the
+ * block tables of b into one int array and mirrors it on the device; tokens of one sequence
+ * (same table pointer) share one copy of the table. Layout:
+ * [pos T][slot T][off T][n_runs][runs: (first token, count) x T][tables]. */
+#define PK_RUNS(T) (3 * (T))
+
 static const int32_t *upload_batch(lc_cuda *c, const lc_attn_batch *b, int block_tokens, int *max_pos) {
     int T = b->n_tokens;
-    size_t need = 3 * (size_t)T;
+    size_t need = 5 * (size_t)T + 1;
     int mp = 0;
     /* size of the tables: per run of tokens sharing a table, the longest one */
     for (int t = 0; t < T;) {
@@ -46,16 +58,22 @@ static const int32_t *upload_batch(lc_cuda *c, const lc_attn_batch *b, int block
     int32_t *h = c->attn_host;
     memcpy(h, b->pos, (size_t)T * 4);
     memcpy(h + T, b->slot, (size_t)T * 4);
-    size_t at = 3 * (size_t)T;
+    size_t at = 5 * (size_t)T + 1;
+    int32_t *runs = h + PK_RUNS(T);
+    runs[0] = 0;
     for (int t = 0; t < T;) {
         int u = t, m = 0;
         for (; u < T && b->block_table[u] == b->block_table[t]; u++) m = LC_MAX(m, b->pos[u]);
         int nb = m / block_tokens + 1;
         memcpy(h + at, b->block_table[t], (size_t)nb * 4);
         for (int v = t; v < u; v++) h[2 * T + v] = (int32_t)at;
+        runs[1 + 2 * runs[0]] = t;
+        runs[2 + 2 * runs[0]] = u - t;
+        runs[0]++;
         at += (size_t)nb;
         t = u;
     }
+    memset(runs + 1 + 2 * runs[0], 0, (size_t)(T - runs[0]) * 8);
     memset(h + at, 0, (padded - at) * 4); /* at == need */
     *max_pos = mp;
     return lc_cu_upload(c, SLOT_ATTN, h, padded);
@@ -260,6 +278,262 @@ __global__ void k_attn_merge(const float *part, float *out, int n_part, int D) {
     }
 }
 
+/* ==== Tensor-core attention (f16 cache) ==== */
+
+#define FA_ROWS 64       /* query rows per block (token x query head of one KV head): 4 warps x 16 */
+#define FA_KT 64         /* positions per staged K/V tile */
+#define FA_PAD 8         /* halves of padding per staged row: conflict-free fragment loads */
+#define FA_SPLIT_MIN 128 /* positions per split at least */
+
+typedef struct fa_args {
+    const float *q;
+    const uint8_t *k, *v;
+    const int32_t *pk; /* packed batch */
+    float *out, *part; /* part: (T, n_head, n_split) x (D + 2) when n_split > 1 */
+    int T, n_head, G, TQ, n_split, BT;
+    size_t row_bytes, head_bytes;
+    float scale_log2; /* softmax scale x log2(e): scores are kept in base 2 */
+} fa_args;
+
+__device__ __forceinline__ uint32_t fa_pack(float lo, float hi) {
+    __half2 h = __floats2half2_rn(lo, hi);
+    return *(const uint32_t *)&h;
+}
+
+/* c (16x8, f32) += a (16x16, f16, row-major fragments) * b (16x8, f16, column fragments). */
+__device__ __forceinline__ void fa_mma(float *c, const uint32_t *a, uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+/* Four 8x8 f16 matrices from shared memory, transposed: lane i names row i % 8 of matrix i / 8. */
+__device__ __forceinline__ void fa_ldmatrix_t(uint32_t *r, const __half *row) {
+    unsigned addr = (unsigned)__cvta_generic_to_shared(row);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+
+/* Block (tile, KV head, split). Warp w owns rows 16w .. 16w+15; in the m16n8k16 fragments lane
+ * (g = lane / 4, c = lane % 4) holds rows g and g + 8, columns 2c and 2c + 1 of each 8 wide
+ * column tile, so a row's softmax statistics are reduced over the 4 lanes of its quad. The score
+ * fragments of two adjacent 8-position tiles are, as f16 pairs, exactly the A fragment of the
+ * 16-position step of P V. */
+template <int D>
+__global__ void __launch_bounds__(32 * 4) k_fattn(fa_args a) {
+    __shared__ __align__(16) __half ks[FA_KT][D + FA_PAD];
+    __shared__ __align__(16) __half vs[FA_KT][D + FA_PAD];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, qc = lane & 3;
+    const int kvh = blockIdx.y, s = blockIdx.z;
+    /* the tile: TQ consecutive tokens of one run (tokens sharing a block table) */
+    const int32_t *runs = a.pk + PK_RUNS(a.T);
+    int tile = blockIdx.x, t0 = 0, nt = 0;
+    for (int r = 0; r < runs[0]; r++) {
+        const int cnt = runs[2 + 2 * r], n_tiles = (cnt + a.TQ - 1) / a.TQ;
+        if (tile < n_tiles) {
+            t0 = runs[1 + 2 * r] + tile * a.TQ;
+            nt = min(a.TQ, cnt - tile * a.TQ);
+            break;
+        }
+        tile -= n_tiles;
+    }
+    if (nt == 0) return; /* uniform over the block */
+    const int32_t *table = a.pk + a.pk[2 * a.T + t0];
+    int len = 0;
+    for (int t = 0; t < nt; t++) len = max(len, a.pk[t0 + t] + 1);
+    const int chunk = ((len + a.n_split - 1) / a.n_split + FA_KT - 1) / FA_KT * FA_KT;
+    const int lo = s * chunk, hi = min(len, lo + chunk);
+
+    int tok[2], head[2], rpos[2];
+    bool valid[2];
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        const int r = 16 * warp + g + 8 * i, ti = r / a.G;
+        valid[i] = ti < nt;
+        tok[i] = t0 + ti;
+        head[i] = kvh * a.G + r % a.G;
+        rpos[i] = valid[i] ? a.pk[tok[i]] : -1;
+    }
+    /* Q fragments, scaled into base 2, f16 */
+    uint32_t qa[D / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            float2 x0 = make_float2(0.0f, 0.0f), x1 = x0;
+            if (valid[i]) {
+                const float *qr = a.q + ((size_t)tok[i] * a.n_head + head[i]) * D + 16 * kk + 2 * qc;
+                x0 = *(const float2 *)qr;
+                x1 = *(const float2 *)(qr + 8);
+            }
+            qa[kk][i] = fa_pack(x0.x * a.scale_log2, x0.y * a.scale_log2);
+            qa[kk][2 + i] = fa_pack(x1.x * a.scale_log2, x1.y * a.scale_log2);
+        }
+    }
+    float o[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+
+    for (int p0 = lo; p0 < hi; p0 += FA_KT) {
+        /* stage K and V rows p0 .. p0 + 63 (zeros past hi: a masked weight times a stale row
+         * could make NaN) */
+        __syncthreads();
+        for (int i = threadIdx.x; i < FA_KT * (D / 8); i += 32 * 4) {
+            const int rr = i / (D / 8), cc = i % (D / 8), p = p0 + rr;
+            uint4 kx = make_uint4(0, 0, 0, 0), vx = kx;
+            if (p < hi) {
+                const size_t row = (size_t)table[p / a.BT] * a.BT + p % a.BT;
+                const size_t off = row * a.row_bytes + (size_t)kvh * a.head_bytes + (size_t)cc * 16;
+                kx = *(const uint4 *)(a.k + off);
+                vx = *(const uint4 *)(a.v + off);
+            }
+            *(uint4 *)&ks[rr][cc * 8] = kx;
+            *(uint4 *)&vs[rr][cc * 8] = vx;
+        }
+        __syncthreads();
+        /* S = Q K^T: 8 column tiles of 8 positions */
+        float sc[FA_KT / 8][4];
+#pragma unroll
+        for (int j = 0; j < FA_KT / 8; j++) {
+            sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.0f;
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++) {
+                const __half *kr = &ks[8 * j + g][16 * kk + 2 * qc];
+                fa_mma(sc[j], qa[kk], *(const uint32_t *)kr, *(const uint32_t *)(kr + 8));
+            }
+        }
+        /* causal mask, online softmax */
+        float mx[2] = {m[0], m[1]};
+#pragma unroll
+        for (int j = 0; j < FA_KT / 8; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int i = e >> 1, p = p0 + 8 * j + 2 * qc + (e & 1);
+                if (p > rpos[i] || p >= hi) sc[j][e] = -INFINITY;
+                mx[i] = fmaxf(mx[i], sc[j][e]);
+            }
+        float base[2], corr[2];
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
+            mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
+            base[i] = mx[i] == -INFINITY ? 0.0f : mx[i]; /* a row with nothing visible yet */
+            corr[i] = exp2f(m[i] - base[i]);
+            m[i] = mx[i];
+            l[i] *= corr[i];
+        }
+#pragma unroll
+        for (int j = 0; j < FA_KT / 8; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const float pw = exp2f(sc[j][e] - base[e >> 1]);
+                l[e >> 1] += pw;
+                sc[j][e] = pw;
+            }
+#pragma unroll
+        for (int n = 0; n < D / 8; n++) {
+            o[n][0] *= corr[0];
+            o[n][1] *= corr[0];
+            o[n][2] *= corr[1];
+            o[n][3] *= corr[1];
+        }
+        /* O += P V: 4 steps of 16 positions; V's B fragments by transposed ldmatrix */
+#pragma unroll
+        for (int kk = 0; kk < FA_KT / 16; kk++) {
+            const uint32_t pa[4] = {fa_pack(sc[2 * kk][0], sc[2 * kk][1]), fa_pack(sc[2 * kk][2], sc[2 * kk][3]),
+                                    fa_pack(sc[2 * kk + 1][0], sc[2 * kk + 1][1]),
+                                    fa_pack(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
+            const int mi = lane >> 3, ri = lane & 7;
+#pragma unroll
+            for (int np = 0; np < D / 16; np++) {
+                uint32_t b[4];
+                fa_ldmatrix_t(b, &vs[16 * kk + (mi & 1) * 8 + ri][16 * np + (mi >> 1) * 8]);
+                fa_mma(o[2 * np], pa, b[0], b[1]);
+                fa_mma(o[2 * np + 1], pa, b[2], b[3]);
+            }
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
+        l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
+    }
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        if (!valid[i]) continue;
+        const size_t th = (size_t)tok[i] * a.n_head + head[i];
+        if (a.n_split == 1) {
+            const float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
+            float *op = a.out + th * D;
+#pragma unroll
+            for (int n = 0; n < D / 8; n++)
+                *(float2 *)(op + 8 * n + 2 * qc) = make_float2(o[n][2 * i] * inv, o[n][2 * i + 1] * inv);
+        } else {
+            float *pp = a.part + (th * a.n_split + s) * (D + 2);
+#pragma unroll
+            for (int n = 0; n < D / 8; n++) {
+                pp[8 * n + 2 * qc] = o[n][2 * i];
+                pp[8 * n + 2 * qc + 1] = o[n][2 * i + 1];
+            }
+            if (qc == 0) {
+                pp[D] = m[i] == -INFINITY ? -INFINITY : m[i] * 0.69314718056f; /* back to base e */
+                pp[D + 1] = l[i];
+            }
+        }
+    }
+}
+
+/* Whether the tensor-core kernel takes this cache and head layout. */
+static bool fa_ok(const lc_cuda *c, const lc_kv *kv, int n_head) {
+    return !c->fa_off && kv->type == LC_TYPE_F16 && (kv->head_dim == 64 || kv->head_dim == 128) &&
+           n_head % kv->n_kv_head == 0 && n_head / kv->n_kv_head <= FA_ROWS;
+}
+
+/* Launches the tensor-core kernel over the packed batch pk (upload_batch, whose host copy is
+ * c->attn_host) and, for split ranges, the merge. */
+static void fattn(lc_cuda *c, float *out, const float *q, const lc_kv *kv, int il, const int32_t *pk, int T, int len,
+                  int n_head, float scale) {
+    const int G = n_head / kv->n_kv_head, TQ = FA_ROWS / G, D = kv->head_dim;
+    const int32_t *runs = c->attn_host + PK_RUNS(T);
+    int n_tiles = 0;
+    for (int r = 0; r < runs[0]; r++) n_tiles += (runs[2 + 2 * r] + TQ - 1) / TQ;
+    /* splits: about four blocks per SM in all (the kernel is bound by its K/V loads at batch
+     * one), each split at least FA_SPLIT_MIN positions */
+    const int blocks = n_tiles * kv->n_kv_head, want = (4 * c->n_sm + blocks - 1) / blocks;
+    const int n_split = LC_MAX(1, LC_MIN(want, (len + FA_SPLIT_MIN - 1) / FA_SPLIT_MIN));
+    if (want > 1) { /* partials sized for the most splits: no regrowth as positions advance */
+        size_t part = (size_t)T * n_head * want * (D + 2) * sizeof(float);
+        if ((c->err = lc_cu_grow(c, (void **)&c->attn_part, &c->attn_part_bytes, part))) return;
+    }
+    fa_args a;
+    memset(&a, 0, sizeof a); /* padding too: the arguments are a recorded step's signature */
+    a.q = q;
+    a.k = kv->k[il];
+    a.v = kv->v[il];
+    a.pk = pk;
+    a.out = out;
+    a.part = c->attn_part;
+    a.T = T;
+    a.n_head = n_head;
+    a.G = G;
+    a.TQ = TQ;
+    a.n_split = n_split;
+    a.BT = kv->block_tokens;
+    a.row_bytes = kv->row_bytes;
+    a.head_bytes = (size_t)D * 2;
+    a.scale_log2 = scale * 1.44269504089f;
+    dim3 grid((unsigned)n_tiles, (unsigned)kv->n_kv_head, (unsigned)n_split);
+    if (D == 64)
+        cu_k(c, k_fattn<64>, grid, 32 * 4, a);
+    else
+        cu_k(c, k_fattn<128>, grid, 32 * 4, a);
+    if (n_split > 1) cu_k(c, k_attn_merge, dim3((unsigned)n_head, (unsigned)T), 128, c->attn_part, out, n_split, D);
+    CU_LAUNCH(c);
+}
+
 void lc_cu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int il,
                                 const lc_attn_batch *b, int n_head, float scale) {
     lc_cuda *c = cu_of(be);
@@ -272,6 +546,10 @@ void lc_cu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int 
     const int32_t *pk = upload_batch(c, b, kv->block_tokens, &mp);
     if (!pk) return;
     int T = b->n_tokens, len = mp + 1;
+    if (fa_ok(c, kv, n_head)) {
+        fattn(c, out, q, kv, il, pk, T, len, n_head, scale);
+        return;
+    }
     /* splits: enough blocks to fill every SM 16 deep (a warp walks its positions one at a time, so
      * long contexts are latency-bound: only more warps in flight help), each split at least
      * AT_SPLIT_MIN positions. Two waves gave 27 tok/s at depth 32k on an 8B model (H200). */
