@@ -5,6 +5,7 @@
  * one expert with the most pairs), device routing reused by consecutive products and replaced by
  * the next routing, and the forced token tiles and the old host-grouped path (LOCARA_CUDA_MOE).
  * Exits 77 with "SKIP: no CUDA device" where there is none.
+ *   test_cuda_moe --bench   times Qwen3-30B-A3B-shaped expert products in each mode instead.
  */
 #include "testutil.h"
 
@@ -211,7 +212,7 @@ static void test_routed(env *e) {
 /* LOCARA_CUDA_MOE (read by a backend at its first expert product): both forced token tiles and
  * the old host-grouped path give the same products. */
 static void test_modes(env *e) {
-    const char *modes[] = {"mma32", "mma64", "old"};
+    const char *modes[] = {"mma32", "mma64", "mma128", "old"};
     const int n_exp = 128, k = 8, rows = 136, cols = 512, T = 300;
     float *f;
     lc_weight w = make_weight(LC_TYPE_Q6_K, rows, cols, n_exp, &f);
@@ -235,8 +236,77 @@ static void test_modes(env *e) {
     free(ids), free(x), free(f), free((void *)w.data);
 }
 
-int main(void) {
+/* ==== Timing (--bench) ==== */
+
+/* Qwen3-30B-A3B-shaped expert products (128 experts, top 8) of 512 and 2048 tokens in every
+ * LOCARA_CUDA_MOE mode: microseconds per product and useful TFLOP/s. Weights are random bytes with
+ * every 16-bit word's exponent tamed: timing only, values irrelevant. */
+static void bench(void) {
+    const struct { lc_type t; int rows, cols; const char *what; } cases[] = {
+        {LC_TYPE_Q4_K, 768, 2048, "gate/up"}, {LC_TYPE_Q6_K, 2048, 768, "down"}, {LC_TYPE_Q4_K, 2048, 768, "down"}};
+    const char *modes[] = {"old", "auto", "mma32", "mma64", "mma128"};
+    const int n_exp = 128, k = 8, toks[] = {512, 2048};
+    lc_weight w[3];
+    for (int i = 0; i < 3; i++) {
+        w[i] = (lc_weight){.type = cases[i].t, .rows = cases[i].rows, .cols = cases[i].cols, .n_expert = n_exp};
+        w[i].row_bytes = lc_type_row_size(w[i].type, w[i].cols);
+        w[i].expert_bytes = w[i].row_bytes * (size_t)w[i].rows;
+        size_t n = w[i].expert_bytes * n_exp / 2;
+        uint16_t *d = malloc(n * 2);
+        for (size_t j = 0; j < n; j++) d[j] = (uint16_t)(urand() & 0x3BFF);
+        w[i].data = d;
+    }
+    int32_t *ids = malloc((size_t)2048 * k * 4);
+    for (int t = 0; t < 2048; t++) /* uniform routing, distinct experts per token */
+        for (int j = 0; j < k; j++) {
+            int e, dup;
+            do {
+                e = (int)(urand() % n_exp);
+                dup = 0;
+                for (int q = 0; q < j; q++) dup |= ids[t * k + q] == e;
+            } while (dup);
+            ids[t * k + j] = e;
+        }
+    printf("%-7s %-5s %5s %-7s %10s %8s\n", "mode", "type", "T", "weight", "us/call", "TFLOP/s");
+    for (size_t m = 0; m < LC_ARRAY_LEN(modes); m++) {
+        if (strcmp(modes[m], "auto")) setenv("LOCARA_CUDA_MOE", modes[m], 1);
+        else unsetenv("LOCARA_CUDA_MOE");
+        lc_backend *gpu;
+        if (lc_backend_cuda_create(NULL, 0, 0, &gpu)) {
+            printf("backend: %s\n", lc_last_error());
+            continue;
+        }
+        for (int i = 0; i < 3; i++) CHECK(lc_backend_cuda_add_weight(gpu, &w[i]) == LC_OK);
+        float *x = gpu->ops->alloc(gpu, (size_t)2048 * k * 2048), *y = gpu->ops->alloc(gpu, (size_t)2048 * k * 2048), h;
+        for (size_t q = 0; q < LC_ARRAY_LEN(toks); q++)
+            for (int i = 0; i < 3; i++) {
+                int T = toks[q], iters = 10;
+                if (gpu->ops->matmul_experts(gpu, &w[i], y, x, false, ids, T, k)) {
+                    printf("matmul_experts: %s\n", lc_last_error());
+                    continue;
+                }
+                gpu->ops->to_host(gpu, &h, y, 1);
+                int64_t t0 = lc_time_us();
+                for (int it = 0; it < iters; it++) gpu->ops->matmul_experts(gpu, &w[i], y, x, false, ids, T, k);
+                gpu->ops->to_host(gpu, &h, y, 1);
+                double us = (double)(lc_time_us() - t0) / iters;
+                printf("%-7s %-5s %5d %-7s %10.1f %8.1f\n", modes[m], lc_type_name(w[i].type), T, cases[i].what, us,
+                       2.0 * T * k * w[i].rows * w[i].cols / (us * 1e6));
+            }
+        gpu->ops->free(gpu, x), gpu->ops->free(gpu, y);
+        lc_backend_cuda_free(gpu);
+    }
+    unsetenv("LOCARA_CUDA_MOE");
+    for (int i = 0; i < 3; i++) free((void *)w[i].data);
+    free(ids);
+}
+
+int main(int argc, char **argv) {
     if (lc_cuda_device_count() <= 0) return test_skip("no CUDA device");
+    if (argc > 1 && strcmp(argv[1], "--bench") == 0) {
+        bench();
+        return test_done();
+    }
     unsetenv("LOCARA_CUDA_MOE");
     env e;
     CHECK(lc_backend_cpu_create(2, &e.cpu) == LC_OK);

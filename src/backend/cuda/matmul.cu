@@ -314,7 +314,7 @@ lc_status lc_cu_matmul_experts(lc_backend *be, const lc_weight *w, float *out, c
     int n_pairs = n_tok * k_per_tok;
     const int32_t *ids_dev = ids == c->route_host ? c->route_dev : lc_cu_upload(c, SLOT_IDS, ids, (size_t)n_pairs);
     if (!ids_dev) return c->err ? c->err : LC_ERR_DEVICE;
-    if (n_tok > 4 && lc_cu_experts_mma_ok(c, w)) /* grouped on the device, one launch (moe.cu) */
+    if (n_tok > 4 && lc_cu_experts_mma_ok(c, w, wd)) /* grouped on the device, one launch (moe.cu) */
         return lc_cu_experts_mma(c, w, wd, out, x, x_per_pair, ids_dev, ids == c->route_host, n_pairs, k_per_tok);
     if (n_tok > 4 && cu_recording(c)) /* grouping reads the expert ids on the host */
         return c->err = lc_cu_graph_break(c, true, "expert products of more than 4 tokens");

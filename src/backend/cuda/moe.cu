@@ -78,6 +78,30 @@ __device__ __forceinline__ uint4 half8(const float *v) {
     return *(const uint4 *)h;
 }
 
+/* deq8<12> (Q4_K) for a 16-byte-aligned block with word loads: d, dmin and the 12 scale bytes
+ * in one 16-byte load, the 8 quant bytes in one 8-byte load (the generic one reads bytes). */
+__device__ __forceinline__ void deq8_q4k(const uint8_t *b, int j, float *v) {
+    const int e = 8 * j, sb = e / 32, i = sb & 3;
+    const uint4 hd = *(const uint4 *)b; /* .x d | dmin << 16; scale bytes 0-3 .y, 4-7 .z, 8-11 .w */
+    const uint2 qs = *(const uint2 *)(b + 16 + 32 * (e / 64) + (e % 32));
+    uint32_t sc, mn;
+    if (sb < 4) {
+        sc = (hd.y >> (8 * i)) & 63;
+        mn = (hd.z >> (8 * i)) & 63;
+    } else {
+        sc = ((hd.w >> (8 * i)) & 0xF) | (((hd.y >> (8 * i + 6)) & 3) << 4);
+        mn = ((hd.w >> (8 * i + 4)) & 0xF) | (((hd.z >> (8 * i + 6)) & 3) << 4);
+    }
+    const float2 dm = __half22float2(*(const __half2 *)&hd.x);
+    const float d = dm.x * (float)sc, m = dm.y * (float)mn;
+    const int sh = (sb & 1) * 4;
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+        v[q] = d * (float)((qs.x >> (8 * q + sh)) & 15) - m;
+        v[4 + q] = d * (float)((qs.y >> (8 * q + sh)) & 15) - m;
+    }
+}
+
 /* Block (tile t = blockIdx.x of the grouping, row tile blockIdx.y):
  *   out[pairs[i0 + m], r0 + n] = x[src(m)] . W_e[r0 + n]   for m < cnt (<= BM), n < XM_BN,
  * src(m) = pairs[i0 + m] / x_div (x_div 1: a row per pair, k: a row per token). In mma terms the
@@ -133,7 +157,9 @@ __global__ void __launch_bounds__(XM_THREADS)
             uint4 h = make_uint4(0, 0, 0, 0);
             if (kin && r0 + n < rows) {
                 float v[8];
-                deq8<TYPE>(we + (size_t)(r0 + n) * row_bytes + (size_t)(kk / BS) * BYTES, (kk % BS) / 8, v);
+                const uint8_t *blk = we + (size_t)(r0 + n) * row_bytes + (size_t)(kk / BS) * BYTES;
+                if constexpr (TYPE == 12) deq8_q4k(blk, (kk % BS) / 8, v); /* lc_cu_experts_mma_ok checked alignment */
+                else deq8<TYPE>(blk, (kk % BS) / 8, v);
                 h = half8(v);
             }
             *(uint4 *)&sw[n * XM_LD + 8 * kc] = h;
@@ -184,7 +210,7 @@ __global__ void __launch_bounds__(XM_THREADS)
 /* ==== Entry point ==== */
 
 /* LOCARA_CUDA_MOE, read at the backend's first expert product: "old" selects the host-grouped
- * path (A/B measurement), "mma32" / "mma64" force the token tile; anything else the default. */
+ * path (A/B measurement), "mma32" / "mma64" / "mma128" force the token tile; else the default. */
 int lc_cu_moe_mode(lc_cuda *c) {
     if (!c->moe_mode) {
         const char *s = getenv("LOCARA_CUDA_MOE");
@@ -192,6 +218,7 @@ int lc_cu_moe_mode(lc_cuda *c) {
                       : !strcmp(s, "old")   ? LC_CU_MOE_OLD
                       : !strcmp(s, "mma32") ? LC_CU_MOE_32
                       : !strcmp(s, "mma64") ? LC_CU_MOE_64
+                      : !strcmp(s, "mma128") ? LC_CU_MOE_128
                                             : LC_CU_MOE_AUTO;
     }
     return c->moe_mode;
@@ -199,14 +226,21 @@ int lc_cu_moe_mode(lc_cuda *c) {
 
 /* The grouped product: out (n_pairs, rows) row p = x[p or p / k] @ W_{ids[p]}^T, ids_dev on the
  * device. routed: ids_dev holds moe_route's ids of generation c->route_gen, so the grouping
- * made for an earlier product of this routing is reused. The token tile (32 or 64 pairs) follows
- * the mean pairs per expert: small tiles waste less on experts with few pairs, large ones
- * dequantize each weight tile for more pairs. */
+ * made for an earlier product of this routing is reused. The token tile (32, 64 or 128 pairs)
+ * follows the mean pairs per expert: a weight tile is dequantized once per token tile, which
+ * costs more than the tensor-core work a half-empty token tile wastes (H100, Qwen3-30B-A3B shapes,
+ * 32 pairs per expert: pp512 7100 t/s with 32-pair tiles, 9000 with 64; run 1 of
+ * bench/results/cuda-moe-prefill.txt), so tiles are 64 from 8 pairs per expert. */
 lc_status lc_cu_experts_mma(lc_cuda *c, const lc_weight *w, const uint8_t *wd, float *out, const float *x,
                             bool x_per_pair, const int32_t *ids_dev, bool routed, int n_pairs, int k) {
     const int n_expert = (int)w->n_expert;
     int mode = lc_cu_moe_mode(c);
-    int bm = mode == LC_CU_MOE_32 ? 32 : mode == LC_CU_MOE_64 ? 64 : (n_pairs >= 48 * n_expert ? 64 : 32);
+    int bm = mode == LC_CU_MOE_32    ? 32
+             : mode == LC_CU_MOE_64  ? 64
+             : mode == LC_CU_MOE_128 ? 128
+             : n_pairs >= 96 * n_expert ? 128
+             : n_pairs >= 8 * n_expert  ? 64
+                                        : 32;
     size_t max_tiles = (size_t)n_pairs / bm + 1 + (size_t)LC_MIN(n_expert, n_pairs);
     size_t tiles_off = 16, pairs_off = tiles_off + max_tiles * sizeof(int4);
     bool hit = routed && c->moe_ok && c->moe_ids == ids_dev && c->moe_gen == c->route_gen && c->moe_n == n_pairs &&
@@ -237,18 +271,24 @@ lc_status lc_cu_experts_mma(lc_cuda *c, const lc_weight *w, const uint8_t *wd, f
          x_div, nt, tiles, pairs, out)
 #define L32(T) L(T, 32)
 #define L64(T) L(T, 64)
-    if (bm == 64) {
+#define L128(T) L(T, 128)
+    if (bm == 128) {
+        LC_CU_DISPATCH((int)w->type, L128);
+    } else if (bm == 64) {
         LC_CU_DISPATCH((int)w->type, L64);
     } else {
         LC_CU_DISPATCH((int)w->type, L32);
     }
 #undef L32
 #undef L64
+#undef L128
 #undef L
     return CU_LAUNCH(c);
 }
 
-/* Whether lc_cu_experts_mma takes this product (the caller has checked the type and cols % 8). */
-bool lc_cu_experts_mma_ok(lc_cuda *c, const lc_weight *w) {
+/* Whether lc_cu_experts_mma takes this product of weight w at wd (the caller has checked the type
+ * and cols % 8). */
+bool lc_cu_experts_mma_ok(lc_cuda *c, const lc_weight *w, const uint8_t *wd) {
+    if (w->type == LC_TYPE_Q4_K && (((uintptr_t)wd | w->row_bytes) & 15)) return false; /* deq8_q4k's loads */
     return lc_cu_moe_mode(c) != LC_CU_MOE_OLD && w->n_expert <= GRP_MAX_EXPERT;
 }
