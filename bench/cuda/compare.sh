@@ -9,8 +9,9 @@
 #   one rep), fit (locara fit vs peak GPU memory), depth (8B tg128 at depth 32k, one rep each; Locara's
 #   runs during the llama.cpp build, whose prefill of 32k takes minutes), pp4096 (8B prompt of 4096,
 #   both), fa (Locara's 8B pp512 / pp4096 / tg128 with the tensor-core attention and with
-#   LOCARA_CUDA_FA=0, interleaved), server (also builds llama-server and returns it with llama-bench,
-#   statically linked, as $OUT/llama-bins.tar.xz: bench/http's GPU run carries it)
+#   LOCARA_CUDA_FA=0, interleaved), server (also builds llama-server into /tmp/lbuild/bin, where
+#   bench/http/gpu.sh, called next while the machine is warm, finds it; statically linked, 80 MB
+#   each, too large to carry)
 REPS=${1:-3}; TESTS=${2:-"ops 8b 30b"}
 OUT=${OUT:-/tmp/out}; mkdir -p $OUT
 T0=$(date +%s); el() { echo "[$(( $(date +%s) - T0 ))s] $*"; }
@@ -51,7 +52,6 @@ case "$TESTS" in *depth*) el "locara tg128 at depth 32k, 1 rep (runs while llama
   timeout 300 $B/locara bench -m /tmp/m/llama8b-Q4_K_M.gguf -r 1 -p 0 -n 128 -d 32768 2>>/tmp/locara.err | tee -a $OUT/locara.txt | grep tg ;; esac
 wait $LPID || { el "llama.cpp build FAILED"; tail -40 /tmp/lbuild.log; cp /tmp/lbuild.log $OUT/; }
 el "llama.cpp built"
-case "$TESTS" in *server*) tar -C /tmp/lbuild/bin -cJf $OUT/llama-bins.tar.xz llama-bench llama-server; ls -la $OUT ;; esac
 LB=/tmp/lbuild/bin/llama-bench
 run_pair() { # model, extra args for both
   local m=$1; shift

@@ -34,7 +34,7 @@ export LOCARA MODEL LLAMA_SERVER THREADS LOCARA_SERVE_ARGS LLAMA_SERVER_ARGS
 
 OUT=${OUT:-$ROOT/bench/results/http-$(hostname -s)-$(date +%Y%m%d)}
 CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
-TITLE="locara serve vs llama-server — $(basename "$MODEL"), ${CPU:-CPU}, $THREADS threads"
+TITLE=${TITLE:-"locara serve vs llama-server — $(basename "$MODEL"), ${CPU:-CPU}, $THREADS threads"}
 PARTS=${PARTS:-${DEPTHS:--}} # "-": one part with the config's depths
 CONFIG=${CONFIG:-$ROOT/bench/http/compare.json}
 STARTED=$(date -u +%Y-%m-%dT%H:%MZ)

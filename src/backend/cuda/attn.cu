@@ -308,6 +308,12 @@ __device__ __forceinline__ void fa_mma(float *c, const uint32_t *a, uint32_t b0,
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+/* 16 bytes global -> shared without passing through registers (cp.async); bytes 0 fills zeros. */
+__device__ __forceinline__ void fa_cp16(void *dst, const void *src, int bytes) {
+    unsigned addr = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(src), "r"(bytes));
+}
+
 /* Four 8x8 f16 matrices from shared memory, transposed: lane i names row i % 8 of matrix i / 8. */
 __device__ __forceinline__ void fa_ldmatrix_t(uint32_t *r, const __half *row) {
     unsigned addr = (unsigned)__cvta_generic_to_shared(row);
@@ -379,20 +385,18 @@ __global__ void __launch_bounds__(32 * 4) k_fattn(fa_args a) {
 
     for (int p0 = lo; p0 < hi; p0 += FA_KT) {
         /* stage K and V rows p0 .. p0 + 63 (zeros past hi: a masked weight times a stale row
-         * could make NaN) */
+         * could make NaN), every copy of the tile in flight at once */
         __syncthreads();
         for (int i = threadIdx.x; i < FA_KT * (D / 8); i += 32 * 4) {
             const int rr = i / (D / 8), cc = i % (D / 8), p = p0 + rr;
-            uint4 kx = make_uint4(0, 0, 0, 0), vx = kx;
-            if (p < hi) {
-                const size_t row = (size_t)table[p / a.BT] * a.BT + p % a.BT;
-                const size_t off = row * a.row_bytes + (size_t)kvh * a.head_bytes + (size_t)cc * 16;
-                kx = *(const uint4 *)(a.k + off);
-                vx = *(const uint4 *)(a.v + off);
-            }
-            *(uint4 *)&ks[rr][cc * 8] = kx;
-            *(uint4 *)&vs[rr][cc * 8] = vx;
+            size_t off = 0;
+            if (p < hi)
+                off = ((size_t)table[p / a.BT] * a.BT + p % a.BT) * a.row_bytes + (size_t)kvh * a.head_bytes +
+                      (size_t)cc * 16;
+            fa_cp16(&ks[rr][cc * 8], a.k + off, p < hi ? 16 : 0);
+            fa_cp16(&vs[rr][cc * 8], a.v + off, p < hi ? 16 : 0);
         }
+        asm volatile("cp.async.wait_all;\n" ::);
         __syncthreads();
         /* S = Q K^T: 8 column tiles of 8 positions */
         float sc[FA_KT / 8][4];
