@@ -11,8 +11,11 @@
 #   both), fa (Locara's 8B pp512 / pp4096 / tg128 with the tensor-core attention and with
 #   LOCARA_CUDA_FA=0, interleaved), server (also builds llama-server into /tmp/lbuild/bin, where
 #   bench/http/gpu.sh, called next while the machine is warm, finds it; statically linked, 80 MB
-#   each, too large to carry)
-REPS=${1:-3}; TESTS=${2:-"ops 8b 30b"}
+#   each, too large to carry), fa2 (8B with LOCARA_CUDA_FA=1 and 2, interleaved, also tg64 at depth
+#   16k), suite (verify.sh's unit suite with the CUDA backend, then test_cuda_ops with
+#   LOCARA_CUDA_FA=2; carry shared.tgz in the bundle), prof (Nsight Compute: every kernel's time in
+#   about three 8B decode steps with graphs off, summed per kernel name -> $OUT/prof.txt)
+REPS=${1:-3}; TESTS=" ${2:-ops 8b 30b} " # padded: a test matches as a whole word
 OUT=${OUT:-/tmp/out}; mkdir -p $OUT
 T0=$(date +%s); el() { echo "[$(( $(date +%s) - T0 ))s] $*"; }
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader
@@ -28,7 +31,7 @@ B=.cudacarry/bin; export LD_LIBRARY_PATH=$PWD/.cudacarry/lib${LD_LIBRARY_PATH:+:
 el "locara built"
 mkdir -p /tmp/m
 for f in .cudacarry/*.tmpl.gguf.gz; do gunzip -c $f > /tmp/m/$(basename $f .gz); done
-case "$TESTS" in *8b*|*depth*) $B/make_model /tmp/m/llama8b.tmpl.gguf Q4_K_M /tmp/m/llama8b-Q4_K_M.gguf ;; esac
+case "$TESTS" in *8b*|*depth*|*fa*|*prof*) $B/make_model /tmp/m/llama8b.tmpl.gguf Q4_K_M /tmp/m/llama8b-Q4_K_M.gguf ;; esac
 case "$TESTS" in *30b*) $B/make_model /tmp/m/qwen3moe30b.tmpl.gguf Q4_K_M /tmp/m/qwen3moe30b-Q4_K_M.gguf ;; esac
 el "models written"; ls -la /tmp/m
 # 3. copy bandwidth (bytes read + written), 4 GiB buffers, median of 20
@@ -44,10 +47,39 @@ ts.sort(); print(f"copy bandwidth (read+write): median {2 * n / ts[10] / 1e6:.0f
 PY
 case "$TESTS" in *ops*) el "test_cuda_ops"; timeout 200 $B/test_cuda_ops --bench > $OUT/test_cuda_ops.txt 2>&1; echo "rc=$?";
   grep -c "CHECK failed" $OUT/test_cuda_ops.txt; grep "CHECK failed" $OUT/test_cuda_ops.txt | head -5; grep -i "GB/s\|passed\|TFLOP" $OUT/test_cuda_ops.txt | tail -22 ;; esac
-case "$TESTS" in *fa*) for r in 1 2; do el "A/B rep $r: attention on the tensor cores, then LOCARA_CUDA_FA=0 (8B)"
+case "$TESTS" in *" fa "*) for r in 1 2; do el "A/B rep $r: attention on the tensor cores, then LOCARA_CUDA_FA=0 (8B)"
   timeout 120 $B/locara bench -m /tmp/m/llama8b-Q4_K_M.gguf -r 1 -p 512,4096 -n 128 2>>/tmp/locara.err | tee -a $OUT/locara-fa.txt | grep -E "pp|tg"
   LOCARA_CUDA_FA=0 timeout 120 $B/locara bench -m /tmp/m/llama8b-Q4_K_M.gguf -r 1 -p 512,4096 -n 128 2>>/tmp/locara.err | tee -a $OUT/locara-fa0.txt | grep -E "pp|tg"
   done ;; esac
+case "$TESTS" in *" fa2 "*) for r in 1 2; do for f in 1 2; do el "A/B rep $r: LOCARA_CUDA_FA=$f (8B)"
+  LOCARA_CUDA_FA=$f timeout 120 $B/locara bench -m /tmp/m/llama8b-Q4_K_M.gguf -r 1 -p 512,4096 -n 128 2>>/tmp/locara.err | sed "s/^/FA=$f /" | tee -a $OUT/locara-fa2.txt | grep -E "pp|tg"
+  LOCARA_CUDA_FA=$f timeout 120 $B/locara bench -m /tmp/m/llama8b-Q4_K_M.gguf -r 1 -p 0 -n 64 -d 16384 2>>/tmp/locara.err | sed "s/^/FA=$f /" | tee -a $OUT/locara-fa2.txt | grep -E "tg"
+  done; done ;; esac
+case "$TESTS" in *" suite "*) el "unit suite with the CUDA backend"; STEPS=3 bash bench/cuda/verify.sh 2>&1 | grep -v "^default model"
+  LOCARA_CUDA_FA=2 timeout 200 $B/test_cuda_ops > $OUT/test_cuda_ops-fa2.txt 2>&1; echo "test_cuda_ops with LOCARA_CUDA_FA=2: rc=$? $(tail -1 $OUT/test_cuda_ops-fa2.txt)"
+  grep "CHECK failed" $OUT/test_cuda_ops-fa2.txt | head -5 ;; esac
+case "$TESTS" in *" prof "*) el "ncu: kernel times of 8B decode steps (graphs off)"
+  LOCARA_CUDA_GRAPH=0 timeout 240 ncu --clock-control none --cache-control none --metrics gpu__time_duration.sum --csv \
+    $B/locara run -m /tmp/m/llama8b-Q4_K_M.gguf -p "Hello" -n 4 --temp 0 -q > /tmp/ncu.csv 2>/tmp/ncu.err; echo "ncu rc=$?"; tail -3 /tmp/ncu.err
+  python3 - /tmp/ncu.csv <<'PY' | tee $OUT/prof.txt
+import csv, sys, collections
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
+h, rows = rows[0], rows[1:]
+ki, vi, ui = h.index("Kernel Name"), h.index("Metric Value"), h.index("Metric Unit")
+tail = rows[-1200:]  # about the last three decode steps
+per = collections.defaultdict(lambda: [0, 0.0])
+for r in tail:
+    v = float(r[vi].replace(",", ""))
+    v = v / 1000 if r[ui] == "nsecond" else v * 1000 if r[ui] == "msecond" else v  # -> microseconds
+    k = r[ki].split("(")[0][:60]
+    per[k][0] += 1
+    per[k][1] += v
+tot = sum(x[1] for x in per.values())
+print(f"{len(rows)} kernels profiled; the last {len(tail)} by kernel name, total {tot:.0f} us")
+for k, (c, t) in sorted(per.items(), key=lambda kv: -kv[1][1]):
+    print(f"{t:9.0f} us {100 * t / tot:5.1f}%  {c:5d} launches  {t / c:7.2f} us each  {k}")
+PY
+  ;; esac
 case "$TESTS" in *depth*) el "locara tg128 at depth 32k, 1 rep (runs while llama.cpp builds: GPU-bound, one host core)"
   timeout 300 $B/locara bench -m /tmp/m/llama8b-Q4_K_M.gguf -r 1 -p 0 -n 128 -d 32768 2>>/tmp/locara.err | tee -a $OUT/locara.txt | grep tg ;; esac
 wait $LPID || { el "llama.cpp build FAILED"; tail -40 /tmp/lbuild.log; cp /tmp/lbuild.log $OUT/; }
