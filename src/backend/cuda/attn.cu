@@ -281,7 +281,6 @@ __global__ void k_attn_merge(const float *part, float *out, int n_part, int D) {
 /* ==== Tensor-core attention (f16 cache) ==== */
 
 #define FA_ROWS 64       /* query rows per block (token x query head of one KV head): 4 warps x 16 */
-#define FA_KT 64         /* positions per staged K/V tile */
 #define FA_PAD 8         /* halves of padding per staged row: conflict-free fragment loads */
 #define FA_SPLIT_MIN 128 /* positions per split at least */
 
@@ -327,10 +326,10 @@ __device__ __forceinline__ void fa_ldmatrix_t(uint32_t *r, const __half *row) {
  * column tile, so a row's softmax statistics are reduced over the 4 lanes of its quad. The score
  * fragments of two adjacent 8-position tiles are, as f16 pairs, exactly the A fragment of the
  * 16-position step of P V. */
-template <int D>
+template <int D, int KT, int NBUF>
 __global__ void __launch_bounds__(32 * 4) k_fattn(fa_args a) {
-    __shared__ __align__(16) __half ks[FA_KT][D + FA_PAD];
-    __shared__ __align__(16) __half vs[FA_KT][D + FA_PAD];
+    __shared__ __align__(16) __half ks[NBUF][KT][D + FA_PAD];
+    __shared__ __align__(16) __half vs[NBUF][KT][D + FA_PAD];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, qc = lane & 3;
     const int kvh = blockIdx.y, s = blockIdx.z;
     /* the tile: TQ consecutive tokens of one run (tokens sharing a block table) */
@@ -349,7 +348,7 @@ __global__ void __launch_bounds__(32 * 4) k_fattn(fa_args a) {
     const int32_t *table = a.pk + a.pk[2 * a.T + t0];
     int len = 0;
     for (int t = 0; t < nt; t++) len = max(len, a.pk[t0 + t] + 1);
-    const int chunk = ((len + a.n_split - 1) / a.n_split + FA_KT - 1) / FA_KT * FA_KT;
+    const int chunk = ((len + a.n_split - 1) / a.n_split + KT - 1) / KT * KT;
     const int lo = s * chunk, hi = min(len, lo + chunk);
 
     int tok[2], head[2], rpos[2];
@@ -383,36 +382,46 @@ __global__ void __launch_bounds__(32 * 4) k_fattn(fa_args a) {
     for (int n = 0; n < D / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
 
-    for (int p0 = lo; p0 < hi; p0 += FA_KT) {
-        /* stage K and V rows p0 .. p0 + 63 (zeros past hi: a masked weight times a stale row
-         * could make NaN), every copy of the tile in flight at once */
-        __syncthreads();
-        for (int i = threadIdx.x; i < FA_KT * (D / 8); i += 32 * 4) {
+    /* K and V rows p0 .. p0 + KT - 1 into buffer buf (zeros past hi: a masked weight times a
+     * stale row could make NaN), every copy in flight at once (cp.async, one commit group) */
+    auto stage = [&](int buf, int p0) {
+        for (int i = threadIdx.x; i < KT * (D / 8); i += 32 * 4) {
             const int rr = i / (D / 8), cc = i % (D / 8), p = p0 + rr;
             size_t off = 0;
             if (p < hi)
                 off = ((size_t)table[p / a.BT] * a.BT + p % a.BT) * a.row_bytes + (size_t)kvh * a.head_bytes +
                       (size_t)cc * 16;
-            fa_cp16(&ks[rr][cc * 8], a.k + off, p < hi ? 16 : 0);
-            fa_cp16(&vs[rr][cc * 8], a.v + off, p < hi ? 16 : 0);
+            fa_cp16(&ks[buf][rr][cc * 8], a.k + off, p < hi ? 16 : 0);
+            fa_cp16(&vs[buf][rr][cc * 8], a.v + off, p < hi ? 16 : 0);
         }
-        asm volatile("cp.async.wait_all;\n" ::);
+        asm volatile("cp.async.commit_group;\n" ::);
+    };
+    /* NBUF 2: the next tile is copied while this one is multiplied */
+    if (lo < hi) stage(0, lo);
+    for (int p0 = lo, it = 0; p0 < hi; p0 += KT, it++) {
+        const int cur = NBUF == 2 ? it & 1 : 0;
+        if (NBUF == 2 && p0 + KT < hi) {
+            stage(cur ^ 1, p0 + KT);
+            asm volatile("cp.async.wait_group 1;\n" ::);
+        } else {
+            asm volatile("cp.async.wait_group 0;\n" ::);
+        }
         __syncthreads();
-        /* S = Q K^T: 8 column tiles of 8 positions */
-        float sc[FA_KT / 8][4];
+        /* S = Q K^T: KT / 8 column tiles of 8 positions */
+        float sc[KT / 8][4];
 #pragma unroll
-        for (int j = 0; j < FA_KT / 8; j++) {
+        for (int j = 0; j < KT / 8; j++) {
             sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.0f;
 #pragma unroll
             for (int kk = 0; kk < D / 16; kk++) {
-                const __half *kr = &ks[8 * j + g][16 * kk + 2 * qc];
+                const __half *kr = &ks[cur][8 * j + g][16 * kk + 2 * qc];
                 fa_mma(sc[j], qa[kk], *(const uint32_t *)kr, *(const uint32_t *)(kr + 8));
             }
         }
         /* causal mask, online softmax */
         float mx[2] = {m[0], m[1]};
 #pragma unroll
-        for (int j = 0; j < FA_KT / 8; j++)
+        for (int j = 0; j < KT / 8; j++)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const int i = e >> 1, p = p0 + 8 * j + 2 * qc + (e & 1);
@@ -430,7 +439,7 @@ __global__ void __launch_bounds__(32 * 4) k_fattn(fa_args a) {
             l[i] *= corr[i];
         }
 #pragma unroll
-        for (int j = 0; j < FA_KT / 8; j++)
+        for (int j = 0; j < KT / 8; j++)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const float pw = exp2f(sc[j][e] - base[e >> 1]);
@@ -444,9 +453,9 @@ __global__ void __launch_bounds__(32 * 4) k_fattn(fa_args a) {
             o[n][2] *= corr[1];
             o[n][3] *= corr[1];
         }
-        /* O += P V: 4 steps of 16 positions; V's B fragments by transposed ldmatrix */
+        /* O += P V: steps of 16 positions; V's B fragments by transposed ldmatrix */
 #pragma unroll
-        for (int kk = 0; kk < FA_KT / 16; kk++) {
+        for (int kk = 0; kk < KT / 16; kk++) {
             const uint32_t pa[4] = {fa_pack(sc[2 * kk][0], sc[2 * kk][1]), fa_pack(sc[2 * kk][2], sc[2 * kk][3]),
                                     fa_pack(sc[2 * kk + 1][0], sc[2 * kk + 1][1]),
                                     fa_pack(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
@@ -454,11 +463,13 @@ __global__ void __launch_bounds__(32 * 4) k_fattn(fa_args a) {
 #pragma unroll
             for (int np = 0; np < D / 16; np++) {
                 uint32_t b[4];
-                fa_ldmatrix_t(b, &vs[16 * kk + (mi & 1) * 8 + ri][16 * np + (mi >> 1) * 8]);
+                fa_ldmatrix_t(b, &vs[cur][16 * kk + (mi & 1) * 8 + ri][16 * np + (mi >> 1) * 8]);
                 fa_mma(o[2 * np], pa, b[0], b[1]);
                 fa_mma(o[2 * np + 1], pa, b[2], b[3]);
             }
         }
+        __syncthreads(); /* every warp is done with buffer cur before it is filled again */
+        if (NBUF == 1 && p0 + KT < hi) stage(0, p0 + KT);
     }
 #pragma unroll
     for (int i = 0; i < 2; i++) {
@@ -492,7 +503,7 @@ __global__ void __launch_bounds__(32 * 4) k_fattn(fa_args a) {
 
 /* Whether the tensor-core kernel takes this cache and head layout. */
 static bool fa_ok(const lc_cuda *c, const lc_kv *kv, int n_head) {
-    return !c->fa_off && kv->type == LC_TYPE_F16 && (kv->head_dim == 64 || kv->head_dim == 128) &&
+    return c->fa_mode && kv->type == LC_TYPE_F16 && (kv->head_dim == 64 || kv->head_dim == 128) &&
            n_head % kv->n_kv_head == 0 && n_head / kv->n_kv_head <= FA_ROWS;
 }
 
@@ -530,10 +541,13 @@ static void fattn(lc_cuda *c, float *out, const float *q, const lc_kv *kv, int i
     a.head_bytes = (size_t)D * 2;
     a.scale_log2 = scale * 1.44269504089f;
     dim3 grid((unsigned)n_tiles, (unsigned)kv->n_kv_head, (unsigned)n_split);
-    if (D == 64)
-        cu_k(c, k_fattn<64>, grid, 32 * 4, a);
-    else
-        cu_k(c, k_fattn<128>, grid, 32 * 4, a);
+    if (c->fa_mode == 2) { /* 32-position tiles, the next copied during the current */
+        if (D == 64) cu_k(c, k_fattn<64, 32, 2>, grid, 32 * 4, a);
+        else cu_k(c, k_fattn<128, 32, 2>, grid, 32 * 4, a);
+    } else {
+        if (D == 64) cu_k(c, k_fattn<64, 64, 1>, grid, 32 * 4, a);
+        else cu_k(c, k_fattn<128, 64, 1>, grid, 32 * 4, a);
+    }
     if (n_split > 1) cu_k(c, k_attn_merge, dim3((unsigned)n_head, (unsigned)T), 128, c->attn_part, out, n_split, D);
     CU_LAUNCH(c);
 }
