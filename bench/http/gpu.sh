@@ -5,6 +5,7 @@
 # `bench/cuda/compare.sh N "server ..."` leaves in /tmp/lbuild in the call just before (the machine
 # keeps /tmp only while warm), on the random Llama-3.1-8B-shaped Q4_K_M model of make_model.
 # Usage (device, carry .cudacarry): bash bench/http/gpu.sh   -> $OUT/http/{results.jsonl,report.html,README.md}
+#   CONFIG=bench/http/compare-gpu-deep.json NAME=deep bash bench/http/gpu.sh   (64k and 124k, one stream)
 set -eu
 B=$PWD/.cudacarry; export LD_LIBRARY_PATH=$B/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 LS=/tmp/lbuild/bin/llama-server
@@ -15,6 +16,6 @@ if [ ! -f $M ]; then
   $B/bin/make_model /tmp/m/llama8b.tmpl.gguf Q4_K_M $M
 fi
 GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
-LLAMA_SERVER=$LS LOCARA=$B/bin/locara MODEL=$M THREADS=8 CONFIG=bench/http/compare-gpu.json OUT=${OUT:-/tmp/out}/http \
+LLAMA_SERVER=$LS LOCARA=$B/bin/locara MODEL=$M THREADS=8 CONFIG=${CONFIG:-bench/http/compare-gpu.json} OUT=${OUT:-/tmp/out}/${NAME:-http} \
   TITLE="locara serve vs llama-server — random Llama-3.1-8B-shaped Q4_K_M, $GPU, all layers on the GPU" \
   sh bench/http/compare.sh
