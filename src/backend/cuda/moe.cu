@@ -17,7 +17,7 @@
 #define XM_BN 128              /* weight rows per thread block (32 per warp) */
 #define XM_BK 64               /* reduction elements per shared-memory stage */
 #define XM_LD (XM_BK + 8)      /* f16 row stride in shared memory: 144 bytes, so ldmatrix rows hit distinct banks */
-#define XM_THREADS 128
+#define XM_WARPS_N 4           /* warps across the weight rows (32 rows each) */
 #define GRP_THREADS 1024
 #define GRP_MAX_EXPERT 1024    /* the grouping kernel's shared counters */
 
@@ -106,27 +106,27 @@ __device__ __forceinline__ void deq8_q4k(const uint8_t *b, int j, float *v) {
  *   out[pairs[i0 + m], r0 + n] = x[src(m)] . W_e[r0 + n]   for m < cnt (<= BM), n < XM_BN,
  * src(m) = pairs[i0 + m] / x_div (x_div 1: a row per pair, k: a row per token). In mma terms the
  * tokens are M and the weight rows N, so each thread's accumulator pairs are adjacent output
- * columns. Four warps, each all BM tokens x 32 weight rows; the reduction runs in XM_BK stages:
+ * columns. 4 x WM warps, each BM / WM tokens x 32 weight rows; the reduction runs in XM_BK stages:
  * every thread converts its share of the x tile (f32 -> f16) and dequantizes its share of the
  * weight tile (8 elements per deq8) into shared memory, then the warps multiply. Blocks past
  * the grouping's tile count (the grid is sized for the worst case) return at once. */
-template <int TYPE, int BM>
-__global__ void __launch_bounds__(XM_THREADS)
+template <int TYPE, int BM, int WM>
+__global__ void __launch_bounds__(32 * XM_WARPS_N * WM)
     k_moe_mma(const uint8_t *w, size_t row_bytes, size_t expert_bytes, int rows, int cols, const float *x, int x_div,
               const int *n_tiles, const int4 *tiles, const int32_t *pairs, float *out) {
-    constexpr int BS = qt<TYPE>::BS, BYTES = qt<TYPE>::BYTES, MT = BM / 16;
+    constexpr int BS = qt<TYPE>::BS, BYTES = qt<TYPE>::BYTES, MT = BM / 16 / WM, RS = 16 * WM;
     __shared__ __align__(16) __half sx[BM * XM_LD];
     __shared__ __align__(16) __half sw[XM_BN * XM_LD];
     if ((int)blockIdx.x >= *n_tiles) return;
     const int4 tl = tiles[blockIdx.x];
     const int cnt = tl.z, r0 = blockIdx.y * XM_BN;
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int kc = tid & 7, rsub = tid >> 3; /* loads: chunk of 8 elements kc of rows rsub + 16 s */
+    const int tid = threadIdx.x, lane = tid & 31, wn = (tid >> 5) % XM_WARPS_N, m0 = (tid >> 5) / XM_WARPS_N * (BM / WM);
+    const int kc = tid & 7, rsub = tid >> 3; /* loads: chunk of 8 elements kc of rows rsub + RS s */
     const uint8_t *we = w + (size_t)tl.x * expert_bytes;
-    const float *xs[BM / 16];
+    const float *xs[BM / RS];
 #pragma unroll
-    for (int s = 0; s < BM / 16; s++) {
-        int m = rsub + 16 * s;
+    for (int s = 0; s < BM / RS; s++) {
+        int m = rsub + RS * s;
         xs[s] = m < cnt ? x + (size_t)(pairs[tl.y + m] / x_div) * cols : nullptr;
     }
     float acc[MT][4][4];
@@ -141,7 +141,7 @@ __global__ void __launch_bounds__(XM_THREADS)
         const int kk = k0 + 8 * kc;
         const bool kin = kk < cols;
 #pragma unroll
-        for (int s = 0; s < BM / 16; s++) {
+        for (int s = 0; s < BM / RS; s++) {
             uint4 h = make_uint4(0, 0, 0, 0);
             if (xs[s] && kin) {
                 const float4 *p = (const float4 *)(xs[s] + kk);
@@ -149,11 +149,11 @@ __global__ void __launch_bounds__(XM_THREADS)
                 const float v[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
                 h = half8(v);
             }
-            *(uint4 *)&sx[(rsub + 16 * s) * XM_LD + 8 * kc] = h;
+            *(uint4 *)&sx[(rsub + RS * s) * XM_LD + 8 * kc] = h;
         }
 #pragma unroll
-        for (int s = 0; s < XM_BN / 16; s++) {
-            const int n = rsub + 16 * s;
+        for (int s = 0; s < XM_BN / RS; s++) {
+            const int n = rsub + RS * s;
             uint4 h = make_uint4(0, 0, 0, 0);
             if (kin && r0 + n < rows) {
                 float v[8];
@@ -169,11 +169,11 @@ __global__ void __launch_bounds__(XM_THREADS)
         for (int k16 = 0; k16 < XM_BK; k16 += 16) {
             uint32_t a[MT][4], b[4][2];
 #pragma unroll
-            for (int i = 0; i < MT; i++) ldsm_x4(a[i], &sx[(16 * i + (lane & 15)) * XM_LD + k16 + 8 * (lane >> 4)]);
+            for (int i = 0; i < MT; i++) ldsm_x4(a[i], &sx[(m0 + 16 * i + (lane & 15)) * XM_LD + k16 + 8 * (lane >> 4)]);
 #pragma unroll
             for (int j = 0; j < 2; j++) {
                 uint32_t r[4];
-                ldsm_x4(r, &sw[(32 * warp + 16 * j + (lane & 7) + 8 * (lane >> 4)) * XM_LD + k16 + 8 * ((lane >> 3) & 1)]);
+                ldsm_x4(r, &sw[(32 * wn + 16 * j + (lane & 7) + 8 * (lane >> 4)) * XM_LD + k16 + 8 * ((lane >> 3) & 1)]);
                 b[2 * j][0] = r[0];
                 b[2 * j][1] = r[1];
                 b[2 * j + 1][0] = r[2];
@@ -186,17 +186,17 @@ __global__ void __launch_bounds__(XM_THREADS)
         }
         __syncthreads();
     }
-    /* accumulator q of tile (i, j): token 16 i + lane / 4 (+ 8 for q >= 2), row 32 warp + 8 j + 2 (lane % 4) + q % 2 */
+    /* accumulator q of tile (i, j): token m0 + 16 i + lane / 4 (+ 8 for q >= 2), row 32 wn + 8 j + 2 (lane % 4) + q % 2 */
 #pragma unroll
     for (int i = 0; i < MT; i++)
 #pragma unroll
         for (int h = 0; h < 2; h++) {
-            const int m = 16 * i + (lane >> 2) + 8 * h;
+            const int m = m0 + 16 * i + (lane >> 2) + 8 * h;
             if (m >= cnt) continue;
             float *o = out + (size_t)pairs[tl.y + m] * rows;
 #pragma unroll
             for (int j = 0; j < 4; j++) {
-                const int r = r0 + 32 * warp + 8 * j + 2 * (lane & 3);
+                const int r = r0 + 32 * wn + 8 * j + 2 * (lane & 3);
                 if (r + 1 < rows && !(rows & 1)) {
                     *(float2 *)(o + r) = make_float2(acc[i][j][2 * h], acc[i][j][2 * h + 1]);
                 } else {
@@ -210,7 +210,7 @@ __global__ void __launch_bounds__(XM_THREADS)
 /* ==== Entry point ==== */
 
 /* LOCARA_CUDA_MOE, read at the backend's first expert product: "old" selects the host-grouped
- * path (A/B measurement), "mma32" / "mma64" / "mma128" force the token tile; else the default. */
+ * path (A/B measurement), "mma32" / "mma64" force the token tile, "mma64w" 64 with 8 warps; else the default. */
 int lc_cu_moe_mode(lc_cuda *c) {
     if (!c->moe_mode) {
         const char *s = getenv("LOCARA_CUDA_MOE");
@@ -218,7 +218,7 @@ int lc_cu_moe_mode(lc_cuda *c) {
                       : !strcmp(s, "old")   ? LC_CU_MOE_OLD
                       : !strcmp(s, "mma32") ? LC_CU_MOE_32
                       : !strcmp(s, "mma64") ? LC_CU_MOE_64
-                      : !strcmp(s, "mma128") ? LC_CU_MOE_128
+                      : !strcmp(s, "mma64w") ? LC_CU_MOE_64W
                                             : LC_CU_MOE_AUTO;
     }
     return c->moe_mode;
@@ -226,21 +226,21 @@ int lc_cu_moe_mode(lc_cuda *c) {
 
 /* The grouped product: out (n_pairs, rows) row p = x[p or p / k] @ W_{ids[p]}^T, ids_dev on the
  * device. routed: ids_dev holds moe_route's ids of generation c->route_gen, so the grouping
- * made for an earlier product of this routing is reused. The token tile (32, 64 or 128 pairs)
- * follows the mean pairs per expert: a weight tile is dequantized once per token tile, which
- * costs more than the tensor-core work a half-empty token tile wastes (H100, Qwen3-30B-A3B shapes,
- * 32 pairs per expert: pp512 7100 t/s with 32-pair tiles, 9000 with 64; run 1 of
- * bench/results/cuda-moe-prefill.txt), so tiles are 64 from 8 pairs per expert. */
+ * made for an earlier product of this routing is reused. The token tile (32 or 64 pairs) follows
+ * the mean pairs per expert: a weight tile is dequantized once per token tile, which costs more
+ * than the tensor-core work a half-empty token tile wastes (H100, Qwen3-30B-A3B shapes, 32 pairs
+ * per expert: pp512 7100 t/s with 32-pair tiles, 9000 with 64), so tiles are 64 from 8 pairs per
+ * expert. 48- and 128-pair tiles measured no better (test_cuda_moe --bench, 128 pairs per expert:
+ * 64 -> 80, 48 -> 68, 128 -> 62 TFLOP/s; bench/results/cuda-moe-prefill.txt, run 2). */
 lc_status lc_cu_experts_mma(lc_cuda *c, const lc_weight *w, const uint8_t *wd, float *out, const float *x,
                             bool x_per_pair, const int32_t *ids_dev, bool routed, int n_pairs, int k) {
     const int n_expert = (int)w->n_expert;
     int mode = lc_cu_moe_mode(c);
-    int bm = mode == LC_CU_MOE_32    ? 32
-             : mode == LC_CU_MOE_64  ? 64
-             : mode == LC_CU_MOE_128 ? 128
-             : n_pairs >= 96 * n_expert ? 128
-             : n_pairs >= 8 * n_expert  ? 64
-                                        : 32;
+    int bm = mode == LC_CU_MOE_32                            ? 32
+             : mode == LC_CU_MOE_64 || mode == LC_CU_MOE_64W ? 64
+             : n_pairs >= 8 * n_expert                       ? 64
+                                                             : 32;
+    int wm = mode == LC_CU_MOE_64W ? 2 : 1;
     size_t max_tiles = (size_t)n_pairs / bm + 1 + (size_t)LC_MIN(n_expert, n_pairs);
     size_t tiles_off = 16, pairs_off = tiles_off + max_tiles * sizeof(int4);
     bool hit = routed && c->moe_ok && c->moe_ids == ids_dev && c->moe_gen == c->route_gen && c->moe_n == n_pairs &&
@@ -266,14 +266,14 @@ lc_status lc_cu_experts_mma(lc_cuda *c, const lc_weight *w, const uint8_t *wd, f
     const int4 *tiles = (const int4 *)(g + tiles_off);
     const int32_t *pairs = (const int32_t *)(g + pairs_off);
     int x_div = x_per_pair ? 1 : k;
-#define L(T, BM)                                                                                                  \
-    cu_k(c, k_moe_mma<T, BM>, grid, XM_THREADS, wd, w->row_bytes, w->expert_bytes, (int)w->rows, (int)w->cols, x, \
+#define L(T, BM, WM)                                                                                               \
+    cu_k(c, k_moe_mma<T, BM, WM>, grid, 32 * XM_WARPS_N * WM, wd, w->row_bytes, w->expert_bytes, (int)w->rows, (int)w->cols, x, \
          x_div, nt, tiles, pairs, out)
-#define L32(T) L(T, 32)
-#define L64(T) L(T, 64)
-#define L128(T) L(T, 128)
-    if (bm == 128) {
-        LC_CU_DISPATCH((int)w->type, L128);
+#define L32(T) L(T, 32, 1)
+#define L64(T) L(T, 64, 1)
+#define L64W(T) L(T, 64, 2)
+    if (bm == 64 && wm == 2) {
+        LC_CU_DISPATCH((int)w->type, L64W);
     } else if (bm == 64) {
         LC_CU_DISPATCH((int)w->type, L64);
     } else {
@@ -281,7 +281,7 @@ lc_status lc_cu_experts_mma(lc_cuda *c, const lc_weight *w, const uint8_t *wd, f
     }
 #undef L32
 #undef L64
-#undef L128
+#undef L64W
 #undef L
     return CU_LAUNCH(c);
 }
