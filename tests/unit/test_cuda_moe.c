@@ -212,7 +212,7 @@ static void test_routed(env *e) {
 /* LOCARA_CUDA_MOE (read by a backend at its first expert product): both forced token tiles and
  * the old host-grouped path give the same products. */
 static void test_modes(env *e) {
-    const char *modes[] = {"mma32", "mma64", "mma64w", "old"};
+    const char *modes[] = {"mma32", "mma64", "mma64w", "mma64p", "mma64wp", "old"};
     const int n_exp = 128, k = 8, rows = 136, cols = 512, T = 300;
     float *f;
     lc_weight w = make_weight(LC_TYPE_Q6_K, rows, cols, n_exp, &f);
@@ -244,7 +244,7 @@ static void test_modes(env *e) {
 static void bench(void) {
     const struct { lc_type t; int rows, cols; const char *what; } cases[] = {
         {LC_TYPE_Q4_K, 768, 2048, "gate/up"}, {LC_TYPE_Q6_K, 2048, 768, "down"}, {LC_TYPE_Q4_K, 2048, 768, "down"}};
-    const char *modes[] = {"old", "auto", "mma32", "mma64", "mma64w"};
+    const char *modes[] = {"old", "auto", "mma32", "mma64", "mma64w", "mma64p", "mma64wp"};
     const int n_exp = 128, k = 8, toks[] = {512, 2048};
     lc_weight w[3];
     for (int i = 0; i < 3; i++) {

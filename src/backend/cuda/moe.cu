@@ -15,8 +15,6 @@
 #include <string.h>
 
 #define XM_BN 128              /* weight rows per thread block (32 per warp) */
-#define XM_BK 64               /* reduction elements per shared-memory stage */
-#define XM_LD (XM_BK + 8)      /* f16 row stride in shared memory: 144 bytes, so ldmatrix rows hit distinct banks */
 #define XM_WARPS_N 4           /* warps across the weight rows (32 rows each) */
 #define GRP_THREADS 1024
 #define GRP_MAX_EXPERT 1024    /* the grouping kernel's shared counters */
@@ -106,27 +104,33 @@ __device__ __forceinline__ void deq8_q4k(const uint8_t *b, int j, float *v) {
  *   out[pairs[i0 + m], r0 + n] = x[src(m)] . W_e[r0 + n]   for m < cnt (<= BM), n < XM_BN,
  * src(m) = pairs[i0 + m] / x_div (x_div 1: a row per pair, k: a row per token). In mma terms the
  * tokens are M and the weight rows N, so each thread's accumulator pairs are adjacent output
- * columns. 4 x WM warps, each BM / WM tokens x 32 weight rows; the reduction runs in XM_BK stages:
+ * columns. 4 x WM warps, each BM / WM tokens x 32 weight rows; the reduction runs in BK stages:
  * every thread converts its share of the x tile (f32 -> f16) and dequantizes its share of the
- * weight tile (8 elements per deq8) into shared memory, then the warps multiply. Blocks past
- * the grouping's tile count (the grid is sized for the worst case) return at once. */
-template <int TYPE, int BM, int WM>
+ * weight tile (8 elements per deq8) into shared memory, then the warps multiply. PIPE: two
+ * buffers of 32-element stages, the next stage loaded after the current one's products are issued
+ * (its loads wait while the tensor cores work) and one barrier per stage; else one buffer of 64,
+ * two barriers. Blocks past the grouping's tile count (the grid is sized for the worst case)
+ * return at once. */
+template <int TYPE, int BM, int WM, bool PIPE>
 __global__ void __launch_bounds__(32 * XM_WARPS_N * WM)
     k_moe_mma(const uint8_t *w, size_t row_bytes, size_t expert_bytes, int rows, int cols, const float *x, int x_div,
               const int *n_tiles, const int4 *tiles, const int32_t *pairs, float *out) {
-    constexpr int BS = qt<TYPE>::BS, BYTES = qt<TYPE>::BYTES, MT = BM / 16 / WM, RS = 16 * WM;
-    __shared__ __align__(16) __half sx[BM * XM_LD];
-    __shared__ __align__(16) __half sw[XM_BN * XM_LD];
+    constexpr int BS = qt<TYPE>::BS, BYTES = qt<TYPE>::BYTES, MT = BM / 16 / WM;
+    constexpr int BK = PIPE ? 32 : 64, LD = BK + 8, CPR = BK / 8, NBUF = PIPE ? 2 : 1; /* LD: odd multiple of 16 bytes */
+    constexpr int XR = BM * CPR / (32 * XM_WARPS_N * WM), WR = XM_BN * CPR / (32 * XM_WARPS_N * WM); /* chunks per thread */
+    __shared__ __align__(16) __half sx[NBUF][BM * LD];
+    __shared__ __align__(16) __half sw[NBUF][XM_BN * LD];
     if ((int)blockIdx.x >= *n_tiles) return;
     const int4 tl = tiles[blockIdx.x];
     const int cnt = tl.z, r0 = blockIdx.y * XM_BN;
     const int tid = threadIdx.x, lane = tid & 31, wn = (tid >> 5) % XM_WARPS_N, m0 = (tid >> 5) / XM_WARPS_N * (BM / WM);
-    const int kc = tid & 7, rsub = tid >> 3; /* loads: chunk of 8 elements kc of rows rsub + RS s */
+    constexpr int RSTEP = 32 * XM_WARPS_N * WM / CPR; /* rows one pass of the block's threads loads */
+    const int kc = tid % CPR, rsub = tid / CPR; /* loads: chunk kc (8 elements) of rows rsub + RSTEP s */
     const uint8_t *we = w + (size_t)tl.x * expert_bytes;
-    const float *xs[BM / RS];
+    const float *xs[XR];
 #pragma unroll
-    for (int s = 0; s < BM / RS; s++) {
-        int m = rsub + RS * s;
+    for (int s = 0; s < XR; s++) {
+        int m = rsub + RSTEP * s;
         xs[s] = m < cnt ? x + (size_t)(pairs[tl.y + m] / x_div) * cols : nullptr;
     }
     float acc[MT][4][4];
@@ -137,23 +141,24 @@ __global__ void __launch_bounds__(32 * XM_WARPS_N * WM)
 #pragma unroll
             for (int q = 0; q < 4; q++) acc[i][j][q] = 0.0f;
 
-    for (int k0 = 0; k0 < cols; k0 += XM_BK) {
+    /* stage k0 of x and W into buffer b */
+    auto load = [&](int k0, int b) {
         const int kk = k0 + 8 * kc;
         const bool kin = kk < cols;
 #pragma unroll
-        for (int s = 0; s < BM / RS; s++) {
+        for (int s = 0; s < XR; s++) {
             uint4 h = make_uint4(0, 0, 0, 0);
             if (xs[s] && kin) {
                 const float4 *p = (const float4 *)(xs[s] + kk);
-                float4 a = __ldg(p), b = __ldg(p + 1);
-                const float v[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+                float4 a = __ldg(p), c = __ldg(p + 1);
+                const float v[8] = {a.x, a.y, a.z, a.w, c.x, c.y, c.z, c.w};
                 h = half8(v);
             }
-            *(uint4 *)&sx[(rsub + RS * s) * XM_LD + 8 * kc] = h;
+            *(uint4 *)&sx[b][(rsub + RSTEP * s) * LD + 8 * kc] = h;
         }
 #pragma unroll
-        for (int s = 0; s < XM_BN / RS; s++) {
-            const int n = rsub + RS * s;
+        for (int s = 0; s < WR; s++) {
+            const int n = rsub + RSTEP * s;
             uint4 h = make_uint4(0, 0, 0, 0);
             if (kin && r0 + n < rows) {
                 float v[8];
@@ -162,29 +167,47 @@ __global__ void __launch_bounds__(32 * XM_WARPS_N * WM)
                 else deq8<TYPE>(blk, (kk % BS) / 8, v);
                 h = half8(v);
             }
-            *(uint4 *)&sw[n * XM_LD + 8 * kc] = h;
+            *(uint4 *)&sw[b][n * LD + 8 * kc] = h;
         }
-        __syncthreads();
+    };
+    /* the products of the stage in buffer b */
+    auto multiply = [&](int b) {
 #pragma unroll
-        for (int k16 = 0; k16 < XM_BK; k16 += 16) {
-            uint32_t a[MT][4], b[4][2];
+        for (int k16 = 0; k16 < BK; k16 += 16) {
+            uint32_t a[MT][4], bf[4][2];
 #pragma unroll
-            for (int i = 0; i < MT; i++) ldsm_x4(a[i], &sx[(m0 + 16 * i + (lane & 15)) * XM_LD + k16 + 8 * (lane >> 4)]);
+            for (int i = 0; i < MT; i++) ldsm_x4(a[i], &sx[b][(m0 + 16 * i + (lane & 15)) * LD + k16 + 8 * (lane >> 4)]);
 #pragma unroll
             for (int j = 0; j < 2; j++) {
                 uint32_t r[4];
-                ldsm_x4(r, &sw[(32 * wn + 16 * j + (lane & 7) + 8 * (lane >> 4)) * XM_LD + k16 + 8 * ((lane >> 3) & 1)]);
-                b[2 * j][0] = r[0];
-                b[2 * j][1] = r[1];
-                b[2 * j + 1][0] = r[2];
-                b[2 * j + 1][1] = r[3];
+                ldsm_x4(r, &sw[b][(32 * wn + 16 * j + (lane & 7) + 8 * (lane >> 4)) * LD + k16 + 8 * ((lane >> 3) & 1)]);
+                bf[2 * j][0] = r[0];
+                bf[2 * j][1] = r[1];
+                bf[2 * j + 1][0] = r[2];
+                bf[2 * j + 1][1] = r[3];
             }
 #pragma unroll
             for (int i = 0; i < MT; i++)
 #pragma unroll
-                for (int j = 0; j < 4; j++) mma_16816(acc[i][j], a[i], b[j]);
+                for (int j = 0; j < 4; j++) mma_16816(acc[i][j], a[i], bf[j]);
         }
+    };
+    if constexpr (PIPE) {
+        load(0, 0);
         __syncthreads();
+        int b = 0;
+        for (int k0 = 0; k0 < cols; k0 += BK, b ^= 1) {
+            multiply(b);
+            if (k0 + BK < cols) load(k0 + BK, b ^ 1); /* the other buffer: read by nobody since the last barrier */
+            __syncthreads();
+        }
+    } else {
+        for (int k0 = 0; k0 < cols; k0 += BK) {
+            load(k0, 0);
+            __syncthreads();
+            multiply(0);
+            __syncthreads();
+        }
     }
     /* accumulator q of tile (i, j): token m0 + 16 i + lane / 4 (+ 8 for q >= 2), row 32 wn + 8 j + 2 (lane % 4) + q % 2 */
 #pragma unroll
@@ -210,7 +233,8 @@ __global__ void __launch_bounds__(32 * XM_WARPS_N * WM)
 /* ==== Entry point ==== */
 
 /* LOCARA_CUDA_MOE, read at the backend's first expert product: "old" selects the host-grouped
- * path (A/B measurement), "mma32" / "mma64" force the token tile, "mma64w" 64 with 8 warps; else the default. */
+ * path (A/B measurement), "mma32" / "mma64" force the token tile, "mma64w" 64 with 8 warps, "mma64p" / "mma64wp" the same
+ * pipelined; else the default. */
 int lc_cu_moe_mode(lc_cuda *c) {
     if (!c->moe_mode) {
         const char *s = getenv("LOCARA_CUDA_MOE");
@@ -219,6 +243,8 @@ int lc_cu_moe_mode(lc_cuda *c) {
                       : !strcmp(s, "mma32") ? LC_CU_MOE_32
                       : !strcmp(s, "mma64") ? LC_CU_MOE_64
                       : !strcmp(s, "mma64w") ? LC_CU_MOE_64W
+                      : !strcmp(s, "mma64p") ? LC_CU_MOE_64P
+                      : !strcmp(s, "mma64wp") ? LC_CU_MOE_64WP
                                             : LC_CU_MOE_AUTO;
     }
     return c->moe_mode;
@@ -237,10 +263,11 @@ lc_status lc_cu_experts_mma(lc_cuda *c, const lc_weight *w, const uint8_t *wd, f
     const int n_expert = (int)w->n_expert;
     int mode = lc_cu_moe_mode(c);
     int bm = mode == LC_CU_MOE_32                            ? 32
-             : mode == LC_CU_MOE_64 || mode == LC_CU_MOE_64W ? 64
+             : mode >= LC_CU_MOE_64                          ? 64
              : n_pairs >= 8 * n_expert                       ? 64
                                                              : 32;
-    int wm = mode == LC_CU_MOE_64W ? 2 : 1;
+    int wm = mode == LC_CU_MOE_64W || mode == LC_CU_MOE_64WP ? 2 : 1;
+    bool pipe = mode == LC_CU_MOE_64P || mode == LC_CU_MOE_64WP;
     size_t max_tiles = (size_t)n_pairs / bm + 1 + (size_t)LC_MIN(n_expert, n_pairs);
     size_t tiles_off = 16, pairs_off = tiles_off + max_tiles * sizeof(int4);
     bool hit = routed && c->moe_ok && c->moe_ids == ids_dev && c->moe_gen == c->route_gen && c->moe_n == n_pairs &&
@@ -266,13 +293,19 @@ lc_status lc_cu_experts_mma(lc_cuda *c, const lc_weight *w, const uint8_t *wd, f
     const int4 *tiles = (const int4 *)(g + tiles_off);
     const int32_t *pairs = (const int32_t *)(g + pairs_off);
     int x_div = x_per_pair ? 1 : k;
-#define L(T, BM, WM)                                                                                               \
-    cu_k(c, k_moe_mma<T, BM, WM>, grid, 32 * XM_WARPS_N * WM, wd, w->row_bytes, w->expert_bytes, (int)w->rows, (int)w->cols, x, \
+#define L(T, BM, WM, P)                                                                                            \
+    cu_k(c, k_moe_mma<T, BM, WM, P>, grid, 32 * XM_WARPS_N * WM, wd, w->row_bytes, w->expert_bytes, (int)w->rows, (int)w->cols, x, \
          x_div, nt, tiles, pairs, out)
-#define L32(T) L(T, 32, 1)
-#define L64(T) L(T, 64, 1)
-#define L64W(T) L(T, 64, 2)
-    if (bm == 64 && wm == 2) {
+#define L32(T) L(T, 32, 1, false)
+#define L64(T) L(T, 64, 1, false)
+#define L64W(T) L(T, 64, 2, false)
+#define L64P(T) L(T, 64, 1, true)
+#define L64WP(T) L(T, 64, 2, true)
+    if (bm == 64 && wm == 2 && pipe) {
+        LC_CU_DISPATCH((int)w->type, L64WP);
+    } else if (bm == 64 && pipe) {
+        LC_CU_DISPATCH((int)w->type, L64P);
+    } else if (bm == 64 && wm == 2) {
         LC_CU_DISPATCH((int)w->type, L64W);
     } else if (bm == 64) {
         LC_CU_DISPATCH((int)w->type, L64);
@@ -282,6 +315,8 @@ lc_status lc_cu_experts_mma(lc_cuda *c, const lc_weight *w, const uint8_t *wd, f
 #undef L32
 #undef L64
 #undef L64W
+#undef L64P
+#undef L64WP
 #undef L
     return CU_LAUNCH(c);
 }
