@@ -209,31 +209,36 @@ static void test_routed(env *e) {
     keep((void *)w.data), free(f);
 }
 
-/* LOCARA_CUDA_MOE (read by a backend at its first expert product): both forced token tiles and
- * the old host-grouped path give the same products. */
+/* LOCARA_CUDA_MOE (read by a backend at its first expert product): the forced token tiles, the
+ * 8-warp kernel with and without pipelined stages for both types, and the old host-grouped path
+ * give the same products. */
 static void test_modes(env *e) {
-    const char *modes[] = {"mma32", "mma64", "mma64w", "mma64p", "mma64wp", "old"};
+    const char *modes[] = {"mma32", "mma64", "mma64w", "mma64wp", "old"};
+    const lc_type types[] = {LC_TYPE_Q4_K, LC_TYPE_Q6_K};
     const int n_exp = 128, k = 8, rows = 136, cols = 512, T = 300;
-    float *f;
-    lc_weight w = make_weight(LC_TYPE_Q6_K, rows, cols, n_exp, &f);
     int32_t *ids = malloc((size_t)T * k * 4);
     float *x = malloc((size_t)T * cols * 4);
     make_ids(ids, T, k, n_exp);
     fill(x, (size_t)T * cols, 1.0f);
-    for (size_t m = 0; m < LC_ARRAY_LEN(modes); m++) {
-        setenv("LOCARA_CUDA_MOE", modes[m], 1);
-        lc_backend *gpu;
-        lc_status st = lc_backend_cuda_create(NULL, 0, 0, &gpu);
-        CHECKF(st == LC_OK, "%s", lc_last_error());
-        if (st) continue;
-        CHECK(lc_backend_cuda_add_weight(gpu, &w) == LC_OK);
-        char what[64];
-        snprintf(what, sizeof what, "LOCARA_CUDA_MOE=%s Q6_K T=%d", modes[m], T);
-        product(e, gpu, &w, f, x, false, ids, ids, T, k, what);
-        lc_backend_cuda_free(gpu);
+    for (size_t ti = 0; ti < LC_ARRAY_LEN(types); ti++) {
+        float *f;
+        lc_weight w = make_weight(types[ti], rows, cols, n_exp, &f);
+        for (size_t m = 0; m < LC_ARRAY_LEN(modes); m++) {
+            setenv("LOCARA_CUDA_MOE", modes[m], 1);
+            lc_backend *gpu;
+            lc_status st = lc_backend_cuda_create(NULL, 0, 0, &gpu);
+            CHECKF(st == LC_OK, "%s", lc_last_error());
+            if (st) continue;
+            CHECK(lc_backend_cuda_add_weight(gpu, &w) == LC_OK);
+            char what[64];
+            snprintf(what, sizeof what, "LOCARA_CUDA_MOE=%s %s T=%d", modes[m], lc_type_name(types[ti]), T);
+            product(e, gpu, &w, f, x, false, ids, ids, T, k, what);
+            lc_backend_cuda_free(gpu);
+        }
+        free(f), free((void *)w.data);
     }
     unsetenv("LOCARA_CUDA_MOE");
-    free(ids), free(x), free(f), free((void *)w.data);
+    free(ids), free(x);
 }
 
 /* ==== Timing (--bench) ==== */
@@ -244,7 +249,7 @@ static void test_modes(env *e) {
 static void bench(void) {
     const struct { lc_type t; int rows, cols; const char *what; } cases[] = {
         {LC_TYPE_Q4_K, 768, 2048, "gate/up"}, {LC_TYPE_Q6_K, 2048, 768, "down"}, {LC_TYPE_Q4_K, 2048, 768, "down"}};
-    const char *modes[] = {"old", "auto", "mma32", "mma64", "mma64w", "mma64p", "mma64wp"};
+    const char *modes[] = {"old", "auto", "mma32", "mma64w", "mma64wp"};
     const int n_exp = 128, k = 8, toks[] = {512, 2048};
     lc_weight w[3];
     for (int i = 0; i < 3; i++) {

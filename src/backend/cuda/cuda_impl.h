@@ -220,7 +220,7 @@ lc_status lc_cu_mmvq(lc_cuda *c, int n_w, const lc_weight *const *w, const uint8
 lc_status lc_cu_mmvq_ids(lc_cuda *c, const lc_weight *w, const uint8_t *wd, float *out, const float *x,
                          bool x_per_pair, const int32_t *ids_dev, int n_tok, int k);
 /* moe.cu: expert products of more than a few tokens, grouped on the device, one launch. */
-enum { LC_CU_MOE_AUTO = 1, LC_CU_MOE_OLD, LC_CU_MOE_32, LC_CU_MOE_64, LC_CU_MOE_64W, LC_CU_MOE_64P, LC_CU_MOE_64WP };
+enum { LC_CU_MOE_AUTO = 1, LC_CU_MOE_OLD, LC_CU_MOE_32, LC_CU_MOE_64, LC_CU_MOE_64W, LC_CU_MOE_64WP };
 int lc_cu_moe_mode(lc_cuda *c);
 bool lc_cu_experts_mma_ok(lc_cuda *c, const lc_weight *w, const uint8_t *wd);
 lc_status lc_cu_experts_mma(lc_cuda *c, const lc_weight *w, const uint8_t *wd, float *out, const float *x,

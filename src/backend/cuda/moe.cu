@@ -233,41 +233,39 @@ __global__ void __launch_bounds__(32 * XM_WARPS_N * WM)
 /* ==== Entry point ==== */
 
 /* LOCARA_CUDA_MOE, read at the backend's first expert product: "old" selects the host-grouped
- * path (A/B measurement), "mma32" / "mma64" force the token tile, "mma64w" 64 with 8 warps, "mma64p" / "mma64wp" the same
- * pipelined; else the default. */
+ * path, "mma32" / "mma64" force the token tile, "mma64w" / "mma64wp" 64-pair tiles without /
+ * with the pipelined stages for every type; else the default (A/B measurements). */
 int lc_cu_moe_mode(lc_cuda *c) {
     if (!c->moe_mode) {
         const char *s = getenv("LOCARA_CUDA_MOE");
-        c->moe_mode = !s ? LC_CU_MOE_AUTO
-                      : !strcmp(s, "old")   ? LC_CU_MOE_OLD
-                      : !strcmp(s, "mma32") ? LC_CU_MOE_32
-                      : !strcmp(s, "mma64") ? LC_CU_MOE_64
-                      : !strcmp(s, "mma64w") ? LC_CU_MOE_64W
-                      : !strcmp(s, "mma64p") ? LC_CU_MOE_64P
+        c->moe_mode = !s                       ? LC_CU_MOE_AUTO
+                      : !strcmp(s, "old")     ? LC_CU_MOE_OLD
+                      : !strcmp(s, "mma32")   ? LC_CU_MOE_32
+                      : !strcmp(s, "mma64")   ? LC_CU_MOE_64
+                      : !strcmp(s, "mma64w")  ? LC_CU_MOE_64W
                       : !strcmp(s, "mma64wp") ? LC_CU_MOE_64WP
-                                            : LC_CU_MOE_AUTO;
+                                              : LC_CU_MOE_AUTO;
     }
     return c->moe_mode;
 }
 
 /* The grouped product: out (n_pairs, rows) row p = x[p or p / k] @ W_{ids[p]}^T, ids_dev on the
  * device. routed: ids_dev holds moe_route's ids of generation c->route_gen, so the grouping
- * made for an earlier product of this routing is reused. The token tile (32 or 64 pairs) follows
- * the mean pairs per expert: a weight tile is dequantized once per token tile, which costs more
- * than the tensor-core work a half-empty token tile wastes (H100, Qwen3-30B-A3B shapes, 32 pairs
- * per expert: pp512 7100 t/s with 32-pair tiles, 9000 with 64), so tiles are 64 from 8 pairs per
- * expert. 48- and 128-pair tiles measured no better (test_cuda_moe --bench, 128 pairs per expert:
- * 64 -> 80, 48 -> 68, 128 -> 62 TFLOP/s; bench/results/cuda-moe-prefill.txt, run 2). */
+ * made for an earlier product of this routing is reused. Measured on an H100 with the
+ * Qwen3-30B-A3B shapes (test_cuda_moe --bench and pp512, bench/results/cuda-moe-prefill.txt):
+ * - token tile: a weight tile is dequantized once per token tile, which costs more than the
+ *   tensor-core work a half-empty tile wastes, so tiles are 64 pairs from 8 pairs per expert
+ *   (32 pairs per expert: pp512 7100 t/s with 32-pair tiles, 9000 with 64); 48 and 128 were
+ *   no better (run 2);
+ * - 8 warps (two across the tokens) beat 4: Q4_K gate 326 -> 248 us at 512 tokens (run 3);
+ * - pipelined stages help Q4_K (248 -> 241 us; down 271 -> 231) but slow Q6_K (372 -> 467), so
+ *   only Q4_K takes them. */
 lc_status lc_cu_experts_mma(lc_cuda *c, const lc_weight *w, const uint8_t *wd, float *out, const float *x,
                             bool x_per_pair, const int32_t *ids_dev, bool routed, int n_pairs, int k) {
     const int n_expert = (int)w->n_expert;
     int mode = lc_cu_moe_mode(c);
-    int bm = mode == LC_CU_MOE_32                            ? 32
-             : mode >= LC_CU_MOE_64                          ? 64
-             : n_pairs >= 8 * n_expert                       ? 64
-                                                             : 32;
-    int wm = mode == LC_CU_MOE_64W || mode == LC_CU_MOE_64WP ? 2 : 1;
-    bool pipe = mode == LC_CU_MOE_64P || mode == LC_CU_MOE_64WP;
+    int bm = mode == LC_CU_MOE_32 ? 32 : mode >= LC_CU_MOE_64 || n_pairs >= 8 * n_expert ? 64 : 32;
+    bool pipe = mode == LC_CU_MOE_64WP || (mode != LC_CU_MOE_64W && w->type == LC_TYPE_Q4_K);
     size_t max_tiles = (size_t)n_pairs / bm + 1 + (size_t)LC_MIN(n_expert, n_pairs);
     size_t tiles_off = 16, pairs_off = tiles_off + max_tiles * sizeof(int4);
     bool hit = routed && c->moe_ok && c->moe_ids == ids_dev && c->moe_gen == c->route_gen && c->moe_n == n_pairs &&
@@ -293,30 +291,22 @@ lc_status lc_cu_experts_mma(lc_cuda *c, const lc_weight *w, const uint8_t *wd, f
     const int4 *tiles = (const int4 *)(g + tiles_off);
     const int32_t *pairs = (const int32_t *)(g + pairs_off);
     int x_div = x_per_pair ? 1 : k;
-#define L(T, BM, WM, P)                                                                                            \
-    cu_k(c, k_moe_mma<T, BM, WM, P>, grid, 32 * XM_WARPS_N * WM, wd, w->row_bytes, w->expert_bytes, (int)w->rows, (int)w->cols, x, \
-         x_div, nt, tiles, pairs, out)
+#define L(T, BM, WM, P)                                                                                        \
+    cu_k(c, k_moe_mma<T, BM, WM, P>, grid, 32 * XM_WARPS_N * WM, wd, w->row_bytes, w->expert_bytes, (int)w->rows, \
+         (int)w->cols, x, x_div, nt, tiles, pairs, out)
 #define L32(T) L(T, 32, 1, false)
-#define L64(T) L(T, 64, 1, false)
-#define L64W(T) L(T, 64, 2, false)
-#define L64P(T) L(T, 64, 1, true)
-#define L64WP(T) L(T, 64, 2, true)
-    if (bm == 64 && wm == 2 && pipe) {
-        LC_CU_DISPATCH((int)w->type, L64WP);
-    } else if (bm == 64 && pipe) {
-        LC_CU_DISPATCH((int)w->type, L64P);
-    } else if (bm == 64 && wm == 2) {
-        LC_CU_DISPATCH((int)w->type, L64W);
-    } else if (bm == 64) {
-        LC_CU_DISPATCH((int)w->type, L64);
-    } else {
+#define L64(T) L(T, 64, 2, false)
+#define L64P(T) L(T, 64, 2, true)
+    if (bm == 32) {
         LC_CU_DISPATCH((int)w->type, L32);
+    } else if (pipe) {
+        LC_CU_DISPATCH((int)w->type, L64P);
+    } else {
+        LC_CU_DISPATCH((int)w->type, L64);
     }
 #undef L32
 #undef L64
-#undef L64W
 #undef L64P
-#undef L64WP
 #undef L
     return CU_LAUNCH(c);
 }
