@@ -27,6 +27,7 @@ case "$TESTS" in *server*) LTARGETS="llama-bench llama-server"; LSERVER=ON ;; *)
   && cmake --build /tmp/lbuild --target $LTARGETS -j16 ) > /tmp/lbuild.log 2>&1 &
 LPID=$!
 # 2. Locara: carried binaries (bench/cuda/pack.sh; the image lacks libmicrohttpd, so it is not built here)
+[ -d .cudacarry/lib ] || tar -C .cudacarry -xJf .cudacarry/lib.tar.xz # pack.sh ships the libraries compressed
 B=.cudacarry/bin; export LD_LIBRARY_PATH=$PWD/.cudacarry/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 el "locara built"
 mkdir -p /tmp/m

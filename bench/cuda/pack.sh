@@ -14,6 +14,7 @@ cp $BUILD/locara $BUILD/liblocara_cuda.so $BUILD/test_* $D/bin/ # the CUDA backe
 for f in $(ldd $D/bin/* | awk '/=> \//{print $3}' | sort -u); do
   case $f in */libc.so*|*/libm.so*|*/libstdc++*|*/libgcc_s*|*/libresolv*|*/libpthread*|*/libdl*|*/librt*|*/ld-linux*|*cuda*|*cublas*) ;; *) cp -L $f $D/lib/ ;; esac
 done
+tar -C $D -cJf $D/lib.tar.xz lib && rm -rf $D/lib # xz: 17 MB -> ~5; the scripts unpack it there
 for s in llama8b qwen3moe30b; do # gzipped: the carried tree is limited to 64 MiB
   [ -f $D/$s.tmpl.gguf.gz ] || { /work/venv/py/bin/python bench/cuda/make_template.py $s /tmp/$s.tmpl.gguf && gzip -c /tmp/$s.tmpl.gguf > $D/$s.tmpl.gguf.gz; }
 done

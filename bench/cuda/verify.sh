@@ -15,6 +15,7 @@
 # 3 and 4 only).
 # Usage (on the device): bash bench/cuda/verify.sh   (raw outputs under $OUT)
 OUT=${OUT:-/tmp/out}; mkdir -p $OUT
+[ -d .cudacarry/lib ] || tar -C .cudacarry -xJf .cudacarry/lib.tar.xz # pack.sh ships the libraries compressed
 B=.cudacarry/bin; export LD_LIBRARY_PATH=$PWD/.cudacarry/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 SHA=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 M=/tmp/default.gguf

@@ -7,6 +7,7 @@
 # Usage (device, carry .cudacarry): bash bench/http/gpu.sh   -> $OUT/http/{results.jsonl,report.html,README.md}
 #   CONFIG=bench/http/compare-gpu-deep.json NAME=deep bash bench/http/gpu.sh   (64k and 124k, one stream)
 set -eu
+[ -d .cudacarry/lib ] || tar -C .cudacarry -xJf .cudacarry/lib.tar.xz # pack.sh ships the libraries compressed
 B=$PWD/.cudacarry; export LD_LIBRARY_PATH=$B/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 LS=/tmp/lbuild/bin/llama-server
 [ -x $LS ] || { echo "gpu.sh: no $LS (run bench/cuda/compare.sh with the server test in the call before)" >&2; exit 1; }
