@@ -64,7 +64,7 @@ case "$TESTS" in *" prof "*) el "ncu: kernel times of 8B decode steps (graphs of
     $B/locara run -m /tmp/m/llama8b-Q4_K_M.gguf -p "Hello" -n 4 --temp 0 -q > /tmp/ncu.csv 2>/tmp/ncu.err; echo "ncu rc=$?"; tail -3 /tmp/ncu.err
   python3 - /tmp/ncu.csv <<'PY' | tee $OUT/prof.txt
 import csv, sys, collections
-rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
+rows = [r for r in csv.reader(open(sys.argv[1], errors="replace")) if len(r) > 10]
 h, rows = rows[0], rows[1:]
 ki, vi, ui = h.index("Kernel Name"), h.index("Metric Value"), h.index("Metric Unit")
 tail = rows[-1200:]  # about the last three decode steps

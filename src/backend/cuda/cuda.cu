@@ -646,7 +646,7 @@ extern "C" lc_status lc_backend_cuda_create(const lc_model *model, int il0, int 
         const char *mmv = getenv("LOCARA_CUDA_MMV");
         c->mmv_float = mmv && !strcmp(mmv, "float");
         const char *fa = getenv("LOCARA_CUDA_FA");
-        c->fa_mode = fa && *fa ? atoi(fa) : 1;
+        c->fa_mode = fa && *fa ? atoi(fa) : 2; /* 2: measured faster than 1 (bench/results/cuda-h100.md) */
         const char *gr = getenv("LOCARA_CUDA_GRAPH");
         c->graph.on = gr && *gr ? atoi(gr) : 1; /* 0 off, 1 capture and replay, 2 capture every step */
     }

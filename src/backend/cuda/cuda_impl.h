@@ -113,8 +113,8 @@ typedef struct lc_cuda {
     void *xq; /* int8 activations + their block scales (decode, mmvq.cu) */
     size_t xq_bytes;
     bool mmv_float; /* LOCARA_CUDA_MMV=float: decode on the float path (A/B measurement) */
-    int fa_mode;    /* LOCARA_CUDA_FA: 0 the CUDA-core attention only, 1 (default) tensor cores, 64-position
-                     * tiles, 2 tensor cores, 32-position tiles double-buffered (A/B measurement) */
+    int fa_mode;    /* LOCARA_CUDA_FA: 0 the CUDA-core attention only, 1 tensor cores, 64-position tiles,
+                     * 2 (default) tensor cores, 32-position tiles double-buffered (A/B measurement) */
     size_t bytes; /* device bytes held */
     cu_graph graph; /* decode steps recorded as CUDA graphs (graph.cu) */
     cu_pend pend;   /* a launch held back for fusion */
