@@ -14,14 +14,18 @@
 #   each, too large to carry), fa2 (8B with LOCARA_CUDA_FA=1 and 2, interleaved, also tg64 at depth
 #   16k), suite (verify.sh's unit suite with the CUDA backend, then test_cuda_ops with
 #   LOCARA_CUDA_FA=2; carry shared.tgz in the bundle), prof (Nsight Compute: every kernel's time in
-#   about three 8B decode steps with graphs off, summed per kernel name -> $OUT/prof.txt)
+#   about three 8B decode steps with graphs off, summed per kernel name -> $OUT/prof.txt), dec
+#   (decode variants LOCARA_CUDA_MMVQ_ROWS=2 and LOCARA_CUDA_FUSE_Q8=1: the GPU tests with them on,
+#   then 8B and 30B-A3B tg128 with each, interleaved; builds no peer). Tests that need no peer
+#   leave llama.cpp unbuilt.
 REPS=${1:-3}; TESTS=" ${2:-ops 8b 30b} " # padded: a test matches as a whole word
 OUT=${OUT:-/tmp/out}; mkdir -p $OUT
 T0=$(date +%s); el() { echo "[$(( $(date +%s) - T0 ))s] $*"; }
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader
 # 1. llama.cpp in the background (the longest step)
 case "$TESTS" in *server*) LTARGETS="llama-bench llama-server"; LSERVER=ON ;; *) LTARGETS=llama-bench; LSERVER=OFF ;; esac
-( cmake -S .peer/llama.cpp -B /tmp/lbuild -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+case "$TESTS" in *8b*|*30b*|*pp4096*|*depth*|*server*) PEER=1 ;; *) PEER= ;; esac # tests without the peer build nothing
+[ -n "$PEER" ] && ( cmake -S .peer/llama.cpp -B /tmp/lbuild -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=$LSERVER -DLLAMA_OPENSSL=OFF -DGGML_NATIVE=ON \
     -DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
   && cmake --build /tmp/lbuild --target $LTARGETS -j16 ) > /tmp/lbuild.log 2>&1 &
@@ -32,8 +36,8 @@ B=.cudacarry/bin; export LD_LIBRARY_PATH=$PWD/.cudacarry/lib${LD_LIBRARY_PATH:+:
 el "locara built"
 mkdir -p /tmp/m
 for f in .cudacarry/*.tmpl.gguf.gz; do gunzip -c $f > /tmp/m/$(basename $f .gz); done
-case "$TESTS" in *8b*|*depth*|*fa*|*prof*) $B/make_model /tmp/m/llama8b.tmpl.gguf Q4_K_M /tmp/m/llama8b-Q4_K_M.gguf ;; esac
-case "$TESTS" in *30b*) $B/make_model /tmp/m/qwen3moe30b.tmpl.gguf Q4_K_M /tmp/m/qwen3moe30b-Q4_K_M.gguf ;; esac
+case "$TESTS" in *8b*|*depth*|*fa*|*prof*|*dec*) $B/make_model /tmp/m/llama8b.tmpl.gguf Q4_K_M /tmp/m/llama8b-Q4_K_M.gguf ;; esac
+case "$TESTS" in *30b*|*dec*) $B/make_model /tmp/m/qwen3moe30b.tmpl.gguf Q4_K_M /tmp/m/qwen3moe30b-Q4_K_M.gguf ;; esac
 el "models written"; ls -la /tmp/m
 # 3. copy bandwidth (bytes read + written), 4 GiB buffers, median of 20
 python3 - <<'PY' 2>&1 | tee $OUT/membw.txt
@@ -55,6 +59,16 @@ case "$TESTS" in *" fa "*) for r in 1 2; do el "A/B rep $r: attention on the ten
 case "$TESTS" in *" fa2 "*) for r in 1 2; do for f in 1 2; do el "A/B rep $r: LOCARA_CUDA_FA=$f (8B)"
   LOCARA_CUDA_FA=$f timeout 120 $B/locara bench -m /tmp/m/llama8b-Q4_K_M.gguf -r 1 -p 512,4096 -n 128 2>>/tmp/locara.err | sed "s/^/FA=$f /" | tee -a $OUT/locara-fa2.txt | grep -E "pp|tg"
   LOCARA_CUDA_FA=$f timeout 120 $B/locara bench -m /tmp/m/llama8b-Q4_K_M.gguf -r 1 -p 0 -n 64 -d 16384 2>>/tmp/locara.err | sed "s/^/FA=$f /" | tee -a $OUT/locara-fa2.txt | grep -E "tg"
+  done; done ;; esac
+case "$TESTS" in *" dec "*) el "decode variants: tests with LOCARA_CUDA_FUSE_Q8=1 LOCARA_CUDA_MMVQ_ROWS=2, then tg128 A/B"
+  timeout 200 $B/test_cuda_ops > $OUT/test_cuda_ops-dec.txt 2>&1; echo "test_cuda_ops: rc=$? $(tail -1 $OUT/test_cuda_ops-dec.txt)"; grep "CHECK failed" $OUT/test_cuda_ops-dec.txt | head -5
+  for t in test_cuda_moe test_cuda_graph; do LOCARA_CUDA_FUSE_Q8=1 LOCARA_CUDA_MMVQ_ROWS=2 timeout 200 $B/$t > $OUT/$t-dec.txt 2>&1
+    echo "$t (both variants on): rc=$? $(tail -1 $OUT/$t-dec.txt)"; grep "CHECK failed" $OUT/$t-dec.txt | head -5; done
+  for r in 1 2 3; do for v in "" "LOCARA_CUDA_MMVQ_ROWS=2" "LOCARA_CUDA_FUSE_Q8=1" "LOCARA_CUDA_MMVQ_ROWS=2 LOCARA_CUDA_FUSE_Q8=1"; do
+    env $v timeout 60 $B/locara bench -m /tmp/m/llama8b-Q4_K_M.gguf -r 1 -p 0 -n 128 2>>/tmp/locara.err | grep tg | sed "s/^/8B rep $r [${v:-default}] /" | tee -a $OUT/locara-dec.txt
+  done; done
+  for r in 1 2; do for v in "" "LOCARA_CUDA_MMVQ_ROWS=2 LOCARA_CUDA_FUSE_Q8=1"; do
+    env $v timeout 90 $B/locara bench -m /tmp/m/qwen3moe30b-Q4_K_M.gguf -r 1 -p 0 -n 128 2>>/tmp/locara.err | grep tg | sed "s/^/30B rep $r [${v:-default}] /" | tee -a $OUT/locara-dec.txt
   done; done ;; esac
 case "$TESTS" in *" suite "*) el "unit suite with the CUDA backend"; STEPS=3 bash bench/cuda/verify.sh 2>&1 | grep -v "^default model"
   LOCARA_CUDA_FA=2 timeout 200 $B/test_cuda_ops > $OUT/test_cuda_ops-fa2.txt 2>&1; echo "test_cuda_ops with LOCARA_CUDA_FA=2: rc=$? $(tail -1 $OUT/test_cuda_ops-fa2.txt)"
@@ -83,7 +97,7 @@ PY
   ;; esac
 case "$TESTS" in *depth*) el "locara tg128 at depth 32k, 1 rep (runs while llama.cpp builds: GPU-bound, one host core)"
   timeout 300 $B/locara bench -m /tmp/m/llama8b-Q4_K_M.gguf -r 1 -p 0 -n 128 -d 32768 2>>/tmp/locara.err | tee -a $OUT/locara.txt | grep tg ;; esac
-wait $LPID || { el "llama.cpp build FAILED"; tail -40 /tmp/lbuild.log; cp /tmp/lbuild.log $OUT/; }
+[ -z "$PEER" ] || wait $LPID || { el "llama.cpp build FAILED"; tail -40 /tmp/lbuild.log; cp /tmp/lbuild.log $OUT/; }
 el "llama.cpp built"
 LB=/tmp/lbuild/bin/llama-bench
 run_pair() { # model, extra args for both

@@ -508,6 +508,62 @@ static void bench(env *e) {
     }
 }
 
+/* The decode variants chosen by environment variables at backend creation must not change a bit:
+ * a backend with LOCARA_CUDA_FUSE_Q8=1 (RMS norm and SwiGLU leave the q8 form of their output
+ * for the next product) and LOCARA_CUDA_MMVQ_ROWS=2 (two weight rows per warp) against the
+ * default backend, on norm -> product and SwiGLU -> product chains of 1, 3 and 8 tokens, every
+ * int8 type, row counts that leave a last warp with one row. */
+static void test_decode_variants(env *e) {
+    setenv("LOCARA_CUDA_FUSE_Q8", "1", 1);
+    setenv("LOCARA_CUDA_MMVQ_ROWS", "2", 1);
+    lc_backend *b2 = NULL;
+    lc_status st = lc_backend_cuda_create(NULL, 0, 0, &b2);
+    unsetenv("LOCARA_CUDA_FUSE_Q8");
+    unsetenv("LOCARA_CUDA_MMVQ_ROWS");
+    CHECKF(st == LC_OK, "second CUDA backend: %s", lc_last_error());
+    if (st) return;
+    lc_backend *be[2] = {e->gpu, b2};
+    const lc_type types[] = {LC_TYPE_Q4_K, LC_TYPE_Q6_K, LC_TYPE_Q8_0, LC_TYPE_Q4_0};
+    const int cols = 512, rows = 67, toks[] = {1, 3, 8};
+    for (size_t ti = 0; ti < LC_ARRAY_LEN(types); ti++) {
+        float *f0;
+        lc_weight w = make_weight(types[ti], rows, cols, 1, &f0);
+        for (int s = 0; s < 2; s++) CHECK(lc_backend_cuda_add_weight(be[s], &w) == LC_OK);
+        for (size_t k = 0; k < LC_ARRAY_LEN(toks); k++) {
+            const int T = toks[k];
+            const size_t nx = (size_t)T * cols, no = (size_t)T * rows;
+            float *x = malloc(nx * 4), *u = malloc(nx * 4), *g = malloc(cols * 4), *out[2][2];
+            fill(x, nx, 2.0f), fill(u, nx, 1.0f), fill(g, cols, 1.0f);
+            for (int s = 0; s < 2; s++) {
+                lc_backend *b = be[s];
+                float *bx = b->ops->alloc(b, nx), *bu = b->ops->alloc(b, nx), *bg = b->ops->alloc(b, cols);
+                float *bn = b->ops->alloc(b, nx), *bo = b->ops->alloc(b, no);
+                lc_backend_cuda_from_host(b, bx, x, nx), lc_backend_cuda_from_host(b, bu, u, nx);
+                lc_backend_cuda_from_host(b, bg, g, cols);
+                const lc_weight *ws[1] = {&w};
+                for (int chain = 0; chain < 2; chain++) {
+                    if (chain == 0) b->ops->rms_norm(b, bn, bx, bg, T, cols, 1e-5f);
+                    else b->ops->swiglu(b, bn, bx, bu, nx);
+                    float *o1[1] = {bo};
+                    CHECKF(b->ops->matmul(b, 1, ws, o1, bn, T) == LC_OK, "%s", lc_last_error());
+                    out[s][chain] = malloc(no * 4);
+                    b->ops->to_host(b, out[s][chain], bo, no);
+                }
+                b->ops->free(b, bx), b->ops->free(b, bu), b->ops->free(b, bg), b->ops->free(b, bn), b->ops->free(b, bo);
+            }
+            for (int chain = 0; chain < 2; chain++) {
+                CHECKF(memcmp(out[0][chain], out[1][chain], no * 4) == 0,
+                       "%s T=%d %s -> product: FUSE_Q8=1 MMVQ_ROWS=2 differs from the default", lc_type_name(types[ti]),
+                       T, chain ? "swiglu" : "rms_norm");
+                free(out[0][chain]), free(out[1][chain]);
+            }
+            free(x), free(u), free(g);
+        }
+        keep(w.data), free(f0);
+    }
+    lc_backend_cuda_free(b2);
+}
+
 int main(int argc, char **argv) {
     if (lc_cuda_device_count() <= 0) return test_skip("no CUDA device");
     env e;
@@ -519,6 +575,7 @@ int main(int argc, char **argv) {
     test_attention(&e);
     test_matmul(&e);
     test_moe(&e);
+    test_decode_variants(&e);
     if (argc > 1 && strcmp(argv[1], "--bench") == 0) bench(&e);
     lc_backend_cuda_free(e.gpu);
     lc_backend_cpu_free(e.cpu);

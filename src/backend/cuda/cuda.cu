@@ -269,6 +269,7 @@ extern "C" lc_status lc_backend_cuda_add_weight(lc_backend *be, const lc_weight 
 extern "C" lc_status lc_backend_cuda_from_host(lc_backend *be, float *dst, const float *src, size_t n) {
     lc_cuda *c = cu_of(be);
     lc_cu_flush(c);
+    c->xq_src = NULL; /* dst may be activations whose q8 form the scratch holds */
     if (cu_recording(c)) { /* staged: the recorded copy reads it when the step runs */
         lc_status st = lc_cu_copy_in(c, dst, src, n * sizeof(float));
         if (st && !c->err) c->err = st;
@@ -302,26 +303,37 @@ __device__ __forceinline__ float block_sum(float v, float *red) {
     return red[0];
 }
 
-/* One block per row: out = x / sqrt(mean(x^2) + eps) * g. */
-__global__ void k_rms_norm(float *out, const float *x, const float *g, int n, float eps) {
+/* Writes the normed row o and, with q != NULL (n a multiple of 32), its q8 form: a warp's 32
+ * consecutive elements are one block. */
+__device__ __forceinline__ void norm_store(float *o, const float *xr, const float *g, float scale, int n, int8_t *q,
+                                           float2 *dq) {
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        const float v = g ? xr[i] * scale * g[i] : xr[i] * scale;
+        o[i] = v;
+        if (q) cu_q8_block(v, q + (i & ~31), dq + i / 32);
+    }
+}
+
+/* One block per row: out = x / sqrt(mean(x^2) + eps) * g (and its q8 form in q, dq when given). */
+__global__ void k_rms_norm(float *out, const float *x, const float *g, int n, float eps, int8_t *q, float2 *dq) {
     __shared__ float red[32];
     const float *xr = x + (size_t)blockIdx.x * n;
-    float *o = out + (size_t)blockIdx.x * n;
     float ss = 0.0f;
     for (int i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
-    float scale = 1.0f / sqrtf(block_sum(ss, red) / (float)n + eps);
-    for (int i = threadIdx.x; i < n; i += blockDim.x) o[i] = g ? xr[i] * scale * g[i] : xr[i] * scale;
+    const float scale = 1.0f / sqrtf(block_sum(ss, red) / (float)n + eps);
+    norm_store(out + (size_t)blockIdx.x * n, xr, g, scale, n, q ? q + (size_t)blockIdx.x * n : NULL,
+               q ? dq + (size_t)blockIdx.x * (n / 32) : NULL);
 }
 
 /* The residual add held back by cu_add fused into the norm that reads its sum: x += y, then
  * out = x / rms(x) * g, per row. The same arithmetic in the same order as k_add then
  * k_rms_norm (bit-identical); out may be y (each element of y is read before the barrier, and
  * out written after it). */
-__global__ void k_add_rms_norm(float *out, float *x, const float *y, const float *g, int n, float eps) {
+__global__ void k_add_rms_norm(float *out, float *x, const float *y, const float *g, int n, float eps, int8_t *q,
+                               float2 *dq) {
     __shared__ float red[32];
     float *xr = x + (size_t)blockIdx.x * n;
     const float *yr = y + (size_t)blockIdx.x * n;
-    float *o = out + (size_t)blockIdx.x * n;
     float ss = 0.0f;
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
         const float v = xr[i] + yr[i];
@@ -329,7 +341,18 @@ __global__ void k_add_rms_norm(float *out, float *x, const float *y, const float
         ss += v * v;
     }
     float scale = 1.0f / sqrtf(block_sum(ss, red) / (float)n + eps);
-    for (int i = threadIdx.x; i < n; i += blockDim.x) o[i] = g ? xr[i] * scale * g[i] : xr[i] * scale;
+    norm_store(out + (size_t)blockIdx.x * n, xr, g, scale, n, q ? q + (size_t)blockIdx.x * n : NULL,
+               q ? dq + (size_t)blockIdx.x * (n / 32) : NULL);
+}
+
+/* Where an op of n_rows x n outputs may also leave their q8 form for the decode product that reads
+ * them next (LOCARA_CUDA_FUSE_Q8): the scratch, or NULL when the op should not. */
+static int8_t *fused_q8(lc_cuda *c, int n_rows, size_t n, float2 **dq) {
+    int8_t *q = NULL;
+    *dq = NULL;
+    if (!c->fuse_q8 || n_rows > CU_GRAPH_MAX_TOK || n % 32 || lc_cu_q8_scratch(c, (size_t)n_rows * n, &q, dq))
+        return NULL;
+    return q;
 }
 
 static void cu_rms_norm(lc_backend *be, float *out, const float *x, const float *g, int n_rows, int n, float eps) {
@@ -337,14 +360,17 @@ static void cu_rms_norm(lc_backend *be, float *out, const float *x, const float 
     if (c->err || n_rows <= 0) return;
     int threads = n >= 1024 ? 256 : 128;
     cu_pend *pd = &c->pend;
+    float2 *dq;
+    int8_t *q = fused_q8(c, n_rows, (size_t)n, &dq);
     if (pd->kind == PEND_ADD && pd->x == x && pd->n == (size_t)n_rows * n) { /* the residual add, fused */
         float *xs = pd->x;
         const float *ys = pd->y;
         pd->kind = PEND_NONE;
-        cu_k(c, k_add_rms_norm, (unsigned)n_rows, threads, out, xs, ys, dev_vec(c, g), n, eps);
+        cu_k(c, k_add_rms_norm, (unsigned)n_rows, threads, out, xs, ys, dev_vec(c, g), n, eps, q, dq);
     } else {
-        cu_k(c, k_rms_norm, (unsigned)n_rows, threads, out, x, dev_vec(c, g), n, eps);
+        cu_k(c, k_rms_norm, (unsigned)n_rows, threads, out, x, dev_vec(c, g), n, eps, q, dq);
     }
+    if (q) c->xq_src = out, c->xq_n = (size_t)n_rows * n; /* after the launch, which clears it */
     CU_LAUNCH(c);
 }
 
@@ -436,11 +462,15 @@ void lc_cu_flush(lc_cuda *c) {
 
 /* ==== Element-wise ==== */
 
-__global__ void k_swiglu(float *out, const float *g, const float *u, size_t n) {
+/* out = silu(g) * u, and with q != NULL (n a multiple of 32) its q8 form: a warp's 32 consecutive
+ * elements are one block. */
+__global__ void k_swiglu(float *out, const float *g, const float *u, size_t n, int8_t *q, float2 *dq) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) {
         float a = g[i];
-        out[i] = a / (1.0f + expf(-a)) * u[i];
+        const float v = a / (1.0f + expf(-a)) * u[i];
+        out[i] = v;
+        if (q) cu_q8_block(v, q + (i & ~(size_t)31), dq + i / 32);
     }
 }
 
@@ -457,7 +487,11 @@ __global__ void k_add_bias(float *x, const float *b, size_t n, int w) {
 static void cu_swiglu(lc_backend *be, float *out, const float *gate, const float *up, size_t n) {
     lc_cuda *c = cu_of(be);
     if (c->err || !n) return;
-    cu_k(c, k_swiglu, (unsigned)((n + 255) / 256), 256, out, gate, up, n);
+    /* the rows' width is not known here, but q8 blocks of the flat array are those of its rows */
+    float2 *dq = NULL;
+    int8_t *q = n <= (size_t)CU_GRAPH_MAX_TOK * 32768 ? fused_q8(c, 1, n, &dq) : NULL; /* decode-sized */
+    cu_k(c, k_swiglu, (unsigned)((n + 255) / 256), 256, out, gate, up, n, q, dq);
+    if (q) c->xq_src = out, c->xq_n = n;
     CU_LAUNCH(c);
 }
 
@@ -645,6 +679,10 @@ extern "C" lc_status lc_backend_cuda_create(const lc_model *model, int il0, int 
     {
         const char *mmv = getenv("LOCARA_CUDA_MMV");
         c->mmv_float = mmv && !strcmp(mmv, "float");
+        const char *fq = getenv("LOCARA_CUDA_FUSE_Q8");
+        c->fuse_q8 = fq && !strcmp(fq, "1");
+        const char *mr = getenv("LOCARA_CUDA_MMVQ_ROWS");
+        c->mmvq_rows = mr && *mr ? atoi(mr) : 1;
         const char *fa = getenv("LOCARA_CUDA_FA");
         c->fa_mode = fa && *fa ? atoi(fa) : 2; /* 2: measured faster than 1 (bench/results/cuda-h100.md) */
         const char *gr = getenv("LOCARA_CUDA_GRAPH");

@@ -113,6 +113,11 @@ typedef struct lc_cuda {
     void *xq; /* int8 activations + their block scales (decode, mmvq.cu) */
     size_t xq_bytes;
     bool mmv_float; /* LOCARA_CUDA_MMV=float: decode on the float path (A/B measurement) */
+    int mmvq_rows;  /* LOCARA_CUDA_MMVQ_ROWS: weight rows per warp of one-token int8 products (1 or 2) */
+    bool fuse_q8;   /* LOCARA_CUDA_FUSE_Q8: RMS norm and SwiGLU of <= 8 rows also write their q8 form */
+    const float *xq_src; /* the activations whose q8 form the scratch xq holds, written by the op that
+                          * produced them; cleared by every launch (cu_k), so only the next op sees it */
+    size_t xq_n;
     int fa_mode;    /* LOCARA_CUDA_FA: 0 the CUDA-core attention only, 1 tensor cores, 64-position tiles,
                      * 2 (default) tensor cores, 32-position tiles double-buffered (A/B measurement) */
     size_t bytes; /* device bytes held */
@@ -180,6 +185,7 @@ template <typename... P, typename... A>
 static inline void cu_k(lc_cuda *c, void (*k)(P...), dim3 grid, dim3 block, const A &...a) {
     cu_graph *g = &c->graph;
     if (c->pend.kind) lc_cu_flush(c);
+    c->xq_src = NULL;
     if (g->mode != CU_DIRECT) {
         const unsigned d[6] = {grid.x, grid.y, grid.z, block.x, block.y, block.z};
         cu_sig_mix(g, &k, sizeof k);
@@ -215,6 +221,7 @@ bool lc_cu_type_ok(lc_type t);
 /* mmvq.cu: decode products on int8 activations for the types lc_cu_mmvq_ok accepts. */
 bool lc_cu_mmvq_ok(const lc_cuda *c, lc_type t);
 lc_status lc_cu_quantize_q8(lc_cuda *c, const float *x, int n_rows, int cols, const int8_t **xq, const float2 **dx);
+lc_status lc_cu_q8_scratch(lc_cuda *c, size_t nq, int8_t **xq, float2 **dx);
 lc_status lc_cu_mmvq(lc_cuda *c, int n_w, const lc_weight *const *w, const uint8_t *const *wd, float *const *out,
                      const int8_t *xq, const float2 *dx, int T);
 lc_status lc_cu_mmvq_ids(lc_cuda *c, const lc_weight *w, const uint8_t *wd, float *out, const float *x,

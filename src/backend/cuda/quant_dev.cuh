@@ -23,6 +23,23 @@ __device__ __forceinline__ float cu_warp_sum(float v) {
     return v;
 }
 
+/* q8_1-style activation quantization of one block of 32 floats held one per lane of a warp (all
+ * lanes active): q[lane] = round(v / d) with d = amax / 127, and lane 0 writes {d, d * sum(q)}.
+ * The decode products' input format (mmvq.cu); also written directly by the ops that produce
+ * their input (cuda.cu's RMS norm and SwiGLU), with the same arithmetic. */
+__device__ __forceinline__ void cu_q8_block(float v, int8_t *q, float2 *d) {
+    float amax = fabsf(v);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    const float dd = amax / 127.0f;
+    const int qi = amax == 0.0f ? 0 : __float2int_rn(v / dd);
+    int s = qi;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    q[threadIdx.x & 31] = (int8_t)qi;
+    if ((threadIdx.x & 31) == 0) *d = make_float2(dd, dd * (float)s);
+}
+
 /* Block size (elements) and bytes of each type the GPU computes with. */
 template <int T> struct qt;
 template <> struct qt<0> { enum { BS = 8, BYTES = 32 }; };   /* F32 */
