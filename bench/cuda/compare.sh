@@ -15,8 +15,8 @@
 #   16k), suite (verify.sh's unit suite with the CUDA backend, then test_cuda_ops with
 #   LOCARA_CUDA_FA=2; carry shared.tgz in the bundle), prof (Nsight Compute: every kernel's time in
 #   about three 8B decode steps with graphs off, summed per kernel name -> $OUT/prof.txt), dec
-#   (decode variants LOCARA_CUDA_MMVQ_ROWS=2 and LOCARA_CUDA_FUSE_Q8=1: the GPU tests with them on,
-#   then 8B and 30B-A3B tg128 with each, interleaved; builds no peer). Tests that need no peer
+#   (decode variants LOCARA_CUDA_NORM_THREADS=1024 and LOCARA_CUDA_FUSE_Q8=1: the GPU tests with them
+#   on, then 8B and 30B-A3B tg128 with each, interleaved; builds no peer). Tests that need no peer
 #   leave llama.cpp unbuilt.
 REPS=${1:-3}; TESTS=" ${2:-ops 8b 30b} " # padded: a test matches as a whole word
 OUT=${OUT:-/tmp/out}; mkdir -p $OUT
@@ -60,14 +60,14 @@ case "$TESTS" in *" fa2 "*) for r in 1 2; do for f in 1 2; do el "A/B rep $r: LO
   LOCARA_CUDA_FA=$f timeout 120 $B/locara bench -m /tmp/m/llama8b-Q4_K_M.gguf -r 1 -p 512,4096 -n 128 2>>/tmp/locara.err | sed "s/^/FA=$f /" | tee -a $OUT/locara-fa2.txt | grep -E "pp|tg"
   LOCARA_CUDA_FA=$f timeout 120 $B/locara bench -m /tmp/m/llama8b-Q4_K_M.gguf -r 1 -p 0 -n 64 -d 16384 2>>/tmp/locara.err | sed "s/^/FA=$f /" | tee -a $OUT/locara-fa2.txt | grep -E "tg"
   done; done ;; esac
-case "$TESTS" in *" dec "*) el "decode variants: tests with LOCARA_CUDA_FUSE_Q8=1 LOCARA_CUDA_MMVQ_ROWS=2, then tg128 A/B"
+case "$TESTS" in *" dec "*) el "decode variants: tests with them on, then tg128 A/B"
   timeout 200 $B/test_cuda_ops > $OUT/test_cuda_ops-dec.txt 2>&1; echo "test_cuda_ops: rc=$? $(tail -1 $OUT/test_cuda_ops-dec.txt)"; grep "CHECK failed" $OUT/test_cuda_ops-dec.txt | head -5
-  for t in test_cuda_moe test_cuda_graph; do LOCARA_CUDA_FUSE_Q8=1 LOCARA_CUDA_MMVQ_ROWS=2 timeout 200 $B/$t > $OUT/$t-dec.txt 2>&1
-    echo "$t (both variants on): rc=$? $(tail -1 $OUT/$t-dec.txt)"; grep "CHECK failed" $OUT/$t-dec.txt | head -5; done
-  for r in 1 2 3; do for v in "" "LOCARA_CUDA_MMVQ_ROWS=2" "LOCARA_CUDA_FUSE_Q8=1" "LOCARA_CUDA_MMVQ_ROWS=2 LOCARA_CUDA_FUSE_Q8=1"; do
+  for t in test_cuda_ops test_cuda_moe test_cuda_graph; do LOCARA_CUDA_FUSE_Q8=1 LOCARA_CUDA_NORM_THREADS=1024 timeout 200 $B/$t > $OUT/$t-dec.txt 2>&1
+    echo "$t (variants on): rc=$? $(tail -1 $OUT/$t-dec.txt)"; grep "CHECK failed" $OUT/$t-dec.txt | head -5; done
+  for r in 1 2 3; do for v in "" "LOCARA_CUDA_NORM_THREADS=1024" "LOCARA_CUDA_FUSE_Q8=1" "LOCARA_CUDA_NORM_THREADS=1024 LOCARA_CUDA_FUSE_Q8=1"; do
     env $v timeout 60 $B/locara bench -m /tmp/m/llama8b-Q4_K_M.gguf -r 1 -p 0 -n 128 2>>/tmp/locara.err | grep tg | sed "s/^/8B rep $r [${v:-default}] /" | tee -a $OUT/locara-dec.txt
   done; done
-  for r in 1 2; do for v in "" "LOCARA_CUDA_MMVQ_ROWS=2 LOCARA_CUDA_FUSE_Q8=1"; do
+  for r in 1 2; do for v in "" "LOCARA_CUDA_NORM_THREADS=1024" "LOCARA_CUDA_NORM_THREADS=1024 LOCARA_CUDA_FUSE_Q8=1"; do
     env $v timeout 90 $B/locara bench -m /tmp/m/qwen3moe30b-Q4_K_M.gguf -r 1 -p 0 -n 128 2>>/tmp/locara.err | grep tg | sed "s/^/30B rep $r [${v:-default}] /" | tee -a $OUT/locara-dec.txt
   done; done ;; esac
 case "$TESTS" in *" suite "*) el "unit suite with the CUDA backend"; STEPS=3 bash bench/cuda/verify.sh 2>&1 | grep -v "^default model"
@@ -85,7 +85,8 @@ tail = rows[-1200:]  # about the last three decode steps
 per = collections.defaultdict(lambda: [0, 0.0])
 for r in tail:
     v = float(r[vi].replace(",", ""))
-    v = v / 1000 if r[ui] == "nsecond" else v * 1000 if r[ui] == "msecond" else v  # -> microseconds
+    u = r[ui].strip().lower()
+    v = v / 1000 if u in ("ns", "nsecond") else v * 1000 if u in ("ms", "msecond") else v  # -> microseconds
     k = r[ki].split("(")[0][:60]
     per[k][0] += 1
     per[k][1] += v

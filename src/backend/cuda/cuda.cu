@@ -358,7 +358,10 @@ static int8_t *fused_q8(lc_cuda *c, int n_rows, size_t n, float2 **dq) {
 static void cu_rms_norm(lc_backend *be, float *out, const float *x, const float *g, int n_rows, int n, float eps) {
     lc_cuda *c = cu_of(be);
     if (c->err || n_rows <= 0) return;
-    int threads = n >= 1024 ? 256 : 128;
+    /* A row is one block, so its loads are in flight only as far as the block is wide. Under ncu
+     * the 256-thread norm of an 8B model's 4096-wide rows took 13.7 us, 20% of a decode step
+     * (H100, cuda-h100.md); LOCARA_CUDA_NORM_THREADS=1024 is the candidate, not yet measured. */
+    int threads = c->norm_threads ? c->norm_threads : n >= 1024 ? 256 : 128;
     cu_pend *pd = &c->pend;
     float2 *dq;
     int8_t *q = fused_q8(c, n_rows, (size_t)n, &dq);
@@ -679,10 +682,12 @@ extern "C" lc_status lc_backend_cuda_create(const lc_model *model, int il0, int 
     {
         const char *mmv = getenv("LOCARA_CUDA_MMV");
         c->mmv_float = mmv && !strcmp(mmv, "float");
+        const char *nt = getenv("LOCARA_CUDA_NORM_THREADS");
+        c->norm_threads = nt && *nt ? atoi(nt) : 0;
+        if (c->norm_threads != 128 && c->norm_threads != 256 && c->norm_threads != 512 && c->norm_threads != 1024)
+            c->norm_threads = 0;
         const char *fq = getenv("LOCARA_CUDA_FUSE_Q8");
         c->fuse_q8 = fq && !strcmp(fq, "1");
-        const char *mr = getenv("LOCARA_CUDA_MMVQ_ROWS");
-        c->mmvq_rows = mr && *mr ? atoi(mr) : 1;
         const char *fa = getenv("LOCARA_CUDA_FA");
         c->fa_mode = fa && *fa ? atoi(fa) : 2; /* 2: measured faster than 1 (bench/results/cuda-h100.md) */
         const char *gr = getenv("LOCARA_CUDA_GRAPH");

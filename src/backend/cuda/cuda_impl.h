@@ -113,8 +113,10 @@ typedef struct lc_cuda {
     void *xq; /* int8 activations + their block scales (decode, mmvq.cu) */
     size_t xq_bytes;
     bool mmv_float; /* LOCARA_CUDA_MMV=float: decode on the float path (A/B measurement) */
-    int mmvq_rows;  /* LOCARA_CUDA_MMVQ_ROWS: weight rows per warp of one-token int8 products (1 or 2) */
-    bool fuse_q8;   /* LOCARA_CUDA_FUSE_Q8: RMS norm and SwiGLU of <= 8 rows also write their q8 form */
+    int norm_threads; /* LOCARA_CUDA_NORM_THREADS: 128, 256, 512 or 1024 threads per RMS norm row
+                       * (A/B; 0: 256 from 1024 elements, else 128) */
+    bool fuse_q8;   /* LOCARA_CUDA_FUSE_Q8=1: RMS norm and SwiGLU of decode-sized batches also write the
+                     * q8 form of their output (A/B: 3% slower with 256-thread norms, H100) */
     const float *xq_src; /* the activations whose q8 form the scratch xq holds, written by the op that
                           * produced them; cleared by every launch (cu_k), so only the next op sees it */
     size_t xq_n;

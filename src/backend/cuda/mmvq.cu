@@ -35,37 +35,30 @@ __device__ __forceinline__ int ld_u16x2(const uint8_t *p) { /* 4 bytes at a 2-by
     return (int)((uint32_t)h[0] | ((uint32_t)h[1] << 16));
 }
 
-/* Each dot below walks this lane's chunks of R weight rows (rb bytes apart) at once: the
- * activation loads and their scales are shared by the R rows, and R weight loads are in flight per
- * chunk. acc[r * NT + t] += dot(W row r, x[t]). */
-
 /* Q4_K, 8 chunks per block of 256: chunk c = 2j + h takes qs[32j + 16h .. +16], i.e. elements
  * 64j + 16h + 0..15 (low nibbles, sub-block 2j) and 64j + 32 + 16h + 0..15 (high, sub-block 2j+1).
  * The min term of each sub-block is added once, by its h == 0 chunk. */
-template <int NT, int R>
-__device__ __forceinline__ void dot_q4_K(const uint8_t *wr, size_t rb, int cols, const int8_t *xq, const float2 *dx,
-                                         int T, float *acc) {
+template <int NT>
+__device__ __forceinline__ void dot_q4_K(const uint8_t *wr, int cols, const int8_t *xq, const float2 *dx, int T,
+                                         float *acc) {
     const int lane = threadIdx.x & 31, n_chunks = cols / 32, nxb = cols / 32;
 #pragma unroll 2
     for (int ci = lane; ci < n_chunks; ci += 32) {
         const int b = ci >> 3, c = ci & 7, j = c >> 1, h = c & 1;
-        uint4 q[R];
-        float d[R], dmin[R], sc0[R], m0[R], sc1[R], m1[R];
-#pragma unroll
-        for (int r = 0; r < R; r++) {
-            const uint8_t *blk = wr + r * rb + (size_t)b * 144;
-            q[r] = *(const uint4 *)(blk + 16 + 32 * j + 16 * h);
-            d[r] = cu_h2f(blk), dmin[r] = cu_h2f(blk + 2);
-            const uint8_t *s = blk + 4;
-            if (j < 2) {
-                sc0[r] = s[2 * j] & 63, m0[r] = s[2 * j + 4] & 63;
-                sc1[r] = s[2 * j + 1] & 63, m1[r] = s[2 * j + 5] & 63;
-            } else {
-                const int a = 2 * j, bb = 2 * j + 1;
-                sc0[r] = (s[a + 4] & 0xF) | ((s[a - 4] >> 6) << 4), m0[r] = (s[a + 4] >> 4) | ((s[a] >> 6) << 4);
-                sc1[r] = (s[bb + 4] & 0xF) | ((s[bb - 4] >> 6) << 4), m1[r] = (s[bb + 4] >> 4) | ((s[bb] >> 6) << 4);
-            }
+        const uint8_t *blk = wr + (size_t)b * 144;
+        const uint4 q = *(const uint4 *)(blk + 16 + 32 * j + 16 * h);
+        const float d = cu_h2f(blk), dmin = cu_h2f(blk + 2);
+        const uint8_t *s = blk + 4;
+        int sc0, m0, sc1, m1;
+        if (j < 2) {
+            sc0 = s[2 * j] & 63, m0 = s[2 * j + 4] & 63;
+            sc1 = s[2 * j + 1] & 63, m1 = s[2 * j + 5] & 63;
+        } else {
+            const int a = 2 * j, bb = 2 * j + 1;
+            sc0 = (s[a + 4] & 0xF) | ((s[a - 4] >> 6) << 4), m0 = (s[a + 4] >> 4) | ((s[a] >> 6) << 4);
+            sc1 = (s[bb + 4] & 0xF) | ((s[bb - 4] >> 6) << 4), m1 = (s[bb + 4] >> 4) | ((s[bb] >> 6) << 4);
         }
+        const int qw[4] = {(int)q.x, (int)q.y, (int)q.z, (int)q.w};
         const int e0 = b * 256 + 64 * j + 16 * h, xb0 = b * 8 + 2 * j;
 #pragma unroll
         for (int t = 0; t < NT; t++) {
@@ -73,20 +66,16 @@ __device__ __forceinline__ void dot_q4_K(const uint8_t *wr, size_t rb, int cols,
             const int4 xa = *(const int4 *)(xq + (size_t)t * cols + e0);
             const int4 xc = *(const int4 *)(xq + (size_t)t * cols + e0 + 32);
             const int xl[4] = {xa.x, xa.y, xa.z, xa.w}, xh[4] = {xc.x, xc.y, xc.z, xc.w};
-            const float2 da = dx[(size_t)t * nxb + xb0], db = dx[(size_t)t * nxb + xb0 + 1];
+            int sl = 0, sh = 0;
 #pragma unroll
-            for (int r = 0; r < R; r++) {
-                const int qw[4] = {(int)q[r].x, (int)q[r].y, (int)q[r].z, (int)q[r].w};
-                int sl = 0, sh = 0;
-#pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    sl = __dp4a(qw[i] & 0x0F0F0F0F, xl[i], sl);
-                    sh = __dp4a((qw[i] >> 4) & 0x0F0F0F0F, xh[i], sh);
-                }
-                float v = d[r] * (sc0[r] * da.x * (float)sl + sc1[r] * db.x * (float)sh);
-                if (h == 0) v -= dmin[r] * (m0[r] * da.y + m1[r] * db.y);
-                acc[r * NT + t] += v;
+            for (int i = 0; i < 4; i++) {
+                sl = __dp4a(qw[i] & 0x0F0F0F0F, xl[i], sl);
+                sh = __dp4a((qw[i] >> 4) & 0x0F0F0F0F, xh[i], sh);
             }
+            const float2 da = dx[(size_t)t * nxb + xb0], db = dx[(size_t)t * nxb + xb0 + 1];
+            float r = d * ((float)sc0 * da.x * (float)sl + (float)sc1 * db.x * (float)sh);
+            if (h == 0) r -= dmin * ((float)m0 * da.y + (float)m1 * db.y);
+            acc[t] += r;
         }
     }
 }
@@ -94,137 +83,111 @@ __device__ __forceinline__ void dot_q4_K(const uint8_t *wr, size_t rb, int cols,
 /* Q6_K, 8 chunks per block of 256: chunk c = 4n + g takes l = 8g .. 8g+7 of half n, i.e. the
  * elements 128n + 32k + l for k = 0..3 (ql low/high nibbles of ql[l] and ql[l+32], two bits of
  * qh[l] each), scales sc[8n + l/16 + 2k]. The block is 210 bytes: only 2-byte aligned. */
-template <int NT, int R>
-__device__ __forceinline__ void dot_q6_K(const uint8_t *wr, size_t rb, int cols, const int8_t *xq, const float2 *dx,
-                                         int T, float *acc) {
+template <int NT>
+__device__ __forceinline__ void dot_q6_K(const uint8_t *wr, int cols, const int8_t *xq, const float2 *dx, int T,
+                                         float *acc) {
     const int lane = threadIdx.x & 31, n_chunks = cols / 32, nxb = cols / 32;
 #pragma unroll 2
     for (int ci = lane; ci < n_chunks; ci += 32) {
         const int b = ci >> 3, c = ci & 7, n = c >> 2, l0 = 8 * (c & 3);
-        int v[R][4][2];
-        float d[R], sc[R][4];
+        const uint8_t *blk = wr + (size_t)b * 210;
+        const uint8_t *ql = blk + 64 * n + l0, *qh = blk + 128 + 32 * n + l0;
+        const int8_t *sc = (const int8_t *)(blk + 192 + 8 * n + l0 / 16);
+        const float d = cu_h2f(blk + 208);
+        int v[4][2];
 #pragma unroll
-        for (int r = 0; r < R; r++) {
-            const uint8_t *blk = wr + r * rb + (size_t)b * 210;
-            const uint8_t *ql = blk + 64 * n + l0, *qh = blk + 128 + 32 * n + l0;
-            const int8_t *s = (const int8_t *)(blk + 192 + 8 * n + l0 / 16);
-            d[r] = cu_h2f(blk + 208);
-#pragma unroll
-            for (int i = 0; i < 2; i++) {
-                const int A = ld_u16x2(ql + 4 * i), B = ld_u16x2(ql + 32 + 4 * i), H = ld_u16x2(qh + 4 * i);
-                v[r][0][i] = __vsubss4((A & 0x0F0F0F0F) | ((H << 4) & 0x30303030), 0x20202020);
-                v[r][1][i] = __vsubss4((B & 0x0F0F0F0F) | ((H << 2) & 0x30303030), 0x20202020);
-                v[r][2][i] = __vsubss4(((A >> 4) & 0x0F0F0F0F) | (H & 0x30303030), 0x20202020);
-                v[r][3][i] = __vsubss4(((B >> 4) & 0x0F0F0F0F) | ((H >> 2) & 0x30303030), 0x20202020);
-            }
-#pragma unroll
-            for (int k = 0; k < 4; k++) sc[r][k] = s[2 * k];
+        for (int i = 0; i < 2; i++) {
+            const int A = ld_u16x2(ql + 4 * i), B = ld_u16x2(ql + 32 + 4 * i), H = ld_u16x2(qh + 4 * i);
+            v[0][i] = __vsubss4((A & 0x0F0F0F0F) | ((H << 4) & 0x30303030), 0x20202020);
+            v[1][i] = __vsubss4((B & 0x0F0F0F0F) | ((H << 2) & 0x30303030), 0x20202020);
+            v[2][i] = __vsubss4(((A >> 4) & 0x0F0F0F0F) | (H & 0x30303030), 0x20202020);
+            v[3][i] = __vsubss4(((B >> 4) & 0x0F0F0F0F) | ((H >> 2) & 0x30303030), 0x20202020);
         }
+        const float s0 = sc[0], s1 = sc[2], s2 = sc[4], s3 = sc[6];
         const int e0 = b * 256 + 128 * n + l0, xb0 = b * 8 + 4 * n;
 #pragma unroll
         for (int t = 0; t < NT; t++) {
             if (t >= T) break;
             const int8_t *xt = xq + (size_t)t * cols + e0;
-            int2 xv[4];
-            float xd[4];
+            float r = 0.0f;
 #pragma unroll
-            for (int k = 0; k < 4; k++) xv[k] = *(const int2 *)(xt + 32 * k), xd[k] = dx[(size_t)t * nxb + xb0 + k].x;
-#pragma unroll
-            for (int r = 0; r < R; r++) {
-                float f = 0.0f;
-#pragma unroll
-                for (int k = 0; k < 4; k++) {
-                    const int is = __dp4a(v[r][k][1], xv[k].y, __dp4a(v[r][k][0], xv[k].x, 0));
-                    f += sc[r][k] * xd[k] * (float)is;
-                }
-                acc[r * NT + t] += d[r] * f;
+            for (int k = 0; k < 4; k++) {
+                const int2 xv = *(const int2 *)(xt + 32 * k);
+                const int is = __dp4a(v[k][1], xv.y, __dp4a(v[k][0], xv.x, 0));
+                r += (k == 0 ? s0 : k == 1 ? s1 : k == 2 ? s2 : s3) * dx[(size_t)t * nxb + xb0 + k].x * (float)is;
             }
+            acc[t] += d * r;
         }
     }
 }
 
 /* Q8_0 (34-byte blocks of 32): a lane takes half a block (16 elements). */
-template <int NT, int R>
-__device__ __forceinline__ void dot_q8_0(const uint8_t *wr, size_t rb, int cols, const int8_t *xq, const float2 *dx,
-                                         int T, float *acc) {
+template <int NT>
+__device__ __forceinline__ void dot_q8_0(const uint8_t *wr, int cols, const int8_t *xq, const float2 *dx, int T,
+                                         float *acc) {
     const int lane = threadIdx.x & 31, n_chunks = cols / 16, nxb = cols / 32;
 #pragma unroll 2
     for (int ci = lane; ci < n_chunks; ci += 32) {
         const int b = ci >> 1, h = ci & 1;
-        float d[R];
-        int w[R][4];
+        const uint8_t *blk = wr + (size_t)b * 34;
+        const float d = cu_h2f(blk);
+        int w[4];
 #pragma unroll
-        for (int r = 0; r < R; r++) {
-            const uint8_t *blk = wr + r * rb + (size_t)b * 34;
-            d[r] = cu_h2f(blk);
-#pragma unroll
-            for (int i = 0; i < 4; i++) w[r][i] = ld_u16x2(blk + 2 + 16 * h + 4 * i);
-        }
+        for (int i = 0; i < 4; i++) w[i] = ld_u16x2(blk + 2 + 16 * h + 4 * i);
 #pragma unroll
         for (int t = 0; t < NT; t++) {
             if (t >= T) break;
             const int4 xv = *(const int4 *)(xq + (size_t)t * cols + 32 * b + 16 * h);
-            const float xd = dx[(size_t)t * nxb + b].x;
-#pragma unroll
-            for (int r = 0; r < R; r++) {
-                int s = __dp4a(w[r][0], xv.x, 0);
-                s = __dp4a(w[r][1], xv.y, s);
-                s = __dp4a(w[r][2], xv.z, s);
-                s = __dp4a(w[r][3], xv.w, s);
-                acc[r * NT + t] += d[r] * xd * (float)s;
-            }
+            int s = __dp4a(w[0], xv.x, 0);
+            s = __dp4a(w[1], xv.y, s);
+            s = __dp4a(w[2], xv.z, s);
+            s = __dp4a(w[3], xv.w, s);
+            acc[t] += d * dx[(size_t)t * nxb + b].x * (float)s;
         }
     }
 }
 
 /* Q4_0 (18-byte blocks of 32, value q - 8): a lane takes one block. */
-template <int NT, int R>
-__device__ __forceinline__ void dot_q4_0(const uint8_t *wr, size_t rb, int cols, const int8_t *xq, const float2 *dx,
-                                         int T, float *acc) {
+template <int NT>
+__device__ __forceinline__ void dot_q4_0(const uint8_t *wr, int cols, const int8_t *xq, const float2 *dx, int T,
+                                         float *acc) {
     const int lane = threadIdx.x & 31, n_chunks = cols / 32, nxb = cols / 32;
 #pragma unroll 2
     for (int b = lane; b < n_chunks; b += 32) {
-        float d[R];
-        int w[R][4];
+        const uint8_t *blk = wr + (size_t)b * 18;
+        const float d = cu_h2f(blk);
+        int w[4];
 #pragma unroll
-        for (int r = 0; r < R; r++) {
-            const uint8_t *blk = wr + r * rb + (size_t)b * 18;
-            d[r] = cu_h2f(blk);
-#pragma unroll
-            for (int i = 0; i < 4; i++) w[r][i] = ld_u16x2(blk + 2 + 4 * i);
-        }
+        for (int i = 0; i < 4; i++) w[i] = ld_u16x2(blk + 2 + 4 * i);
 #pragma unroll
         for (int t = 0; t < NT; t++) {
             if (t >= T) break;
             const int4 xa = *(const int4 *)(xq + (size_t)t * cols + 32 * b);
             const int4 xc = *(const int4 *)(xq + (size_t)t * cols + 32 * b + 16);
             const int xl[4] = {xa.x, xa.y, xa.z, xa.w}, xh[4] = {xc.x, xc.y, xc.z, xc.w};
-            const float2 dd = dx[(size_t)t * nxb + b];
+            int s = 0;
 #pragma unroll
-            for (int r = 0; r < R; r++) {
-                int s = 0;
-#pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    s = __dp4a(w[r][i] & 0x0F0F0F0F, xl[i], s);
-                    s = __dp4a((w[r][i] >> 4) & 0x0F0F0F0F, xh[i], s);
-                }
-                acc[r * NT + t] += d[r] * (dd.x * (float)s - 8.0f * dd.y);
+            for (int i = 0; i < 4; i++) {
+                s = __dp4a(w[i] & 0x0F0F0F0F, xl[i], s);
+                s = __dp4a((w[i] >> 4) & 0x0F0F0F0F, xh[i], s);
             }
+            const float2 dd = dx[(size_t)t * nxb + b];
+            acc[t] += d * (dd.x * (float)s - 8.0f * dd.y);
         }
     }
 }
 
-template <int TYPE, int NT, int R>
-__device__ __forceinline__ void row_dot_q8(const uint8_t *wr, size_t rb, int cols, const int8_t *xq, const float2 *dx,
-                                           int T, float *acc) {
+template <int TYPE, int NT>
+__device__ __forceinline__ void row_dot_q8(const uint8_t *wr, int cols, const int8_t *xq, const float2 *dx, int T,
+                                           float *acc) {
 #pragma unroll
-    for (int i = 0; i < R * NT; i++) acc[i] = 0.0f;
-    if constexpr (TYPE == LC_TYPE_Q4_K) dot_q4_K<NT, R>(wr, rb, cols, xq, dx, T, acc);
-    else if constexpr (TYPE == LC_TYPE_Q6_K) dot_q6_K<NT, R>(wr, rb, cols, xq, dx, T, acc);
-    else if constexpr (TYPE == LC_TYPE_Q8_0) dot_q8_0<NT, R>(wr, rb, cols, xq, dx, T, acc);
-    else dot_q4_0<NT, R>(wr, rb, cols, xq, dx, T, acc);
+    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+    if constexpr (TYPE == LC_TYPE_Q4_K) dot_q4_K<NT>(wr, cols, xq, dx, T, acc);
+    else if constexpr (TYPE == LC_TYPE_Q6_K) dot_q6_K<NT>(wr, cols, xq, dx, T, acc);
+    else if constexpr (TYPE == LC_TYPE_Q8_0) dot_q8_0<NT>(wr, cols, xq, dx, T, acc);
+    else dot_q4_0<NT>(wr, cols, xq, dx, T, acc);
 #pragma unroll
-    for (int i = 0; i < R * NT; i++) acc[i] = cu_warp_sum(acc[i]);
+    for (int t = 0; t < NT; t++) acc[t] = cu_warp_sum(acc[t]);
 }
 
 /* ==== Kernels ==== */
@@ -240,45 +203,35 @@ typedef struct mq_args {
     const float2 *dx; /* (T, cols / 32) */
 } mq_args;
 
-/* out_w (T, rows_w) for up to 4 weights of one type sharing the input; R consecutive rows per warp
- * (the last warp of a weight may hold fewer: its missing rows repeat the last one, unwritten). */
-template <int TYPE, int NT, int R>
+/* out_w (T, rows_w) for up to 4 weights of one type sharing the input; one warp per row. */
+template <int TYPE, int NT>
 __global__ void __launch_bounds__(32 * MQ_WARPS) k_mmvq(mq_args a) {
     int wi;
-    const int row = cu_group_row(a, MQ_WARPS, &wi) * R, rows = a.rows[wi];
-    if (row >= rows) return;
-    const int nr = min(R, rows - row);
-    float acc[R * NT];
-    /* rows past the weight's end read its row `row` again (rb 0) */
-    row_dot_q8<TYPE, NT, R>(a.w[wi] + (size_t)row * a.row_bytes[wi], nr == R ? a.row_bytes[wi] : 0, a.cols, a.xq,
-                            a.dx, a.T, acc);
+    const int row = cu_group_row(a, MQ_WARPS, &wi);
+    if (row >= a.rows[wi]) return;
+    float acc[NT];
+    row_dot_q8<TYPE, NT>(a.w[wi] + (size_t)row * a.row_bytes[wi], a.cols, a.xq, a.dx, a.T, acc);
     if ((threadIdx.x & 31) == 0) {
 #pragma unroll
-        for (int r = 0; r < R; r++)
-#pragma unroll
-            for (int t = 0; t < NT; t++)
-                if (r < nr && t < a.T) a.out[wi][(size_t)t * rows + row + r] = acc[r * NT + t];
+        for (int t = 0; t < NT; t++)
+            if (t < a.T) a.out[wi][(size_t)t * a.rows[wi] + row] = acc[t];
     }
 }
 
-/* Expert pairs: pair p = blockIdx.y uses expert ids[p] and input row p (x_per_pair) or p / k; R
- * consecutive rows per warp as k_mmvq. */
-template <int TYPE, int R>
+/* Expert pairs: pair p = blockIdx.y uses expert ids[p] and input row p (x_per_pair) or p / k. */
+template <int TYPE>
 __global__ void __launch_bounds__(32 * MQ_WARPS)
     k_mmvq_ids(const uint8_t *w, size_t row_bytes, size_t expert_bytes, int rows, int cols, int n_expert,
                const int8_t *xq, const float2 *dx, bool x_per_pair, int k, const int32_t *ids, float *out) {
-    const int p = blockIdx.y, row = (blockIdx.x * MQ_WARPS + (threadIdx.x >> 5)) * R;
+    const int p = blockIdx.y, row = blockIdx.x * MQ_WARPS + (threadIdx.x >> 5);
     if (row >= rows) return;
     const int e = ids[p];
     if (e < 0 || e >= n_expert) return;
-    const int xr = x_per_pair ? p : p / k, nr = min(R, rows - row);
-    float acc[R];
-    row_dot_q8<TYPE, 1, R>(w + (size_t)e * expert_bytes + (size_t)row * row_bytes, nr == R ? row_bytes : 0, cols,
-                           xq + (size_t)xr * cols, dx + (size_t)xr * (cols / 32), 1, acc);
-    if ((threadIdx.x & 31) == 0)
-#pragma unroll
-        for (int r = 0; r < R; r++)
-            if (r < nr) out[(size_t)p * rows + row + r] = acc[r];
+    const int xr = x_per_pair ? p : p / k;
+    float acc[1];
+    row_dot_q8<TYPE, 1>(w + (size_t)e * expert_bytes + (size_t)row * row_bytes, cols, xq + (size_t)xr * cols,
+                        dx + (size_t)xr * (cols / 32), 1, acc);
+    if ((threadIdx.x & 31) == 0) out[(size_t)p * rows + row] = acc[0];
 }
 
 #define MQ_DISPATCH(type, L)                        \
@@ -325,25 +278,19 @@ lc_status lc_cu_quantize_q8(lc_cuda *c, const float *x, int n_rows, int cols, co
 lc_status lc_cu_mmvq(lc_cuda *c, int n_w, const lc_weight *const *w, const uint8_t *const *wd, float *const *out,
                      const int8_t *xq, const float2 *dx, int T) {
     mq_args a;
-    /* one token: c->mmvq_rows (LOCARA_CUDA_MMVQ_ROWS) rows per warp */
-    const bool two = T == 1 && c->mmvq_rows == 2;
-    int blocks = lc_cu_group_args(a, n_w, w, wd, out, T, MQ_WARPS * (two ? 2 : 1));
+    int blocks = lc_cu_group_args(a, n_w, w, wd, out, T, MQ_WARPS);
     a.xq = xq;
     a.dx = dx;
-    if (two) {
-#define L(TY) cu_k(c, k_mmvq<TY, 1, 2>, blocks, 32 * MQ_WARPS, a)
-        MQ_DISPATCH(w[0]->type, L);
-#undef L
-    } else if (T == 1) {
-#define L(TY) cu_k(c, k_mmvq<TY, 1, 1>, blocks, 32 * MQ_WARPS, a)
+    if (T == 1) {
+#define L(TY) cu_k(c, k_mmvq<TY, 1>, blocks, 32 * MQ_WARPS, a)
         MQ_DISPATCH(w[0]->type, L);
 #undef L
     } else if (T <= 4) {
-#define L(TY) cu_k(c, k_mmvq<TY, 4, 1>, blocks, 32 * MQ_WARPS, a)
+#define L(TY) cu_k(c, k_mmvq<TY, 4>, blocks, 32 * MQ_WARPS, a)
         MQ_DISPATCH(w[0]->type, L);
 #undef L
     } else {
-#define L(TY) cu_k(c, k_mmvq<TY, MQ_MAX_TOK, 1>, blocks, 32 * MQ_WARPS, a)
+#define L(TY) cu_k(c, k_mmvq<TY, MQ_MAX_TOK>, blocks, 32 * MQ_WARPS, a)
         MQ_DISPATCH(w[0]->type, L);
 #undef L
     }
@@ -358,11 +305,11 @@ lc_status lc_cu_mmvq_ids(lc_cuda *c, const lc_weight *w, const uint8_t *wd, floa
     const float2 *dx = NULL;
     lc_status st = lc_cu_quantize_q8(c, x, n_x, (int)w->cols, &xq, &dx);
     if (st) return st;
-    const int R = c->mmvq_rows == 2 ? 2 : 1;
-    dim3 grid((unsigned)((w->rows + MQ_WARPS * R - 1) / (MQ_WARPS * R)), (unsigned)n_pairs);
+    dim3 grid((unsigned)((w->rows + MQ_WARPS - 1) / MQ_WARPS), (unsigned)n_pairs);
 #define L(TY)                                                                                                 \
-    cu_k(c, R == 2 ? k_mmvq_ids<TY, 2> : k_mmvq_ids<TY, 1>, grid, 32 * MQ_WARPS, wd, w->row_bytes,          \
-         w->expert_bytes, (int)w->rows, (int)w->cols, (int)w->n_expert, xq, dx, x_per_pair, k, ids_dev, out)
+    cu_k(c, k_mmvq_ids<TY>, grid, 32 * MQ_WARPS, wd, w->row_bytes, w->expert_bytes, (int)w->rows,    \
+                                                          (int)w->cols, (int)w->n_expert, xq, dx, x_per_pair, \
+                                                          k, ids_dev, out)
     MQ_DISPATCH(w->type, L);
 #undef L
     return CU_LAUNCH(c);
