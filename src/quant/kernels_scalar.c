@@ -12,6 +12,7 @@
 #include "quant_blocks.h"
 #include "quant_ref.h"
 
+#include <math.h>
 #include <string.h>
 
 /* ==== Float types ==== */
@@ -35,6 +36,47 @@ static void dot_bf16(int n, float *s, const void *vx, const void *vy) {
     double acc = 0;
     for (int i = 0; i < n; i++) acc += (double)lc_bf16_to_f32(x[i]) * lc_bf16_to_f32(y[i]);
     *s = (float)acc;
+}
+
+/* ==== Activation quantizers ==== */
+
+/* Q8_0 / Q8_1 activations as ggml's x86 quantize_row_q8_0/q8_1 make them (the CPU reference the
+ * goldens are taken from): d = amax / 127, but the multiplier is 127 / amax (not 1 / d) and the
+ * products are rounded half to even (rintf in the default rounding mode). The weight quantizer
+ * (quant_ref.c: 1 / d, half away from zero) is a different function on purpose: files must stay
+ * byte-identical to llama.cpp's, and ggml's activations do not use its reference either. One
+ * element in ~10^3 of real activations lands on the other side of a rounding, which the int8
+ * step (1/127 of the block's max) makes a 1e-4-sized change of a matmul output. */
+static int act_block32(const float *x, int8_t *qs, float *dout) {
+    float amax = 0.0f;
+    for (int j = 0; j < LC_QK; j++) amax = fmaxf(amax, fabsf(x[j]));
+    const float id = amax != 0.0f ? 127.f / amax : 0.0f;
+    int sum = 0;
+    for (int j = 0; j < LC_QK; j++) {
+        qs[j] = (int8_t)rintf(x[j] * id);
+        sum += qs[j];
+    }
+    *dout = amax / 127.f;
+    return sum;
+}
+
+static void act_q8_0(const float *x, void *dst, int64_t n) {
+    lc_block_q8_0 *y = dst;
+    for (int64_t i = 0; i < n / LC_QK; i++) {
+        float d;
+        act_block32(x + i * LC_QK, y[i].qs, &d);
+        y[i].d = lc_f32_to_f16(d);
+    }
+}
+
+static void act_q8_1(const float *x, void *dst, int64_t n) {
+    lc_block_q8_1 *y = dst;
+    for (int64_t i = 0; i < n / LC_QK; i++) {
+        float d;
+        int sum = act_block32(x + i * LC_QK, y[i].qs, &d);
+        y[i].d = lc_f32_to_f16(d);
+        y[i].s = lc_f32_to_f16((float)sum * d);
+    }
 }
 
 /* ==== Legacy formats against Q8_0 / Q8_1 ==== */
@@ -278,6 +320,8 @@ void lc_kernels_fill_scalar(lc_kernels *k) {
     /* activation quantizers: Q8_0/Q8_1/Q8_K are activation formats; F16/BF16 for f16 weights */
     static const lc_type act[] = {LC_TYPE_Q8_0, LC_TYPE_Q8_1, LC_TYPE_Q8_K, LC_TYPE_F16, LC_TYPE_BF16, LC_TYPE_F32};
     for (size_t i = 0; i < LC_ARRAY_LEN(act); i++) k->quantize[act[i]] = lc_type_get(act[i])->from_float;
+    k->quantize[LC_TYPE_Q8_0] = act_q8_0;
+    k->quantize[LC_TYPE_Q8_1] = act_q8_1;
     for (int t = 0; t < LC_TYPE_COUNT; t++) {
         const lc_type_info *ti = lc_type_get(t);
         if (ti && ti->to_float) k->to_float[t] = ti->to_float;

@@ -380,17 +380,6 @@ static inline float hmax_ps(__m256 v) {
     return _mm_cvtss_f32(m);
 }
 
-/* roundf (half away from zero) of 8 floats, exactly. */
-static inline __m256i roundf8(__m256 v) {
-    __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    __m256 f = _mm256_sub_ps(v, t);
-    const __m256 signbit = _mm256_set1_ps(-0.0f);
-    __m256 af = _mm256_andnot_ps(signbit, f);
-    __m256 one = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(signbit, v));
-    __m256 adj = _mm256_and_ps(_mm256_cmp_ps(af, _mm256_set1_ps(0.5f), _CMP_GE_OQ), one);
-    return _mm256_cvttps_epi32(_mm256_add_ps(t, adj));
-}
-
 /* Packs 4 x 8 int32 (in order) into 32 int8. */
 static inline __m256i pack32(__m256i a, __m256i b, __m256i c, __m256i d) {
     __m256i ab = _mm256_packs_epi32(a, b), cd = _mm256_packs_epi32(c, d);
@@ -404,10 +393,11 @@ static inline int quant_block32(const float *x, int8_t *qs, float *dout) {
            v3 = _mm256_loadu_ps(x + 24);
     __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v0, absmask), _mm256_and_ps(v1, absmask)),
                              _mm256_max_ps(_mm256_and_ps(v2, absmask), _mm256_and_ps(v3, absmask)));
-    const float d = hmax_ps(m) / 127;
-    const __m256 id = _mm256_set1_ps(d ? 1.0f / d : 0.0f);
-    __m256i a = roundf8(_mm256_mul_ps(v0, id)), b = roundf8(_mm256_mul_ps(v1, id)),
-            c = roundf8(_mm256_mul_ps(v2, id)), e = roundf8(_mm256_mul_ps(v3, id));
+    /* as ggml's x86 quantize_row_q8_0 (and the scalar act_block32): 127 / amax, half to even */
+    const float amax = hmax_ps(m), d = amax / 127.f;
+    const __m256 id = _mm256_set1_ps(amax != 0.0f ? 127.f / amax : 0.0f);
+    __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(v0, id)), b = _mm256_cvtps_epi32(_mm256_mul_ps(v1, id)),
+            c = _mm256_cvtps_epi32(_mm256_mul_ps(v2, id)), e = _mm256_cvtps_epi32(_mm256_mul_ps(v3, id));
     _mm256_storeu_si256((__m256i *)qs, pack32(a, b, c, e));
     *dout = d;
     return hsum_i32(_mm256_add_epi32(_mm256_add_epi32(a, b), _mm256_add_epi32(c, e)));

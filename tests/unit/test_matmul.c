@@ -46,7 +46,7 @@ static float ref_dot(const lc_kernels *ref, const lc_weight *w, int e, int r, co
     lc_type vt = lc_type_get(w->type)->vec_dot_type;
     int n = (int)w->cols;
     uint8_t *xq = malloc(lc_type_row_size(vt, n) + 64);
-    lc_type_get(vt)->from_float(x, xq, n);
+    (ref->quantize[vt] ? ref->quantize[vt] : lc_type_get(vt)->from_float)(x, xq, n); /* activation rounding */
     const uint8_t *wr = (const uint8_t *)w->data + (size_t)e * w->expert_bytes + (size_t)r * w->row_bytes;
     float s;
     ref->vec_dot[w->type](n, &s, wr, xq);

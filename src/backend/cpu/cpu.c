@@ -128,8 +128,11 @@ static void norm_worker(void *arg, int ith, int nth) {
     for (int64_t r = lo; r < hi; r++) {
         const float *x = j->x + r * j->n;
         float *o = j->out + r * j->n;
-        double ss = j->c->vec->sumsq(j->n, x);
-        float scale = (float)(1.0 / sqrt(ss / j->n + (double)j->eps));
+        /* ggml's rms_norm arithmetic: the mean rounded to float, 1/sqrt in float, then
+         * (x * scale) * g rounded twice (a norm and a separate multiply there). Its outputs
+         * feed int8 activation quantizers, where a last-bit difference can move a rounding. */
+        float mean = (float)(j->c->vec->sumsq(j->n, x) / j->n);
+        float scale = 1.0f / sqrtf(mean + j->eps);
         if (j->g) {
             for (int i = 0; i < j->n; i++) o[i] = x[i] * scale * j->g[i];
         } else {

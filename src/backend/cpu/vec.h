@@ -17,7 +17,7 @@
 
 typedef struct lc_vec_ops {
     const char *isa;
-    /* sum of squares in double precision (as ggml's rms_norm accumulates) */
+    /* sum of squares: each square rounded to float, the sum kept in double (as ggml's rms_norm) */
     double (*sumsq)(int n, const float *x);
     /* out = silu(g) * u */
     void (*swiglu)(int n, const float *g, const float *u, float *out);

@@ -9,7 +9,7 @@
 
 static double sumsq(int n, const float *x) {
     double s = 0;
-    for (int i = 0; i < n; i++) s += (double)x[i] * x[i];
+    for (int i = 0; i < n; i++) s += (double)(x[i] * x[i]); /* the square in float, as ggml */
     return s;
 }
 static void swiglu(int n, const float *g, const float *u, float *out) {
