@@ -6,9 +6,6 @@
  * V rows. The full score matrix is never built; per thread, memory is one tile of queries,
  * scores and outputs plus one converted block of K and V.
  * Causality is positional: a token sees its sequence's positions <= its own.
- * Rounding follows llama.cpp's attention with an f16 cache (flash attention off): the queries
- * are rounded to f16 before Q.K, and where a tile's scores fit its scratch (EXACT_MAX_FLOATS)
- * the normalised probabilities are rounded to f16 before P.V (see attend_tile).
  */
 #include "cpu_impl.h"
 
@@ -60,9 +57,7 @@ typedef struct attn_item {
 typedef struct attn_job {
     lc_cpu *c;
     float *out;
-    const float *q;           /* queries rounded to f16 values (T, n_head * D) */
-    size_t store_off;         /* where a thread's stored scores start in its scratch (floats) */
-    size_t store_floats;      /* per-thread room for a tile's stored scores (0: none) */
+    const float *q;
     lc_kv *kv;
     int il;
     const lc_attn_batch *b;
@@ -76,13 +71,6 @@ typedef struct attn_job {
 
 #define ATTN_QT 32    /* query tokens per tile */
 #define ATTN_SPLIT 32 /* cache blocks per item of a split decode token (1024 keys) */
-/* Per-thread floats at most for a tile's stored scores (4 MiB): prompt tiles up to ~8k keys
- * (G = 3), every unsplit decode token. Larger tiles keep the online softmax. */
-#define EXACT_MAX_FLOATS ((size_t)1 << 20)
-
-/* Floats of stored scores for a tile of M query rows over nb cache blocks: the scores, one
- * running max per (block, row), and one block of f16 staging. */
-static size_t store_size(size_t Mp, size_t nb) { return nb * LC_ATTN_BT * Mp + nb * Mp + LC_ATTN_BT * Mp / 2 + Mp + 16; }
 
 /* Query rows of a tile rounded up to the kernels' 16-column strips. */
 static size_t attn_mp(size_t M) { return (M + 15) / 16 * 16; }
@@ -114,7 +102,7 @@ static void attend_tile(attn_job *j, const attn_item *it, float *scratch) {
     for (int r = 0; r < Mp; r++) {
         if (r < M) {
             const float *q = j->q + ((size_t)(t0 + r / G) * j->n_head + (size_t)g * G + r % G) * D;
-            for (int d = 0; d < D; d++) Qt[(size_t)d * Mp + r] = q[d] * j->scale; /* q: f16 values */
+            for (int d = 0; d < D; d++) Qt[(size_t)d * Mp + r] = q[d] * j->scale;
         } else {
             for (int d = 0; d < D; d++) Qt[(size_t)d * Mp + r] = 0; /* padding: finite, never output */
         }
@@ -126,71 +114,27 @@ static void attend_tile(attn_job *j, const attn_item *it, float *scratch) {
 
     const uint8_t *kl = kv->k[j->il], *vl = kv->v[j->il];
     int last = p_last / BT;
-    size_t nbk = (size_t)(it->b1 - it->b0);
-    if (it->part < 0 && kv->type == LC_TYPE_F16 && store_size((size_t)Mp, nbk) <= j->store_floats) {
-        /* Exact softmax, as llama.cpp computes it (flash attention off): pass 1 keeps every
-         * block's scores (after the online step, relative to the running max then) and that
-         * running max; pass 2 rescales them to exp(s - max) / sum, rounds them to f16 (llama.cpp
-         * converts the probabilities to the f16 V cache's type before P.V) and adds P^T V. */
-        float *Sall = scratch + j->store_off, *mblk = Sall + nbk * BT * Mp, *cf = mblk + nbk * Mp;
-        uint16_t *h = (uint16_t *)(cf + Mp);
-        lc_from_float_fn to16 = j->c->kern->quantize[LC_TYPE_F16] ? j->c->kern->quantize[LC_TYPE_F16]
-                                                                  : lc_type_get(LC_TYPE_F16)->from_float;
-        for (int bi = it->b0; bi < it->b1; bi++) {
-            int n = bi == last ? p_last % BT + 1 : BT, kpos0 = bi * BT;
-            size_t off = (size_t)table[bi] * (size_t)kv->block_tokens * kv->row_bytes + (size_t)g * head_bytes;
-            float *Sb = Sall + (size_t)(bi - it->b0) * BT * Mp;
+    for (int bi = it->b0; bi < it->b1; bi++) {
+        int n = bi == last ? p_last % BT + 1 : BT, kpos0 = bi * BT;
+        size_t base = (size_t)table[bi] * (size_t)kv->block_tokens;
+        size_t off = base * kv->row_bytes + (size_t)g * head_bytes;
+        if (kv->type == LC_TYPE_F16) { /* one call per block: decode converts as much as it computes */
             vec->f16_rows(n, D, (const uint16_t *)(kl + off), kv->row_bytes / 2, K);
-            if (n < BT) memset(K + (size_t)n * D, 0, (size_t)(BT - n) * D * sizeof(float));
-            vec->attn_qk(Mp, D, Qt, K, Sb);
-            vec->attn_softmax(Mp, Sb, qpos, kpos0, kpos0 + BT - 1 > p0, mx, sum, alpha);
-            memcpy(mblk + (size_t)(bi - it->b0) * Mp, mx, (size_t)Mp * sizeof(float));
-        }
-        for (int r = 0; r < Mp; r++) {
-            alpha[r] = 1.0f;
-            sum[r] = sum[r] > 0 ? 1.0f / sum[r] : 0.0f;
-        }
-        for (int bi = it->b0; bi < it->b1; bi++) {
-            int n = bi == last ? p_last % BT + 1 : BT;
-            size_t off = (size_t)table[bi] * (size_t)kv->block_tokens * kv->row_bytes + (size_t)g * head_bytes;
-            float *Sb = Sall + (size_t)(bi - it->b0) * BT * Mp;
-            const float *mb = mblk + (size_t)(bi - it->b0) * Mp;
-            for (int r = 0; r < Mp; r++) {
-                float x = mb[r] - mx[r];
-                cf[r] = mb[r] != -INFINITY && x >= LC_ATTN_EXP_CUT ? expf(x) * sum[r] : 0.0f;
-            }
-            for (int k = 0; k < BT; k++)
-                for (int r = 0; r < Mp; r++) Sb[(size_t)k * Mp + r] *= cf[r];
-            to16(Sb, h, (int64_t)BT * Mp);
-            vec->f16_rows(1, BT * Mp, h, 0, Sb);
             vec->f16_rows(n, D, (const uint16_t *)(vl + off), kv->row_bytes / 2, V);
-            if (n < BT) memset(V + (size_t)n * D, 0, (size_t)(BT - n) * D * sizeof(float));
-            vec->attn_pv(M, Mp, D, Sb, V, alpha, O);
-        }
-        for (int r = 0; r < Mp; r++) sum[r] = 1.0f; /* O is already normalised */
-    } else {
-        for (int bi = it->b0; bi < it->b1; bi++) {
-            int n = bi == last ? p_last % BT + 1 : BT, kpos0 = bi * BT;
-            size_t base = (size_t)table[bi] * (size_t)kv->block_tokens;
-            size_t off = base * kv->row_bytes + (size_t)g * head_bytes;
-            if (kv->type == LC_TYPE_F16) { /* one call per block: decode converts as much as it computes */
-                vec->f16_rows(n, D, (const uint16_t *)(kl + off), kv->row_bytes / 2, K);
-                vec->f16_rows(n, D, (const uint16_t *)(vl + off), kv->row_bytes / 2, V);
-            } else {
-                for (int r = 0; r < n; r++) {
-                    deq(kl + off + (size_t)r * kv->row_bytes, K + (size_t)r * D, D);
-                    deq(vl + off + (size_t)r * kv->row_bytes, V + (size_t)r * D, D);
-                }
+        } else {
+            for (int r = 0; r < n; r++) {
+                deq(kl + off + (size_t)r * kv->row_bytes, K + (size_t)r * D, D);
+                deq(vl + off + (size_t)r * kv->row_bytes, V + (size_t)r * D, D);
             }
-            /* rows past the sequence's end: masked below, but kept finite (0 * NaN is NaN) */
-            if (n < BT) {
-                memset(K + (size_t)n * D, 0, (size_t)(BT - n) * D * sizeof(float));
-                memset(V + (size_t)n * D, 0, (size_t)(BT - n) * D * sizeof(float));
-            }
-            vec->attn_qk(Mp, D, Qt, K, S);
-            vec->attn_softmax(Mp, S, qpos, kpos0, kpos0 + BT - 1 > p0, mx, sum, alpha);
-            vec->attn_pv(M, Mp, D, S, V, alpha, O);
         }
+        /* rows past the sequence's end: masked below, but kept finite (0 * NaN is NaN) */
+        if (n < BT) {
+            memset(K + (size_t)n * D, 0, (size_t)(BT - n) * D * sizeof(float));
+            memset(V + (size_t)n * D, 0, (size_t)(BT - n) * D * sizeof(float));
+        }
+        vec->attn_qk(Mp, D, Qt, K, S);
+        vec->attn_softmax(Mp, S, qpos, kpos0, kpos0 + BT - 1 > p0, mx, sum, alpha);
+        vec->attn_pv(M, Mp, D, S, V, alpha, O);
     }
     if (it->part >= 0) { /* a share of a split token: the merge normalises */
         float *pt = j->partial + it->part;
@@ -258,7 +202,7 @@ void lc_cpu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int
                       const lc_attn_batch *b, int n_head, float scale) {
     lc_cpu *c = cpu_of(be);
     int D = kv->head_dim, H = kv->n_kv_head, G = n_head / H;
-    size_t base = lc_backend_cpu_attn_scratch(n_head, H, D), store = 0;
+    if (!lc_cpu_tscratch(c, lc_backend_cpu_attn_scratch(n_head, H, D))) return;
     /* runs of consecutive positions of one sequence, up to ATTN_QT tokens (prompt chunks) */
     int32_t *runs = lc_malloc((size_t)b->n_tokens * 2 * sizeof(int32_t));
     int n_tiles = 0, n_items = 0, max_items = 0;
@@ -293,41 +237,14 @@ void lc_cpu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int
                 n_part += (int64_t)G * D + 2 * G;
             }
     }
-    /* room for the exact softmax's stored scores: the largest unsplit tile within the cap */
-    for (int i = 0; i < n_items; i++) {
-        size_t need = store_size(attn_mp((size_t)items[i].nq * (size_t)G), (size_t)(items[i].b1 - items[i].b0));
-        if (items[i].part < 0 && need <= EXACT_MAX_FLOATS && need > store) store = need;
-    }
     lc_free(runs);
-    if (kv->type != LC_TYPE_F16) store = 0;
-    if (!lc_cpu_tscratch(c, base + store)) {
-        lc_free(items);
-        return;
-    }
-    /* llama.cpp's Q.K with an f16 cache takes the queries in f16: round them once */
-    float *qr = NULL;
-    if (kv->type == LC_TYPE_F16) {
-        size_t nq = (size_t)b->n_tokens * (size_t)n_head * (size_t)D;
-        lc_from_float_fn to16 = c->kern->quantize[LC_TYPE_F16] ? c->kern->quantize[LC_TYPE_F16]
-                                                               : lc_type_get(LC_TYPE_F16)->from_float;
-        qr = lc_malloc(nq * sizeof(float) + nq * sizeof(uint16_t));
-        if (!qr) {
-            lc_free(items);
-            return;
-        }
-        uint16_t *qh = (uint16_t *)(qr + nq);
-        to16(q, qh, (int64_t)nq);
-        c->vec->f16_rows(b->n_tokens * n_head, D, qh, (size_t)D, qr);
-        q = qr;
-    }
     float *partial = n_part ? lc_malloc((size_t)n_part * sizeof(float)) : NULL;
     if (n_part && !partial) {
-        lc_free(qr);
         lc_free(items);
         return;
     }
     attn_job j = {.c = c, .out = out, .q = q, .kv = kv, .il = il, .b = b, .n_head = n_head, .scale = scale,
-                  .store_off = base, .store_floats = store, .items = items, .n_items = n_items, .partial = partial};
+                  .items = items, .n_items = n_items, .partial = partial};
     atomic_store(&j.next, 0);
     size_t work = 0;
     for (int t = 0; t < b->n_tokens; t++) work += (size_t)(b->pos[t] + 1) * (size_t)n_head * (size_t)D;
@@ -335,6 +252,5 @@ void lc_cpu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int
     for (int i = 0; i < n_items; i++)
         if (items[i].part >= 0 && items[i].b0 == 0) merge_split(&j, &items[i]);
     lc_free(partial);
-    lc_free(qr);
     lc_free(items);
 }
