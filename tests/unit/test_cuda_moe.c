@@ -49,24 +49,9 @@ static void keep(void *p) {
     else free(p);
 }
 
-/* A random weight (n_expert x rows x cols) of type t; *f32_out the values the kernels should see. */
+/* A random weight from this test's stream (testutil.h). */
 static lc_weight make_weight(lc_type t, int64_t rows, int64_t cols, int64_t n_expert, float **f32_out) {
-    lc_weight w = {0};
-    w.type = t;
-    w.rows = rows;
-    w.cols = cols;
-    w.n_expert = n_expert;
-    w.row_bytes = lc_type_row_size(t, cols);
-    w.expert_bytes = w.row_bytes * (size_t)rows;
-    size_t n = (size_t)rows * cols * n_expert;
-    float *f = malloc(n * sizeof(float));
-    fill(f, n, 1.0f);
-    void *q = malloc(w.expert_bytes * (size_t)n_expert);
-    lc_quantize_rows(t, f, q, rows * n_expert, cols);
-    lc_type_get(t)->to_float(q, f, (int64_t)n);
-    w.data = q;
-    *f32_out = f;
-    return w;
+    return test_random_weight(t, rows, cols, n_expert, fill, f32_out);
 }
 
 /* Unbalanced routing: slot 0 of every token is expert `hot` (the most pairs), the other slots

@@ -62,27 +62,9 @@ static float *cbuf(env *e, const float *h, size_t n) {
 }
 static void fetch(env *e, float *h, const float *d, size_t n) { e->gpu->ops->to_host(e->gpu, h, d, n); }
 
-/* A random weight (rows x cols x n_expert) of type t, quantized by the reference quantizer. */
+/* A random weight from this test's stream (testutil.h). */
 static lc_weight make_weight(lc_type t, int64_t rows, int64_t cols, int64_t n_expert, float **f32_out) {
-    lc_weight w = {0};
-    w.type = t;
-    w.rows = rows;
-    w.cols = cols;
-    w.n_expert = n_expert;
-    w.row_bytes = lc_type_row_size(t, cols);
-    w.expert_bytes = w.row_bytes * (size_t)rows;
-    size_t n = (size_t)rows * cols * n_expert;
-    float *f = malloc(n * sizeof(float));
-    fill(f, n, 1.0f);
-    void *q = malloc(w.expert_bytes * (size_t)n_expert);
-    if (t == LC_TYPE_F32) memcpy(q, f, n * 4);
-    else if (lc_type_get(t)->block_size > 1 && t != LC_TYPE_F16 && t != LC_TYPE_BF16) lc_quantize_rows(t, f, q, rows * n_expert, cols);
-    else lc_type_get(t)->from_float(f, q, (int64_t)n);
-    /* the exact values the kernels should see */
-    lc_type_get(t)->to_float(q, f, (int64_t)n);
-    w.data = q;
-    *f32_out = f;
-    return w;
+    return test_random_weight(t, rows, cols, n_expert, fill, f32_out);
 }
 
 static const lc_type TYPES[] = {LC_TYPE_F32,  LC_TYPE_F16,  LC_TYPE_BF16, LC_TYPE_Q8_0, LC_TYPE_Q4_0,

@@ -2,6 +2,7 @@
 #include "testutil.h"
 
 #include "base/base.h"
+#include "quant/quant.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -39,4 +40,26 @@ const char *test_default_model(void) {
     if (access(buf, R_OK) == 0) return buf;
     fprintf(stderr, "default model not provisioned (%s); run scripts/fetch-model.sh\n", buf);
     return NULL;
+}
+
+lc_weight test_random_weight(lc_type t, int64_t rows, int64_t cols, int64_t n_expert,
+                             void (*fill)(float *x, size_t n, float scale), float **f32_out) {
+    lc_weight w = {0};
+    w.type = t;
+    w.rows = rows;
+    w.cols = cols;
+    w.n_expert = n_expert;
+    w.row_bytes = lc_type_row_size(t, cols);
+    w.expert_bytes = w.row_bytes * (size_t)rows;
+    size_t n = (size_t)rows * cols * n_expert;
+    float *f = malloc(n * sizeof(float));
+    fill(f, n, 1.0f);
+    void *q = malloc(w.expert_bytes * (size_t)n_expert);
+    if (t == LC_TYPE_F32) memcpy(q, f, n * 4);
+    else if (lc_type_get(t)->block_size > 1 && t != LC_TYPE_F16 && t != LC_TYPE_BF16) lc_quantize_rows(t, f, q, rows * n_expert, cols);
+    else lc_type_get(t)->from_float(f, q, (int64_t)n);
+    lc_type_get(t)->to_float(q, f, (int64_t)n);
+    w.data = q;
+    *f32_out = f;
+    return w;
 }

@@ -2,10 +2,14 @@
  *
  * CHECK(cond) records a failure with file:line and keeps going; test_done() prints
  * "N passed, N failed" and returns the exit code (0, 1, or 77 for skip via test_skip).
+ * Also the random weights the backend tests multiply with (test_random_weight).
  */
 #ifndef LC_TESTUTIL_H
 #define LC_TESTUTIL_H
 
+#include "backend/backend.h"
+
+#include <stddef.h>
 #include <stdio.h>
 
 extern int test_passed, test_failed;
@@ -39,5 +43,11 @@ int test_skip(const char *why);
 const char *test_shared_path(const char *rel);
 /* Path of the default model if provisioned (LOCARA_MODEL or the XDG cache), else NULL. */
 const char *test_default_model(void);
+/* A weight of type t, n_expert x (rows x cols), from the floats fill(x, n, 1) writes (the test's
+ * own random stream), quantized by the reference quantizer (F32 copied, F16/BF16 converted);
+ * *f32_out gets the values the kernels should see (the data dequantized again). The caller frees
+ * w.data and *f32_out. */
+lc_weight test_random_weight(lc_type t, int64_t rows, int64_t cols, int64_t n_expert,
+                             void (*fill)(float *x, size_t n, float scale), float **f32_out);
 
 #endif
