@@ -3,7 +3,7 @@
 
 Owns: capturing llama.cpp's intermediate tensors (a cb_eval callback through llama-cpp-python's
 ctypes API: every contiguous f32 op output, full data), reading Locara's LOCARA_DUMP file
-(src/engine/dump.h format), matching the two by name and printing, op by op in graph order,
+(src/model/dump.h format), matching the two by name and printing, op by op in graph order,
 max |diff| / max |ref| and the number of elements off by more than 1e-3 of the row's range.
 Not here: choosing the prompt (the random-model manifest's ids or a text), building anything.
 

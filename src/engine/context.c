@@ -7,6 +7,7 @@
  * tokens that asked for them are copied to a host buffer that grows on demand.
  */
 #include "engine/context.h"
+#include "model/dump.h"
 
 #include "backend/cuda/cuda_backend.h"
 
@@ -167,6 +168,7 @@ lc_status lc_context_create_staged(lc_model *model, lc_context_params params, lc
         st = LC_ERR_OOM;
         goto fail;
     }
+    ctx->exec.dump = lc_dump_begin(); /* NULL unless LOCARA_DUMP is set */
     ctx->out_idx = ctx->slots + T;
     ctx->tables = (const int32_t **)(ctx->out_idx + T);
     *out = ctx;
@@ -214,6 +216,7 @@ void lc_context_free(lc_context *ctx) {
     lc_kvc_free(ctx->kvc);
     for (int s = 0; s < ctx->exec.n_stages; s++) free_backend(ctx->be[s]);
     lc_free(ctx->exec.host_x);
+    lc_dump_end(ctx->exec.dump);
     lc_free(ctx->host_logits);
     lc_free(ctx->slots);
     lc_free(ctx);

@@ -7,12 +7,12 @@
  */
 #include "model.h"
 
-#include "engine/dump.h"
+#include "model/dump.h"
 
 #include <math.h>
 
 #define OPS (be->ops)
-/* LOCARA_DUMP hook (engine/dump.h): dp is NULL unless the variable is set. */
+/* LOCARA_DUMP hook (dump.h): dp is NULL unless the variable is set. */
 #define DUMP(name, il, x, rows, cols) \
     do { \
         if (dp) lc_dump_tensor(dp, be, name, il, x, rows, cols); \
@@ -104,7 +104,7 @@ lc_status lc_forward_decoder(const lc_model *m, const lc_exec *ex, const lc_fwd_
     lc_status st;
     lc_backend *be = ex->stage[0].be;
     lc_fwd_bufs *B = ex->stage[0].bufs;
-    lc_dump *dp = lc_dump_begin();
+    lc_dump *dp = ex->dump;
     OPS->get_rows(be, B->x, &m->tok_embd, b->tokens, T);
     DUMP("embd", -1, B->x, T, E);
     for (int s = 0; s < ex->n_stages; s++) {
@@ -117,20 +117,19 @@ lc_status lc_forward_decoder(const lc_model *m, const lc_exec *ex, const lc_fwd_
         B = S->bufs;
         for (int il = S->il0; il < S->il1; il++) {
             const lc_layer *L = &m->layers[il];
-            if ((st = attention_block(m, be, S->kv, B, b, il, il - S->il0, dp))) goto done;
+            if ((st = attention_block(m, be, S->kv, B, b, il, il - S->il0, dp))) return st;
             OPS->add(be, B->x, B->h, (size_t)T * E);
             DUMP("ffn_inp", il, B->x, T, E);
             OPS->rms_norm(be, B->h, B->x, F32(L->ffn_norm), T, E, hp->norm_eps);
             DUMP("ffn_norm", il, B->h, T, E);
             st = hp->n_expert ? moe_ffn(m, be, B, T, L) : dense_ffn(m, be, B, T, L, il, dp);
-            if (st) goto done;
+            if (st) return st;
             DUMP("ffn_out", il, B->h, T, E);
             OPS->add(be, B->x, B->h, (size_t)T * E);
             DUMP("l_out", il, B->x, T, E);
         }
     }
-    st = LC_OK;
-    if (b->n_out == 0) goto done;
+    if (b->n_out == 0) return LC_OK;
     OPS->gather(be, B->out_rows, B->x, b->out_idx, b->n_out, E);
     OPS->rms_norm(be, B->out_rows, B->out_rows, F32(m->output_norm), b->n_out, E, hp->norm_eps);
     DUMP("result_norm", -1, B->out_rows, b->n_out, E);
@@ -138,7 +137,5 @@ lc_status lc_forward_decoder(const lc_model *m, const lc_exec *ex, const lc_fwd_
     float *oo[1] = {B->logits};
     st = OPS->matmul(be, 1, wo, oo, B->out_rows, b->n_out);
     if (!st) DUMP("result_output", -1, B->logits, b->n_out, (int)m->output.rows);
-done:
-    lc_dump_end(dp);
     return st;
 }

@@ -90,10 +90,13 @@ typedef struct lc_stage {
     int il0, il1;         /* model layers [il0, il1) */
 } lc_stage;
 
+typedef struct lc_dump lc_dump; /* dump.h */
+
 typedef struct lc_exec {
     int n_stages;
     lc_stage stage[LC_MAX_STAGES];
     float *host_x;        /* n_batch * n_embd floats (only with several stages) */
+    lc_dump *dump;        /* LOCARA_DUMP's writer (dump.h); NULL unless the variable is set */
 } lc_exec;
 
 typedef struct lc_arch {

@@ -1,9 +1,9 @@
 /* dump.c — the LOCARA_DUMP debug writer (see dump.h for the record format).
  *
- * Owns the file handle and a host staging buffer for one forward; does not decide what is
- * dumped (src/model/blocks.c calls lc_dump_tensor at its op boundaries).
+ * Owns the file handle and a host staging buffer for one context; does not decide what is
+ * dumped (blocks.c calls lc_dump_tensor at its op boundaries).
  */
-#include "engine/dump.h"
+#include "model/dump.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* dump.h — LOCARA_DUMP=FILE: append the forward pass's intermediates (norms, Q/K/V before and
  * after RoPE, attention output, FFN gate/up/swiglu/down, residuals, final norm, logits) to FILE,
- * for op-by-op comparison with llama.cpp (tools/compare_dump.py). Debugging aid only: when the
- * variable is unset a forward pays one getenv; nothing here runs inside a kernel.
+ * for op-by-op comparison with llama.cpp (tools/compare_dump.py). Debugging aid only: the context
+ * opens the file once (lc_exec.dump) and the forward writes to it; unset, nothing runs.
  * Record format (little-endian): u32 name_len, name bytes, i32 rows, i32 cols, f32 rows*cols.
  */
 #ifndef LC_DUMP_H
@@ -9,7 +9,7 @@
 
 #include "backend/backend.h"
 
-typedef struct lc_dump lc_dump;
+typedef struct lc_dump lc_dump; /* also declared by model.h, for lc_exec */
 
 /* Opens $LOCARA_DUMP for appending; NULL when unset or unopenable (a warning is logged). */
 lc_dump *lc_dump_begin(void);
