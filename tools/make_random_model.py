@@ -116,6 +116,21 @@ def load_tokenizer(n_vocab):
     return toks, types, merges
 
 
+
+def add_tokenizer(w, n_vocab):
+    """Writes SmolLM2's tokenizer, padded to n_vocab, and its special ids into GGUF writer w."""
+    toks, types, merges = load_tokenizer(n_vocab)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("smollm")
+    w.add_token_list(toks)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_unk_token_id(0)
+    w.add_pad_token_id(2)
+    w.add_add_bos_token(False)
+
 def build(arch_name, flags, hp, seed, dtype, out):
     """Writes one model. dtype: f32, f16 or bf16 for the 2-D/3-D weights (norms stay F32)."""
     arch = arch_name
@@ -142,17 +157,7 @@ def build(arch_name, flags, hp, seed, dtype, out):
         w.add_expert_used_count(hp["n_expert_used"])
         w.add_expert_feed_forward_length(hp["n_ff_exp"])
     w.add_file_type({"f32": 0, "f16": 1, "bf16": 32}[dtype])
-    toks, types, merges = load_tokenizer(V)
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("smollm")
-    w.add_token_list(toks)
-    w.add_token_types(types)
-    w.add_token_merges(merges)
-    w.add_bos_token_id(1)
-    w.add_eos_token_id(2)
-    w.add_unk_token_id(0)
-    w.add_pad_token_id(2)
-    w.add_add_bos_token(False)
+    add_tokenizer(w, V)
 
     def weight(name, shape, std):
         a = uniform(seed, name, shape, std)

@@ -14,7 +14,7 @@ import sys
 import gguf
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tools"))
-from make_random_model import load_tokenizer  # noqa: E402
+from make_random_model import add_tokenizer  # noqa: E402
 
 SHAPES = {
     "llama8b": ("llama", dict(n_embd=4096, n_layer=32, n_head=32, n_head_kv=8, head_dim=128, n_ff=14336,
@@ -47,17 +47,7 @@ def main():
         w.add_expert_used_count(hp["n_expert_used"])
         w.add_expert_feed_forward_length(hp["n_ff_exp"])
     w.add_file_type(15)  # MOSTLY_Q4_K_M
-    toks, types, merges = load_tokenizer(hp["n_vocab"])
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("smollm")
-    w.add_token_list(toks)
-    w.add_token_types(types)
-    w.add_token_merges(merges)
-    w.add_bos_token_id(1)
-    w.add_eos_token_id(2)
-    w.add_unk_token_id(0)
-    w.add_pad_token_id(2)
-    w.add_add_bos_token(False)
+    add_tokenizer(w, hp["n_vocab"])
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
