@@ -90,7 +90,7 @@ class Server:
 
     def metrics(self):
         out = {}
-        for line in Server.get(self, "/metrics").splitlines():  # the text, also where a subclass's get parses JSON
+        for line in self.get("/metrics").splitlines():
             if line and not line.startswith("#"):
                 k, v = line.rsplit(" ", 1)
                 out[k] = float(v)

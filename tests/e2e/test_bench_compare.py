@@ -22,17 +22,12 @@ from pathlib import Path
 
 import pytest
 
+from conftest import LOCARA, REPO, free_port
+
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-LOCARA = os.environ.get("LOCARA_BIN", str(REPO / "build" / "locara"))
+
 COMPARE = REPO / "bench" / "http" / "compare.sh"
 MAKE_LONG = REPO / "bench" / "http" / "make-long-model.sh"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -47,33 +47,20 @@ def models(tmp_path_factory):
 
 
 class MServer(Server):
-    """One `locara serve` with arbitrary arguments on a free port; get and post answer JSON."""
+    """One `locara serve` with arbitrary arguments on a free port; get_json parses the reply."""
 
     def __init__(self, *args):
         start_server(self, ["-t", "1", *args], "mgr", 60)
 
-    def get(self, path):
-        with urllib.request.urlopen(self.url + path, timeout=30) as r:
-            return json.loads(r.read().decode())
-
-    def post(self, path, body):
-        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                return r.status, json.loads(r.read().decode())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read().decode())
+    def get_json(self, path):
+        return json.loads(self.get(path))
 
     def complete(self, model, **kw):
         body = {"model": model, "prompt": "hello", "max_tokens": 2, **kw}
         return self.post("/v1/completions", body)
 
     def loaded(self):
-        return sorted(m["id"] for m in self.get("/api/ps")["models"] if m["state"] == "loaded")
-
-    def stop(self, timeout=30):
-        return super().stop(timeout)
+        return sorted(m["id"] for m in self.get_json("/api/ps")["models"] if m["state"] == "loaded")
 
 
 def wait_until(cond, timeout=5.0):
@@ -113,7 +100,7 @@ def serve(request):
 def test_routing_and_listing(tmp_path, models, serve):
     mf = manifest(tmp_path, models, {"two": {"aliases": ["deux", "zwei"]}})
     s = serve("--manifest", mf)
-    listed = s.get("/v1/models")["data"]
+    listed = s.get_json("/v1/models")["data"]
     assert [m["id"] for m in listed] == ["one", "two", "three"]
     assert all(m["state"] == "unloaded" and not m["loaded"] for m in listed)
     assert listed[1]["meta"]["aliases"] == ["deux", "zwei"]
@@ -123,7 +110,7 @@ def test_routing_and_listing(tmp_path, models, serve):
     assert st == 200 and r["model"] == "one"
     st, r = s.complete("nope")
     assert st == 404 and r["error"]["code"] == "model_not_found" and "'one'" in r["error"]["message"]
-    listed = {m["id"]: m for m in s.get("/v1/models")["data"]}
+    listed = {m["id"]: m for m in s.get_json("/v1/models")["data"]}
     assert listed["two"]["state"] == "loaded" and listed["three"]["state"] == "unloaded"
     # the prediction is the fit math (>= weights + KV), or requires.memoryGB when larger
     assert listed["two"]["meta"]["memory_bytes"] >= int(0.1 * GIB)
@@ -138,7 +125,7 @@ def budget_for_two(tmp_path, models, serve):
     """A budget in MiB that holds this build's process baseline plus two 0.1 GiB models, not three
     (the baseline is measured: a CUDA-enabled build maps its GPU libraries at start-up)."""
     s = serve("--manifest", manifest(tmp_path, models))
-    runtime = s.get("/api/ps")["memory"]["runtime_bytes"]
+    runtime = s.get_json("/api/ps")["memory"]["runtime_bytes"]
     assert s.stop() == 0
     return (runtime + int(2.3 * 0.1 * GIB)) >> 20
 
@@ -156,7 +143,7 @@ def test_budget_lru_and_pinned(tmp_path, models, serve):
     time.sleep(0.02)
     assert s.complete("two")[0] == 200  # one is older but pinned: three goes
     assert s.loaded() == ["one", "two"]
-    ps = s.get("/api/ps")
+    ps = s.get_json("/api/ps")
     assert ps["stats"]["evictions"] == 2 and ps["memory"]["budget_bytes"] == mib << 20
     assert ps["memory"]["used_bytes"] <= ps["memory"]["budget_bytes"]
     pinned = [m for m in ps["models"] if m["id"] == "one"][0]
@@ -179,7 +166,7 @@ def test_keep_alive(tmp_path, models, serve):
     mf = manifest(tmp_path, models, {"one": {"keep_alive": "1s"}, "three": {"keep_alive": -1}})
     s = serve("--manifest", mf)
     assert s.complete("one")[0] == 200
-    ps = {m["id"]: m for m in s.get("/api/ps")["models"]}
+    ps = {m["id"]: m for m in s.get_json("/api/ps")["models"]}
     assert ps["one"]["keep_alive_s"] == 1.0 and 0 <= ps["one"]["expires_in_s"] <= 1.0
     t0 = time.time()
     assert wait_until(lambda: "one" not in s.loaded(), 4)
@@ -202,7 +189,7 @@ def test_concurrent_first_requests_share_one_load(tmp_path, models, serve):
     with cf.ThreadPoolExecutor(6) as ex:
         res = list(ex.map(lambda m: s.complete(m, max_tokens=4), ["two"] * 4 + ["three"] * 2))
     assert all(st == 200 for st, _ in res)
-    ps = s.get("/api/ps")
+    ps = s.get_json("/api/ps")
     assert ps["stats"]["loads"] == 2 and sorted(m["id"] for m in ps["models"]) == ["three", "two"]
 
 
@@ -218,7 +205,7 @@ def test_slow_load_blocks_only_its_model(tmp_path, models, serve):
     s = serve("--manifest", str(p))
     with cf.ThreadPoolExecutor(2) as ex:
         first = ex.submit(s.complete, "slow")
-        assert wait_until(lambda: {m["id"]: m["state"] for m in s.get("/v1/models")["data"]}["slow"] == "loading")
+        assert wait_until(lambda: {m["id"]: m["state"] for m in s.get_json("/v1/models")["data"]}["slow"] == "loading")
         second = ex.submit(s.complete, "slow")
         t0 = time.time()
         assert s.complete("one")[0] == 200 and time.time() - t0 < 5
@@ -228,9 +215,9 @@ def test_slow_load_blocks_only_its_model(tmp_path, models, serve):
         for f in (first, second):
             st, r = f.result(20)
             assert st == 500 and r["error"]["code"] == "model_load_failed" and "not a regular file" in r["error"]["message"]
-    listed = {m["id"]: m for m in s.get("/v1/models")["data"]}
+    listed = {m["id"]: m for m in s.get_json("/v1/models")["data"]}
     assert listed["slow"]["state"] == "unloaded" and "not a regular file" in listed["slow"]["meta"]["error"]
-    assert s.get("/api/ps")["stats"]["loads"] == 1  # only "one" ever loaded
+    assert s.get_json("/api/ps")["stats"]["loads"] == 1  # only "one" ever loaded
 
 
 def test_pressure(tmp_path, models, serve):
@@ -256,7 +243,7 @@ def test_pressure(tmp_path, models, serve):
     # CRITICAL (an oom_kill in the cgroup): idle models go, the streaming one stays
     events.write_text("low 0\nhigh 0\nmax 0\noom 1\noom_kill 1\noom_group_kill 0\n")
     assert wait_until(lambda: s.loaded() == ["one"], 3), s.output()
-    ps = s.get("/api/ps")["stats"]
+    ps = s.get_json("/api/ps")["stats"]
     assert ps["pressure_warnings"] >= 1 and ps["pressure_criticals"] >= 1 and ps["pressure_unloads"] == 1
     last = None
     for ch in it:
@@ -276,9 +263,9 @@ def test_models_dir_and_ps(tmp_path, models, serve):
     for f in models[:2]:
         (d / f.name).symlink_to(f)
     s = serve("--models-dir", str(d), "--keep-alive", "10m", "--memory-budget", "1GiB")
-    assert [m["id"] for m in s.get("/v1/models")["data"]] == ["m1", "m2"]
+    assert [m["id"] for m in s.get_json("/v1/models")["data"]] == ["m1", "m2"]
     assert s.complete("m2.gguf")[0] == 200  # the file name is an alias
-    m2 = [m for m in s.get("/v1/models")["data"] if m["id"] == "m2"][0]
+    m2 = [m for m in s.get_json("/v1/models")["data"] if m["id"] == "m2"][0]
     assert m2["meta"]["memory_bytes"] > os.path.getsize(models[1])  # weights + KV + compute
     out = subprocess.run([LOCARA, "ps", "--port", str(s.port)], capture_output=True, text=True, check=True).stdout
     assert "m2" in out and "loaded" in out and "MiB" in out and "m1 " not in out
