@@ -254,6 +254,7 @@ bool serve_json_check(const char *text, size_t len, bool *complete) {
 /* One segment: a choice among sorted strings (n_alts > 0) or a JSON object (n_alts == 0). */
 typedef struct gseg {
     char **alts;
+    int *len;    /* strlen of each alternative, taken once (gdist reads them every step) */
     int n_alts;
     int min_len; /* the shortest alternative (2 for a JSON object: "{}") */
 } gseg;
@@ -311,7 +312,7 @@ static int gdist(const gcons *g, const gstate *s) {
     if (!sg->n_alts) here = jdist(&s->js);
     else {
         here = 1 << 20;
-        for (int i = s->lo; i < s->hi; i++) here = LC_MIN(here, (int)strlen(sg->alts[i]) - s->pos);
+        for (int i = s->lo; i < s->hi; i++) here = LC_MIN(here, sg->len[i] - s->pos);
     }
     return here + g->tail[s->seg];
 }
@@ -361,6 +362,7 @@ static void gc_free(void *ud) {
     for (int i = 0; i < gc->n_segs; i++) {
         for (int k = 0; k < gc->segs[i].n_alts; k++) lc_free(gc->segs[i].alts[k]);
         lc_free(gc->segs[i].alts);
+        lc_free(gc->segs[i].len);
     }
     lc_free(gc->segs);
     lc_free(gc->tail);
@@ -383,7 +385,9 @@ lc_status serve_grammar_constraint(serve_model *sm, const serve_gseg *segs, int 
         gseg *g = &gc->segs[i];
         g->min_len = 2;
         if (!segs[i].n_alts) continue;
-        if (!(g->alts = lc_calloc((size_t)segs[i].n_alts, sizeof *g->alts))) goto oom;
+        if (!(g->alts = lc_calloc((size_t)segs[i].n_alts, sizeof *g->alts)) ||
+            !(g->len = lc_malloc((size_t)segs[i].n_alts * sizeof *g->len)))
+            goto oom;
         g->min_len = 1 << 20;
         for (int k = 0; k < segs[i].n_alts; k++) {
             if (!(g->alts[k] = lc_strdup(segs[i].alts[k]))) goto oom;
@@ -392,11 +396,14 @@ lc_status serve_grammar_constraint(serve_model *sm, const serve_gseg *segs, int 
                 gc_free(gc);
                 return lc_fail(LC_ERR_INVALID, "grammar: an empty alternative");
             }
-            g->min_len = LC_MIN(g->min_len, (int)strlen(g->alts[k]));
         }
         qsort(g->alts, (size_t)g->n_alts, sizeof *g->alts, cmp_str);
+        for (int k = 0; k < g->n_alts; k++) {
+            g->len[k] = (int)strlen(g->alts[k]);
+            g->min_len = LC_MIN(g->min_len, g->len[k]);
+        }
         for (int k = 0; k + 1 < g->n_alts; k++)
-            if (!strncmp(g->alts[k], g->alts[k + 1], strlen(g->alts[k]))) {
+            if (!strncmp(g->alts[k], g->alts[k + 1], (size_t)g->len[k])) {
                 lc_status st = lc_fail(LC_ERR_INVALID, "grammar: alternative '%s' is a prefix of another", g->alts[k]);
                 gc_free(gc);
                 return st;
