@@ -145,15 +145,13 @@ def llama_tensor(ref, stem, op, il):
     name = stem if il < 0 else f"{stem}-{il}"
     if op:
         return ref.get((name, op))
-    for o in ("ADD", "MUL_MAT"):  # the projection, or its bias add when there is one
-        if (name, o) in ref and o == "ADD":
-            return ref[(name, o)]
+    if (name, "ADD") in ref:  # the projection's bias add when there is one
+        return ref[(name, "ADD")]
     return ref.get((name, "MUL_MAT"))
 
 
 def compare(ref, ours, n_layer):
     print(f"{'op':<18} {'rows':>4} {'max|d|/max|ref|':>15} {'mean|d|/mean|ref|':>17} {'n off 1e-3':>10}")
-    rows = []
     order = [(n, s, o, -1) for n, s, o in NAMES[:1]]
     for il in range(n_layer):
         order += [(n, s, o, il) for n, s, o in NAMES[1:-2]]
@@ -176,8 +174,6 @@ def compare(ref, ours, n_layer):
         mrel = d.mean() / (np.abs(b).mean() + 1e-30)
         noff = int((d / rng > 1e-3).sum())
         print(f"{key:<18} {a.shape[0]:>4} {rel:>15.2e} {mrel:>17.2e} {noff:>10}")
-        rows.append((key, rel, mrel, noff))
-    return rows
 
 
 def main():
@@ -191,7 +187,6 @@ def main():
     text = a.text or json.load(open(MANIFEST))["prompt_text"]
     ours = run_locara(a.locara, a.model, text, a.threads)
     n_tok = ours["embd"].shape[0]
-    llm_ids = None
     # tokenise with llama.cpp the way `locara run` does (BOS as the metadata says, special parsing)
     tmp = llama_cpp.Llama(a.model, vocab_only=True, verbose=False)
     llm_ids = tmp.tokenize(text.encode(), add_bos=True, special=True)

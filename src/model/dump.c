@@ -35,13 +35,7 @@ lc_dump *lc_dump_begin(void) {
 void lc_dump_tensor(lc_dump *d, lc_backend *be, const char *name, int il, const float *x, int rows, int cols) {
     if (!d || rows <= 0 || cols <= 0) return;
     size_t n = (size_t)rows * (size_t)cols;
-    if (n > d->cap) {
-        float *nb = lc_malloc(n * sizeof(float));
-        if (!nb) return;
-        lc_free(d->buf);
-        d->buf = nb;
-        d->cap = n;
-    }
+    if (!lc_grow((void **)&d->buf, sizeof(float), &d->cap, n)) return;
     be->ops->to_host(be, d->buf, x, n);
     char full[96];
     if (il >= 0) snprintf(full, sizeof full, "%s-%d", name, il);

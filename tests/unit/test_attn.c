@@ -175,7 +175,6 @@ int main(void) {
         run deep[] = {{0, 1279, 1}, {1, 1200, 33}, {1, 1100, 1}, {0, 3, 1}, {1, 1025, 1}};
         e = check_batch(&f, deep, 5, a);
         worst = e > worst ? e : worst;
-        worst = e > worst ? e : worst;
         CHECKF(e < 2e-5, "%s deep batch with split decode tokens: max error %g", tn, e);
         printf("%s G=%d D=%d: max error vs double %.2g\n", tn, c.n_head / c.n_kv, c.D, worst);
         free(a), free(d);

@@ -30,12 +30,6 @@ static void check_isa(const lc_vec_ops *ref, const lc_vec_ops *v) {
         v->swiglu(n, g, y, o1);
         ref->swiglu(n, g, y, o2);
         for (int i = 0; i < n; i++) bad += !close_rel(o1[i], o2[i], 1e-5);
-        float e1[N], e2[N];
-        for (int i = 0; i < n; i++) e1[i] = e2[i] = x[i] * 40.0f - 20.0f;
-        e1[0] = e2[0] = -INFINITY;
-        v->exp_f32(n, e1);
-        ref->exp_f32(n, e2);
-        for (int i = 0; i < n; i++) bad += !(fabsf(e1[i] - e2[i]) <= 1e-5f * (1.0f + e2[i]));
         CHECKF(bad == 0, "%s element-wise ops n=%d: %d mismatches", v->isa, n, bad);
     }
     /* f16 block conversion: 3 rows of D out of rows of stride 200 halves */

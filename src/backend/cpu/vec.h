@@ -29,13 +29,11 @@ typedef struct lc_vec_ops {
      *          softmax step per column: m' = max(mx[i], max_j S), alpha[i] = exp(mx[i] - m'),
      *          S[j][i] = exp(S[j][i] - m'), sum[i] = sum[i] * alpha[i] + sum_j S[j][i], mx[i] = m'
      *          (a column with no visible key so far keeps m' = -inf, alpha 0, P 0)
-     * pv:      O[i*D + :] = O[i*D + :] * alpha[i] + sum_j P[j*Mp + i] * V[j*D + :]   (V: BT x D)
-     * exp: x[i] = exp(x[i]) (exp(-inf) = 0) */
+     * pv:      O[i*D + :] = O[i*D + :] * alpha[i] + sum_j P[j*Mp + i] * V[j*D + :]   (V: BT x D) */
     void (*attn_qk)(int Mp, int D, const float *Qt, const float *K, float *S);
     void (*attn_softmax)(int Mp, float *S, const int32_t *qpos, int kpos0, int causal, float *mx, float *sum,
                          float *alpha);
     void (*attn_pv)(int M, int Mp, int D, const float *P, const float *V, const float *alpha, float *O);
-    void (*exp_f32)(int n, float *x);
     /* dst (n x D, rows contiguous) = f16 rows at src, src + stride, ... (stride in elements):
      * one cache block of one KV head, converted in one call */
     void (*f16_rows)(int n, int D, const uint16_t *src, size_t stride, float *dst);

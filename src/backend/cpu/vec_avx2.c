@@ -4,13 +4,6 @@
 #include <immintrin.h>
 #include <math.h>
 
-static inline float hsum256(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 static inline __m256 load_h8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 
 static double sumsq(int n, const float *x) {
@@ -141,12 +134,6 @@ static void attn_pv(int M, int Mp, int D, const float *P, const float *V, const 
     }
 }
 
-static void exp_f32(int n, float *x) {
-    int i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, exp256(_mm256_loadu_ps(x + i)));
-    for (; i < n; i++) x[i] = expf(x[i]);
-}
-
 /* 8 halves per conversion (D is a multiple of 8). */
 static void f16_rows(int n, int D, const uint16_t *src, size_t stride, float *dst) {
     for (int r = 0; r < n; r++, src += stride, dst += D)
@@ -160,6 +147,5 @@ void lc_vec_fill_avx2(lc_vec_ops *v) {
     v->attn_qk = attn_qk;
     v->attn_softmax = attn_softmax;
     v->attn_pv = attn_pv;
-    v->exp_f32 = exp_f32;
     v->f16_rows = f16_rows;
 }

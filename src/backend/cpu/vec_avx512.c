@@ -28,17 +28,6 @@ static inline __m512 exp512_cut(__m512 x, float cut) {
     return _mm512_maskz_scalef_ps(live, y, fx);
 }
 
-static inline __m512 exp512(__m512 x) { return exp512_cut(x, -87.3f); }
-
-static void exp_f32(int n, float *x) {
-    int i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, exp512(_mm512_loadu_ps(x + i)));
-    if (i < n) {
-        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        _mm512_mask_storeu_ps(x + i, m, exp512(_mm512_maskz_loadu_ps(m, x + i)));
-    }
-}
-
 /* S (8 keys from j0) x (NC zmm columns from i0): 8 * NC accumulators; per d, NC loads of Qt and
  * 8 broadcasts of K feed 8 * NC FMAs (NC = 3: 24 accumulators, 11 loads for 24 FMAs). */
 static inline __attribute__((always_inline)) void qk_8xNC(int NC, int Mp, int D, const float *Qt,
@@ -175,6 +164,5 @@ void lc_vec_fill_avx512(lc_vec_ops *v) {
     v->attn_qk = attn_qk;
     v->attn_softmax = attn_softmax;
     v->attn_pv = attn_pv;
-    v->exp_f32 = exp_f32;
     v->f16_rows = f16_rows;
 }

@@ -58,10 +58,6 @@ static void attn_pv(int M, int Mp, int D, const float *P, const float *V, const 
     }
 }
 
-static void exp_f32(int n, float *x) {
-    for (int i = 0; i < n; i++) x[i] = expf(x[i]);
-}
-
 static void f16_rows(int n, int D, const uint16_t *src, size_t stride, float *dst) {
     for (int r = 0; r < n; r++)
         for (int d = 0; d < D; d++) dst[(size_t)r * D + d] = lc_f16_to_f32(src[(size_t)r * stride + d]);
@@ -74,7 +70,6 @@ void lc_vec_fill_scalar(lc_vec_ops *v) {
     v->attn_qk = attn_qk;
     v->attn_softmax = attn_softmax;
     v->attn_pv = attn_pv;
-    v->exp_f32 = exp_f32;
     v->f16_rows = f16_rows;
 }
 
