@@ -142,9 +142,10 @@ typedef struct lc_backend_ops {
     /* Optional (NULL: nothing to do), around one forward step of n_tokens: step_begin may start
      * recording the ops that follow instead of running them (CUDA graphs); step_end then runs the
      * recording, or drops it when run is false (the forward failed). When step_end sets *redo,
-     * nothing of the step ran (the recording was impossible): the caller runs the forward again
-     * without the brackets and the ops run directly. Host arrays passed to ops inside the
-     * brackets are copied at the call, as always. */
+     * nothing of the step ran (the recording was impossible): the caller runs the forward again in
+     * new brackets, where the backend records it or runs its ops directly (context.c's run_forward;
+     * it gives up the brackets after three passes, as a guard). Host arrays passed to ops inside
+     * the brackets are copied at the call, as always. */
     void (*step_begin)(lc_backend *be, int n_tokens);
     lc_status (*step_end)(lc_backend *be, bool run, bool *redo);
 } lc_backend_ops;

@@ -148,7 +148,6 @@ lc_status lc_context_create_staged(lc_model *model, lc_context_params params, lc
     lc_kvc_part parts[LC_MAX_STAGES];
     ctx->exec.n_stages = n_stages;
     for (int s = 0, il = 0; s < n_stages; il += n_layers[s], s++) {
-        ctx->be[s] = be[s];
         ctx->exec.stage[s] = (lc_stage){.be = be[s], .bufs = &ctx->bufs[s], .il0 = il, .il1 = il + n_layers[s]};
         parts[s] = (lc_kvc_part){be[s], n_layers[s]};
     }
@@ -211,10 +210,9 @@ lc_status lc_context_create(lc_model *model, lc_context_params params, lc_contex
 
 void lc_context_free(lc_context *ctx) {
     if (!ctx) return;
-    for (int s = 0; s < ctx->exec.n_stages; s++)
-        if (ctx->be[s]) free_bufs(ctx->be[s], &ctx->bufs[s]);
+    for (int s = 0; s < ctx->exec.n_stages; s++) free_bufs(ctx->exec.stage[s].be, &ctx->bufs[s]);
     lc_kvc_free(ctx->kvc);
-    for (int s = 0; s < ctx->exec.n_stages; s++) free_backend(ctx->be[s]);
+    for (int s = 0; s < ctx->exec.n_stages; s++) free_backend(ctx->exec.stage[s].be);
     lc_free(ctx->exec.host_x);
     lc_dump_end(ctx->exec.dump);
     lc_free(ctx->host_logits);

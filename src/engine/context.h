@@ -9,7 +9,6 @@
 struct lc_context {
     lc_model *model;
     lc_context_params params;
-    lc_backend *be[LC_MAX_STAGES];  /* one per stage of exec */
     lc_exec exec;
     lc_kvc *kvc;
     lc_fwd_bufs bufs[LC_MAX_STAGES];

@@ -264,7 +264,7 @@ static ssize_t stream_cb(void *cls, uint64_t pos, char *buf, size_t max) {
         if (done) g->phase = 2;
         /* a long prefill sends nothing for minutes: an SSE comment (clients skip lines starting
          * with ':') keeps the connection inside the idle timeout and proxies from closing it */
-        if (g->sse.len == 0 && lc_time_sec() - g->last_sent > LC_MAX(1.0, serve_timeout(&g->srv->o) / 4.0))
+        if (g->sse.len == 0 && lc_time_sec() - g->last_sent > LC_MAX(1.0, g->srv->o.timeout_s / 4.0))
             lc_str_puts(&g->sse, ": keep-alive\n\n");
     }
     g->last_sent = lc_time_sec();
@@ -302,7 +302,7 @@ static int reply_whole(gen *g) {
         lc_str_clear(&g->out.text);
         if (done) break;
     }
-    MHD_set_connection_option(g->c.mhd, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)serve_timeout(&g->srv->o));
+    MHD_set_connection_option(g->c.mhd, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)g->srv->o.timeout_s);
     int ret;
     if (g->out.finish == LC_FINISH_ERROR || g->out.finish == LC_FINISH_CANCELLED) {
         serve_err e;

@@ -143,10 +143,9 @@ static void on_completed(void *cls, struct MHD_Connection *mhd, void **con_cls, 
 
 /* ==== Life cycle ==== */
 
-int serve_timeout(const serve_opts *o) { return o->timeout_s > 0 ? o->timeout_s : 600; }
-
 lc_status serve_start(serve *srv, const serve_opts *o, lc_mgr *mgr) {
     srv->o = *o;
+    if (srv->o.timeout_s <= 0) srv->o.timeout_s = 600; /* the default, as llama-server's */
     srv->mgr = mgr;
     srv->created = (long long)time(NULL);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai = NULL;
@@ -158,7 +157,7 @@ lc_status serve_start(serve *srv, const serve_opts *o, lc_mgr *mgr) {
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     srv->daemon = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR,
                                    ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)serve_timeout(o), MHD_OPTION_CONNECTION_LIMIT,
+                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->o.timeout_s, MHD_OPTION_CONNECTION_LIMIT,
                                    (unsigned)512, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!srv->daemon) return lc_fail(LC_ERR_IO, "cannot listen on %s:%d (address in use?)", o->host, o->port);

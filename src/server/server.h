@@ -79,7 +79,9 @@ typedef struct serve_opts {
     const char *host;
     int port;
     size_t max_body;
-    int timeout_s;      /* an idle connection is closed after this long (0: 600) */
+    int timeout_s;      /* an idle connection is closed after this long (0: 600, set by serve_start). A
+                         * generation keeps its connection alive while the model works: a stream
+                         * sends SSE comments, a whole reply lifts the timeout until it answers. */
 } serve_opts;
 
 /* What the server keeps per loaded model: made by serve_hook_load when the manager loads it,
@@ -101,11 +103,6 @@ typedef struct serve_model {
 
 lc_status serve_hook_load(void *ud, const char *id, lc_model *model, lc_sched *sched, void **data);
 void serve_hook_unload(void *ud, void *data);
-
-/* The idle-connection timeout in seconds (serve_opts.timeout_s or its default). A generation keeps
- * its connection alive while the model works: a stream sends SSE comments, a whole reply lifts
- * the timeout until it answers. */
-int serve_timeout(const serve_opts *o);
 
 typedef struct serve {
     serve_opts o;

@@ -246,7 +246,7 @@ static void step(pair *P, int n, const int32_t *seq) {
 
 static lc_cuda_graph_stats stats_of(lc_context *ctx) {
     lc_cuda_graph_stats s;
-    lc_backend *be = ctx->be[ctx->exec.n_stages - 1];
+    lc_backend *be = ctx->exec.stage[ctx->exec.n_stages - 1].be;
     CHECK(lc_backend_cuda_graph_stats(be, &s) == LC_OK);
     return s;
 }
@@ -276,7 +276,7 @@ int main(void) {
         lc_status st = lc_context_create(m, cp, &P.ctx[k]);
         CHECKF(st == LC_OK, "%s", lc_last_error());
         if (st) return test_done();
-        CHECKF(strcmp(P.ctx[k]->be[P.ctx[k]->exec.n_stages - 1]->ops->name, "cuda") == 0, "context %d not on CUDA", k);
+        CHECKF(strcmp(P.ctx[k]->exec.stage[P.ctx[k]->exec.n_stages - 1].be->ops->name, "cuda") == 0, "context %d not on CUDA", k);
     }
     unsetenv("LOCARA_CUDA_GRAPH");
 
