@@ -398,6 +398,12 @@ lc_status serve_grammar_constraint(serve_model *sm, const serve_gseg *segs, int 
             }
         }
         qsort(g->alts, (size_t)g->n_alts, sizeof *g->alts, cmp_str);
+        int u = 0; /* equal alternatives are one choice */
+        for (int k = 0; k < g->n_alts; k++) {
+            if (u && !strcmp(g->alts[u - 1], g->alts[k])) lc_free(g->alts[k]);
+            else g->alts[u++] = g->alts[k];
+        }
+        g->n_alts = u;
         for (int k = 0; k < g->n_alts; k++) {
             g->len[k] = (int)strlen(g->alts[k]);
             g->min_len = LC_MIN(g->min_len, g->len[k]);

@@ -255,7 +255,7 @@ static lc_status parse_tools(json_t *root, serve_req *r, serve_err *e) {
             json_t *x;
             json_array_foreach(r->tools, i, x) {
                 const char *n = json_string_value(json_object_get(json_object_get(x, "function"), "name"));
-                if (n && !strcmp(n, r->tool_name)) found = true;
+                if (!strcmp(n, r->tool_name)) found = true; /* names checked above */
             }
             if (!found)
                 return serve_fail(e, 400, "tool_choice", "invalid_value", "'tool_choice' names '%.200s', which is not in 'tools'",

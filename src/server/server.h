@@ -169,7 +169,8 @@ bool serve_json_check(const char *text, size_t len, bool *complete);
 lc_status serve_json_constraint(serve_model *sm, lc_sched_constraint *out);
 
 /* One segment of a sampling grammar: the output continues with one of alts[0..n_alts) (copied;
- * none may be a prefix of another), or with one JSON object when n_alts is 0. */
+ * equal ones count once, and none may be a prefix of another), or with one JSON object when
+ * n_alts is 0. */
 typedef struct serve_gseg {
     const char *const *alts;
     int n_alts;

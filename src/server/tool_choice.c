@@ -27,10 +27,9 @@ static const call_syntax syntaxes[] = {
     {LC_FMT_MISTRAL, "[TOOL_CALLS][{\"name\": ", ", \"arguments\": ", "}]"},
 };
 
-static const call_syntax *find_syntax(const serve_model *sm, lc_outparse_opts *po) {
-    *po = sm->parse;
-    for (size_t i = 0; i < sizeof syntaxes / sizeof *syntaxes; i++)
-        if (syntaxes[i].format == po->format) return &syntaxes[i];
+static const call_syntax *find_syntax(lc_out_format format) {
+    for (size_t i = 0; i < LC_ARRAY_LEN(syntaxes); i++)
+        if (syntaxes[i].format == format) return &syntaxes[i];
     return NULL;
 }
 
@@ -45,11 +44,11 @@ static char *json_name(const char *name) {
 }
 
 lc_status serve_tool_prefill(serve_model *sm, serve_req *rq, serve_err *err) {
-    if (!rq->tool_required || !rq->tools) return LC_OK;
-    lc_outparse_opts po;
-    const call_syntax *cs = find_syntax(sm, &po);
+    if (!rq->tool_required) return LC_OK; /* request.c: a required call comes with tools */
+    const lc_outparse_opts *po = &sm->parse;
+    const call_syntax *cs = find_syntax(po->format);
     if (!cs) {
-        if (po.format == LC_FMT_HARMONY) { /* channels and control tokens: served as "auto" */
+        if (po->format == LC_FMT_HARMONY) { /* channels and control tokens: served as "auto" */
             rq->tool_required = false;
             rq->tool_name = NULL;
             return LC_OK;
@@ -58,59 +57,45 @@ lc_status serve_tool_prefill(serve_model *sm, serve_req *rq, serve_err *err) {
                           "this model's chat template has no tool-call syntax, so a tool call cannot be required");
     }
     lc_str s = {0};
-    if (rq->starts_in_reasoning && po.think_close) { /* the prompt opened a reasoning block: close it */
-        lc_str_puts(&s, po.think_close);
-        lc_str_puts(&s, "\n\n");
-    }
-    lc_str_puts(&s, cs->open);
-    if (rq->tool_name) {
+    bool ok = true;
+    if (rq->starts_in_reasoning && po->think_close) /* the prompt opened a reasoning block: close it */
+        ok = lc_str_printf(&s, "%s\n\n", po->think_close);
+    ok = ok && lc_str_puts(&s, cs->open);
+    if (ok && rq->tool_name) {
         char *nm = json_name(rq->tool_name);
-        if (nm) {
-            lc_str_puts(&s, nm);
-            lc_str_puts(&s, cs->mid);
-        }
+        ok = nm && lc_str_printf(&s, "%s%s", nm, cs->mid);
         lc_free(nm);
-        if (!nm) s.len = 0;
     }
-    if (!s.len || !s.buf) {
-        lc_str_free(&s);
-        return serve_fail(err, 500, NULL, NULL, "out of memory");
-    }
-    rq->prefill = lc_strndup(s.buf, s.len);
+    if (ok) rq->prefill = lc_str_take(&s);
     lc_str_free(&s);
     if (!rq->prefill) return serve_fail(err, 500, NULL, NULL, "out of memory");
     return LC_OK;
 }
 
 lc_status serve_tool_constraint(serve_model *sm, const serve_req *rq, lc_sched_constraint *out) {
-    lc_outparse_opts po;
-    const call_syntax *cs = find_syntax(sm, &po);
+    const call_syntax *cs = find_syntax(sm->parse.format);
     if (!cs) return lc_fail(LC_ERR_INVALID, "no tool-call syntax for this template");
     size_t n_tools = json_array_size(rq->tools);
     char **names = lc_calloc(n_tools ? n_tools : 1, sizeof *names);
     if (!names) return lc_fail(LC_ERR_OOM, "out of memory");
     lc_status st = LC_OK;
     int n = 0;
-    if (!rq->tool_name) { /* "required": any of the tools, each once */
+    if (!rq->tool_name) { /* "required": any of the tools (the grammar merges equal names) */
         size_t i;
         json_t *x;
         json_array_foreach(rq->tools, i, x) {
             const char *name = json_string_value(json_object_get(json_object_get(x, "function"), "name"));
-            if (!name || !name[0]) continue;
+            if (!name[0]) continue; /* request.c: every tool's name is a string */
             char *nm = json_name(name);
-            char *alt = nm ? lc_malloc(strlen(nm) + strlen(cs->mid) + 1) : NULL;
-            if (!alt) {
-                lc_free(nm);
+            lc_str a = {0};
+            if (nm && lc_str_printf(&a, "%s%s", nm, cs->mid)) names[n] = lc_str_take(&a);
+            lc_str_free(&a);
+            lc_free(nm);
+            if (!names[n]) {
                 st = lc_fail(LC_ERR_OOM, "out of memory");
                 goto done;
             }
-            strcpy(alt, nm);
-            strcat(alt, cs->mid);
-            lc_free(nm);
-            bool dup = false;
-            for (int k = 0; k < n; k++) dup |= !strcmp(names[k], alt);
-            if (dup) lc_free(alt);
-            else names[n++] = alt;
+            n++;
         }
         if (!n) {
             st = lc_fail(LC_ERR_INVALID, "no tool has a name");
