@@ -1,7 +1,7 @@
 /* tool_choice.c — enforcing tool_choice "required" and {"type":"function","function":{"name":..}}.
  *
  * Like llama-server (a grammar) and vLLM (guided decoding), the reply is made a tool call by
- * construction, in the syntax the model's template uses (text/outparse.h's formats): the call's
+ * construction, in the syntax the model's template uses (lc_outparse_call_syntax): the call's
  * opening syntax, and the function's name when one is named, are appended to the rendered prompt
  * (a prefill, so the model does not spend steps on forced text), and sampling is constrained to
  * the rest: one of the tools' names, a JSON object of arguments, the closing syntax, then the end
@@ -14,24 +14,6 @@
 #include "text/outparse.h"
 
 #include <string.h>
-
-/* How a format spells one call: open + "name" + mid + {arguments} + close. */
-typedef struct call_syntax {
-    lc_out_format format;
-    const char *open, *mid, *close;
-} call_syntax;
-
-static const call_syntax syntaxes[] = {
-    {LC_FMT_HERMES, "<tool_call>\n{\"name\": ", ", \"arguments\": ", "}\n</tool_call>"},
-    {LC_FMT_LLAMA3, "{\"name\": ", ", \"parameters\": ", "}"},
-    {LC_FMT_MISTRAL, "[TOOL_CALLS][{\"name\": ", ", \"arguments\": ", "}]"},
-};
-
-static const call_syntax *find_syntax(lc_out_format format) {
-    for (size_t i = 0; i < LC_ARRAY_LEN(syntaxes); i++)
-        if (syntaxes[i].format == format) return &syntaxes[i];
-    return NULL;
-}
 
 /* The JSON text of a name, quotes included ("get_weather"), lc_malloc'd; NULL on OOM. */
 static char *json_name(const char *name) {
@@ -46,7 +28,7 @@ static char *json_name(const char *name) {
 lc_status serve_tool_prefill(serve_model *sm, serve_req *rq, serve_err *err) {
     if (!rq->tool_required) return LC_OK; /* request.c: a required call comes with tools */
     const lc_outparse_opts *po = &sm->parse;
-    const call_syntax *cs = find_syntax(po->format);
+    const lc_call_syntax *cs = lc_outparse_call_syntax(po->format);
     if (!cs) {
         if (po->format == LC_FMT_HARMONY) { /* channels and control tokens: served as "auto" */
             rq->tool_required = false;
@@ -73,7 +55,7 @@ lc_status serve_tool_prefill(serve_model *sm, serve_req *rq, serve_err *err) {
 }
 
 lc_status serve_tool_constraint(serve_model *sm, const serve_req *rq, lc_sched_constraint *out) {
-    const call_syntax *cs = find_syntax(sm->parse.format);
+    const lc_call_syntax *cs = lc_outparse_call_syntax(sm->parse.format);
     if (!cs) return lc_fail(LC_ERR_INVALID, "no tool-call syntax for this template");
     size_t n_tools = json_array_size(rq->tools);
     char **names = lc_calloc(n_tools ? n_tools : 1, sizeof *names);

@@ -24,6 +24,19 @@ lc_out_format lc_outparse_detect(const char *t) {
     return LC_FMT_PLAIN;
 }
 
+/* The formats' call spelling, as the parser below reads it back. */
+static const lc_call_syntax call_syntaxes[] = {
+    {LC_FMT_HERMES, "<tool_call>\n{\"name\": ", ", \"arguments\": ", "}\n</tool_call>"},
+    {LC_FMT_LLAMA3, "{\"name\": ", ", \"parameters\": ", "}"},
+    {LC_FMT_MISTRAL, "[TOOL_CALLS][{\"name\": ", ", \"arguments\": ", "}]"},
+};
+
+const lc_call_syntax *lc_outparse_call_syntax(lc_out_format format) {
+    for (size_t i = 0; i < sizeof call_syntaxes / sizeof *call_syntaxes; i++)
+        if (call_syntaxes[i].format == format) return &call_syntaxes[i];
+    return NULL;
+}
+
 lc_outparse_opts lc_outparse_opts_default(void) {
     lc_outparse_opts o;
     memset(&o, 0, sizeof o);

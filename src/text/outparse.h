@@ -41,6 +41,17 @@ typedef struct lc_outparse_opts {
     uint64_t seed;            /* seeds the tool-call ids ("call_" + 24 alphanumerics) */
 } lc_outparse_opts;
 
+/* How a format spells one call, for writing one (forced tool calls): open + "name" (JSON
+ * string) + mid + {arguments} + close. */
+typedef struct lc_call_syntax {
+    lc_out_format format;
+    const char *open, *mid, *close;
+} lc_call_syntax;
+
+/* The call syntax of format; NULL for formats without one (PLAIN, and HARMONY, whose calls go
+ * through channels and control tokens). */
+const lc_call_syntax *lc_outparse_call_syntax(lc_out_format format);
+
 /* PLAIN, no reasoning markers, not in reasoning, tools off, seed 0. */
 lc_outparse_opts lc_outparse_opts_default(void);
 
