@@ -12,6 +12,11 @@ lc_fit_params lc_fit_params_default(void) {
     return p;
 }
 
+/* The widest activation row a matrix product takes (hidden, FFN, expert FFN, attention out). */
+static int max_cols(const lc_hparams *hp) {
+    return LC_MAX(LC_MAX(hp->n_embd, hp->n_head * hp->head_dim), LC_MAX(hp->n_ff, hp->n_ff_exp));
+}
+
 /* Host bytes the context allocates besides the KV pool, mirroring context.c, backend/cpu
  * (scratch, conversion buffer, per-thread attention scratch; only when a CPU stage runs some
  * layers) and kv.c (block tables). */
@@ -24,14 +29,13 @@ static size_t compute_bytes(const lc_model *m, const lc_fit_params *p, int n_ctx
     n += (size_t)T * 16;                                                   /* batch bookkeeping */
     if (!cpu_stage) return n; /* a GPU runs every layer: no CPU backend */
     n += lc_context_scratch_floats(hp, T, p->n_seq) * sizeof(float);
-    int max_cols = LC_MAX(hp->n_embd, LC_MAX(hp->n_ff, hp->n_ff_exp));
-    max_cols = LC_MAX(max_cols, hp->n_head * hp->head_dim);
-    size_t qrow = lc_type_row_size(LC_TYPE_Q8_K, (max_cols + 255) / 256 * 256);
-    qrow = LC_MAX(qrow, (size_t)max_cols * 4);                            /* f32 activations */
+    int mc = max_cols(hp);
+    size_t qrow = lc_type_row_size(LC_TYPE_Q8_K, (mc + 255) / 256 * 256);
+    qrow = LC_MAX(qrow, (size_t)mc * 4);                                  /* f32 activations */
     n += (size_t)T * qrow;                                                 /* conversion buffer */
     int threads = p->n_threads > 0 ? p->n_threads : lc_cpu_physical_cores();
     n += (size_t)threads * (lc_backend_cpu_attn_scratch(hp->n_head, hp->n_head_kv, hp->head_dim) + 16) * sizeof(float);
-    if (cpu_stage && p->n_gpu_layers != 0) n += (size_t)T * hp->n_embd * sizeof(float); /* stage crossing */
+    if (p->n_gpu_layers != 0) n += (size_t)T * hp->n_embd * sizeof(float); /* stage crossing */
     n += (size_t)threads * (8u << 20) / 64;                                /* thread stacks touched */
     return n;
 }
@@ -58,11 +62,9 @@ static lc_status gpu_share(const lc_model *m, const lc_fit_params *p, int n_ctx,
     out->gpu_layers = n;
     out->gpu_weights_bytes = w;
     out->gpu_kv_bytes = lc_kvc_bytes(n, hp->n_head_kv, hp->head_dim, (lc_type)p->kv_type, n_ctx);
-    int max_cols = LC_MAX(hp->n_embd, LC_MAX(hp->n_ff, hp->n_ff_exp));
-    max_cols = LC_MAX(max_cols, hp->n_head * hp->head_dim);
     size_t c = lc_context_scratch_floats(hp, T, p->n_seq) * sizeof(float);
-    c += (size_t)T * max_cols * 2 + (16u << 20) * 2;              /* f16 activations, weight tile */
-    c += (size_t)T * max_cols * 36 / 32;                          /* q8 activation blocks */
+    c += (size_t)T * max_cols(hp) * 2 + (16u << 20) * 2;          /* f16 activations, weight tile */
+    c += (size_t)T * max_cols(hp) * 36 / 32;                      /* q8 activation blocks */
     c += LC_FIT_CUDA_RUNTIME_BYTES;
     out->gpu_compute_bytes = c;
     out->gpu_total_bytes = w + out->gpu_kv_bytes + c;
