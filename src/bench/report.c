@@ -213,6 +213,11 @@ static int make_groups(const lc_bench_row *rows, int n, group **out) {
         if (rows[i].ok && rows[i].concurrency == q->conc && rows[i].depth == q->depth && \
             rows[i].cache == q->cache && !strcmp(rows[i].config, q->config))             \
             tmp[m++] = (double)rows[i].field;
+/* A count the server may not report (-1 in the row): unknown values become NaN. */
+#define COLLECT_KNOWN(field)             \
+    COLLECT(field);                      \
+    for (int i = 0; i < m; i++)          \
+        if (tmp[i] < 0) tmp[i] = NAN;
         int m;
         COLLECT(ttft_ms);
         minmax(tmp, m, &q->ttft_min, &q->ttft_max);
@@ -224,14 +229,11 @@ static int make_groups(const lc_bench_row *rows, int n, group **out) {
         q->prefill_med = lc_bench_median(tmp, m);
         COLLECT(agg_decode_tps);
         q->agg_med = lc_bench_median(tmp, m);
-        COLLECT(prompt_tokens);
-        for (int i = 0; i < m; i++)
-            if (tmp[i] < 0) tmp[i] = NAN;
+        COLLECT_KNOWN(prompt_tokens);
         q->prompt_med = lc_bench_median(tmp, m);
-        COLLECT(cached_tokens);
-        for (int i = 0; i < m; i++)
-            if (tmp[i] < 0) tmp[i] = NAN;
+        COLLECT_KNOWN(cached_tokens);
         q->cached_med = lc_bench_median(tmp, m);
+#undef COLLECT_KNOWN
 #undef COLLECT
     }
     for (int k = 0; k < ng; k++) {

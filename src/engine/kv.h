@@ -11,6 +11,7 @@
 #define LC_ENGINE_KV_H
 
 #include "backend/backend.h"
+#include "model/model.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -34,7 +35,7 @@ lc_status lc_kvc_create(lc_backend *be, int n_layer, int n_kv_head, int head_dim
 /* A model split across backends (layers on the CPU, the rest on a GPU) keeps each layer's K/V
  * where the layer runs: part i is the next n_layer layers, stored by be. The blocks, tables and
  * prefix index are shared: a block id means the same tokens in every part. */
-#define LC_KVC_MAX_PARTS 2
+#define LC_KVC_MAX_PARTS LC_MAX_STAGES /* one part per stage of the forward */
 typedef struct lc_kvc_part {
     lc_backend *be;
     int n_layer;
