@@ -28,22 +28,34 @@ typedef struct mm_job {
     atomic_long next;
 } mm_job;
 
-static void tile(const mm_job *j, int wi, int64_t r0, int64_t r1, int t0, int t1) {
-    const lc_weight *w = j->w[wi];
+/* out[t * ldo + r] = dot(weight row r at wd, activation row t at x) for r < nr, t < nt: the
+ * type's GEMM tile where it has one, else one vec_dot per (token, row). */
+static void mul_rows(const lc_kernels *k, const lc_weight *w, const uint8_t *wd, int nr, const uint8_t *x, size_t xs,
+                     int nt, float *out, size_t ldo) {
     int n = (int)w->cols;
-    const uint8_t *wd = (const uint8_t *)w->data + (size_t)r0 * w->row_bytes;
-    lc_gemm_fn gemm = j->kern->gemm[w->type];
-    if (gemm) {
-        gemm(n, (int)(r1 - r0), t1 - t0, wd, w->row_bytes, j->xq + (size_t)t0 * j->xq_stride, j->xq_stride,
-             j->out[wi] + (size_t)t0 * w->rows + r0, (size_t)w->rows);
+    if (k->gemm[w->type]) {
+        k->gemm[w->type](n, nr, nt, wd, w->row_bytes, x, xs, out, ldo);
         return;
     }
-    lc_vec_dot_fn dot = j->kern->vec_dot[w->type];
-    for (int t = t0; t < t1; t++) {
-        const uint8_t *xr = j->xq + (size_t)t * j->xq_stride;
-        float *o = j->out[wi] + (size_t)t * w->rows;
-        for (int64_t r = r0; r < r1; r++) dot(n, &o[r], wd + (size_t)(r - r0) * w->row_bytes, xr);
-    }
+    lc_vec_dot_fn dot = k->vec_dot[w->type];
+    for (int t = 0; t < nt; t++)
+        for (int r = 0; r < nr; r++) dot(n, &out[(size_t)t * ldo + r], wd + (size_t)r * w->row_bytes, x + (size_t)t * xs);
+}
+
+static void tile(const mm_job *j, int wi, int64_t r0, int64_t r1, int t0, int t1) {
+    const lc_weight *w = j->w[wi];
+    mul_rows(j->kern, w, (const uint8_t *)w->data + (size_t)r0 * w->row_bytes, (int)(r1 - r0),
+             j->xq + (size_t)t0 * j->xq_stride, j->xq_stride, t1 - t0, j->out[wi] + (size_t)t0 * w->rows + r0,
+             (size_t)w->rows);
+}
+
+/* Rows per work chunk: enough chunks for balance across threads, large enough to amortise the
+ * counter (at most 64 when cap), a multiple of 4. */
+static int64_t row_chunk(const lc_cpu *c, int64_t rows, bool cap) {
+    int64_t rc = rows / ((int64_t)c->n_threads * 8);
+    rc = LC_MAX(rc, 16);
+    if (cap) rc = LC_MIN(rc, 64);
+    return (rc + 3) / 4 * 4;
 }
 
 static void mm_worker(void *arg, int ith, int nth) {
@@ -107,11 +119,7 @@ static void run_job(lc_cpu *c, mm_job *j) {
         max_rows = LC_MAX(max_rows, j->w[i]->rows);
         total_rows += j->w[i]->rows;
     }
-    /* Enough chunks for balance across threads, large enough to amortise the counter. */
-    int64_t rc = total_rows / ((int64_t)c->n_threads * 8);
-    rc = LC_MAX(rc, 16);
-    if (j->n_tok > 1) rc = LC_MIN(rc, 64);
-    rc = (rc + 3) / 4 * 4;
+    int64_t rc = row_chunk(c, total_rows, j->n_tok > 1);
     j->row_chunk = rc;
     j->n_chunks = 0;
     for (int i = 0; i < j->n_w; i++) {
@@ -186,15 +194,7 @@ static void moe_worker(void *arg, int ith, int nth) {
         int nr = (int)(r1 - r0), nt = it->i1 - it->i0;
         const uint8_t *wd = (const uint8_t *)w->data + (size_t)it->e * w->expert_bytes + (size_t)r0 * w->row_bytes;
         const uint8_t *xr = j->xq + (size_t)it->i0 * j->xq_stride;
-        /* tmp (nt, nr) = x rows @ W rows^T */
-        if (k->gemm[w->type]) {
-            k->gemm[w->type]((int)w->cols, nr, nt, wd, w->row_bytes, xr, j->xq_stride, tmp, (size_t)nr);
-        } else {
-            for (int t = 0; t < nt; t++)
-                for (int r = 0; r < nr; r++)
-                    k->vec_dot[w->type]((int)w->cols, &tmp[t * nr + r], wd + (size_t)r * w->row_bytes,
-                                        xr + (size_t)t * j->xq_stride);
-        }
+        mul_rows(k, w, wd, nr, xr, j->xq_stride, nt, tmp, (size_t)nr); /* tmp (nt, nr) = x rows @ W rows^T */
         for (int t = 0; t < nt; t++)
             memcpy(j->out + (size_t)j->order[it->i0 + t] * w->rows + r0, tmp + (size_t)t * nr, sizeof(float) * (size_t)nr);
     }
@@ -230,10 +230,7 @@ lc_status lc_cpu_matmul_experts(lc_backend *be, const lc_weight *w, float *out, 
         order[i] = p;
         src[i] = x_per_pair ? p : p / k_per_tok;
     }
-    int64_t rc = (w->rows * (n_tok == 1 ? k_per_tok : 1)) / ((int64_t)c->n_threads * 8);
-    rc = LC_MAX(rc, 16);
-    rc = LC_MIN(rc, 64);
-    rc = (rc + 3) / 4 * 4;
+    int64_t rc = row_chunk(c, w->rows * (n_tok == 1 ? k_per_tok : 1), true);
     if (!lc_cpu_tscratch(c, (size_t)TOK_CHUNK * (size_t)rc)) {
         st = LC_ERR_OOM;
         goto done;
