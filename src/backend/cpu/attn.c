@@ -6,6 +6,9 @@
  * V rows. The full score matrix is never built; per thread, memory is one tile of queries,
  * scores and outputs plus one converted block of K and V.
  * Causality is positional: a token sees its sequence's positions <= its own.
+ * With an f16 cache (and AVX-512 kernels) an unsplit tile instead does llama.cpp's arithmetic
+ * bit for bit, in three passes over its blocks that recompute the scores instead of storing
+ * them (attend_tile_g); decode tokens split over their key range keep the online softmax.
  */
 #include "cpu_impl.h"
 
@@ -58,6 +61,7 @@ typedef struct attn_job {
     lc_cpu *c;
     float *out;
     const float *q;
+    int lanes_qk, lanes_pv; /* llama.cpp's summation orders for this batch (vec.h); 0: not exact */
     lc_kv *kv;
     int il;
     const lc_attn_batch *b;
@@ -71,6 +75,9 @@ typedef struct attn_job {
 
 #define ATTN_QT 32    /* query tokens per tile */
 #define ATTN_SPLIT 32 /* cache blocks per item of a split decode token (1024 keys) */
+
+/* x rounded to f16 and back: llama.cpp's f16 matmuls convert their f32 operand (Q, P). */
+static inline float round16(float x) { return lc_f16_to_f32(lc_f32_to_f16(x)); }
 
 /* Query rows of a tile rounded up to the kernels' 16-column strips. */
 static size_t attn_mp(size_t M) { return (M + 15) / 16 * 16; }
@@ -99,10 +106,11 @@ static void attend_tile(attn_job *j, const attn_item *it, float *scratch) {
     float *V = K + (size_t)BT * D;      /* BT x D */
     float *mx = V + (size_t)BT * D, *sum = mx + Mp, *alpha = sum + Mp;
     int32_t *qpos = (int32_t *)(alpha + Mp);
+    int f16 = kv->type == LC_TYPE_F16;
     for (int r = 0; r < Mp; r++) {
         if (r < M) {
             const float *q = j->q + ((size_t)(t0 + r / G) * j->n_head + (size_t)g * G + r % G) * D;
-            for (int d = 0; d < D; d++) Qt[(size_t)d * Mp + r] = q[d] * j->scale;
+            for (int d = 0; d < D; d++) Qt[(size_t)d * Mp + r] = (f16 ? round16(q[d]) : q[d]) * j->scale;
         } else {
             for (int d = 0; d < D; d++) Qt[(size_t)d * Mp + r] = 0; /* padding: finite, never output */
         }
@@ -150,6 +158,73 @@ static void attend_tile(attn_job *j, const attn_item *it, float *scratch) {
     }
 }
 
+/* An unsplit tile with llama.cpp's arithmetic (flash attention off, f16 cache): Q rounded to
+ * f16, S = K.Q in ggml's summation order, scaled and masked, softmax as ggml_vec_soft_max_f32
+ * (its exp, 16-key chunk sums added in double, probabilities times (float)(1/sum)), P rounded
+ * to f16, O = P.V in ggml's order: each output is a sum over keys in lanes (vec.h), kept in A
+ * until the last block. No scores are stored: pass 1 finds each row's max, pass 2 recomputes
+ * the scores for the sum of exps, pass 3 recomputes them again for P and adds P.V.
+ * Scratch (floats): dsum 2 Mp (doubles), Qt D x Mp, S BT x Mp, K and V BT x D,
+ * A lanes x M x D, mx/inv/qpos Mp: a constant (attn_scratch_g), whatever the context. */
+static void attend_tile_g(attn_job *j, const attn_item *it, float *scratch) {
+    lc_kv *kv = j->kv;
+    const lc_vec_ops *vec = j->c->vec;
+    const int t0 = it->t0, nq = it->nq, g = it->g, lq = j->lanes_qk, lv = j->lanes_pv;
+    const int D = kv->head_dim, BT = LC_ATTN_BT, G = j->n_head / kv->n_kv_head, M = nq * G;
+    const int Mp = (int)attn_mp((size_t)M);
+    const int p0 = j->b->pos[t0], p_last = p0 + nq - 1, last = p_last / BT;
+    const int32_t *table = j->b->block_table[t0];
+    size_t head_bytes = lc_type_row_size(kv->type, D);
+
+    double *dsum = (double *)scratch;
+    float *Qt = scratch + 2 * (size_t)Mp; /* D x Mp */
+    float *S = Qt + (size_t)D * Mp;       /* BT x Mp */
+    float *K = S + (size_t)BT * Mp;       /* BT x D */
+    float *V = K + (size_t)BT * D;        /* BT x D */
+    float *A = V + (size_t)BT * D;        /* lanes x M x D */
+    float *mx = A + (size_t)lv * M * D, *inv = mx + Mp;
+    int32_t *qpos = (int32_t *)(inv + Mp);
+    for (int r = 0; r < Mp; r++) {
+        const float *q = j->q + ((size_t)(t0 + (r < M ? r : M - 1) / G) * j->n_head + (size_t)g * G + (r < M ? r : M - 1) % G) * D;
+        for (int d = 0; d < D; d++) Qt[(size_t)d * Mp + r] = round16(q[d]); /* padding: a copy of the last row */
+        qpos[r] = r < M ? p0 + r / G : p_last;
+        mx[r] = -INFINITY;
+        dsum[r] = 0;
+    }
+    memset(A, 0, (size_t)lv * M * D * sizeof(float));
+
+    const uint8_t *kl = kv->k[j->il], *vl = kv->v[j->il];
+    for (int pass = 0; pass < 3; pass++) {
+        if (pass == 2)
+            for (int r = 0; r < Mp; r++) inv[r] = (float)(1.0 / dsum[r]);
+        for (int bi = it->b0; bi < it->b1; bi++) {
+            int n = bi == last ? p_last % BT + 1 : BT, kpos0 = bi * BT;
+            size_t off = (size_t)table[bi] * (size_t)kv->block_tokens * kv->row_bytes + (size_t)g * head_bytes;
+            vec->f16_rows(n, D, (const uint16_t *)(kl + off), kv->row_bytes / 2, K);
+            if (n < BT) memset(K + (size_t)n * D, 0, (size_t)(BT - n) * D * sizeof(float)); /* masked, finite */
+            vec->attn_qk_g(Mp, D, Qt, K, S, lq);
+            vec->attn_max_g(Mp, S, qpos, kpos0, kpos0 + BT - 1 > p0, j->scale, mx); /* mx final after pass 0 */
+            if (pass == 0) continue;
+            vec->attn_exp_g(Mp, S, mx, pass == 1 ? dsum : NULL);
+            if (pass == 1) continue;
+            vec->f16_rows(n, D, (const uint16_t *)(vl + off), kv->row_bytes / 2, V);
+            if (n < BT) memset(V + (size_t)n * D, 0, (size_t)(BT - n) * D * sizeof(float));
+            vec->attn_pv_g(M, Mp, D, S, inv, V, A, lv, kpos0 % lv);
+        }
+    }
+    /* the lanes' sums, added as ggml adds them (vec.h) */
+    for (int r = 0; r < M; r++) {
+        float *o = j->out + ((size_t)(t0 + r / G) * j->n_head + (size_t)g * G + r % G) * D;
+        for (int d = 0; d < D; d++) {
+            float a[64], v[16];
+            for (int l = 0; l < lv; l++) a[l] = A[((size_t)l * M + r) * D + d];
+            if (lv == 64)
+                for (int l = 0; l < 16; l++) v[l] = (a[l] + a[l + 32]) + (a[l + 16] + a[l + 48]);
+            o[d] = lc_vec_tree16(lv == 64 ? v : a);
+        }
+    }
+}
+
 /* Items are taken from a shared counter in the order lc_cpu_attention laid them out: the
  * deepest tiles first, the small ones filling in at the end (balance by work, not count). */
 static void attn_worker(void *arg, int ith, int nth) {
@@ -159,7 +234,10 @@ static void attn_worker(void *arg, int ith, int nth) {
     for (;;) {
         int i = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
         if (i >= j->n_items) return;
-        attend_tile(j, &j->items[i], scratch);
+        if (j->lanes_qk && j->items[i].part < 0)
+            attend_tile_g(j, &j->items[i], scratch);
+        else
+            attend_tile(j, &j->items[i], scratch);
     }
 }
 
@@ -190,7 +268,11 @@ static void merge_split(attn_job *j, const attn_item *it) {
 size_t lc_backend_cpu_attn_scratch(int n_head, int n_kv_head, int head_dim) {
     /* the kernels walk LC_ATTN_BT keys at a time, the only cache block size kv_alloc takes */
     size_t G = (size_t)(n_head / n_kv_head), D = (size_t)head_dim, BT = LC_ATTN_BT, Mp = attn_mp(ATTN_QT * G);
-    return 2 * Mp * D + BT * Mp + 2 * BT * D + 4 * Mp;
+    size_t online = 2 * Mp * D + BT * Mp + 2 * BT * D + 4 * Mp;
+    /* attend_tile_g: P.V in 16 lanes over a whole tile (ATTN_QT * G rows of D each) */
+    size_t lane_rows = 16 * ATTN_QT * G;
+    size_t exact = 2 * Mp + Mp * D + BT * Mp + 2 * BT * D + lane_rows * D + 3 * Mp;
+    return online > exact ? online : exact;
 }
 
 /* Lays the batch out as work items: runs of consecutive positions of one sequence (up to
@@ -245,6 +327,14 @@ void lc_cpu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int
     }
     attn_job j = {.c = c, .out = out, .q = q, .kv = kv, .il = il, .b = b, .n_head = n_head, .scale = scale,
                   .items = items, .n_items = n_items, .partial = partial};
+    /* llama.cpp's orders: its f16 GEMM (tinyBLAS) as for batches of >= 2 tokens; for a dot
+     * length that is not a multiple of 16 ggml_vec_dot_f16's. One-token batches take the same
+     * order (llama.cpp's would be ggml_vec_dot_f16's): a token's output stays independent of
+     * its batch, and the greedy goldens agree longer so (engine-golden.md) */
+    if (kv->type == LC_TYPE_F16 && c->vec->ggml_native) {
+        j.lanes_pv = 16;
+        j.lanes_qk = D % 16 == 0 ? 16 : 64;
+    }
     atomic_store(&j.next, 0);
     size_t work = 0;
     for (int t = 0; t < b->n_tokens; t++) work += (size_t)(b->pos[t] + 1) * (size_t)n_head * (size_t)D;

@@ -37,7 +37,40 @@ typedef struct lc_vec_ops {
     /* dst (n x D, rows contiguous) = f16 rows at src, src + stride, ... (stride in elements):
      * one cache block of one KV head, converted in one call */
     void (*f16_rows)(int n, int D, const uint16_t *src, size_t stride, float *dst);
+
+    /* llama.cpp's attention arithmetic with an f16 cache (ggml's AVX-512 CPU build, flash
+     * attention off), same layouts as above, bit for bit the same in every table. Orders:
+     * lanes 16 is tinyBLAS's f16 GEMM (used by ggml for batches of >= 2 tokens): lane l sums
+     * the terms l, l+16, ... by FMA, then the 16 lanes are added as a tree (lc_vec_tree16);
+     * lanes 64 is ggml_vec_dot_f16 (one token): lane r sums terms r, r+64, ..., lanes r, r+16,
+     * r+32, r+48 are added as (a_r + a_r+32) + (a_r+16 + a_r+48), then the tree; terms past the
+     * last multiple of 64 are added in double.
+     * qk_g:  S[j*Mp + i] = dot(K row j, Qt column i) in that order (lanes 16 needs D % 16 == 0)
+     * max_g: S *= scale; causal masking as attn_softmax (-inf); mx[i] = max(mx[i], max_j S)
+     * exp_g: S = gexp(S - mx) (ggml_v_expf's polynomial); when dsum, dsum[i] += the sums of
+     *        the block's two 16-key chunks (each a tree of 16 floats), as ggml_vec_soft_max_f32
+     * pv_g:  P = f16(P * inv[i]) (the probabilities as ggml converts them for its f16 GEMM), then
+     *        A[lane][i][:] = fma(P[j][i], V[j][:], A[lane][i][:]) with lane = (koff + j) % lanes
+     *        (A: lanes x M x D; koff is the block's first key modulo lanes) */
+    int ggml_native; /* 1: these entries run at SIMD speed here (else they are the scalar ones) */
+    void (*attn_qk_g)(int Mp, int D, const float *Qt, const float *K, float *S, int lanes);
+    void (*attn_max_g)(int Mp, float *S, const int32_t *qpos, int kpos0, int causal, float scale, float *mx);
+    void (*attn_exp_g)(int Mp, float *S, const float *mx, double *dsum);
+    void (*attn_pv_g)(int M, int Mp, int D, float *P, const float *inv, const float *V, float *A, int lanes,
+                      int koff);
 } lc_vec_ops;
+
+/* The 16-float reduction of GCC's _mm512_reduce_add_ps (halves, quarters, pairs), which ggml's
+ * AVX-512 build uses at the end of its dot products and softmax chunks. */
+static inline float lc_vec_tree16(const float *a) {
+    float t3[8], t6[4];
+    for (int k = 0; k < 8; k++) t3[k] = a[8 + k] + a[k];
+    for (int k = 0; k < 4; k++) t6[k] = t3[4 + k] + t3[k];
+    return (t6[0] + t6[2]) + (t6[1] + t6[3]);
+}
+
+/* ggml_v_expf's exp, scalar (the reference of the exp_g entries) */
+float lc_vec_gexp(float x);
 
 const lc_vec_ops *lc_vec_best(void);
 const lc_vec_ops *lc_vec_named(const char *isa);

@@ -159,10 +159,139 @@ static void f16_rows(int n, int D, const uint16_t *src, size_t stride, float *ds
     }
 }
 
+/* ==== llama.cpp's attention arithmetic (orders in vec.h; the same bits as vec_scalar.c) ==== */
+
+/* The tree of lc_vec_tree16 applied column-wise to 16 vectors. */
+static inline __m512 tree16v(const __m512 *a) {
+    __m512 t3[8], t6[4];
+    for (int k = 0; k < 8; k++) t3[k] = _mm512_add_ps(a[8 + k], a[k]);
+    for (int k = 0; k < 4; k++) t6[k] = _mm512_add_ps(t3[4 + k], t3[k]);
+    return _mm512_add_ps(_mm512_add_ps(t6[0], t6[2]), _mm512_add_ps(t6[1], t6[3]));
+}
+
+/* S for one key row k (D) against the 16 query columns at Qt + i (column stride Mp). */
+static inline __m512 qk_col_g(int Mp, int D, const float *Qt, const float *k, int i, int lanes) {
+    __m512 a[16];
+    if (lanes == 16) {
+        for (int l = 0; l < 16; l++) a[l] = _mm512_setzero_ps();
+        for (int t = 0; t < D; t += 16)
+#pragma GCC unroll 16
+            for (int l = 0; l < 16; l++)
+                a[l] = _mm512_fmadd_ps(_mm512_set1_ps(k[t + l]), _mm512_loadu_ps(Qt + (size_t)(t + l) * Mp + i), a[l]);
+        return tree16v(a);
+    }
+    int np = D & ~63;
+    for (int l = 0; l < 16; l++) {
+        __m512 c[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        for (int t = 0; t < np; t += 64)
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; q++)
+                c[q] = _mm512_fmadd_ps(_mm512_set1_ps(k[t + 16 * q + l]),
+                                       _mm512_loadu_ps(Qt + (size_t)(t + 16 * q + l) * Mp + i), c[q]);
+        a[l] = _mm512_add_ps(_mm512_add_ps(c[0], c[2]), _mm512_add_ps(c[1], c[3]));
+    }
+    __m512 s = tree16v(a);
+    if (np == D) return s;
+    float t[16]; /* terms past the last 64 are added in double, as ggml_vec_dot_f16's tail */
+    _mm512_storeu_ps(t, s);
+    for (int c = 0; c < 16; c++) {
+        double x = t[c];
+        for (int d = np; d < D; d++) x += (double)(k[d] * Qt[(size_t)d * Mp + i + c]);
+        t[c] = (float)x;
+    }
+    return _mm512_loadu_ps(t);
+}
+
+static void attn_qk_g(int Mp, int D, const float *Qt, const float *K, float *S, int lanes) {
+    for (int i = 0; i < Mp; i += 16)
+        for (int j = 0; j < LC_ATTN_BT; j++) _mm512_storeu_ps(S + (size_t)j * Mp + i, qk_col_g(Mp, D, Qt, K + (size_t)j * D, i, lanes));
+}
+
+static void attn_max_g(int Mp, float *S, const int32_t *qpos, int kpos0, int causal, float scale, float *mx) {
+    const __m512 ninf = _mm512_set1_ps(-INFINITY), sc = _mm512_set1_ps(scale);
+    for (int i = 0; i < Mp; i += 16) {
+        __m512i qp = _mm512_loadu_si512(qpos + i);
+        __m512 m = _mm512_loadu_ps(mx + i);
+        for (int j = 0; j < LC_ATTN_BT; j++) {
+            __m512 s = _mm512_mul_ps(_mm512_loadu_ps(S + j * Mp + i), sc);
+            if (causal) {
+                __mmask16 vis = _mm512_cmp_epi32_mask(_mm512_set1_epi32(kpos0 + j), qp, _MM_CMPINT_LE);
+                s = _mm512_mask_blend_ps(vis, ninf, s);
+            }
+            _mm512_storeu_ps(S + j * Mp + i, s);
+            m = _mm512_max_ps(s, m);
+        }
+        _mm512_storeu_ps(mx + i, m);
+    }
+}
+
+/* lc_vec_gexp for 16 floats (the same operations, so the same bits). */
+static inline __m512 gexp512(__m512 x) {
+    const __m512 r = _mm512_set1_ps(0x1.8p23f), zero = _mm512_setzero_ps();
+    __m512 n = _mm512_sub_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(0x1.715476p+0f), r), r);
+    __m512 b = _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.7f7d1cp-20f), _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.62e4p-1f), x));
+    __m512 u = _mm512_mul_ps(b, b);
+    __m512 hi = _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_set1_ps(0x1.0e4020p-7f), b, _mm512_set1_ps(0x1.573e2ep-5f)), u,
+                                _mm512_fmadd_ps(_mm512_set1_ps(0x1.555e66p-3f), b, _mm512_set1_ps(0x1.fffdb6p-2f)));
+    __m512 p = _mm512_fmadd_ps(hi, u, _mm512_fmadd_ps(_mm512_set1_ps(0x1.ffffecp-1f), b, _mm512_set1_ps(1.0f)));
+    __m512 res = _mm512_scalef_ps(p, n);
+    __mmask16 big = _mm512_cmp_ps_mask(_mm512_abs_ps(n), _mm512_set1_ps(192), _CMP_GT_OQ);
+    if (!big) return res;
+    __m512 alt = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(n, zero, _CMP_LE_OQ), _mm512_set1_ps(INFINITY), zero);
+    return _mm512_mask_blend_ps(big, res, alt);
+}
+
+static void attn_exp_g(int Mp, float *S, const float *mx, double *dsum) {
+    for (int i = 0; i < Mp; i += 16) {
+        __m512 m = _mm512_loadu_ps(mx + i);
+        for (int c = 0; c < LC_ATTN_BT; c += 16) {
+            __m512 e[16];
+            for (int j = 0; j < 16; j++) {
+                e[j] = gexp512(_mm512_sub_ps(_mm512_loadu_ps(S + (c + j) * Mp + i), m));
+                _mm512_storeu_ps(S + (c + j) * Mp + i, e[j]);
+            }
+            if (!dsum) continue;
+            __m512 t = tree16v(e);
+            _mm512_storeu_pd(dsum + i, _mm512_add_pd(_mm512_loadu_pd(dsum + i), _mm512_cvtps_pd(_mm512_castps512_ps256(t))));
+            _mm512_storeu_pd(dsum + i + 8, _mm512_add_pd(_mm512_loadu_pd(dsum + i + 8),
+                                                         _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(t), 1)))));
+        }
+    }
+}
+
+static void attn_pv_g(int M, int Mp, int D, float *P, const float *inv, const float *V, float *A, int lanes, int koff) {
+    for (int i = 0; i < Mp; i += 16) {
+        __m512 iv = _mm512_loadu_ps(inv + i);
+        for (int j = 0; j < LC_ATTN_BT; j++) {
+            __m256i h = _mm512_cvtps_ph(_mm512_mul_ps(_mm512_loadu_ps(P + j * Mp + i), iv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            _mm512_storeu_ps(P + j * Mp + i, _mm512_cvtph_ps(h));
+        }
+    }
+    __mmask16 tail = (__mmask16)(D % 16 ? (1u << (D % 16)) - 1 : 0xffff);
+    int two = lanes == 16; /* keys j and j + 16 share a lane */
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < (two ? 16 : LC_ATTN_BT); j++) {
+            float *a = A + ((size_t)((koff + j) % lanes) * M + i) * D;
+            const float *v0 = V + (size_t)j * D, *v1 = V + (size_t)(j + 16) * D;
+            __m512 p0 = _mm512_set1_ps(P[j * Mp + i]), p1 = _mm512_set1_ps(two ? P[(j + 16) * Mp + i] : 0.0f);
+            for (int d = 0; d < D; d += 16) {
+                __mmask16 k = d + 16 <= D ? 0xffff : tail;
+                __m512 acc = _mm512_fmadd_ps(p0, _mm512_maskz_loadu_ps(k, v0 + d), _mm512_maskz_loadu_ps(k, a + d));
+                if (two) acc = _mm512_fmadd_ps(p1, _mm512_maskz_loadu_ps(k, v1 + d), acc);
+                _mm512_mask_storeu_ps(a + d, k, acc);
+            }
+        }
+}
+
 void lc_vec_fill_avx512(lc_vec_ops *v) {
     v->isa = "avx512";
     v->attn_qk = attn_qk;
     v->attn_softmax = attn_softmax;
     v->attn_pv = attn_pv;
     v->f16_rows = f16_rows;
+    v->ggml_native = 1;
+    v->attn_qk_g = attn_qk_g;
+    v->attn_max_g = attn_max_g;
+    v->attn_exp_g = attn_exp_g;
+    v->attn_pv_g = attn_pv_g;
 }

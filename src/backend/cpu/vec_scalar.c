@@ -63,6 +63,66 @@ static void f16_rows(int n, int D, const uint16_t *src, size_t stride, float *ds
         for (int d = 0; d < D; d++) dst[(size_t)r * D + d] = lc_f16_to_f32(src[(size_t)r * stride + d]);
 }
 
+/* ==== llama.cpp's attention arithmetic (reference; orders in vec.h) ==== */
+
+/* One dot product of D terms x[d] * y[d*ys] in the order of vec.h's lanes 16 or 64. */
+static float dot_g(int D, const float *x, const float *y, size_t ys, int lanes) {
+    float a[64] = {0}, v[16];
+    int np = lanes == 16 ? D : D & ~63;
+    for (int d = 0; d < np; d++) a[d % lanes] = fmaf(x[d], y[(size_t)d * ys], a[d % lanes]);
+    if (lanes == 16) return lc_vec_tree16(a);
+    for (int l = 0; l < 16; l++) v[l] = (a[l] + a[l + 32]) + (a[l + 16] + a[l + 48]);
+    double s = lc_vec_tree16(v);
+    for (int d = np; d < D; d++) s += (double)(x[d] * y[(size_t)d * ys]);
+    return (float)s;
+}
+
+static void attn_qk_g(int Mp, int D, const float *Qt, const float *K, float *S, int lanes) {
+    for (int j = 0; j < LC_ATTN_BT; j++)
+        for (int i = 0; i < Mp; i++) S[j * Mp + i] = dot_g(D, K + j * D, Qt + i, (size_t)Mp, lanes);
+}
+
+static void attn_max_g(int Mp, float *S, const int32_t *qpos, int kpos0, int causal, float scale, float *mx) {
+    for (int i = 0; i < Mp; i++)
+        for (int j = 0; j < LC_ATTN_BT; j++) {
+            float x = causal && kpos0 + j > qpos[i] ? -INFINITY : S[j * Mp + i] * scale;
+            S[j * Mp + i] = x;
+            mx[i] = x > mx[i] ? x : mx[i];
+        }
+}
+
+/* exp(x) as ggml_v_expf computes it (the AVX-512 form: n = round(x / ln 2) by the 1.5 * 2^23
+ * trick, x - n ln 2 in two FMAs, a degree-5 polynomial in two halves, scaled by 2^n; |n| > 192
+ * gives 0 or inf). Same coefficients, so the same bits: that is its purpose. */
+float lc_vec_gexp(float x) {
+    const float r = 0x1.8p23f;
+    float z = fmaf(x, 0x1.715476p+0f, r), n = z - r;
+    float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x)), u = b * b;
+    float p = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), u,
+                   fmaf(0x1.ffffecp-1f, b, 1.0f));
+    if (fabsf(n) > 192) return n <= 0 ? 0.0f : INFINITY;
+    return ldexpf(p, (int)n);
+}
+
+static void attn_exp_g(int Mp, float *S, const float *mx, double *dsum) {
+    for (int i = 0; i < Mp; i++)
+        for (int c = 0; c < LC_ATTN_BT; c += 16) {
+            float e[16];
+            for (int j = 0; j < 16; j++) S[(c + j) * Mp + i] = e[j] = lc_vec_gexp(S[(c + j) * Mp + i] - mx[i]);
+            if (dsum) dsum[i] += (double)lc_vec_tree16(e);
+        }
+}
+
+static void attn_pv_g(int M, int Mp, int D, float *P, const float *inv, const float *V, float *A, int lanes, int koff) {
+    for (int j = 0; j < LC_ATTN_BT; j++)
+        for (int i = 0; i < Mp; i++) P[j * Mp + i] = lc_f16_to_f32(lc_f32_to_f16(P[j * Mp + i] * inv[i]));
+    for (int j = 0; j < LC_ATTN_BT; j++) {
+        float *a = A + (size_t)((koff + j) % lanes) * M * D;
+        for (int i = 0; i < M; i++)
+            for (int d = 0; d < D; d++) a[i * D + d] = fmaf(P[j * Mp + i], V[j * D + d], a[i * D + d]);
+    }
+}
+
 void lc_vec_fill_scalar(lc_vec_ops *v) {
     v->isa = "scalar";
     v->sumsq = sumsq;
@@ -71,6 +131,11 @@ void lc_vec_fill_scalar(lc_vec_ops *v) {
     v->attn_softmax = attn_softmax;
     v->attn_pv = attn_pv;
     v->f16_rows = f16_rows;
+    v->ggml_native = 0;
+    v->attn_qk_g = attn_qk_g;
+    v->attn_max_g = attn_max_g;
+    v->attn_exp_g = attn_exp_g;
+    v->attn_pv_g = attn_pv_g;
 }
 
 /* Tables are filled once (the CPU feature word is the only input) and never change after. */
