@@ -212,15 +212,19 @@ static void attend_tile_g(attn_job *j, const attn_item *it, float *scratch) {
             vec->attn_pv_g(M, Mp, D, S, inv, V, A, lv, kpos0 % lv);
         }
     }
-    /* the lanes' sums, added as ggml adds them (vec.h) */
+    /* the 16 lanes' sums, added as ggml adds them (lc_vec_tree16), 16 outputs at a time */
     for (int r = 0; r < M; r++) {
         float *o = j->out + ((size_t)(t0 + r / G) * j->n_head + (size_t)g * G + r % G) * D;
-        for (int d = 0; d < D; d++) {
-            float a[64], v[16];
-            for (int l = 0; l < lv; l++) a[l] = A[((size_t)l * M + r) * D + d];
-            if (lv == 64)
-                for (int l = 0; l < 16; l++) v[l] = (a[l] + a[l + 32]) + (a[l + 16] + a[l + 48]);
-            o[d] = lc_vec_tree16(lv == 64 ? v : a);
+        const float *a[16];
+        for (int l = 0; l < 16; l++) a[l] = A + ((size_t)l * M + r) * D;
+        for (int d0 = 0; d0 < D; d0 += 16) { /* contiguous runs of d, so that the loops vectorise */
+            int w = D - d0 < 16 ? D - d0 : 16;
+            float t3[8][16], t6[4][16];
+            for (int k = 0; k < 8; k++)
+                for (int d = 0; d < w; d++) t3[k][d] = a[8 + k][d0 + d] + a[k][d0 + d];
+            for (int k = 0; k < 4; k++)
+                for (int d = 0; d < w; d++) t6[k][d] = t3[4 + k][d] + t3[k][d];
+            for (int d = 0; d < w; d++) o[d0 + d] = (t6[0][d] + t6[2][d]) + (t6[1][d] + t6[3][d]);
         }
     }
 }

@@ -202,9 +202,31 @@ static inline __m512 qk_col_g(int Mp, int D, const float *Qt, const float *k, in
     return _mm512_loadu_ps(t);
 }
 
+/* Lanes 16 for 4 keys from j0 and the 16 columns at i: each Qt load feeds 4 keys' chains. */
+static inline void qk4_g16(int Mp, int D, const float *Qt, const float *K, float *S, int i, int j0) {
+    __m512 part[4][16];
+    const float *k0 = K + (size_t)j0 * D;
+    for (int l = 0; l < 16; l++) {
+        __m512 c[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        for (int t = 0; t < D; t += 16) {
+            __m512 q = _mm512_loadu_ps(Qt + (size_t)(t + l) * Mp + i);
+#pragma GCC unroll 4
+            for (int kk = 0; kk < 4; kk++) c[kk] = _mm512_fmadd_ps(_mm512_set1_ps(k0[kk * D + t + l]), q, c[kk]);
+        }
+#pragma GCC unroll 4
+        for (int kk = 0; kk < 4; kk++) part[kk][l] = c[kk];
+    }
+    for (int kk = 0; kk < 4; kk++) _mm512_storeu_ps(S + (size_t)(j0 + kk) * Mp + i, tree16v(part[kk]));
+}
+
 static void attn_qk_g(int Mp, int D, const float *Qt, const float *K, float *S, int lanes) {
     for (int i = 0; i < Mp; i += 16)
-        for (int j = 0; j < LC_ATTN_BT; j++) _mm512_storeu_ps(S + (size_t)j * Mp + i, qk_col_g(Mp, D, Qt, K + (size_t)j * D, i, lanes));
+        for (int j = 0; j < LC_ATTN_BT; j += lanes == 16 ? 4 : 1) {
+            if (lanes == 16)
+                qk4_g16(Mp, D, Qt, K, S, i, j);
+            else
+                _mm512_storeu_ps(S + (size_t)j * Mp + i, qk_col_g(Mp, D, Qt, K + (size_t)j * D, i, lanes));
+        }
 }
 
 static void attn_max_g(int Mp, float *S, const int32_t *qpos, int kpos0, int causal, float scale, float *mx) {
