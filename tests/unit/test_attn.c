@@ -201,10 +201,16 @@ static void check_ggml_kernels(void) {
     printf("ggml-order kernels: %s matches scalar bit for bit; gexp relative error %.2g\n", best->isa, gworst);
 }
 
-int main(void) {
-    check_ggml_kernels();
+/* The attention op against double precision on every cache type and shape, with the default
+ * online softmax (mode 0) and with LOCARA_CPU_ATTN=ggml, llama.cpp's arithmetic (mode 1). */
+static void check_backend(int mode) {
+    if (mode) setenv("LOCARA_CPU_ATTN", "ggml", 1);
     lc_backend *be;
-    CHECK(lc_backend_cpu_create(2, &be) == LC_OK);
+    lc_status st = lc_backend_cpu_create(2, &be);
+    unsetenv("LOCARA_CPU_ATTN");
+    CHECK(st == LC_OK);
+    if (st) return;
+    const char *mname = mode ? "ggml" : "online";
     const cfg cfgs[] = {
         {9, 3, 64, LC_TYPE_F16},  {9, 3, 64, LC_TYPE_Q8_0}, {9, 3, 64, LC_TYPE_Q4_0},
         {2, 2, 128, LC_TYPE_F16}, {5, 1, 40, LC_TYPE_F16},  {4, 1, 128, LC_TYPE_Q8_0},
@@ -226,29 +232,35 @@ int main(void) {
         double tol = c.type == LC_TYPE_F16 ? 2e-5 + 1.0 / 2048 : 2e-5;
         run prompt = {0, 0, 200};
         double e = check_batch(&f, &prompt, 1, a), worst = e;
-        CHECKF(e < tol, "%s G=%d D=%d prompt of 200: max error %g", tn, c.n_head / c.n_kv, c.D, e);
+        CHECKF(e < tol, "%s %s G=%d D=%d prompt of 200: max error %g", mname, tn, c.n_head / c.n_kv, c.D, e);
         /* decode of the prompt's last token: the same bits as inside the prompt */
         run dec = {0, 199, 1};
         e = check_batch(&f, &dec, 1, d);
         worst = e > worst ? e : worst;
-        CHECKF(e < tol, "%s decode at 199: max error %g", tn, e);
-        CHECKF(!memcmp(d, a + 199 * row, row * sizeof(float)), "%s decode differs from the prompt's row", tn);
+        CHECKF(e < tol, "%s %s decode at 199: max error %g", mname, tn, e);
+        CHECKF(!memcmp(d, a + 199 * row, row * sizeof(float)), "%s %s decode differs from the prompt's row", mname, tn);
         /* a chunk starting mid-block after a cached prefix, beside the other sequence's chunk
          * and decode tokens */
         run mixed[] = {{1, 37, 50}, {0, 250, 1}, {1, 5, 3}, {0, 100, 40}};
         e = check_batch(&f, mixed, 4, a);
         worst = e > worst ? e : worst;
-        CHECKF(e < tol, "%s mixed batch: max error %g", tn, e);
+        CHECKF(e < tol, "%s %s mixed batch: max error %g", mname, tn, e);
         /* decode tokens deep enough to be split over their key range (flash-decoding shares,
          * merged), beside a deep prompt chunk and a shallow decode token */
         run deep[] = {{0, 1279, 1}, {1, 1200, 33}, {1, 1100, 1}, {0, 3, 1}, {1, 1025, 1}};
         e = check_batch(&f, deep, 5, a);
         worst = e > worst ? e : worst;
-        CHECKF(e < tol, "%s deep batch with split decode tokens: max error %g", tn, e);
-        printf("%s G=%d D=%d: max error vs double %.2g\n", tn, c.n_head / c.n_kv, c.D, worst);
+        CHECKF(e < tol, "%s %s deep batch with split decode tokens: max error %g", mname, tn, e);
+        printf("%s %s G=%d D=%d: max error vs double %.2g\n", mname, tn, c.n_head / c.n_kv, c.D, worst);
         free(a), free(d);
         fixture_free(&f);
     }
     lc_backend_cpu_free(be);
+}
+
+int main(void) {
+    check_ggml_kernels();
+    check_backend(0);
+    check_backend(1);
     return test_done();
 }

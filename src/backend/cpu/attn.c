@@ -335,7 +335,7 @@ void lc_cpu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int
      * length that is not a multiple of 16 ggml_vec_dot_f16's. One-token batches take the same
      * order (llama.cpp's would be ggml_vec_dot_f16's): a token's output stays independent of
      * its batch, and the greedy goldens agree longer so (engine-golden.md) */
-    if (kv->type == LC_TYPE_F16 && c->vec->ggml_native) {
+    if (c->attn_ggml && kv->type == LC_TYPE_F16 && c->vec->ggml_native) {
         j.lanes_pv = 16;
         j.lanes_qk = D % 16 == 0 ? 16 : 64;
     }

@@ -6,6 +6,7 @@
 #include "cpu_impl.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -321,6 +322,8 @@ lc_status lc_backend_cpu_create(int n_threads, lc_backend **out) {
     c->n_threads = n_threads;
     c->kern = lc_kernels_best();
     c->vec = lc_vec_best();
+    const char *attn = getenv("LOCARA_CPU_ATTN");
+    c->attn_ggml = attn && !strcmp(attn, "ggml");
     lc_status st = lc_pool_create(n_threads, &c->pool);
     if (st) {
         lc_free(be);

@@ -17,6 +17,10 @@ typedef struct lc_cpu {
      * outputs before they go to their pair rows (TOK_CHUNK x 64 floats, far below attention's) */
     float *tscratch;
     size_t tscratch_per_thread;
+    /* LOCARA_CPU_ATTN=ggml: attention over an f16 cache in llama.cpp's arithmetic (attn.c), bit for
+     * bit where the SIMD kernels allow; off by default: 4-6x the attention time of the online
+     * softmax (bench/results/engine-golden.md) */
+    bool attn_ggml;
 } lc_cpu;
 
 static inline lc_cpu *cpu_of(lc_backend *be) { return (lc_cpu *)be->impl; }
