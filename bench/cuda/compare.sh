@@ -14,9 +14,13 @@
 #   each, too large to carry), fa2 (8B with LOCARA_CUDA_FA=1 and 2, interleaved, also tg64 at depth
 #   16k), suite (verify.sh's unit suite with the CUDA backend, then test_cuda_ops with
 #   LOCARA_CUDA_FA=2; carry shared.tgz in the bundle), prof (Nsight Compute: every kernel's time in
-#   about three 8B decode steps with graphs off, summed per kernel name -> $OUT/prof.txt), dec
+#   about three 8B decode steps with graphs off, summed per kernel name -> $OUT/prof-8b.txt; prof30:
+#   the same for the 30B-A3B), dec
 #   (decode variants LOCARA_CUDA_NORM_THREADS=1024 and LOCARA_CUDA_FUSE_Q8=1: the GPU tests with them
-#   on, then 8B and 30B-A3B tg128 with each, interleaved; builds no peer). Tests that need no peer
+#   on, then 8B and 30B-A3B tg128 with each, interleaved; builds no peer), ab (tg128 of 8B and 30B-A3B
+#   with .cudacarry/bin/locara and with each .cudacarry/ab-*/locara, a second build packed beside it,
+#   interleaved, 3 reps, then test_cuda_ops --bench of each; $AB_ENVS: VAR=value settings run with
+#   .cudacarry/bin as further variants). Tests that need no peer
 #   leave llama.cpp unbuilt.
 REPS=${1:-3}; TESTS=" ${2:-ops 8b 30b} " # padded: a test matches as a whole word
 OUT=${OUT:-/tmp/out}; mkdir -p $OUT
@@ -36,8 +40,8 @@ B=.cudacarry/bin; export LD_LIBRARY_PATH=$PWD/.cudacarry/lib${LD_LIBRARY_PATH:+:
 el "locara built"
 mkdir -p /tmp/m
 for f in .cudacarry/*.tmpl.gguf.gz; do gunzip -c $f > /tmp/m/$(basename $f .gz); done
-case "$TESTS" in *8b*|*depth*|*fa*|*prof*|*dec*) $B/make_model /tmp/m/llama8b.tmpl.gguf Q4_K_M /tmp/m/llama8b-Q4_K_M.gguf ;; esac
-case "$TESTS" in *30b*|*dec*) $B/make_model /tmp/m/qwen3moe30b.tmpl.gguf Q4_K_M /tmp/m/qwen3moe30b-Q4_K_M.gguf ;; esac
+case "$TESTS" in *8b*|*depth*|*fa*|*prof*|*dec*|*ab*) $B/make_model /tmp/m/llama8b.tmpl.gguf Q4_K_M /tmp/m/llama8b-Q4_K_M.gguf ;; esac
+case "$TESTS" in *30b*|*dec*|*prof30*|*ab*) $B/make_model /tmp/m/qwen3moe30b.tmpl.gguf Q4_K_M /tmp/m/qwen3moe30b-Q4_K_M.gguf ;; esac
 el "models written"; ls -la /tmp/m
 # 3. copy bandwidth (bytes read + written), 4 GiB buffers, median of 20
 python3 - <<'PY' 2>&1 | tee $OUT/membw.txt
@@ -70,18 +74,27 @@ case "$TESTS" in *" dec "*) el "decode variants: tests with them on, then tg128 
   for r in 1 2; do for v in "" "LOCARA_CUDA_NORM_THREADS=1024" "LOCARA_CUDA_NORM_THREADS=1024 LOCARA_CUDA_FUSE_Q8=1"; do
     env $v timeout 90 $B/locara bench -m /tmp/m/qwen3moe30b-Q4_K_M.gguf -r 1 -p 0 -n 128 2>>/tmp/locara.err | grep tg | sed "s/^/30B rep $r [${v:-default}] /" | tee -a $OUT/locara-dec.txt
   done; done ;; esac
+case "$TESTS" in *" ab "*) el "A/B of builds: .cudacarry/bin against each .cudacarry/ab-*/ (locara + its CUDA module), interleaved"
+  for r in 1 2 3; do for d in $B .cudacarry/ab-* $AB_ENVS; do
+    case $d in *=*) v=$d; d=$B ;; *) v= ;; esac; [ -x $d/locara ] || continue
+    for m in llama8b qwen3moe30b; do env $v timeout 90 $d/locara bench -m /tmp/m/$m-Q4_K_M.gguf -r 1 -p 0 -n 128 2>>/tmp/locara.err | grep tg | sed "s|^|$m rep $r [$d $v] |" | tee -a $OUT/locara-ab.txt; done
+  done; done
+  for d in $B .cudacarry/ab-*; do [ -x $d/test_cuda_ops ] && { timeout 200 $d/test_cuda_ops --bench > $OUT/test_cuda_ops-$(basename $d).txt 2>&1; echo "$d test_cuda_ops rc=$? $(tail -1 $OUT/test_cuda_ops-$(basename $d).txt)"; grep "GB/s" $OUT/test_cuda_ops-$(basename $d).txt | head -12; }; done ;; esac
 case "$TESTS" in *" suite "*) el "unit suite with the CUDA backend"; STEPS=3 bash bench/cuda/verify.sh 2>&1 | grep -v "^default model"
   LOCARA_CUDA_FA=2 timeout 200 $B/test_cuda_ops > $OUT/test_cuda_ops-fa2.txt 2>&1; echo "test_cuda_ops with LOCARA_CUDA_FA=2: rc=$? $(tail -1 $OUT/test_cuda_ops-fa2.txt)"
   grep "CHECK failed" $OUT/test_cuda_ops-fa2.txt | head -5 ;; esac
-case "$TESTS" in *" prof "*) el "ncu: kernel times of 8B decode steps (graphs off)"
-  LOCARA_CUDA_GRAPH=0 timeout 240 ncu --clock-control none --cache-control none --metrics gpu__time_duration.sum --csv \
-    $B/locara run -m /tmp/m/llama8b-Q4_K_M.gguf -p "Hello" -n 4 --temp 0 -q > /tmp/ncu.csv 2>/tmp/ncu.err; echo "ncu rc=$?"; tail -3 /tmp/ncu.err
-  python3 - /tmp/ncu.csv <<'PY' | tee $OUT/prof.txt
+prof() { # name, model, kernels of about three decode steps: ncu kernel times, graphs off -> $OUT/prof-NAME.txt
+  # ($PROF_ENV: VAR=value settings for the profiled run)
+  el "ncu: kernel times of $1 decode steps (graphs off)"
+  env $PROF_ENV LOCARA_CUDA_GRAPH=0 timeout 240 ncu --clock-control none --cache-control none --metrics gpu__time_duration.sum --csv \
+    $B/locara run -m $2 -p "Hello" -n 4 --temp 0 -q > /tmp/ncu.csv 2>/tmp/ncu.err; echo "ncu rc=$?"; tail -3 /tmp/ncu.err
+  set -- $1 $3
+  python3 - /tmp/ncu.csv $2 <<'PY' | tee $OUT/prof-$1.txt
 import csv, sys, collections
 rows = [r for r in csv.reader(open(sys.argv[1], errors="replace")) if len(r) > 10]
 h, rows = rows[0], rows[1:]
 ki, vi, ui = h.index("Kernel Name"), h.index("Metric Value"), h.index("Metric Unit")
-tail = rows[-1200:]  # about the last three decode steps
+tail = rows[-int(sys.argv[2]):]  # about the last three decode steps
 per = collections.defaultdict(lambda: [0, 0.0])
 for r in tail:
     v = float(r[vi].replace(",", ""))
@@ -95,7 +108,10 @@ print(f"{len(rows)} kernels profiled; the last {len(tail)} by kernel name, total
 for k, (c, t) in sorted(per.items(), key=lambda kv: -kv[1][1]):
     print(f"{t:9.0f} us {100 * t / tot:5.1f}%  {c:5d} launches  {t / c:7.2f} us each  {k}")
 PY
-  ;; esac
+
+}
+case "$TESTS" in *" prof "*) prof 8b /tmp/m/llama8b-Q4_K_M.gguf 1200 ;; esac
+case "$TESTS" in *" prof30 "*) prof 30b /tmp/m/qwen3moe30b-Q4_K_M.gguf 2400 ;; esac
 case "$TESTS" in *depth*) el "locara tg128 at depth 32k, 1 rep (runs while llama.cpp builds: GPU-bound, one host core)"
   timeout 300 $B/locara bench -m /tmp/m/llama8b-Q4_K_M.gguf -r 1 -p 0 -n 128 -d 32768 2>>/tmp/locara.err | tee -a $OUT/locara.txt | grep tg ;; esac
 [ -z "$PEER" ] || wait $LPID || { el "llama.cpp build FAILED"; tail -40 /tmp/lbuild.log; cp /tmp/lbuild.log $OUT/; }

@@ -226,6 +226,64 @@ static void test_modes(env *e) {
     free(ids), free(x);
 }
 
+/* The decode MoE block as the forward issues it (route, gate, up, SwiGLU, down, weighted sum)
+ * on the default backend, whose expert products wait for the op that reads them and run fused
+ * with it (PEND_EXPERTS), and on one with LOCARA_CUDA_MOE_FUSE=0: the same bits, for 1 and 3
+ * tokens, top 4 and top 8, every int8 type. */
+static void test_fused_block(void) {
+    const int n_exp = 16, E = 256, F = 256, toks[] = {1, 3}, ks[] = {4, 8};
+    lc_backend *be[2] = {NULL, NULL};
+    for (int s = 0; s < 2; s++) {
+        if (s) setenv("LOCARA_CUDA_MOE_FUSE", "0", 1);
+        lc_status st = lc_backend_cuda_create(NULL, 0, 0, &be[s]);
+        unsetenv("LOCARA_CUDA_MOE_FUSE");
+        CHECKF(st == LC_OK, "%s", lc_last_error());
+        if (st) return;
+    }
+    for (size_t ti = 0; ti < LC_ARRAY_LEN(TYPES); ti++) {
+        float *f[3];
+        lc_weight wg = make_weight(TYPES[ti], F, E, n_exp, &f[0]), wu = make_weight(TYPES[ti], F, E, n_exp, &f[1]);
+        lc_weight wd = make_weight(TYPES[ti], E, F, n_exp, &f[2]);
+        for (int s = 0; s < 2; s++)
+            CHECK(lc_backend_cuda_add_weight(be[s], &wg) == LC_OK && lc_backend_cuda_add_weight(be[s], &wu) == LC_OK &&
+                  lc_backend_cuda_add_weight(be[s], &wd) == LC_OK);
+        for (size_t qi = 0; qi < LC_ARRAY_LEN(toks); qi++)
+            for (size_t ki = 0; ki < LC_ARRAY_LEN(ks); ki++) {
+                const int T = toks[qi], k = ks[ki], P = T * k;
+                float *lg = malloc((size_t)T * n_exp * 4), *h = malloc((size_t)T * E * 4), *res[2];
+                fill(lg, (size_t)T * n_exp, 3.0f), fill(h, (size_t)T * E, 1.0f);
+                for (int s = 0; s < 2; s++) {
+                    lc_backend *b = be[s];
+                    int32_t *ids = malloc((size_t)P * 4);
+                    float *glg = b->ops->alloc(b, (size_t)T * n_exp), *gw = b->ops->alloc(b, (size_t)P);
+                    float *gh = b->ops->alloc(b, (size_t)T * E), *gg = b->ops->alloc(b, (size_t)P * F);
+                    float *gu = b->ops->alloc(b, (size_t)P * F), *gdn = b->ops->alloc(b, (size_t)P * E);
+                    float *go = b->ops->alloc(b, (size_t)T * E);
+                    lc_backend_cuda_from_host(b, glg, lg, (size_t)T * n_exp);
+                    lc_backend_cuda_from_host(b, gh, h, (size_t)T * E);
+                    b->ops->moe_route(b, glg, T, n_exp, k, true, ids, gw);
+                    CHECKF(b->ops->matmul_experts(b, &wg, gg, gh, false, ids, T, k) == LC_OK &&
+                               b->ops->matmul_experts(b, &wu, gu, gh, false, ids, T, k) == LC_OK,
+                           "%s", lc_last_error());
+                    b->ops->swiglu(b, gg, gg, gu, (size_t)P * F);
+                    CHECKF(b->ops->matmul_experts(b, &wd, gdn, gg, true, ids, T, k) == LC_OK, "%s", lc_last_error());
+                    b->ops->moe_combine(b, go, gdn, gw, T, k, E);
+                    res[s] = malloc((size_t)T * E * 4);
+                    b->ops->to_host(b, res[s], go, (size_t)T * E);
+                    float *bufs[] = {glg, gw, gh, gg, gu, gdn, go};
+                    for (size_t i = 0; i < LC_ARRAY_LEN(bufs); i++) b->ops->free(b, bufs[i]);
+                    free(ids);
+                }
+                CHECKF(!memcmp(res[0], res[1], (size_t)T * E * 4), "%s T=%d top-%d: the fused MoE block differs from LOCARA_CUDA_MOE_FUSE=0",
+                       lc_type_name(TYPES[ti]), T, k);
+                free(res[0]), free(res[1]), free(lg), free(h);
+            }
+        for (int i = 0; i < 3; i++) free(f[i]);
+        keep((void *)wg.data), keep((void *)wu.data), keep((void *)wd.data);
+    }
+    lc_backend_cuda_free(be[0]), lc_backend_cuda_free(be[1]);
+}
+
 /* ==== Timing (--bench) ==== */
 
 /* Qwen3-30B-A3B-shaped expert products (128 experts, top 8) of 512 and 2048 tokens in every
@@ -306,6 +364,7 @@ int main(int argc, char **argv) {
     test_products(&e);
     test_routed(&e);
     test_modes(&e);
+    test_fused_block();
     lc_backend_cuda_free(e.gpu);
     lc_backend_cpu_free(e.cpu);
     for (int i = 0; i < n_kept; i++) free(kept[i]);

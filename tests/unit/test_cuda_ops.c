@@ -491,11 +491,11 @@ static void bench(env *e) {
 }
 
 /* A decode variant chosen by an environment variable at backend creation must not change a bit:
- * a backend with LOCARA_CUDA_FUSE_Q8=1 (RMS norm and SwiGLU leave the q8 form of their output
- * for the next product) against the default backend, on norm -> product and SwiGLU -> product
+ * the default backend (RMS norm and SwiGLU leave the q8 form of their output for the next
+ * product) against one with LOCARA_CUDA_FUSE_Q8=0, on norm -> product and SwiGLU -> product
  * chains of 1, 3 and 8 tokens, every int8 type. */
 static void test_decode_variants(env *e) {
-    setenv("LOCARA_CUDA_FUSE_Q8", "1", 1);
+    setenv("LOCARA_CUDA_FUSE_Q8", "0", 1);
     lc_backend *b2 = NULL;
     lc_status st = lc_backend_cuda_create(NULL, 0, 0, &b2);
     unsetenv("LOCARA_CUDA_FUSE_Q8");
@@ -532,7 +532,7 @@ static void test_decode_variants(env *e) {
             }
             for (int chain = 0; chain < 2; chain++) {
                 CHECKF(memcmp(out[0][chain], out[1][chain], no * 4) == 0,
-                       "%s T=%d %s -> product: FUSE_Q8=1 differs from the default", lc_type_name(types[ti]),
+                       "%s T=%d %s -> product: FUSE_Q8=0 differs from the default", lc_type_name(types[ti]),
                        T, chain ? "swiglu" : "rms_norm");
                 free(out[0][chain]), free(out[1][chain]);
             }
@@ -541,6 +541,46 @@ static void test_decode_variants(env *e) {
         keep(w.data), free(f0);
     }
     lc_backend_cuda_free(b2);
+}
+
+/* The q8 form of a product's input is kept for the next product of the same input (the gate and
+ * up products of a MoE layer share it), so it must be dropped whenever the input changes: norm ->
+ * product -> residual add into the normed rows -> product must read the sum, as a product of the
+ * same sum uploaded from the host does (bit for bit: both quantize the same floats). */
+static void test_q8_reuse(env *e) {
+    lc_backend *b = e->gpu;
+    const lc_type types[] = {LC_TYPE_Q4_K, LC_TYPE_Q8_0};
+    const int cols = 512, rows = 67, T = 3;
+    const size_t nx = (size_t)T * cols, no = (size_t)T * rows;
+    for (size_t ti = 0; ti < LC_ARRAY_LEN(types); ti++) {
+        float *f0;
+        lc_weight w = make_weight(types[ti], rows, cols, 1, &f0);
+        CHECK(lc_backend_cuda_add_weight(b, &w) == LC_OK);
+        const lc_weight *ws[1] = {&w};
+        float *x = malloc(nx * 4), *u = malloc(nx * 4), *g = malloc(cols * 4), *h = malloc(nx * 4);
+        float *got = malloc(no * 4), *want = malloc(no * 4);
+        fill(x, nx, 2.0f), fill(u, nx, 1.0f), fill(g, cols, 1.0f);
+        float *bx = b->ops->alloc(b, nx), *bu = b->ops->alloc(b, nx), *bg = b->ops->alloc(b, cols);
+        float *bn = b->ops->alloc(b, nx), *bm = b->ops->alloc(b, nx), *bo = b->ops->alloc(b, no);
+        lc_backend_cuda_from_host(b, bx, x, nx), lc_backend_cuda_from_host(b, bu, u, nx);
+        lc_backend_cuda_from_host(b, bg, g, cols);
+        float *o1[1] = {bo};
+        b->ops->rms_norm(b, bn, bx, bg, T, cols, 1e-5f);
+        CHECKF(b->ops->matmul(b, 1, ws, o1, bn, T) == LC_OK, "%s", lc_last_error());
+        b->ops->add(b, bn, bu, nx);
+        CHECKF(b->ops->matmul(b, 1, ws, o1, bn, T) == LC_OK, "%s", lc_last_error());
+        b->ops->to_host(b, got, bo, no);
+        b->ops->to_host(b, h, bn, nx); /* the sum, uploaded afresh */
+        lc_backend_cuda_from_host(b, bm, h, nx);
+        CHECKF(b->ops->matmul(b, 1, ws, o1, bm, T) == LC_OK, "%s", lc_last_error());
+        b->ops->to_host(b, want, bo, no);
+        CHECKF(memcmp(got, want, no * 4) == 0, "%s: a product after a residual add read the q8 form of the rows before it",
+               lc_type_name(types[ti]));
+        b->ops->free(b, bx), b->ops->free(b, bu), b->ops->free(b, bg), b->ops->free(b, bn), b->ops->free(b, bm);
+        b->ops->free(b, bo);
+        free(x), free(u), free(g), free(h), free(got), free(want);
+        keep(w.data), free(f0);
+    }
 }
 
 int main(int argc, char **argv) {
@@ -555,6 +595,7 @@ int main(int argc, char **argv) {
     test_matmul(&e);
     test_moe(&e);
     test_decode_variants(&e);
+    test_q8_reuse(&e);
     if (argc > 1 && strcmp(argv[1], "--bench") == 0) bench(&e);
     lc_backend_cuda_free(e.gpu);
     lc_backend_cpu_free(e.cpu);

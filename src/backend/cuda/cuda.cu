@@ -304,7 +304,7 @@ __device__ __forceinline__ float block_sum(float v, float *red) {
 }
 
 /* Writes the normed row o and, with q != NULL (n a multiple of 32), its q8 form: a warp's 32
- * consecutive elements are one block. */
+ * consecutive elements are one block. The fallback for rows k_norm_v does not take. */
 __device__ __forceinline__ void norm_store(float *o, const float *xr, const float *g, float scale, int n, int8_t *q,
                                            float2 *dq) {
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
@@ -314,7 +314,8 @@ __device__ __forceinline__ void norm_store(float *o, const float *xr, const floa
     }
 }
 
-/* One block per row: out = x / sqrt(mean(x^2) + eps) * g (and its q8 form in q, dq when given). */
+/* One block per row: out = x / sqrt(mean(x^2) + eps) * g (and its q8 form in q, dq when given).
+ * Rows of any length; k_norm_v is the fast path. */
 __global__ void k_rms_norm(float *out, const float *x, const float *g, int n, float eps, int8_t *q, float2 *dq) {
     __shared__ float red[32];
     const float *xr = x + (size_t)blockIdx.x * n;
@@ -325,24 +326,69 @@ __global__ void k_rms_norm(float *out, const float *x, const float *g, int n, fl
                q ? dq + (size_t)blockIdx.x * (n / 32) : NULL);
 }
 
-/* The residual add held back by cu_add fused into the norm that reads its sum: x += y, then
- * out = x / rms(x) * g, per row. The same arithmetic in the same order as k_add then
- * k_rms_norm (bit-identical); out may be y (each element of y is read before the barrier, and
- * out written after it). */
-__global__ void k_add_rms_norm(float *out, float *x, const float *y, const float *g, int n, float eps, int8_t *q,
-                               float2 *dq) {
+/* q8 form of 4 consecutive values held by one lane, where 8 neighbouring lanes hold one block of 32
+ * (the same arithmetic as cu_q8_block: d = amax / 127, q = round(v / d), {d, d * sum(q)}). Every
+ * lane of the warp calls it; lanes with ok == false (whole blocks past the row) write nothing. */
+__device__ __forceinline__ void q8_store4(float4 v, bool ok, int8_t *q, float2 *dq) {
+    float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+#pragma unroll
+    for (int o = 4; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    const float dd = amax / 127.0f;
+    int q0 = 0, q1 = 0, q2 = 0, q3 = 0;
+    if (amax != 0.0f) q0 = __float2int_rn(v.x / dd), q1 = __float2int_rn(v.y / dd),
+                      q2 = __float2int_rn(v.z / dd), q3 = __float2int_rn(v.w / dd);
+    int s = q0 + q1 + q2 + q3;
+#pragma unroll
+    for (int o = 4; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if (!ok) return;
+    *(char4 *)q = make_char4((signed char)q0, (signed char)q1, (signed char)q2, (signed char)q3);
+    if ((threadIdx.x & 7) == 0) *dq = make_float2(dd, dd * (float)s);
+}
+
+/* RMS norm of rows whose float4s fit V per thread (n % 4 == 0): every load of a row is issued before
+ * the reduction and the values stay in registers for the scaling, so a row costs one memory round
+ * trip each way (the loop above, one dependent load per step, took 13.7 us for 4096 floats under
+ * ncu). Block r norms row r of A, or row r - A.rows of B (the k-norm of a Qwen3 layer runs with
+ * its q-norm). With y, the sum x + y is written back to x; out may be y. With q, the q8 form of A's
+ * out too (n % 32 == 0, B empty). */
+template <int V>
+__global__ void k_norm_v(cu_norm_rows A, cu_norm_rows B, int n, float eps, int8_t *q, float2 *dq) {
     __shared__ float red[32];
-    float *xr = x + (size_t)blockIdx.x * n;
-    const float *yr = y + (size_t)blockIdx.x * n;
+    const bool in_a = (int)blockIdx.x < A.rows;
+    const cu_norm_rows &R = in_a ? A : B;
+    const size_t row = in_a ? blockIdx.x : blockIdx.x - A.rows;
+    const int n4 = n / 4;
+    float4 *xr = (float4 *)(R.x + row * n);
+    const float4 *yr = R.y ? (const float4 *)(R.y + row * n) : NULL;
+    float4 v[V];
     float ss = 0.0f;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        const float v = xr[i] + yr[i];
-        xr[i] = v;
-        ss += v * v;
+#pragma unroll
+    for (int k = 0; k < V; k++) {
+        const int f = threadIdx.x + k * blockDim.x;
+        v[k] = f < n4 ? xr[f] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (yr && f < n4) {
+            const float4 w = yr[f];
+            v[k].x += w.x, v[k].y += w.y, v[k].z += w.z, v[k].w += w.w;
+        }
+        ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
     }
-    float scale = 1.0f / sqrtf(block_sum(ss, red) / (float)n + eps);
-    norm_store(out + (size_t)blockIdx.x * n, xr, g, scale, n, q ? q + (size_t)blockIdx.x * n : NULL,
-               q ? dq + (size_t)blockIdx.x * (n / 32) : NULL);
+    const float scale = 1.0f / sqrtf(block_sum(ss, red) / (float)n + eps);
+    float4 *o = (float4 *)(R.out + row * n);
+    const float4 *g4 = (const float4 *)R.g;
+#pragma unroll
+    for (int k = 0; k < V; k++) {
+        const int f = threadIdx.x + k * blockDim.x;
+        const bool ok = f < n4;
+        if (yr && ok) xr[f] = v[k];
+        float4 r = make_float4(v[k].x * scale, v[k].y * scale, v[k].z * scale, v[k].w * scale);
+        if (g4 && ok) {
+            const float4 gg = g4[f];
+            r.x *= gg.x, r.y *= gg.y, r.z *= gg.z, r.w *= gg.w;
+        }
+        if (ok) o[f] = r;
+        if (q && (k * (int)blockDim.x < n4))
+            q8_store4(r, ok, q + row * n + 4 * f, dq + (row * n + 4 * f) / 32);
+    }
 }
 
 /* Where an op of n_rows x n outputs may also leave their q8 form for the decode product that reads
@@ -350,30 +396,92 @@ __global__ void k_add_rms_norm(float *out, float *x, const float *y, const float
 static int8_t *fused_q8(lc_cuda *c, int n_rows, size_t n, float2 **dq) {
     int8_t *q = NULL;
     *dq = NULL;
-    if (!c->fuse_q8 || n_rows > CU_GRAPH_MAX_TOK || n % 32 || lc_cu_q8_scratch(c, (size_t)n_rows * n, &q, dq))
+    if (!c->fuse_q8 || n_rows > CU_GRAPH_MAX_TOK || n % 32 || lc_cu_q8_scratch(c, 0, (size_t)n_rows * n, &q, dq))
         return NULL;
     return q;
 }
 
+__global__ void k_add(float *x, const float *y, size_t n);
+
+static cu_norm_rows norm_rows(float *out, float *x, const float *y, const float *g, int rows) {
+    cu_norm_rows r;
+    memset(&r, 0, sizeof r);
+    r.out = out, r.x = x, r.y = y, r.g = g, r.rows = rows;
+    return r;
+}
+
+/* Whether k_norm_v takes rows of n floats at these addresses (n % 4, 16-byte alignment), and with
+ * how many float4s per thread (*v) and threads per row: about c->norm_threads (default 1024). */
+static bool norm_v_fits(const lc_cuda *c, const cu_norm_rows *r, int n, bool q8, int *v, int *threads) {
+    const int n4 = n / 4, target = c->norm_threads ? c->norm_threads : 1024;
+    if (n % 4 || (q8 && n % 32)) return false;
+    if (((uintptr_t)r->out | (uintptr_t)r->x | (uintptr_t)r->y | (uintptr_t)r->g) & 15) return false;
+    *v = 1;
+    while (*v < 8 && (n4 + *v - 1) / *v > target) *v *= 2;
+    *threads = ((n4 + *v - 1) / *v + 31) / 32 * 32;
+    return *threads <= 1024;
+}
+
+/* Launches k_norm_v over A's rows then B's (B.rows may be 0); false when the rows do not suit it. */
+static bool norm_v(lc_cuda *c, cu_norm_rows A, cu_norm_rows B, int n, float eps, int8_t *q, float2 *dq) {
+    int v, threads;
+    if (!norm_v_fits(c, &A, n, q != NULL, &v, &threads) || (B.rows && !norm_v_fits(c, &B, n, false, &v, &threads)))
+        return false;
+    const unsigned blocks = (unsigned)(A.rows + B.rows);
+    switch (v) {
+    case 1: cu_k(c, k_norm_v<1>, blocks, threads, A, B, n, eps, q, dq); break;
+    case 2: cu_k(c, k_norm_v<2>, blocks, threads, A, B, n, eps, q, dq); break;
+    case 4: cu_k(c, k_norm_v<4>, blocks, threads, A, B, n, eps, q, dq); break;
+    default: cu_k(c, k_norm_v<8>, blocks, threads, A, B, n, eps, q, dq); break;
+    }
+    return true;
+}
+
+/* RMS norm. The residual add held back by cu_add runs inside it. A norm in place of rows of at
+ * most 256 (a head: Qwen3's q-norm) is held back in turn (PEND_NORM), so that the norm after it
+ * (the k-norm) runs in the same launch. */
 static void cu_rms_norm(lc_backend *be, float *out, const float *x, const float *g, int n_rows, int n, float eps) {
     lc_cuda *c = cu_of(be);
     if (c->err || n_rows <= 0) return;
-    /* A row is one block, so its loads are in flight only as far as the block is wide. Under ncu
-     * the 256-thread norm of an 8B model's 4096-wide rows took 13.7 us, 20% of a decode step
-     * (H100, cuda-h100.md); LOCARA_CUDA_NORM_THREADS=1024 is the candidate, not yet measured. */
-    int threads = c->norm_threads ? c->norm_threads : n >= 1024 ? 256 : 128;
     cu_pend *pd = &c->pend;
+    const float *gd = dev_vec(c, g);
+    const cu_norm_rows self = norm_rows(out, (float *)x, NULL, gd, n_rows), none = norm_rows(NULL, NULL, NULL, NULL, 0);
+    int v, threads;
+    if (pd->kind == PEND_NORM && pd->n == (size_t)n && pd->eps == eps && pd->norm.out != x && pd->norm.x != out) {
+        const cu_norm_rows held = pd->norm; /* the held norm and this one, one launch */
+        pd->kind = PEND_NONE;
+        if (!norm_v(c, held, self, n, eps, NULL, NULL)) {
+            norm_v(c, held, none, n, eps, NULL, NULL); /* fits: it was held */
+            if (!norm_v(c, self, none, n, eps, NULL, NULL))
+                cu_k(c, k_rms_norm, (unsigned)n_rows, 128, out, x, gd, n, eps, (int8_t *)NULL, (float2 *)NULL);
+        }
+        CU_LAUNCH(c);
+        return;
+    }
+    if (out == x && n <= 256 && pd->kind != PEND_ADD && norm_v_fits(c, &self, n, false, &v, &threads)) {
+        lc_cu_flush(c);
+        *pd = (cu_pend){};
+        pd->kind = PEND_NORM;
+        pd->norm = self;
+        pd->n = (size_t)n;
+        pd->eps = eps;
+        c->xq_src = NULL; /* out changes before any product reads it */
+        return;
+    }
     float2 *dq;
     int8_t *q = fused_q8(c, n_rows, (size_t)n, &dq);
     if (pd->kind == PEND_ADD && pd->x == x && pd->n == (size_t)n_rows * n) { /* the residual add, fused */
         float *xs = pd->x;
         const float *ys = pd->y;
         pd->kind = PEND_NONE;
-        cu_k(c, k_add_rms_norm, (unsigned)n_rows, threads, out, xs, ys, dev_vec(c, g), n, eps, q, dq);
-    } else {
-        cu_k(c, k_rms_norm, (unsigned)n_rows, threads, out, x, dev_vec(c, g), n, eps, q, dq);
+        if (!norm_v(c, norm_rows(out, xs, ys, gd, n_rows), none, n, eps, q, dq)) {
+            cu_k(c, k_add, (unsigned)(((size_t)n_rows * n + 255) / 256), 256, xs, ys, (size_t)n_rows * n);
+            cu_k(c, k_rms_norm, (unsigned)n_rows, n >= 1024 ? 256 : 128, out, x, gd, n, eps, q, dq);
+        }
+    } else if (!norm_v(c, self, none, n, eps, q, dq)) {
+        cu_k(c, k_rms_norm, (unsigned)n_rows, n >= 1024 ? 256 : 128, out, x, gd, n, eps, q, dq);
     }
-    if (q) c->xq_src = out, c->xq_n = (size_t)n_rows * n; /* after the launch, which clears it */
+    if (q) cu_q8_set(c, out, (size_t)n_rows * n, q, dq); /* after the launch, which clears it */
     CU_LAUNCH(c);
 }
 
@@ -432,6 +540,7 @@ static void cu_rope(lc_backend *be, float *x, const int32_t *pos, int n_tok, int
     lc_cu_flush(c);
     *pd = (cu_pend){};
     pd->kind = PEND_ROPE;
+    c->xq_src = NULL; /* x changes before any product reads it */
     pd->x = x;
     pd->pos = dp;
     pd->n_tok = n_tok;
@@ -444,14 +553,18 @@ static void cu_rope(lc_backend *be, float *x, const int32_t *pos, int n_tok, int
     pd->ff = ff;
 }
 
-__global__ void k_add(float *x, const float *y, size_t n);
-
 /* Issues the held-back launch as the op alone would have. */
 void lc_cu_flush(lc_cuda *c) {
     cu_pend q = c->pend;
     c->pend.kind = PEND_NONE;
     if (q.kind == PEND_ADD) {
         cu_k(c, k_add, (unsigned)((q.n + 255) / 256), 256, q.x, q.y, q.n);
+    } else if (q.kind == PEND_EXPERTS) {
+        lc_cu_experts_flush(c, &q);
+    } else if (q.kind == PEND_NORM) {
+        cu_norm_rows none;
+        memset(&none, 0, sizeof none);
+        if (!norm_v(c, q.norm, none, (int)q.n, q.eps, NULL, NULL)) return; /* cu_rms_norm checked it fits */
     } else if (q.kind == PEND_ROPE) {
         size_t n = (size_t)q.n_tok * q.n_head * (q.n_dims / 2);
         float *none = NULL;
@@ -490,11 +603,12 @@ __global__ void k_add_bias(float *x, const float *b, size_t n, int w) {
 static void cu_swiglu(lc_backend *be, float *out, const float *gate, const float *up, size_t n) {
     lc_cuda *c = cu_of(be);
     if (c->err || !n) return;
+    if (lc_cu_experts_swiglu(c, out, gate, up, n)) return; /* the held gate and up products, fused */
     /* the rows' width is not known here, but q8 blocks of the flat array are those of its rows */
     float2 *dq = NULL;
     int8_t *q = n <= (size_t)CU_GRAPH_MAX_TOK * 32768 ? fused_q8(c, 1, n, &dq) : NULL; /* decode-sized */
     cu_k(c, k_swiglu, (unsigned)((n + 255) / 256), 256, out, gate, up, n, q, dq);
-    if (q) c->xq_src = out, c->xq_n = n;
+    if (q) cu_q8_set(c, out, n, q, dq);
     CU_LAUNCH(c);
 }
 
@@ -506,6 +620,7 @@ static void cu_add(lc_backend *be, float *x, const float *y, size_t n) {
     lc_cu_flush(c);
     c->pend = (cu_pend){};
     c->pend.kind = PEND_ADD;
+    c->xq_src = NULL; /* x changes before any product reads it: a q8 form held of it is stale */
     c->pend.x = x;
     c->pend.y = y;
     c->pend.n = n;
@@ -539,33 +654,35 @@ static void cu_gather(lc_backend *be, float *out, const float *x, const int32_t 
 /* ==== MoE routing ==== */
 
 /* One warp per token: softmax over the expert logits, then k rounds of a warp arg-max (ties to
- * the lower id) over the experts not yet taken. */
+ * the lower id) over the experts not yet taken. Lane l holds the logits of experts l, l + 32, ...
+ * in registers (n_expert <= 256), so the k rounds read no memory; a taken expert drops out. */
 __global__ void k_moe_route(const float *logits, int n_tok, int n_expert, int k, bool norm, int32_t *ids, float *w) {
     int t = (int)(((size_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
     if (t >= n_tok) return;
     const float *l = logits + (size_t)t * n_expert;
+    float v[8];
+    bool live[8];
     float mx = -INFINITY;
-    for (int e = lane; e < n_expert; e += 32) mx = fmaxf(mx, l[e]);
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        live[j] = lane + 32 * j < n_expert;
+        v[j] = live[j] ? l[lane + 32 * j] : -INFINITY;
+        mx = fmaxf(mx, v[j]);
+    }
     for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
     float sum = 0.0f;
-    for (int e = lane; e < n_expert; e += 32) sum += expf(l[e] - mx);
+#pragma unroll
+    for (int j = 0; j < 8; j++)
+        if (live[j]) sum += expf(v[j] - mx);
     sum = cu_warp_sum(sum);
-    uint32_t taken[8] = {0, 0, 0, 0, 0, 0, 0, 0}; /* bit e/32 of lane e%32: n_expert <= 256 */
     float tot = 0.0f, my_w = 0.0f;
     int my_id = 0;
     for (int s = 0; s < k; s++) {
         float bv = -INFINITY;
         int bi = -1;
-        for (int e = lane, j = 0; e < n_expert; e += 32, j++) {
-            bool tk = false;
 #pragma unroll
-            for (int q = 0; q < 8; q++)
-                if (q == j) tk = (taken[q] >> lane) & 1;
-            if (!tk && (bi < 0 || l[e] > bv)) {
-                bv = l[e];
-                bi = e;
-            }
-        }
+        for (int j = 0; j < 8; j++) /* ascending ids: a tie keeps the lower */
+            if (live[j] && (bi < 0 || v[j] > bv)) bv = v[j], bi = lane + 32 * j;
         for (int o = 16; o > 0; o >>= 1) {
             float v2 = __shfl_xor_sync(0xffffffffu, bv, o);
             int i2 = __shfl_xor_sync(0xffffffffu, bi, o);
@@ -575,8 +692,8 @@ __global__ void k_moe_route(const float *logits, int n_tok, int n_expert, int k,
             }
         }
 #pragma unroll
-        for (int q = 0; q < 8; q++)
-            if (q == bi / 32) taken[q] |= 1u << (bi % 32);
+        for (int j = 0; j < 8; j++)
+            if (lane + 32 * j == bi) live[j] = false;
         float wt = expf(bv - mx) / sum;
         tot += wt;
         if (lane == s) {
@@ -606,7 +723,9 @@ static void cu_moe_route(lc_backend *be, const float *logits, int n_tok, int n_e
     c->route_cap = cap;
     c->route_host = ids; /* matmul_experts recognises the array by its address */
     c->route_gen++;      /* ... and its grouping by expert (moe.cu) is made again */
+    const cu_q8_tag tag = cu_q8_take(c); /* the experts' input, quantized by the norm before the router */
     cu_k(c, k_moe_route, (unsigned)((n_tok + 3) / 4), 128, logits, n_tok, n_expert, k, norm, c->route_dev, weights);
+    cu_q8_keep(c, tag, &weights, 1);
     CU_LAUNCH(c);
 }
 
@@ -623,6 +742,7 @@ static void cu_moe_combine(lc_backend *be, float *out, const float *y, const flo
     lc_cuda *c = cu_of(be);
     size_t total = (size_t)n_tok * n;
     if (c->err || !total) return;
+    if (lc_cu_experts_combine(c, out, y, weights, n_tok, k, n)) return; /* the held down product, fused */
     cu_k(c, k_moe_combine, (unsigned)((total + 255) / 256), 256, out, y, weights, n_tok, k, n);
     CU_LAUNCH(c);
 }
@@ -687,7 +807,9 @@ extern "C" lc_status lc_backend_cuda_create(const lc_model *model, int il0, int 
         if (c->norm_threads != 128 && c->norm_threads != 256 && c->norm_threads != 512 && c->norm_threads != 1024)
             c->norm_threads = 0;
         const char *fq = getenv("LOCARA_CUDA_FUSE_Q8");
-        c->fuse_q8 = fq && !strcmp(fq, "1");
+        c->fuse_q8 = !(fq && !strcmp(fq, "0")); /* on unless LOCARA_CUDA_FUSE_Q8=0 */
+        const char *mf = getenv("LOCARA_CUDA_MOE_FUSE");
+        c->moe_fuse = !(mf && !strcmp(mf, "0"));
         const char *fa = getenv("LOCARA_CUDA_FA");
         c->fa_mode = fa && *fa ? atoi(fa) : 2; /* 2: measured faster than 1 (bench/results/cuda-h100.md) */
         const char *gr = getenv("LOCARA_CUDA_GRAPH");

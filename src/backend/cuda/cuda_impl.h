@@ -66,11 +66,34 @@ typedef struct cu_graph {
     lc_cuda_graph_stats stats;
 } cu_graph;
 
+/* Rows one k_norm_v launch norms: out = x / rms(x) * g (g may be NULL), after x += y when y is given. */
+typedef struct cu_norm_rows {
+    float *out, *x;
+    const float *y, *g;
+    int rows, pad_; /* pad_: zero, so that the struct has no uninitialised bytes (cu_k's signature) */
+} cu_norm_rows;
+
 /* A launch held back so that the next op may fuse with it (cuda.cu): a residual add (x += y)
- * merged into the RMS norm that reads x next, or the RoPE of q merged with the RoPE of k that
- * follows it. Any other launch, copy or synchronisation first issues it (lc_cu_flush), so the
- * stream order is that of the op calls. */
-enum { PEND_NONE, PEND_ADD, PEND_ROPE };
+ * merged into the RMS norm that reads x next, the RoPE of q merged with the RoPE of k that
+ * follows it, or a per-head RMS norm (q) merged with the one after it (k). Any other launch, copy
+ * or synchronisation first issues it (lc_cu_flush), so the stream order is that of the op calls. */
+enum { PEND_NONE, PEND_ADD, PEND_ROPE, PEND_NORM, PEND_EXPERTS };
+
+/* A decode expert product held back (PEND_EXPERTS, mmvq.cu): the gate product waits for the up
+ * product of the same input and routing and both for the SwiGLU that reads them (one launch, its
+ * output's q8 form too); the down product waits for the weighted sum of its pairs (moe_combine),
+ * which it then writes itself. x is already quantized: xq, dx. */
+typedef struct cu_experts {
+    const lc_weight *w;
+    const uint8_t *wd;
+    float *out;
+    const float *x;
+    bool x_per_pair;
+    const int32_t *ids; /* device */
+    int n_tok, k;
+    const int8_t *xq;
+    const float2 *dx;
+} cu_experts;
 
 typedef struct cu_pend {
     int kind;
@@ -82,6 +105,10 @@ typedef struct cu_pend {
     bool neox;
     float theta_scale, freq_scale;
     const float *ff;
+    cu_norm_rows norm;    /* norm: the rows (n floats each), eps */
+    float eps;
+    cu_experts ex[2];     /* experts: gate (then up), or down */
+    int n_ex;
 } cu_pend;
 
 typedef struct lc_cuda {
@@ -113,13 +140,19 @@ typedef struct lc_cuda {
     void *xq; /* int8 activations + their block scales (decode, mmvq.cu) */
     size_t xq_bytes;
     bool mmv_float; /* LOCARA_CUDA_MMV=float: decode on the float path (A/B measurement) */
-    int norm_threads; /* LOCARA_CUDA_NORM_THREADS: 128, 256, 512 or 1024 threads per RMS norm row
-                       * (A/B; 0: 256 from 1024 elements, else 128) */
-    bool fuse_q8;   /* LOCARA_CUDA_FUSE_Q8=1: RMS norm and SwiGLU of decode-sized batches also write the
-                     * q8 form of their output (A/B: 3% slower with 256-thread norms, H100) */
-    const float *xq_src; /* the activations whose q8 form the scratch xq holds, written by the op that
-                          * produced them; cleared by every launch (cu_k), so only the next op sees it */
+    int norm_threads; /* LOCARA_CUDA_NORM_THREADS: about 128, 256, 512 or 1024 (default) threads per
+                       * RMS norm row (A/B) */
+    bool fuse_q8;   /* RMS norm and SwiGLU of decode-sized batches also write the q8 form of their output
+                     * (default; LOCARA_CUDA_FUSE_Q8=0 turns it off, for A/B: 8B tg128 +7%, H100) */
+    const float *xq_src; /* the activations whose q8 form the scratch xq holds (at xq_q, xq_d), left
+                          * by the op that produced them or by the quantization of a product's input;
+                          * cleared by every launch (cu_k) except those of products that read it
+                          * (cu_q8_keep) */
     size_t xq_n;
+    int8_t *xq_q;
+    float2 *xq_d;
+    bool moe_fuse; /* decode expert products fused with SwiGLU and with the weighted sum (default;
+                    * LOCARA_CUDA_MOE_FUSE=0 for A/B) */
     int fa_mode;    /* LOCARA_CUDA_FA: 0 the CUDA-core attention only, 1 tensor cores, 64-position tiles,
                      * 2 (default) tensor cores, 32-position tiles double-buffered (A/B measurement) */
     size_t bytes; /* device bytes held */
@@ -176,6 +209,36 @@ static inline void cu_sig_mix(cu_graph *g, const void *p, size_t n) {
     g->sig = h;
 }
 
+/* A product reads its input and writes only its outputs, so the q8 form of activations the scratch
+ * holds stays valid across its launches: a product's entry point takes the tag before launching
+ * and gives it back after (unless one of its n outputs is the tagged buffer). The gate and up
+ * products of a MoE layer then share one quantization of their input. */
+typedef struct cu_q8_tag {
+    const float *src;
+    size_t n;
+    int8_t *q;
+    float2 *d;
+} cu_q8_tag;
+
+static inline cu_q8_tag cu_q8_take(const lc_cuda *c) { return (cu_q8_tag){c->xq_src, c->xq_n, c->xq_q, c->xq_d}; }
+
+static inline void cu_q8_keep(lc_cuda *c, cu_q8_tag t, float *const *out, int n) {
+    for (int i = 0; i < n; i++)
+        if (out[i] == t.src) return;
+    c->xq_src = t.src;
+    c->xq_n = t.n;
+    c->xq_q = t.q;
+    c->xq_d = t.d;
+}
+
+/* Records that the q8 scratch holds src's q8 form (n elements) at q, d. */
+static inline void cu_q8_set(lc_cuda *c, const float *src, size_t n, int8_t *q, float2 *d) {
+    c->xq_src = src;
+    c->xq_n = n;
+    c->xq_q = q;
+    c->xq_d = d;
+}
+
 /* Issues the launch held back for fusion, if any (cuda.cu). */
 void lc_cu_flush(lc_cuda *c);
 
@@ -223,11 +286,17 @@ bool lc_cu_type_ok(lc_type t);
 /* mmvq.cu: decode products on int8 activations for the types lc_cu_mmvq_ok accepts. */
 bool lc_cu_mmvq_ok(const lc_cuda *c, lc_type t);
 lc_status lc_cu_quantize_q8(lc_cuda *c, const float *x, int n_rows, int cols, const int8_t **xq, const float2 **dx);
-lc_status lc_cu_q8_scratch(lc_cuda *c, size_t nq, int8_t **xq, float2 **dx);
+lc_status lc_cu_q8_scratch(lc_cuda *c, size_t skip, size_t nq, int8_t **xq, float2 **dx);
 lc_status lc_cu_mmvq(lc_cuda *c, int n_w, const lc_weight *const *w, const uint8_t *const *wd, float *const *out,
                      const int8_t *xq, const float2 *dx, int T);
 lc_status lc_cu_mmvq_ids(lc_cuda *c, const lc_weight *w, const uint8_t *wd, float *out, const float *x,
                          bool x_per_pair, const int32_t *ids_dev, int n_tok, int k);
+/* The held expert products (PEND_EXPERTS) fused with the op that reads them, when it is the one
+ * they wait for: SwiGLU of the gate and up outputs, or the weighted sum of the down outputs. */
+bool lc_cu_experts_swiglu(lc_cuda *c, float *out, const float *gate, const float *up, size_t n);
+bool lc_cu_experts_combine(lc_cuda *c, float *out, const float *y, const float *weights, int n_tok, int k, int n);
+/* Launches the held expert products as they are. */
+void lc_cu_experts_flush(lc_cuda *c, const cu_pend *p);
 /* moe.cu: expert products of more than a few tokens, grouped on the device, one launch. */
 enum { LC_CU_MOE_AUTO = 1, LC_CU_MOE_OLD, LC_CU_MOE_32, LC_CU_MOE_64, LC_CU_MOE_64W, LC_CU_MOE_64WP };
 int lc_cu_moe_mode(lc_cuda *c);

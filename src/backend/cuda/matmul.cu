@@ -209,17 +209,20 @@ lc_status lc_cu_matmul(lc_backend *be, int n_w, const lc_weight *const *w, float
     if (n_tok <= MV_MAX_TOK) {
         const int8_t *xq = NULL; /* x quantized once for every int8 group */
         const float2 *dx = NULL;
+        cu_q8_tag tag = cu_q8_take(c);
         int i = 0;
         while (i < n_w) {
             int j = i + 1;
             while (j < n_w && j - i < 4 && w[j]->type == w[i]->type) j++;
             if (lc_cu_mmvq_ok(c, w[i]->type)) {
                 if (!xq && (st = lc_cu_quantize_q8(c, x, n_tok, (int)w[0]->cols, &xq, &dx))) return st;
+                if (xq) tag = cu_q8_take(c);
                 st = lc_cu_mmvq(c, j - i, w + i, wd + i, out + i, xq, dx, n_tok);
             } else {
                 st = matvec(c, j - i, w + i, wd + i, out + i, x, n_tok);
             }
             if (st) return st;
+            cu_q8_keep(c, tag, out, n_w);
             i = j;
         }
         return LC_OK;
@@ -321,6 +324,7 @@ lc_status lc_cu_matmul_experts(lc_backend *be, const lc_weight *w, float *out, c
     if (n_tok > 4)
         return experts_grouped(c, w, wd, out, x, x_per_pair, ids_dev, n_pairs, k_per_tok);
     if (lc_cu_mmvq_ok(c, w->type)) return lc_cu_mmvq_ids(c, w, wd, out, x, x_per_pair, ids_dev, n_tok, k_per_tok);
+    const cu_q8_tag tag = cu_q8_take(c);
     dim3 grid((unsigned)((w->rows + MV_WARPS - 1) / MV_WARPS), (unsigned)n_pairs);
 #define L(TY)                                                                                                 \
     cu_k(c, k_matvec_ids<TY>, grid, 32 * MV_WARPS, wd, w->row_bytes, w->expert_bytes, (int)w->rows,  \
@@ -328,6 +332,7 @@ lc_status lc_cu_matmul_experts(lc_backend *be, const lc_weight *w, float *out, c
                                                             k_per_tok, ids_dev, out)
     LC_CU_DISPATCH((int)w->type, L);
 #undef L
+    cu_q8_keep(c, tag, &out, 1);
     return CU_LAUNCH(c);
 }
 

@@ -28,166 +28,245 @@ __global__ void k_quantize_q8_1(const float *x, int8_t *xq, float2 *dx, int n_bl
     cu_q8_block(x[(size_t)b * 32 + (threadIdx.x & 31)], xq + (size_t)b * 32, dx + b);
 }
 
-/* ==== Per-type row dots: acc[t] += dot(W row, x[t]) over this lane's share ==== */
+/* ==== Per-type row dots: acc[t] += dot(W row, x[t]) over this lane's share ====
+ *
+ * A row is cut into chunks of CH elements; lane l takes chunks l, l + 32, ... Each type has a
+ * chunk struct (the weight bytes of one chunk, in registers), a load and a dot. The driver
+ * (row_dot_q8) loads MQ_U chunks before it multiplies any, so every lane has MQ_U chunks' loads in
+ * flight: one chunk at a time left the products latency-bound (an 8B model's 4096 x 4096 Q4_K
+ * took 8.8 us, 1.1 TB/s, from L2). */
+
+#ifndef MQ_U
+#define MQ_U 1 /* chunks per lane loaded before any is multiplied (A/B builds: -DMQ_U=N) */
+#endif
+#ifndef MQ_UNROLL
+#define MQ_UNROLL 1 /* ... and unroll of the loop over them (H100: 1 and 1 measured best of 1-4 and 1-2) */
+#endif
+static constexpr int mq_unroll = MQ_UNROLL; /* the unroll pragma does not expand macros */
 
 __device__ __forceinline__ int ld_u16x2(const uint8_t *p) { /* 4 bytes at a 2-byte aligned address */
     const uint16_t *h = (const uint16_t *)p;
     return (int)((uint32_t)h[0] | ((uint32_t)h[1] << 16));
 }
 
-/* Q4_K, 8 chunks per block of 256: chunk c = 2j + h takes qs[32j + 16h .. +16], i.e. elements
- * 64j + 16h + 0..15 (low nibbles, sub-block 2j) and 64j + 32 + 16h + 0..15 (high, sub-block 2j+1).
- * The min term of each sub-block is added once, by its h == 0 chunk. */
+__device__ __forceinline__ float h16_lo(uint32_t w) { return __half2float(__ushort_as_half((uint16_t)(w & 0xFFFF))); }
+__device__ __forceinline__ float h16_hi(uint32_t w) { return __half2float(__ushort_as_half((uint16_t)(w >> 16))); }
+
+template <int TYPE> struct mq_chunk;
+
+/* Q4_K (144-byte blocks of 256, 16-byte aligned in a row): chunk c = 2j + h of block b takes
+ * qs[32j + 16h .. +16], i.e. elements 64j + 16h + 0..15 (low nibbles, sub-block 2j) and
+ * 64j + 32 + 16h + 0..15 (high, sub-block 2j+1), and the block's first 16 bytes: d, dmin and the
+ * twelve bytes of 6-bit scales and mins. The min term of each sub-block is added once, by its
+ * h == 0 chunk. */
+template <> struct mq_chunk<LC_TYPE_Q4_K> {
+    enum { CH = 32 };
+    uint4 q, hd;
+};
+
+__device__ __forceinline__ void mq_load(mq_chunk<LC_TYPE_Q4_K> &k, const uint8_t *wr, int ci) {
+    const int b = ci >> 3, c = ci & 7;
+    const uint8_t *blk = wr + (size_t)b * 144;
+    k.hd = *(const uint4 *)blk;
+    k.q = *(const uint4 *)(blk + 16 + 32 * (c >> 1) + 16 * (c & 1));
+}
+
+__device__ __forceinline__ int byte_of(uint4 v, int i) { /* byte i (0..15) of v; i is lane-constant */
+    const uint32_t w = i < 4 ? v.x : i < 8 ? v.y : i < 12 ? v.z : v.w;
+    return (int)((w >> (8 * (i & 3))) & 0xFF);
+}
+
 template <int NT>
-__device__ __forceinline__ void dot_q4_K(const uint8_t *wr, int cols, const int8_t *xq, const float2 *dx, int T,
-                                         float *acc) {
-    const int lane = threadIdx.x & 31, n_chunks = cols / 32, nxb = cols / 32;
-#pragma unroll 2
-    for (int ci = lane; ci < n_chunks; ci += 32) {
-        const int b = ci >> 3, c = ci & 7, j = c >> 1, h = c & 1;
-        const uint8_t *blk = wr + (size_t)b * 144;
-        const uint4 q = *(const uint4 *)(blk + 16 + 32 * j + 16 * h);
-        const float d = cu_h2f(blk), dmin = cu_h2f(blk + 2);
-        const uint8_t *s = blk + 4;
-        int sc0, m0, sc1, m1;
-        if (j < 2) {
-            sc0 = s[2 * j] & 63, m0 = s[2 * j + 4] & 63;
-            sc1 = s[2 * j + 1] & 63, m1 = s[2 * j + 5] & 63;
-        } else {
-            const int a = 2 * j, bb = 2 * j + 1;
-            sc0 = (s[a + 4] & 0xF) | ((s[a - 4] >> 6) << 4), m0 = (s[a + 4] >> 4) | ((s[a] >> 6) << 4);
-            sc1 = (s[bb + 4] & 0xF) | ((s[bb - 4] >> 6) << 4), m1 = (s[bb + 4] >> 4) | ((s[bb] >> 6) << 4);
-        }
-        const int qw[4] = {(int)q.x, (int)q.y, (int)q.z, (int)q.w};
-        const int e0 = b * 256 + 64 * j + 16 * h, xb0 = b * 8 + 2 * j;
+__device__ __forceinline__ void mq_dot(const mq_chunk<LC_TYPE_Q4_K> &k, int ci, int cols, const int8_t *xq,
+                                       const float2 *dx, int T, float *acc) {
+    const int b = ci >> 3, c = ci & 7, j = c >> 1, h = c & 1, nxb = cols / 32;
+    const float d = h16_lo(k.hd.x), dmin = h16_hi(k.hd.x);
+    int sc0, m0, sc1, m1; /* scales bytes are bytes 4..15 of the header */
+    if (j < 2) {
+        sc0 = byte_of(k.hd, 4 + 2 * j) & 63, m0 = byte_of(k.hd, 8 + 2 * j) & 63;
+        sc1 = byte_of(k.hd, 5 + 2 * j) & 63, m1 = byte_of(k.hd, 9 + 2 * j) & 63;
+    } else {
+        const int a = 4 + 2 * j, bb = a + 1; /* s[2j] is header byte 4 + 2j */
+        sc0 = (byte_of(k.hd, a + 4) & 0xF) | ((byte_of(k.hd, a - 4) >> 6) << 4);
+        m0 = (byte_of(k.hd, a + 4) >> 4) | ((byte_of(k.hd, a) >> 6) << 4);
+        sc1 = (byte_of(k.hd, bb + 4) & 0xF) | ((byte_of(k.hd, bb - 4) >> 6) << 4);
+        m1 = (byte_of(k.hd, bb + 4) >> 4) | ((byte_of(k.hd, bb) >> 6) << 4);
+    }
+    const int qw[4] = {(int)k.q.x, (int)k.q.y, (int)k.q.z, (int)k.q.w};
+    const int e0 = b * 256 + 64 * j + 16 * h, xb0 = b * 8 + 2 * j;
 #pragma unroll
-        for (int t = 0; t < NT; t++) {
-            if (t >= T) break;
-            const int4 xa = *(const int4 *)(xq + (size_t)t * cols + e0);
-            const int4 xc = *(const int4 *)(xq + (size_t)t * cols + e0 + 32);
-            const int xl[4] = {xa.x, xa.y, xa.z, xa.w}, xh[4] = {xc.x, xc.y, xc.z, xc.w};
-            int sl = 0, sh = 0;
+    for (int t = 0; t < NT; t++) {
+        if (t >= T) break;
+        const int4 xa = *(const int4 *)(xq + (size_t)t * cols + e0);
+        const int4 xc = *(const int4 *)(xq + (size_t)t * cols + e0 + 32);
+        const int xl[4] = {xa.x, xa.y, xa.z, xa.w}, xh[4] = {xc.x, xc.y, xc.z, xc.w};
+        int sl = 0, sh = 0;
 #pragma unroll
-            for (int i = 0; i < 4; i++) {
-                sl = __dp4a(qw[i] & 0x0F0F0F0F, xl[i], sl);
-                sh = __dp4a((qw[i] >> 4) & 0x0F0F0F0F, xh[i], sh);
-            }
-            const float2 da = dx[(size_t)t * nxb + xb0], db = dx[(size_t)t * nxb + xb0 + 1];
-            float r = d * ((float)sc0 * da.x * (float)sl + (float)sc1 * db.x * (float)sh);
-            if (h == 0) r -= dmin * ((float)m0 * da.y + (float)m1 * db.y);
-            acc[t] += r;
+        for (int i = 0; i < 4; i++) {
+            sl = __dp4a(qw[i] & 0x0F0F0F0F, xl[i], sl);
+            sh = __dp4a((qw[i] >> 4) & 0x0F0F0F0F, xh[i], sh);
         }
+        const float2 da = dx[(size_t)t * nxb + xb0], db = dx[(size_t)t * nxb + xb0 + 1];
+        float r = d * ((float)sc0 * da.x * (float)sl + (float)sc1 * db.x * (float)sh);
+        if (h == 0) r -= dmin * ((float)m0 * da.y + (float)m1 * db.y);
+        acc[t] += r;
     }
 }
 
-/* Q6_K, 8 chunks per block of 256: chunk c = 4n + g takes l = 8g .. 8g+7 of half n, i.e. the
- * elements 128n + 32k + l for k = 0..3 (ql low/high nibbles of ql[l] and ql[l+32], two bits of
- * qh[l] each), scales sc[8n + l/16 + 2k]. The block is 210 bytes: only 2-byte aligned. */
+/* Q6_K (210-byte blocks of 256: only 2-byte aligned): chunk c = 4n + g takes l = 8g .. 8g+7 of
+ * half n, i.e. the elements 128n + 32k + l for k = 0..3 (low/high nibbles of ql[l] and ql[l+32],
+ * two bits of qh[l] each), with scales sc[8n + l/16 + 2k]. */
+template <> struct mq_chunk<LC_TYPE_Q6_K> {
+    enum { CH = 32 };
+    int a[2], bq[2], hq[2], sc; /* sc: the four int8 scales */
+    float d;
+};
+
+__device__ __forceinline__ void mq_load(mq_chunk<LC_TYPE_Q6_K> &k, const uint8_t *wr, int ci) {
+    const int b = ci >> 3, c = ci & 7, n = c >> 2, l0 = 8 * (c & 3);
+    const uint8_t *blk = wr + (size_t)b * 210;
+    const uint8_t *ql = blk + 64 * n + l0, *qh = blk + 128 + 32 * n + l0, *sc = blk + 192 + 8 * n + l0 / 16;
+#pragma unroll
+    for (int i = 0; i < 2; i++) k.a[i] = ld_u16x2(ql + 4 * i), k.bq[i] = ld_u16x2(ql + 32 + 4 * i), k.hq[i] = ld_u16x2(qh + 4 * i);
+    k.sc = (int)((uint32_t)sc[0] | ((uint32_t)sc[2] << 8) | ((uint32_t)sc[4] << 16) | ((uint32_t)sc[6] << 24));
+    k.d = __half2float(__ushort_as_half(*(const uint16_t *)(blk + 208)));
+}
+
 template <int NT>
-__device__ __forceinline__ void dot_q6_K(const uint8_t *wr, int cols, const int8_t *xq, const float2 *dx, int T,
-                                         float *acc) {
-    const int lane = threadIdx.x & 31, n_chunks = cols / 32, nxb = cols / 32;
-#pragma unroll 2
-    for (int ci = lane; ci < n_chunks; ci += 32) {
-        const int b = ci >> 3, c = ci & 7, n = c >> 2, l0 = 8 * (c & 3);
-        const uint8_t *blk = wr + (size_t)b * 210;
-        const uint8_t *ql = blk + 64 * n + l0, *qh = blk + 128 + 32 * n + l0;
-        const int8_t *sc = (const int8_t *)(blk + 192 + 8 * n + l0 / 16);
-        const float d = cu_h2f(blk + 208);
-        int v[4][2];
+__device__ __forceinline__ void mq_dot(const mq_chunk<LC_TYPE_Q6_K> &k, int ci, int cols, const int8_t *xq,
+                                       const float2 *dx, int T, float *acc) {
+    const int b = ci >> 3, c = ci & 7, n = c >> 2, l0 = 8 * (c & 3), nxb = cols / 32;
+    int v[4][2];
 #pragma unroll
-        for (int i = 0; i < 2; i++) {
-            const int A = ld_u16x2(ql + 4 * i), B = ld_u16x2(ql + 32 + 4 * i), H = ld_u16x2(qh + 4 * i);
-            v[0][i] = __vsubss4((A & 0x0F0F0F0F) | ((H << 4) & 0x30303030), 0x20202020);
-            v[1][i] = __vsubss4((B & 0x0F0F0F0F) | ((H << 2) & 0x30303030), 0x20202020);
-            v[2][i] = __vsubss4(((A >> 4) & 0x0F0F0F0F) | (H & 0x30303030), 0x20202020);
-            v[3][i] = __vsubss4(((B >> 4) & 0x0F0F0F0F) | ((H >> 2) & 0x30303030), 0x20202020);
+    for (int i = 0; i < 2; i++) {
+        const int A = k.a[i], B = k.bq[i], H = k.hq[i];
+        v[0][i] = __vsubss4((A & 0x0F0F0F0F) | ((H << 4) & 0x30303030), 0x20202020);
+        v[1][i] = __vsubss4((B & 0x0F0F0F0F) | ((H << 2) & 0x30303030), 0x20202020);
+        v[2][i] = __vsubss4(((A >> 4) & 0x0F0F0F0F) | (H & 0x30303030), 0x20202020);
+        v[3][i] = __vsubss4(((B >> 4) & 0x0F0F0F0F) | ((H >> 2) & 0x30303030), 0x20202020);
+    }
+    const float s[4] = {(float)(int8_t)(k.sc & 0xFF), (float)(int8_t)((k.sc >> 8) & 0xFF),
+                        (float)(int8_t)((k.sc >> 16) & 0xFF), (float)(int8_t)(k.sc >> 24)};
+    const int e0 = b * 256 + 128 * n + l0, xb0 = b * 8 + 4 * n;
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        if (t >= T) break;
+        const int8_t *xt = xq + (size_t)t * cols + e0;
+        float r = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++) {
+            const int2 xv = *(const int2 *)(xt + 32 * kk);
+            const int is = __dp4a(v[kk][1], xv.y, __dp4a(v[kk][0], xv.x, 0));
+            r += s[kk] * dx[(size_t)t * nxb + xb0 + kk].x * (float)is;
         }
-        const float s0 = sc[0], s1 = sc[2], s2 = sc[4], s3 = sc[6];
-        const int e0 = b * 256 + 128 * n + l0, xb0 = b * 8 + 4 * n;
-#pragma unroll
-        for (int t = 0; t < NT; t++) {
-            if (t >= T) break;
-            const int8_t *xt = xq + (size_t)t * cols + e0;
-            float r = 0.0f;
-#pragma unroll
-            for (int k = 0; k < 4; k++) {
-                const int2 xv = *(const int2 *)(xt + 32 * k);
-                const int is = __dp4a(v[k][1], xv.y, __dp4a(v[k][0], xv.x, 0));
-                r += (k == 0 ? s0 : k == 1 ? s1 : k == 2 ? s2 : s3) * dx[(size_t)t * nxb + xb0 + k].x * (float)is;
-            }
-            acc[t] += d * r;
-        }
+        acc[t] += k.d * r;
     }
 }
 
-/* Q8_0 (34-byte blocks of 32): a lane takes half a block (16 elements). */
+/* Q8_0 (34-byte blocks of 32): a chunk is half a block (16 elements). */
+template <> struct mq_chunk<LC_TYPE_Q8_0> {
+    enum { CH = 16 };
+    int w[4];
+    float d;
+};
+
+__device__ __forceinline__ void mq_load(mq_chunk<LC_TYPE_Q8_0> &k, const uint8_t *wr, int ci) {
+    const uint8_t *blk = wr + (size_t)(ci >> 1) * 34;
+    k.d = __half2float(__ushort_as_half(*(const uint16_t *)blk));
+#pragma unroll
+    for (int i = 0; i < 4; i++) k.w[i] = ld_u16x2(blk + 2 + 16 * (ci & 1) + 4 * i);
+}
+
 template <int NT>
-__device__ __forceinline__ void dot_q8_0(const uint8_t *wr, int cols, const int8_t *xq, const float2 *dx, int T,
-                                         float *acc) {
-    const int lane = threadIdx.x & 31, n_chunks = cols / 16, nxb = cols / 32;
-#pragma unroll 2
-    for (int ci = lane; ci < n_chunks; ci += 32) {
-        const int b = ci >> 1, h = ci & 1;
-        const uint8_t *blk = wr + (size_t)b * 34;
-        const float d = cu_h2f(blk);
-        int w[4];
+__device__ __forceinline__ void mq_dot(const mq_chunk<LC_TYPE_Q8_0> &k, int ci, int cols, const int8_t *xq,
+                                       const float2 *dx, int T, float *acc) {
+    const int b = ci >> 1, h = ci & 1, nxb = cols / 32;
 #pragma unroll
-        for (int i = 0; i < 4; i++) w[i] = ld_u16x2(blk + 2 + 16 * h + 4 * i);
-#pragma unroll
-        for (int t = 0; t < NT; t++) {
-            if (t >= T) break;
-            const int4 xv = *(const int4 *)(xq + (size_t)t * cols + 32 * b + 16 * h);
-            int s = __dp4a(w[0], xv.x, 0);
-            s = __dp4a(w[1], xv.y, s);
-            s = __dp4a(w[2], xv.z, s);
-            s = __dp4a(w[3], xv.w, s);
-            acc[t] += d * dx[(size_t)t * nxb + b].x * (float)s;
-        }
+    for (int t = 0; t < NT; t++) {
+        if (t >= T) break;
+        const int4 xv = *(const int4 *)(xq + (size_t)t * cols + 32 * b + 16 * h);
+        int s = __dp4a(k.w[0], xv.x, 0);
+        s = __dp4a(k.w[1], xv.y, s);
+        s = __dp4a(k.w[2], xv.z, s);
+        s = __dp4a(k.w[3], xv.w, s);
+        acc[t] += k.d * dx[(size_t)t * nxb + b].x * (float)s;
     }
 }
 
-/* Q4_0 (18-byte blocks of 32, value q - 8): a lane takes one block. */
+/* Q4_0 (18-byte blocks of 32, value q - 8): a chunk is one block. */
+template <> struct mq_chunk<LC_TYPE_Q4_0> {
+    enum { CH = 32 };
+    int w[4];
+    float d;
+};
+
+__device__ __forceinline__ void mq_load(mq_chunk<LC_TYPE_Q4_0> &k, const uint8_t *wr, int ci) {
+    const uint8_t *blk = wr + (size_t)ci * 18;
+    k.d = __half2float(__ushort_as_half(*(const uint16_t *)blk));
+#pragma unroll
+    for (int i = 0; i < 4; i++) k.w[i] = ld_u16x2(blk + 2 + 4 * i);
+}
+
 template <int NT>
-__device__ __forceinline__ void dot_q4_0(const uint8_t *wr, int cols, const int8_t *xq, const float2 *dx, int T,
-                                         float *acc) {
-    const int lane = threadIdx.x & 31, n_chunks = cols / 32, nxb = cols / 32;
-#pragma unroll 2
-    for (int b = lane; b < n_chunks; b += 32) {
-        const uint8_t *blk = wr + (size_t)b * 18;
-        const float d = cu_h2f(blk);
-        int w[4];
+__device__ __forceinline__ void mq_dot(const mq_chunk<LC_TYPE_Q4_0> &k, int b, int cols, const int8_t *xq,
+                                       const float2 *dx, int T, float *acc) {
+    const int nxb = cols / 32;
 #pragma unroll
-        for (int i = 0; i < 4; i++) w[i] = ld_u16x2(blk + 2 + 4 * i);
+    for (int t = 0; t < NT; t++) {
+        if (t >= T) break;
+        const int4 xa = *(const int4 *)(xq + (size_t)t * cols + 32 * b);
+        const int4 xc = *(const int4 *)(xq + (size_t)t * cols + 32 * b + 16);
+        const int xl[4] = {xa.x, xa.y, xa.z, xa.w}, xh[4] = {xc.x, xc.y, xc.z, xc.w};
+        int s = 0;
 #pragma unroll
-        for (int t = 0; t < NT; t++) {
-            if (t >= T) break;
-            const int4 xa = *(const int4 *)(xq + (size_t)t * cols + 32 * b);
-            const int4 xc = *(const int4 *)(xq + (size_t)t * cols + 32 * b + 16);
-            const int xl[4] = {xa.x, xa.y, xa.z, xa.w}, xh[4] = {xc.x, xc.y, xc.z, xc.w};
-            int s = 0;
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                s = __dp4a(w[i] & 0x0F0F0F0F, xl[i], s);
-                s = __dp4a((w[i] >> 4) & 0x0F0F0F0F, xh[i], s);
-            }
-            const float2 dd = dx[(size_t)t * nxb + b];
-            acc[t] += d * (dd.x * (float)s - 8.0f * dd.y);
+        for (int i = 0; i < 4; i++) {
+            s = __dp4a(k.w[i] & 0x0F0F0F0F, xl[i], s);
+            s = __dp4a((k.w[i] >> 4) & 0x0F0F0F0F, xh[i], s);
         }
+        const float2 dd = dx[(size_t)t * nxb + b];
+        acc[t] += k.d * (dd.x * (float)s - 8.0f * dd.y);
     }
 }
 
+/* acc[r][t] = dot(W_r row, x[t]) for NR rows of one type and shape (a gate and an up row) and
+ * t < T, summed over the warp (every lane gets them); the rows' chunks are loaded together. */
+template <int TYPE, int NT, int NR>
+__device__ __forceinline__ void rows_dot_q8(const uint8_t *const *wr, int cols, const int8_t *xq, const float2 *dx,
+                                            int T, float (*acc)[NT]) {
+    typedef mq_chunk<TYPE> K;
+    const int lane = threadIdx.x & 31, n_chunks = cols / K::CH;
+#pragma unroll
+    for (int r = 0; r < NR; r++)
+#pragma unroll
+        for (int t = 0; t < NT; t++) acc[r][t] = 0.0f;
+#pragma unroll mq_unroll
+    for (int base = lane; base < n_chunks; base += 32 * MQ_U) {
+        K k[NR][MQ_U];
+#pragma unroll
+        for (int u = 0; u < MQ_U; u++)
+#pragma unroll
+            for (int r = 0; r < NR; r++)
+                if (base + 32 * u < n_chunks) mq_load(k[r][u], wr[r], base + 32 * u);
+#pragma unroll
+        for (int u = 0; u < MQ_U; u++)
+#pragma unroll
+            for (int r = 0; r < NR; r++)
+                if (base + 32 * u < n_chunks) mq_dot<NT>(k[r][u], base + 32 * u, cols, xq, dx, T, acc[r]);
+    }
+#pragma unroll
+    for (int r = 0; r < NR; r++)
+#pragma unroll
+        for (int t = 0; t < NT; t++) acc[r][t] = cu_warp_sum(acc[r][t]);
+}
+
+/* acc[t] = dot(W row, x[t]) for t < T, summed over the warp (every lane gets it). */
 template <int TYPE, int NT>
 __device__ __forceinline__ void row_dot_q8(const uint8_t *wr, int cols, const int8_t *xq, const float2 *dx, int T,
                                            float *acc) {
+    float a[1][NT];
+    rows_dot_q8<TYPE, NT, 1>(&wr, cols, xq, dx, T, a);
 #pragma unroll
-    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
-    if constexpr (TYPE == LC_TYPE_Q4_K) dot_q4_K<NT>(wr, cols, xq, dx, T, acc);
-    else if constexpr (TYPE == LC_TYPE_Q6_K) dot_q6_K<NT>(wr, cols, xq, dx, T, acc);
-    else if constexpr (TYPE == LC_TYPE_Q8_0) dot_q8_0<NT>(wr, cols, xq, dx, T, acc);
-    else dot_q4_0<NT>(wr, cols, xq, dx, T, acc);
-#pragma unroll
-    for (int t = 0; t < NT; t++) acc[t] = cu_warp_sum(acc[t]);
+    for (int t = 0; t < NT; t++) acc[t] = a[0][t];
 }
 
 /* ==== Kernels ==== */
@@ -234,6 +313,57 @@ __global__ void __launch_bounds__(32 * MQ_WARPS)
     if ((threadIdx.x & 31) == 0) out[(size_t)p * rows + row] = acc[0];
 }
 
+/* Gate and up products of the same pairs and their SwiGLU, one launch (decode): block (32 rows,
+ * pair p), warp w takes row 32 * blockIdx.x + w of both weights of expert ids[p], loading their
+ * chunks together; up_out gets u, out gets silu(g) * u as k_swiglu computes it, and with q (rows
+ * a multiple of 32) the q8 form of out, each block of 32 as k_swiglu's. */
+template <int TYPE>
+__global__ void __launch_bounds__(1024)
+    k_mmvq_ids_glu(const uint8_t *wg, const uint8_t *wu, size_t row_bytes, size_t expert_bytes, int rows, int cols,
+                   int n_expert, const int8_t *xq, const float2 *dx, int k, const int32_t *ids, float *out,
+                   float *up_out, int8_t *q, float2 *dq) {
+    __shared__ float vals[32];
+    const int p = blockIdx.y, w = threadIdx.x >> 5, row = blockIdx.x * 32 + w, e = ids[p];
+    float v = 0.0f;
+    if (row < rows && e >= 0 && e < n_expert) {
+        const size_t off = (size_t)e * expert_bytes + (size_t)row * row_bytes;
+        const uint8_t *wr[2] = {wg + off, wu + off};
+        float acc[2][1];
+        const int xr = p / k;
+        rows_dot_q8<TYPE, 1, 2>(wr, cols, xq + (size_t)xr * cols, dx + (size_t)xr * (cols / 32), 1, acc);
+        const float a = acc[0][0];
+        v = a / (1.0f + expf(-a)) * acc[1][0];
+        if ((threadIdx.x & 31) == 0) up_out[(size_t)p * rows + row] = acc[1][0], out[(size_t)p * rows + row] = v;
+    }
+    if (!q) return;
+    if ((threadIdx.x & 31) == 0) vals[w] = v;
+    __syncthreads();
+    const size_t i0 = (size_t)p * rows + (size_t)blockIdx.x * 32;
+    if (w == 0) cu_q8_block(vals[threadIdx.x], q + i0, dq + i0 / 32);
+}
+
+/* Down products of each token's k pairs and their weighted sum (moe_combine), one launch
+ * (decode): block (row, token t), warp j takes pair t * k + j; out[t, row] = sum over j in order
+ * of weights[pair] * dot, as k_moe_combine adds them. */
+template <int TYPE>
+__global__ void k_mmvq_ids_sum(const uint8_t *w, size_t row_bytes, size_t expert_bytes, int rows, int cols,
+                               int n_expert, const int8_t *xq, const float2 *dx, int k, const int32_t *ids,
+                               const float *weights, float *out) {
+    __shared__ float dots[32];
+    const int t = blockIdx.y, row = blockIdx.x, j = threadIdx.x >> 5, p = t * k + j, e = ids[p];
+    float acc[1] = {0.0f};
+    if (e >= 0 && e < n_expert)
+        row_dot_q8<TYPE, 1>(w + (size_t)e * expert_bytes + (size_t)row * row_bytes, cols, xq + (size_t)p * cols,
+                            dx + (size_t)p * (cols / 32), 1, acc);
+    if ((threadIdx.x & 31) == 0) dots[j] = acc[0];
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float s = 0.0f;
+        for (int i = 0; i < k; i++) s += weights[t * k + i] * dots[i];
+        out[(size_t)t * rows + row] = s;
+    }
+}
+
 #define MQ_DISPATCH(type, L)                        \
     switch ((int)(type)) {                          \
     case LC_TYPE_Q4_K: L(LC_TYPE_Q4_K); break;      \
@@ -244,32 +374,42 @@ __global__ void __launch_bounds__(32 * MQ_WARPS)
 
 /* ==== Entry points ==== */
 
-/* The backend's q8 scratch for nq elements (a multiple of 32): the int8 values, then the block
- * scales. */
-lc_status lc_cu_q8_scratch(lc_cuda *c, size_t nq, int8_t **xq, float2 **dx) {
-    const size_t qb = (nq + 255) / 256 * 256;
-    lc_status st = lc_cu_grow(c, &c->xq, &c->xq_bytes, qb + nq / 32 * sizeof(float2));
+/* Bytes of the q8 form of n elements (a multiple of 32) in the scratch: the int8 values, then the
+ * block scales. */
+static size_t q8_bytes(size_t n) { return (n + 255) / 256 * 256 + (n / 32 * sizeof(float2) + 255) / 256 * 256; }
+
+/* The backend's q8 scratch for nq elements, placed after the q8 form of skip elements (which a
+ * fused op still reads while it writes this one). */
+lc_status lc_cu_q8_scratch(lc_cuda *c, size_t skip, size_t nq, int8_t **xq, float2 **dx) {
+    const size_t at = skip ? q8_bytes(skip) : 0;
+    lc_status st = lc_cu_grow(c, &c->xq, &c->xq_bytes, at + q8_bytes(nq));
     if (st) return st;
-    *xq = (int8_t *)c->xq;
-    *dx = (float2 *)((uint8_t *)c->xq + qb);
+    *xq = (int8_t *)c->xq + at;
+    *dx = (float2 *)((uint8_t *)c->xq + at + (nq + 255) / 256 * 256);
     return LC_OK;
 }
 
 /* Quantizes x (n_rows, cols) into the backend's q8 scratch; *xq, *dx point at the result. When the
- * op that wrote x already left its q8 form there (c->xq_src: no launch since), nothing runs. */
+ * op that wrote x, or the quantization for an earlier product, already left its q8 form there
+ * (c->xq_src: no launch but products' since), nothing runs. */
 lc_status lc_cu_quantize_q8(lc_cuda *c, const float *x, int n_rows, int cols, const int8_t **xq,
                             const float2 **dx) {
     if (cols % 32) return lc_fail(LC_ERR_UNSUPPORTED, "CUDA backend: row length %d is not a multiple of 32", cols);
     const size_t nq = (size_t)n_rows * cols;
+    if (c->xq_src == x && c->xq_n == nq) {
+        *xq = c->xq_q;
+        *dx = c->xq_d;
+        return LC_OK;
+    }
     int8_t *q;
     float2 *d;
-    lc_status st = lc_cu_q8_scratch(c, nq, &q, &d);
+    lc_status st = lc_cu_q8_scratch(c, 0, nq, &q, &d);
     if (st) return st;
     *xq = q;
     *dx = d;
-    if (c->xq_src == x && c->xq_n == nq) return LC_OK;
     const int n_blk = (int)(nq / 32);
     cu_k(c, k_quantize_q8_1, (n_blk + 7) / 8, 256, x, q, d, n_blk);
+    cu_q8_set(c, x, nq, q, d); /* for the next product of the same input (cu_q8_keep) */
     return CU_LAUNCH(c);
 }
 
@@ -297,20 +437,99 @@ lc_status lc_cu_mmvq(lc_cuda *c, int n_w, const lc_weight *const *w, const uint8
     return CU_LAUNCH(c);
 }
 
-/* Expert products for n_pairs (token, expert) pairs with device-resident ids (decode). */
+static void launch_ids(lc_cuda *c, const cu_experts *e) {
+    const lc_weight *w = e->w;
+    dim3 grid((unsigned)((w->rows + MQ_WARPS - 1) / MQ_WARPS), (unsigned)(e->n_tok * e->k));
+#define L(TY)                                                                                                      \
+    cu_k(c, k_mmvq_ids<TY>, grid, 32 * MQ_WARPS, e->wd, w->row_bytes, w->expert_bytes, (int)w->rows, (int)w->cols, \
+         (int)w->n_expert, e->xq, e->dx, e->x_per_pair, e->k, e->ids, e->out)
+    MQ_DISPATCH(w->type, L);
+#undef L
+}
+
+/* Whether b is the up product that may join the held gate product a: same input and routing, the
+ * same type and shape, a weight of its own. */
+static bool joins(const cu_experts *a, const cu_experts *b) {
+    return a->x == b->x && !a->x_per_pair && !b->x_per_pair && a->ids == b->ids && a->n_tok == b->n_tok &&
+           a->k == b->k && a->w->type == b->w->type && a->w->rows == b->w->rows && a->w->cols == b->w->cols &&
+           a->w->row_bytes == b->w->row_bytes && a->w->expert_bytes == b->w->expert_bytes &&
+           a->w->n_expert == b->w->n_expert && a->out != b->out && a->wd != b->wd;
+}
+
+void lc_cu_experts_flush(lc_cuda *c, const cu_pend *p) {
+    for (int i = 0; i < p->n_ex; i++) launch_ids(c, &p->ex[i]);
+}
+
+/* Expert products for n_pairs (token, expert) pairs with device-resident ids (decode). With
+ * c->moe_fuse the product is held back (PEND_EXPERTS) for lc_cu_experts_swiglu or
+ * lc_cu_experts_combine. */
 lc_status lc_cu_mmvq_ids(lc_cuda *c, const lc_weight *w, const uint8_t *wd, float *out, const float *x,
                          bool x_per_pair, const int32_t *ids_dev, int n_tok, int k) {
     const int n_pairs = n_tok * k, n_x = x_per_pair ? n_pairs : n_tok;
-    const int8_t *xq = NULL;
-    const float2 *dx = NULL;
-    lc_status st = lc_cu_quantize_q8(c, x, n_x, (int)w->cols, &xq, &dx);
+    cu_experts e = {w, wd, out, x, x_per_pair, ids_dev, n_tok, k, NULL, NULL};
+    lc_status st = lc_cu_quantize_q8(c, x, n_x, (int)w->cols, &e.xq, &e.dx);
     if (st) return st;
-    dim3 grid((unsigned)((w->rows + MQ_WARPS - 1) / MQ_WARPS), (unsigned)n_pairs);
-#define L(TY)                                                                                                 \
-    cu_k(c, k_mmvq_ids<TY>, grid, 32 * MQ_WARPS, wd, w->row_bytes, w->expert_bytes, (int)w->rows,    \
-                                                          (int)w->cols, (int)w->n_expert, xq, dx, x_per_pair, \
-                                                          k, ids_dev, out)
+    const cu_q8_tag tag = cu_q8_take(c);
+    cu_pend *pd = &c->pend;
+    if (c->moe_fuse && k <= 32) {
+        if (pd->kind == PEND_EXPERTS && pd->n_ex == 1 && joins(&pd->ex[0], &e)) {
+            pd->ex[1] = e, pd->n_ex = 2;
+            return LC_OK;
+        }
+        lc_cu_flush(c);
+        *pd = (cu_pend){};
+        pd->kind = PEND_EXPERTS;
+        pd->ex[0] = e, pd->n_ex = 1;
+        cu_q8_keep(c, tag, &out, 1); /* what the flush launched was no writer of x */
+        return LC_OK;
+    }
+    launch_ids(c, &e);
+    cu_q8_keep(c, tag, &out, 1);
+    return CU_LAUNCH(c);
+}
+
+bool lc_cu_experts_swiglu(lc_cuda *c, float *out, const float *gate, const float *up, size_t n) {
+    cu_pend *pd = &c->pend;
+    if (pd->kind != PEND_EXPERTS || pd->n_ex != 2) return false;
+    const cu_experts g = pd->ex[0], u = pd->ex[1];
+    const lc_weight *w = g.w;
+    const int n_pairs = g.n_tok * g.k;
+    if (out != g.out || gate != g.out || up != u.out || n != (size_t)n_pairs * w->rows) return false;
+    int8_t *q = NULL;
+    float2 *dq = NULL;
+    if (c->fuse_q8 && w->rows % 32 == 0 && n <= (size_t)CU_GRAPH_MAX_TOK * 32768 && g.xq == (const int8_t *)c->xq) {
+        const size_t nx = (size_t)g.n_tok * w->cols; /* the input's q8 form stays first: the launch reads it */
+        if (q8_bytes(nx) + q8_bytes(n) > c->xq_bytes) { /* growing loses it: the held products run first, */
+            lc_cu_grow(c, &c->xq, &c->xq_bytes, q8_bytes(nx) + q8_bytes(n)); /* unfused this once */
+            return false;
+        }
+        if (lc_cu_q8_scratch(c, nx, n, &q, &dq)) return false;
+    }
+    pd->kind = PEND_NONE;
+    dim3 grid((unsigned)((w->rows + 31) / 32), (unsigned)n_pairs);
+#define L(TY)                                                                                                    \
+    cu_k(c, k_mmvq_ids_glu<TY>, grid, 1024, g.wd, u.wd, w->row_bytes, w->expert_bytes, (int)w->rows, (int)w->cols, \
+         (int)w->n_expert, g.xq, g.dx, g.k, g.ids, out, u.out, q, dq)
     MQ_DISPATCH(w->type, L);
 #undef L
-    return CU_LAUNCH(c);
+    if (q) cu_q8_set(c, out, n, q, dq); /* after the launch, which clears it */
+    CU_LAUNCH(c);
+    return true;
+}
+
+bool lc_cu_experts_combine(lc_cuda *c, float *out, const float *y, const float *weights, int n_tok, int k, int n) {
+    cu_pend *pd = &c->pend;
+    if (pd->kind != PEND_EXPERTS || pd->n_ex != 1) return false;
+    const cu_experts d = pd->ex[0];
+    const lc_weight *w = d.w;
+    if (!d.x_per_pair || y != d.out || n_tok != d.n_tok || k != d.k || n != w->rows || out == d.x) return false;
+    pd->kind = PEND_NONE;
+    dim3 grid((unsigned)w->rows, (unsigned)n_tok);
+#define L(TY)                                                                                                 \
+    cu_k(c, k_mmvq_ids_sum<TY>, grid, 32 * k, d.wd, w->row_bytes, w->expert_bytes, (int)w->rows, (int)w->cols, \
+         (int)w->n_expert, d.xq, d.dx, k, d.ids, weights, out)
+    MQ_DISPATCH(w->type, L);
+#undef L
+    CU_LAUNCH(c);
+    return true;
 }
