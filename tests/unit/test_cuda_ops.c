@@ -421,6 +421,56 @@ static void attn_multi(env *e, int D, int n_head, int n_kv, int n_seq, const int
     free(tab), free(pos), free(slot), free(seq), free(tabs), free(q), free(ref), free(got);
 }
 
+/* RoPE of q and k followed by kv_store into an f16 cache runs as one launch (the store joins the
+ * held RoPE): roped q and k, the cache and the attention over it must be those of the ops run
+ * apart (a fetch between RoPE and store issues the RoPE alone), bit for bit; as the forward calls
+ * them: 1 and 5 tokens at positions past 40, GQA 8/2, D 64 and 128, normal and NeoX RoPE. */
+static void test_rope_store(env *e) {
+    const int BT = 32, n_head = 8, n_kv = 2, dims[] = {64, 128}, toks[] = {1, 5};
+    for (size_t di = 0; di < LC_ARRAY_LEN(dims); di++)
+        for (size_t ti = 0; ti < LC_ARRAY_LEN(toks); ti++)
+            for (int neox = 0; neox < 2; neox++) {
+                const int D = dims[di], T = toks[ti], W = n_kv * D, Hq = n_head * D, nblk = 4;
+                lc_rope r = {.n_dims = D, .neox = neox, .freq_base = 10000.0f, .freq_scale = 1.0f, .freq_factors = NULL};
+                int32_t table[4] = {2, 0, 3, 1}, pos[5], slot[5], seq[5] = {0};
+                const int32_t *tabs[5];
+                for (int t = 0; t < T; t++) pos[t] = 40 + t, slot[t] = table[pos[t] / BT] * BT + pos[t] % BT, tabs[t] = table;
+                float *q = malloc((size_t)T * Hq * 4), *k = malloc((size_t)T * W * 4), *v = malloc((size_t)T * W * 4);
+                fill(q, (size_t)T * Hq, 2.0f), fill(k, (size_t)T * W, 2.0f), fill(v, (size_t)T * W, 1.0f);
+                float *got[2][3];
+                for (int s = 0; s < 2; s++) {
+                    lc_kv kv = {.n_layer = 1, .n_kv_head = n_kv, .head_dim = D, .block_tokens = BT, .n_blocks = nblk,
+                                .type = LC_TYPE_F16, .row_bytes = lc_type_row_size(LC_TYPE_F16, (int64_t)W)};
+                    CHECK(e->gpu->ops->kv_alloc(e->gpu, &kv) == LC_OK);
+                    float *bq = gbuf(e, q, (size_t)T * Hq), *bk = gbuf(e, k, (size_t)T * W), *bv = gbuf(e, v, (size_t)T * W);
+                    float *bo = gbuf(e, NULL, (size_t)T * Hq);
+                    for (int i = 0; i < 3; i++) got[s][i] = malloc((size_t)T * Hq * 4);
+                    lc_attn_batch b = {T, pos, seq, slot, tabs};
+                    /* the batch uploaded before, as by an earlier layer (an upload issues what is held) */
+                    e->gpu->ops->kv_store(e->gpu, &kv, 0, bv, bk, &b);
+                    e->gpu->ops->rope(e->gpu, bq, pos, T, n_head, D, &r);
+                    e->gpu->ops->rope(e->gpu, bk, pos, T, n_kv, D, &r);
+                    if (s) fetch(e, got[s][1], bk, (size_t)T * W); /* issues the RoPE: the store runs apart */
+                    e->gpu->ops->kv_store(e->gpu, &kv, 0, bk, bv, &b);
+                    e->gpu->ops->attention(e->gpu, bo, bq, &kv, 0, &b, n_head, 1.0f / sqrtf((float)D));
+                    fetch(e, got[s][0], bq, (size_t)T * Hq);
+                    fetch(e, got[s][1], bk, (size_t)T * W);
+                    fetch(e, got[s][2], bo, (size_t)T * Hq);
+                    float *bufs[] = {bq, bk, bv, bo};
+                    for (int i = 0; i < 4; i++) e->gpu->ops->free(e->gpu, bufs[i]);
+                    e->gpu->ops->kv_free(e->gpu, &kv);
+                }
+                const size_t len[3] = {(size_t)T * Hq, (size_t)T * W, (size_t)T * Hq};
+                const char *what[3] = {"roped q", "roped k", "attention"};
+                for (int i = 0; i < 3; i++) {
+                    CHECKF(!memcmp(got[0][i], got[1][i], len[i] * 4), "rope + kv_store fused, D=%d T=%d neox=%d: %s differs from the ops apart",
+                           D, T, neox, what[i]);
+                    free(got[0][i]), free(got[1][i]);
+                }
+                free(q), free(k), free(v);
+            }
+}
+
 static void test_attention(env *e) {
     attn_case(e, LC_TYPE_F16, 128, 32, 8, 0, 100);  /* tensor cores: 7 tiles of 16 tokens x 4 heads */
     attn_case(e, LC_TYPE_F16, 64, 9, 3, 50, 70);    /* group of 3: 21 tokens a tile, a padding row */
@@ -596,6 +646,7 @@ int main(int argc, char **argv) {
     test_moe(&e);
     test_decode_variants(&e);
     test_q8_reuse(&e);
+    test_rope_store(&e);
     if (argc > 1 && strcmp(argv[1], "--bench") == 0) bench(&e);
     lc_backend_cuda_free(e.gpu);
     lc_backend_cpu_free(e.cpu);

@@ -141,6 +141,7 @@ void lc_cu_kv_store(lc_backend *be, lc_kv *kv, int il, const float *k, const flo
     if (!pk) return;
     int T = b->n_tokens, width = kv->n_kv_head * kv->head_dim;
     size_t n = (size_t)T * width;
+    if (lc_cu_rope_store(c, k, v, pk, T, kv, il)) return; /* with the RoPE of k held back */
     if (kv->type == LC_TYPE_F16) {
         cu_k(c, k_store_f16, dim3((unsigned)((n + 255) / 256), 2), 256, k, v, pk, T, width, kv->row_bytes,
                                                                                  kv->k[il], kv->v[il]);

@@ -487,19 +487,41 @@ static void cu_rms_norm(lc_backend *be, float *out, const float *x, const float 
 
 /* ==== RoPE ==== */
 
+/* Where k_rope also stores K and V into an f16 cache (the kv_store that follows RoPE, fused): the
+ * batch's slots (pk[T + t]), the cache rows' bytes, the layer's K and V caches, and V (T rows of
+ * n_head2 heads). ck == NULL: RoPE only. */
+typedef struct cu_rope_store {
+    const float *v;
+    const int32_t *pk;
+    size_t row_bytes;
+    uint8_t *ck, *cv;
+} cu_rope_store;
+
 /* One thread per (token, head, pair); the angle follows the CPU's float steps (theta *= scale).
- * Two tensors of the same tokens in one launch: x (n_head heads) then x2 (n_head2, may be 0). */
+ * Two tensors of the same tokens in one launch: x (n_head heads) then x2 (n_head2, may be 0).
+ * With st.ck (every dimension rotated), x2's rotated pairs also go to the K cache, and one thread
+ * per element of V after them copies V to the V cache, each rounded to f16 as k_store_f16 does. */
 __global__ void k_rope(float *x, float *x2, const int32_t *pos, int n_tok, int n_head, int n_head2, int head_dim,
-                       int n_dims, bool neox, float theta_scale, float freq_scale, const float *ff) {
+                       int n_dims, bool neox, float theta_scale, float freq_scale, const float *ff,
+                       cu_rope_store st) {
     int half = n_dims / 2;
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    const size_t n1 = (size_t)n_tok * n_head * half;
+    const size_t n1 = (size_t)n_tok * n_head * half, n2 = (size_t)n_tok * n_head2 * half;
+    bool second = false;
     if (i >= n1) { /* the second tensor */
         i -= n1;
         x = x2;
         n_head = n_head2;
+        second = true;
     }
-    if (i >= (size_t)n_tok * n_head * half) return;
+    if (i >= n2 && second) { /* V into its cache */
+        i -= n2;
+        const int width = n_head2 * head_dim;
+        if (!st.ck || i >= (size_t)n_tok * width) return;
+        const int t = (int)(i / width), e = (int)(i % width);
+        ((__half *)(st.cv + (size_t)st.pk[n_tok + t] * st.row_bytes))[e] = __float2half_rn(st.v[i]);
+        return;
+    }
     int p = (int)(i % half);
     size_t th = i / half;
     int t = (int)(th / n_head);
@@ -510,12 +532,19 @@ __global__ void k_rope(float *x, float *x2, const int32_t *pos, int n_tok, int n
     float *v = x + th * head_dim;
     int ia = neox ? p : 2 * p, ib = neox ? p + half : 2 * p + 1;
     float x0 = v[ia], x1 = v[ib];
-    v[ia] = x0 * cs - x1 * sn;
-    v[ib] = x0 * sn + x1 * cs;
+    const float y0 = x0 * cs - x1 * sn, y1 = x0 * sn + x1 * cs;
+    v[ia] = y0;
+    v[ib] = y1;
+    if (second && st.ck) {
+        __half *row = (__half *)(st.ck + (size_t)st.pk[n_tok + t] * st.row_bytes) + (th % n_head) * head_dim;
+        row[ia] = __float2half_rn(y0);
+        row[ib] = __float2half_rn(y1);
+    }
 }
 
-/* RoPE is held back (PEND_ROPE): the forward ropes q then k with the same positions, and the
- * two run as one launch; anything else issues the held one first. */
+/* RoPE is held back (PEND_ROPE): the forward ropes q then k with the same positions, and the two
+ * are held as one launch, which the kv_store after them joins (lc_cu_rope_store); anything else
+ * issues the held one first. */
 static void cu_rope(lc_backend *be, float *x, const int32_t *pos, int n_tok, int n_head, int head_dim, const lc_rope *r) {
     lc_cuda *c = cu_of(be);
     if (c->err) return;
@@ -526,15 +555,11 @@ static void cu_rope(lc_backend *be, float *x, const int32_t *pos, int n_tok, int
     float theta_scale = powf(r->freq_base, -2.0f / (float)r->n_dims);
     const float *ff = dev_vec(c, r->freq_factors);
     cu_pend *pd = &c->pend;
-    if (pd->kind == PEND_ROPE && pd->pos == dp && pd->n_tok == n_tok && pd->head_dim == head_dim &&
+    if (pd->kind == PEND_ROPE && !pd->x2 && pd->pos == dp && pd->n_tok == n_tok && pd->head_dim == head_dim &&
         pd->n_dims == r->n_dims && pd->neox == r->neox && pd->theta_scale == theta_scale &&
         pd->freq_scale == r->freq_scale && pd->ff == ff && pd->x != x) {
-        cu_pend q = *pd;
-        pd->kind = PEND_NONE;
-        size_t total = (size_t)n_tok * (q.n_head + n_head) * (r->n_dims / 2);
-        cu_k(c, k_rope, (unsigned)((total + 127) / 128), 128, q.x, x, dp, n_tok, q.n_head, n_head, head_dim, r->n_dims,
-             r->neox, theta_scale, r->freq_scale, ff);
-        CU_LAUNCH(c);
+        pd->x2 = x; /* q and k: one launch, still held */
+        pd->n_head2 = n_head;
         return;
     }
     lc_cu_flush(c);
@@ -553,6 +578,29 @@ static void cu_rope(lc_backend *be, float *x, const int32_t *pos, int n_tok, int
     pd->ff = ff;
 }
 
+/* Launches the held RoPE of q (and k), and with st.ck the K/V store of k and v. */
+static void rope_launch(lc_cuda *c, const cu_pend *q, cu_rope_store st) {
+    size_t n = (size_t)q->n_tok * (q->n_head + q->n_head2) * (q->n_dims / 2);
+    if (st.ck) n += (size_t)q->n_tok * q->n_head2 * q->head_dim;
+    cu_k(c, k_rope, (unsigned)((n + 127) / 128), 128, q->x, q->x2, q->pos, q->n_tok, q->n_head, q->n_head2,
+         q->head_dim, q->n_dims, q->neox, q->theta_scale, q->freq_scale, q->ff, st);
+}
+
+bool lc_cu_rope_store(lc_cuda *c, const float *k, const float *v, const int32_t *pk, int T, const lc_kv *kv, int il) {
+    cu_pend *pd = &c->pend;
+    if (pd->kind != PEND_ROPE || pd->x2 != k || kv->type != LC_TYPE_F16 || pd->n_tok != T ||
+        pd->head_dim != kv->head_dim || pd->n_dims != kv->head_dim || pd->n_head2 != kv->n_kv_head)
+        return false;
+    const cu_pend q = *pd;
+    pd->kind = PEND_NONE;
+    cu_rope_store st;
+    memset(&st, 0, sizeof st);
+    st.v = v, st.pk = pk, st.row_bytes = kv->row_bytes, st.ck = kv->k[il], st.cv = kv->v[il];
+    rope_launch(c, &q, st);
+    CU_LAUNCH(c);
+    return true;
+}
+
 /* Issues the held-back launch as the op alone would have. */
 void lc_cu_flush(lc_cuda *c) {
     cu_pend q = c->pend;
@@ -566,10 +614,9 @@ void lc_cu_flush(lc_cuda *c) {
         memset(&none, 0, sizeof none);
         if (!norm_v(c, q.norm, none, (int)q.n, q.eps, NULL, NULL)) return; /* cu_rms_norm checked it fits */
     } else if (q.kind == PEND_ROPE) {
-        size_t n = (size_t)q.n_tok * q.n_head * (q.n_dims / 2);
-        float *none = NULL;
-        cu_k(c, k_rope, (unsigned)((n + 127) / 128), 128, q.x, none, q.pos, q.n_tok, q.n_head, 0, q.head_dim, q.n_dims,
-             q.neox, q.theta_scale, q.freq_scale, q.ff);
+        cu_rope_store none;
+        memset(&none, 0, sizeof none);
+        rope_launch(c, &q, none);
     } else {
         return;
     }

@@ -98,6 +98,8 @@ typedef struct cu_experts {
 typedef struct cu_pend {
     int kind;
     float *x;             /* add: x += y over n floats; rope: the rows x (n_tok, n_head * head_dim) */
+    float *x2;            /* rope: the second tensor (k, n_head2 heads) joined to it, or NULL */
+    int n_head2;
     const float *y;
     size_t n;
     const int32_t *pos;   /* rope: device positions */
@@ -295,6 +297,9 @@ lc_status lc_cu_mmvq_ids(lc_cuda *c, const lc_weight *w, const uint8_t *wd, floa
  * they wait for: SwiGLU of the gate and up outputs, or the weighted sum of the down outputs. */
 bool lc_cu_experts_swiglu(lc_cuda *c, float *out, const float *gate, const float *up, size_t n);
 bool lc_cu_experts_combine(lc_cuda *c, float *out, const float *y, const float *weights, int n_tok, int k, int n);
+/* The held RoPE of q and k launched with the kv_store of k and v into an f16 cache (cuda.cu);
+ * false (nothing done) when the held launch is not that RoPE. pk: the uploaded batch. */
+bool lc_cu_rope_store(lc_cuda *c, const float *k, const float *v, const int32_t *pk, int T, const lc_kv *kv, int il);
 /* Launches the held expert products as they are. */
 void lc_cu_experts_flush(lc_cuda *c, const cu_pend *p);
 /* moe.cu: expert products of more than a few tokens, grouped on the device, one launch. */
