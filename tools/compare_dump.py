@@ -8,6 +8,9 @@ max |diff| / max |ref| and the number of elements off by more than 1e-3 of the r
 Not here: choosing the prompt (the random-model manifest's ids or a text), building anything.
 
   /work/venv/py/bin/python tools/compare_dump.py --locara build/locara -m model.gguf [--text T] [--threads 2]
+  ... --greedy CASE --step K: the default model's greedy golden CASE (tests/golden/engine/greedy.json),
+  compared at the forward that gives generated token K (the prompt in one batch, then the golden's
+  tokens one at a time, as llama-cpp-python generated them); K = the step a greedy run diverges at.
 """
 import argparse
 import ctypes
@@ -52,9 +55,9 @@ NAMES = [
 
 # ==== llama.cpp side ====
 
-def capture_llama(model, ids, threads):
-    """Runs llama.cpp on ids in one batch (f16 KV, flash attention off, plain CPU kernels) and
-    returns {(name, op): f32 array (rows, cols)} for every contiguous f32 op output (first
+def capture_llama(model, ids, threads, steps=()):
+    """Runs llama.cpp on ids in one batch (f16 KV, flash attention off, plain CPU kernels), then on
+    each token of steps alone, and returns for the last of those forwards {(name, op): f32 array (rows, cols)} for every contiguous f32 op output (first
     occurrence of each (name, op) pair)."""
     lib = ctypes.CDLL(os.path.join(os.path.dirname(llama_cpp.__file__), "lib", "libggml-base.so"))
     lib.ggml_get_name.restype = ctypes.c_char_p
@@ -106,6 +109,9 @@ def capture_llama(model, ids, threads):
                               n_threads_batch=threads, logits_all=True, flash_attn=False)
         out.clear()  # anything from loading / warm-up
         llm.eval(ids)
+        for t in steps:  # one-token decodes; only the last one's tensors are kept
+            out.clear()
+            llm.eval([t])
     finally:
         L.llama_context_default_params = default_ctx
         L.llama_model_default_params = default_model
@@ -114,8 +120,8 @@ def capture_llama(model, ids, threads):
 
 # ==== Locara side ====
 
-def read_locara_dump(path):
-    """{name: array (rows, cols)}, first record of each name."""
+def read_locara_dump(path, last=False):
+    """{name: array (rows, cols)}, first record of each name (last: the last one)."""
     data = open(path, "rb").read()
     out, off = {}, 0
     while off < len(data):
@@ -126,17 +132,22 @@ def read_locara_dump(path):
         off += 8
         a = np.frombuffer(data, np.float32, int(rows) * int(cols), off).reshape(rows, cols)
         off += 4 * int(rows) * int(cols)
-        out.setdefault(name, a)
+        if last:
+            out[name] = a
+        else:
+            out.setdefault(name, a)
     return out
 
 
-def run_locara(binary, model, text, threads):
+def run_locara(binary, model, text, threads, n_predict=1):
+    """Locara's intermediates for `locara run` on text: of the prompt's forward (n_predict 1) or of
+    the last one-token forward of a greedy run of n_predict tokens."""
     with tempfile.TemporaryDirectory() as td:
         path = os.path.join(td, "dump.bin")
         env = dict(os.environ, LOCARA_DUMP=path)
-        subprocess.run([binary, "run", "-m", model, "-p", text, "-n", "1", "--temp", "0", "-t", str(threads), "-q"],
-                       env=env, check=True, stdout=subprocess.DEVNULL)
-        return read_locara_dump(path)
+        subprocess.run([binary, "run", "-m", model, "-p", text, "-n", str(n_predict), "--temp", "0", "-t",
+                        str(threads), "-q", "-c", "1024"], env=env, check=True, stdout=subprocess.DEVNULL)
+        return read_locara_dump(path, last=n_predict > 1)
 
 
 # ==== Comparison ====
@@ -183,17 +194,24 @@ def main():
     ap.add_argument("--text", help="prompt text (default: the random-model manifest's prompt)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--save", help="save both sides' tensors to this .npz")
+    ap.add_argument("--greedy", type=int, help="case of tests/golden/engine/greedy.json (its prompt)")
+    ap.add_argument("--step", type=int, default=0, help="with --greedy: compare the forward giving token K")
     a = ap.parse_args()
+    steps = []
+    if a.greedy is not None:
+        case = json.load(open(os.path.join(ROOT, "tests/golden/engine/greedy.json")))["cases"][a.greedy]
+        a.text = case["prompt"]
+        steps = case["generated_ids"][:a.step]
     text = a.text or json.load(open(MANIFEST))["prompt_text"]
-    ours = run_locara(a.locara, a.model, text, a.threads)
-    n_tok = ours["embd"].shape[0]
+    ours = run_locara(a.locara, a.model, text, a.threads, len(steps) + 1)
+    n_tok = ours["embd"].shape[0] if not steps else None
     # tokenise with llama.cpp the way `locara run` does (BOS as the metadata says, special parsing)
     tmp = llama_cpp.Llama(a.model, vocab_only=True, verbose=False)
     llm_ids = tmp.tokenize(text.encode(), add_bos=True, special=True)
     del tmp
-    if len(llm_ids) != n_tok:
+    if n_tok is not None and len(llm_ids) != n_tok:
         sys.exit(f"token counts differ: llama.cpp {len(llm_ids)}, locara {n_tok}")
-    ref = capture_llama(a.model, llm_ids, a.threads)
+    ref = capture_llama(a.model, llm_ids, a.threads, steps)
     n_layer = 1 + max(int(k.rsplit("-", 1)[1]) for k in ours if k.startswith("l_out-"))
     compare(ref, ours, n_layer)
     if a.save:

@@ -94,19 +94,34 @@ static void dot_q4_0(int n, float *s, const void *vx, const void *vy) {
     *s = acc;
 }
 
-/* Q4_1: sum(d*q + m)(dy*qy) = d*dy*sum(q*qy) + m * (dy*sum(qy)) and Q8_1 stores dy*sum(qy). */
+/* The horizontal sum of 8 lanes in the order of ggml's hsum_float_8 (and the x86 kernels'
+ * hsum_ps): halves added lane-wise, then (0+2) + (1+3). */
+static float hsum8(const float *a) {
+    float r0 = a[0] + a[4], r1 = a[1] + a[5], r2 = a[2] + a[6], r3 = a[3] + a[7];
+    return (r0 + r2) + (r1 + r3);
+}
+
+/* Q4_1: sum(d*q + m)(dy*qy) = d*dy*sum(q*qy) + m * (dy*sum(qy)) and Q8_1 stores dy*sum(qy).
+ * Summed in ggml's x86 order (ggml_vec_dot_q4_1_q8_1), which the SIMD kernels reproduce bit for
+ * bit: 8 lanes, lane j holding elements 4j..4j+3 of each block, each lane += d*dy * its integer
+ * sum by FMA, block after block; the min terms summed apart and added to the lanes' sum last. */
 static void dot_q4_1(int n, float *s, const void *vx, const void *vy) {
     const lc_block_q4_1 *x = vx;
     const lc_block_q8_1 *y = vy;
-    float acc = 0;
+    float acc[8] = {0}, summ = 0;
     for (int i = 0; i < n / LC_QK; i++) {
-        int sumi = 0;
-        for (int j = 0; j < LC_QK / 2; j++)
-            sumi += (x[i].qs[j] & 0xF) * y[i].qs[j] + (x[i].qs[j] >> 4) * y[i].qs[j + 16];
-        acc += sumi * (lc_f16_to_f32(x[i].d) * lc_f16_to_f32(y[i].d)) +
-               lc_f16_to_f32(x[i].m) * lc_f16_to_f32(y[i].s);
+        const float d = lc_f16_to_f32(x[i].d) * lc_f16_to_f32(y[i].d);
+        for (int l = 0; l < 8; l++) {
+            int sumi = 0;
+            for (int j = 4 * l; j < 4 * l + 4; j++) {
+                int q = j < 16 ? x[i].qs[j] & 0xF : x[i].qs[j - 16] >> 4;
+                sumi += q * y[i].qs[j];
+            }
+            acc[l] = fmaf(d, (float)sumi, acc[l]);
+        }
+        summ += lc_f16_to_f32(x[i].m) * lc_f16_to_f32(y[i].s); /* exact product: FMA or not */
     }
-    *s = acc;
+    *s = hsum8(acc) + summ;
 }
 
 static void dot_q5_0(int n, float *s, const void *vx, const void *vy) {

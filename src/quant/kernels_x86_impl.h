@@ -580,43 +580,53 @@ LC_INLINE void tile_q4_0(int nb, int RM, int RN, const uint8_t *w, size_t ws, co
         for (int c = 0; c < RN; c++) out[c * ldo + r] = hsum_ps(acc[r][c]);
 }
 
-/* Q4_1's min term m*s is folded into the lanes as m * (s/8) on each of the 8 lanes. */
+/* Q4_1 in ggml's order (ggml_vec_dot_q4_1_q8_1, x86): per block, 8 lanes += d*dy * (i32 sum of 4
+ * products) by FMA, and the min term m*s summed apart (f16 x f16: the product is exact in f32, so
+ * one FMA per token is the same as ggml's multiply-add); output = hsum(lanes) + min sum. Every
+ * output is that arithmetic wherever it sits in a tile, so a token's result does not depend on
+ * its batch and equals llama.cpp's bit for bit (tests/unit/test_kernels.c). The min sums of up to
+ * 4 tokens of one row share a 128-bit vector. */
 LC_INLINE void tile_q4_1(int nb, int RM, int RN, const uint8_t *w, size_t ws, const uint8_t *x,
                          size_t xs, float *out, size_t ldo) {
     __m256 acc[4][4];
+    __m128 summ[4];
     LC_UNROLL
-    for (int r = 0; r < RM; r++)
+    for (int r = 0; r < RM; r++) {
+        summ[r] = _mm_setzero_ps();
         LC_UNROLL
         for (int c = 0; c < RN; c++) acc[r][c] = _mm256_setzero_ps();
+    }
     for (int b = 0; b < nb; b++) {
         __m256i yv[4];
-        float dy[4];
-        __m256 sy[4];
+        float dy[4], sy[4] = {0, 0, 0, 0};
         LC_UNROLL
         for (int c = 0; c < RN; c++) {
             const lc_block_q8_1 *yb = (const lc_block_q8_1 *)(x + c * xs) + b;
             yv[c] = load256(yb->qs);
             dy[c] = f16(yb->d);
-            sy[c] = _mm256_set1_ps(f16(yb->s) * 0.125f);
+            sy[c] = f16(yb->s);
         }
+        const __m128 s4 = _mm_loadu_ps(sy);
         LC_UNROLL
         for (int r = 0; r < RM; r++) {
             const lc_block_q4_1 *wb = (const lc_block_q4_1 *)(w + r * ws) + b;
             __m256i q = nibbles16(wb->qs);
             float dw = f16(wb->d);
-            __m256 mw = _mm256_set1_ps(f16(wb->m));
+            summ[r] = _mm_fmadd_ps(_mm_set1_ps(f16(wb->m)), s4, summ[r]);
             LC_UNROLL
             for (int c = 0; c < RN; c++) {
                 __m256i p = dot_acc(_mm256_setzero_si256(), q, yv[c]);
                 acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dy[c]), _mm256_cvtepi32_ps(p), acc[r][c]);
-                acc[r][c] = _mm256_fmadd_ps(mw, sy[c], acc[r][c]);
             }
         }
     }
     LC_UNROLL
-    for (int r = 0; r < RM; r++)
+    for (int r = 0; r < RM; r++) {
+        float sm[4];
+        _mm_storeu_ps(sm, summ[r]);
         LC_UNROLL
-        for (int c = 0; c < RN; c++) out[c * ldo + r] = hsum_ps(acc[r][c]);
+        for (int c = 0; c < RN; c++) out[c * ldo + r] = hsum_ps(acc[r][c]) + sm[c];
+    }
 }
 
 /* Runs a tile function over the whole nr x nc output in GM x GN tiles plus edge tiles. */
