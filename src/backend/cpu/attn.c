@@ -212,11 +212,20 @@ static void attend_tile_g(attn_job *j, const attn_item *it, float *scratch) {
             vec->attn_pv_g(M, Mp, D, S, inv, V, A, lv, kpos0 % lv);
         }
     }
-    /* the 16 lanes' sums, added as ggml adds them (lc_vec_tree16), 16 outputs at a time */
+    /* the lanes' sums, added as ggml adds them, 16 outputs at a time: 64 lanes are first folded
+     * to 16 as ggml_vec_dot_f16's (a_l + a_l+32) + (a_l+16 + a_l+48), then the 16 as a tree
+     * (lc_vec_tree16). With 64 lanes the key count ggml sums over (its n_kv, padded to 256) is a
+     * multiple of 64, so its double-precision tail is empty. */
     for (int r = 0; r < M; r++) {
         float *o = j->out + ((size_t)(t0 + r / G) * j->n_head + (size_t)g * G + r % G) * D;
         const float *a[16];
         for (int l = 0; l < 16; l++) a[l] = A + ((size_t)l * M + r) * D;
+        if (lv == 64)
+            for (int l = 0; l < 16; l++) {
+                float *a0 = A + ((size_t)l * M + r) * D;
+                const float *a1 = a0 + (size_t)16 * M * D, *a2 = a0 + (size_t)32 * M * D, *a3 = a0 + (size_t)48 * M * D;
+                for (int d = 0; d < D; d++) a0[d] = (a0[d] + a2[d]) + (a1[d] + a3[d]);
+            }
         for (int d0 = 0; d0 < D; d0 += 16) { /* contiguous runs of d, so that the loops vectorise */
             int w = D - d0 < 16 ? D - d0 : 16;
             float t3[8][16], t6[4][16];
@@ -273,7 +282,8 @@ size_t lc_backend_cpu_attn_scratch(int n_head, int n_kv_head, int head_dim) {
     /* the kernels walk LC_ATTN_BT keys at a time, the only cache block size kv_alloc takes */
     size_t G = (size_t)(n_head / n_kv_head), D = (size_t)head_dim, BT = LC_ATTN_BT, Mp = attn_mp(ATTN_QT * G);
     size_t online = 2 * Mp * D + BT * Mp + 2 * BT * D + 4 * Mp;
-    /* attend_tile_g: P.V in 16 lanes over a whole tile (ATTN_QT * G rows of D each) */
+    /* attend_tile_g: P.V in 16 lanes over a whole tile (ATTN_QT * G rows of D each), or in 64
+     * lanes for a one-token batch (G rows: less) */
     size_t lane_rows = 16 * ATTN_QT * G;
     size_t exact = 2 * Mp + Mp * D + BT * Mp + 2 * BT * D + lane_rows * D + 3 * Mp;
     return online > exact ? online : exact;
@@ -331,13 +341,15 @@ void lc_cpu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int
     }
     attn_job j = {.c = c, .out = out, .q = q, .kv = kv, .il = il, .b = b, .n_head = n_head, .scale = scale,
                   .items = items, .n_items = n_items, .partial = partial};
-    /* llama.cpp's orders: its f16 GEMM (tinyBLAS) as for batches of >= 2 tokens; for a dot
-     * length that is not a multiple of 16 ggml_vec_dot_f16's. One-token batches take the same
-     * order (llama.cpp's would be ggml_vec_dot_f16's): a token's output stays independent of
-     * its batch, and the greedy goldens agree longer so (engine-golden.md) */
+    /* llama.cpp's orders, chosen as its mul_mat chooses them: its f16 GEMM (tinyBLAS, 16 lanes)
+     * for batches of >= 2 tokens, ggml_vec_dot_f16 (64 lanes) for a dot length that is not a
+     * multiple of 16 and for one-token batches (llamafile_sgemm declines n < 2). So in this mode
+     * a decode token's output depends on its batch, as llama.cpp's does; the greedy goldens
+     * (one-token decode steps) agree bit for bit so (engine-golden.md). */
     if (c->attn_ggml && kv->type == LC_TYPE_F16 && c->vec->ggml_native) {
-        j.lanes_pv = 16;
-        j.lanes_qk = D % 16 == 0 ? 16 : 64;
+        bool one = b->n_tokens == 1;
+        j.lanes_pv = one ? 64 : 16;
+        j.lanes_qk = one || D % 16 != 0 ? 64 : 16;
     }
     atomic_store(&j.next, 0);
     size_t work = 0;
