@@ -598,15 +598,16 @@ LC_INLINE void tile_q4_1(int nb, int RM, int RN, const uint8_t *w, size_t ws, co
     }
     for (int b = 0; b < nb; b++) {
         __m256i yv[4];
-        float dy[4], sy[4] = {0, 0, 0, 0};
+        float dy[4];
+        short sh[4] = {0, 0, 0, 0}; /* the tokens' s as f16, converted together (in registers) */
         LC_UNROLL
         for (int c = 0; c < RN; c++) {
             const lc_block_q8_1 *yb = (const lc_block_q8_1 *)(x + c * xs) + b;
             yv[c] = load256(yb->qs);
             dy[c] = f16(yb->d);
-            sy[c] = f16(yb->s);
+            sh[c] = (short)yb->s;
         }
-        const __m128 s4 = _mm_loadu_ps(sy);
+        const __m128 s4 = _mm_cvtph_ps(_mm_setr_epi16(sh[0], sh[1], sh[2], sh[3], 0, 0, 0, 0));
         LC_UNROLL
         for (int r = 0; r < RM; r++) {
             const lc_block_q4_1 *wb = (const lc_block_q4_1 *)(w + r * ws) + b;
