@@ -518,9 +518,22 @@ static void fattn(lc_cuda *c, float *out, const float *q, const lc_kv *kv, int i
     const int32_t *runs = c->attn_host + PK_RUNS(T);
     int n_tiles = 0;
     for (int r = 0; r < runs[0]; r++) n_tiles += (runs[2 + 2 * r] + TQ - 1) / TQ;
-    /* splits: about four blocks per SM in all (the kernel is bound by its K/V loads at batch
-     * one), each split at least FA_SPLIT_MIN positions */
-    const int blocks = n_tiles * kv->n_kv_head, want = (4 * c->n_sm + blocks - 1) / blocks;
+    /* splits: as many as make one wave of the blocks an SM holds at once (a second, partial wave
+     * costs a whole split's time: H100, 8B at depth 32k, 4 blocks per SM gave 172 tok/s, one wave
+     * of 3 gave 196), each split at least FA_SPLIT_MIN positions; LOCARA_CUDA_FA_SPLITS=N asks for
+     * about N blocks per SM instead (A/B) */
+    const int blocks = n_tiles * kv->n_kv_head;
+    int want;
+    if (c->fa_splits) {
+        want = (c->fa_splits * c->n_sm + blocks - 1) / blocks;
+    } else {
+        int per_sm = 0;
+        if (c->fa_mode == 2 && D == 64) cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_fattn<64, 32, 2>, 128, 0);
+        else if (c->fa_mode == 2) cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_fattn<128, 32, 2>, 128, 0);
+        else if (D == 64) cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_fattn<64, 64, 1>, 128, 0);
+        else cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_fattn<128, 64, 1>, 128, 0);
+        want = LC_MAX(1, LC_MAX(1, per_sm) * c->n_sm / blocks);
+    }
     const int n_split = LC_MAX(1, LC_MIN(want, (len + FA_SPLIT_MIN - 1) / FA_SPLIT_MIN));
     if (want > 1) { /* partials sized for the most splits: no regrowth as positions advance */
         size_t part = (size_t)T * n_head * want * (D + 2) * sizeof(float);

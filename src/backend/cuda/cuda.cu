@@ -857,6 +857,8 @@ extern "C" lc_status lc_backend_cuda_create(const lc_model *model, int il0, int 
         c->fuse_q8 = !(fq && !strcmp(fq, "0")); /* on unless LOCARA_CUDA_FUSE_Q8=0 */
         const char *mf = getenv("LOCARA_CUDA_MOE_FUSE");
         c->moe_fuse = !(mf && !strcmp(mf, "0"));
+        const char *fs = getenv("LOCARA_CUDA_FA_SPLITS");
+        c->fa_splits = fs && atoi(fs) >= 1 && atoi(fs) <= 64 ? atoi(fs) : 0;
         const char *fa = getenv("LOCARA_CUDA_FA");
         c->fa_mode = fa && *fa ? atoi(fa) : 2; /* 2: measured faster than 1 (bench/results/cuda-h100.md) */
         const char *gr = getenv("LOCARA_CUDA_GRAPH");

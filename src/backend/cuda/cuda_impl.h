@@ -155,6 +155,8 @@ typedef struct lc_cuda {
     float2 *xq_d;
     bool moe_fuse; /* decode expert products fused with SwiGLU and with the weighted sum (default;
                     * LOCARA_CUDA_MOE_FUSE=0 for A/B) */
+    int fa_splits;  /* LOCARA_CUDA_FA_SPLITS: about this many blocks per SM for the tensor-core
+                     * attention's split key ranges (A/B; 0: one wave of what an SM holds) */
     int fa_mode;    /* LOCARA_CUDA_FA: 0 the CUDA-core attention only, 1 tensor cores, 64-position tiles,
                      * 2 (default) tensor cores, 32-position tiles double-buffered (A/B measurement) */
     size_t bytes; /* device bytes held */
