@@ -27,11 +27,10 @@ static inline __m256i bytes_from_bits(uint32_t bits, int v) {
 
 /* ==== 512-bit vec_dot ==== */
 
-/* The 32-element formats go two blocks per 512-bit vector (block 0 in i32 lanes 0-7, block 1 in
- * 8-15) and two vectors per iteration into independent accumulators; a lone last block takes the
- * 256-bit body above. The K formats take a super-block as four 512-bit vectors, with the scales
- * spread over the lanes by vpermw and the min / level-bias terms kept in vector accumulators
- * (bsums), so no horizontal sum happens before the end of the row. */
+/* The K formats take a super-block as four 512-bit vectors, with the scales spread over the lanes
+ * by vpermw and the min / level-bias terms kept in vector accumulators (bsums), so no horizontal
+ * sum happens before the end of the row. The 32-element formats have no 512-bit row dot: their
+ * decode rows (one token) go two rows per vector in ggml's order instead (below). */
 
 static inline __m512i load512(const void *p) { return _mm512_loadu_si512(p); }
 static inline __m512i join256(__m256i lo, __m256i hi) {
@@ -44,66 +43,106 @@ static inline __m512 f16_pair(uint16_t a, uint16_t b) {
     return _mm512_cvtph_ps(h);
 }
 
-/* The 64 levels (0..15) of two 16-byte nibble blocks, in the order of their Q8 partners:
- * [q0 low nibbles, q0 high, q1 low, q1 high]. */
-static inline __m512i nibbles_pair(const uint8_t *q0, const uint8_t *q1) {
-    __m256i v = _mm256_loadu2_m128i((const __m128i *)q1, (const __m128i *)q0);
-    __m512i z = join256(v, _mm256_srli_epi16(v, 4));          /* [q0, q1, q0>>4, q1>>4] */
-    z = _mm512_and_si512(z, _mm512_set1_epi8(0x0F));
-    return _mm512_shuffle_i64x2(z, z, 0xD8);                  /* lanes 0, 2, 1, 3 */
-}
-
-static inline __m512i q8_pair(const int8_t *a, const int8_t *b) { return join256(load256(a), load256(b)); }
-
 /* Signed x signed bytes, per i32 lane: |x| against y with x's sign. */
 static inline __m512i dot_ss512(__m512i x, __m512i y) {
     __m512i ys = _mm512_mask_sub_epi8(y, _mm512_movepi8_mask(x), _mm512_setzero_si512(), y);
     return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(x), ys);
 }
 
-static inline __m512 q4_0_pair(__m512 acc, const lc_block_q4_0 *x, const lc_block_q8_0 *y) {
-    __m512i yv = q8_pair(y[0].qs, y[1].qs);
-    __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), nibbles_pair(x[0].qs, x[1].qs), yv);
-    p = _mm512_sub_epi32(p, _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(8), yv));
-    __m512 d = _mm512_mul_ps(f16_pair(x[0].d, x[1].d), f16_pair(y[0].d, y[1].d));
-    return _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc);
+/* ==== One-token rows of Q4_0 / Q8_0 in ggml's order ==== */
+
+/* out[r] = dot(W row r, x) for a single Q8_0 activation row, each output summed exactly as
+ * ggml_vec_dot_q4_0_q8_0 / _q8_0_q8_0 (x86) and the 256-bit dot_q4_0 / dot_q8_0 sum it: 8 lanes
+ * (lane j: the i32 sum of elements 4j..4j+3 of a block), each += dw*dy * lane by FMA block after
+ * block, then hsum_ps. Two rows share a 512-bit vector (row r in lanes 0-7, r+1 in 8-15) so a
+ * block costs one vpdpbusd per two rows; four rows (two chains) per iteration. */
+/* Q4_0's levels are q - 8: sum((q-8)*y) = sum(q*y) - 8*sum(y), the second term once per block
+ * for all rows (corr); Q8_0 needs none. */
+static inline __m512i q4_0_corr(__m512i yv) {
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(8), yv);
+}
+static inline __m512i q8_0_corr(__m512i yv) {
+    (void)yv;
+    return _mm512_setzero_si512();
+}
+static inline __m512i q4_0_rows2(const lc_block_q4_0 *w0, const lc_block_q4_0 *w1, __m512i yv, __m512i corr) {
+    __m512i q = join256(nibbles16(w0->qs), nibbles16(w1->qs));
+    return _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), q, yv), corr);
+}
+static inline __m512i q8_0_rows2(const lc_block_q8_0 *w0, const lc_block_q8_0 *w1, __m512i yv, __m512i corr) {
+    (void)corr;
+    return dot_ss512(join256(load256(w0->qs), load256(w1->qs)), yv);
 }
 
-/* A row dot over block pairs: two pairs per iteration into independent accumulators, a last
- * pair, and a lone last block through the 256-bit dot1. */
-#define LC_DOT_PAIRS(name, bx, by, pair, dot1)                          \
-    static void name(int n, float *s, const void *vx, const void *vy) { \
-        const bx *x = vx;                                               \
-        const by *y = vy;                                               \
-        const int nb = n / LC_QK;                                       \
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0;                       \
-        int i = 0;                                                      \
-        for (; i + 4 <= nb; i += 4) {                                   \
-            a0 = pair(a0, x + i, y + i);                                \
-            a1 = pair(a1, x + i + 2, y + i + 2);                        \
-        }                                                               \
-        if (i + 2 <= nb) a0 = pair(a0, x + i, y + i), i += 2;           \
-        float r = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));          \
-        if (i < nb) {                                                   \
-            float t;                                                    \
-            dot1(LC_QK, &t, x + i, y + i);                              \
-            r += t;                                                     \
-        }                                                               \
-        *s = r;                                                         \
+#define LC_ROWS_GGML(name, bx, rows2, corr_of, dot1)                                                       \
+    static void name(int n, int nr, const void *w, size_t ws, const void *x, float *out) {       \
+        const lc_block_q8_0 *y = x;                                                              \
+        const int nb = n / LC_QK;                                                                \
+        int r = 0;                                                                               \
+        for (; r + 2 <= nr; r += 2) {                                                            \
+            const bx *w0 = (const bx *)((const uint8_t *)w + (size_t)r * ws);                   \
+            const bx *w1 = (const bx *)((const uint8_t *)w0 + ws);                              \
+            const bool four = r + 4 <= nr;                                                       \
+            const bx *w2 = four ? (const bx *)((const uint8_t *)w1 + ws) : w1;                  \
+            const bx *w3 = four ? (const bx *)((const uint8_t *)w2 + ws) : w1;                  \
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0;                                            \
+            for (int b = 0; b < nb; b++) {                                                       \
+                __m512i yv = _mm512_broadcast_i64x4(load256(y[b].qs));                           \
+                __m512 dy = _mm512_set1_ps(f16(y[b].d));                                         \
+                __m512i corr = corr_of(yv);                                                      \
+                a0 = _mm512_fmadd_ps(_mm512_mul_ps(f16_pair(w0[b].d, w1[b].d), dy),              \
+                                     _mm512_cvtepi32_ps(rows2(w0 + b, w1 + b, yv, corr)), a0);   \
+                if (four)                                                                        \
+                    a1 = _mm512_fmadd_ps(_mm512_mul_ps(f16_pair(w2[b].d, w3[b].d), dy),          \
+                                         _mm512_cvtepi32_ps(rows2(w2 + b, w3 + b, yv, corr)), a1); \
+            }                                                                                    \
+            out[r] = hsum_ps(_mm512_castps512_ps256(a0));                                        \
+            out[r + 1] = hsum_ps(_mm512_extractf32x8_ps(a0, 1));                                 \
+            if (four) {                                                                          \
+                out[r + 2] = hsum_ps(_mm512_castps512_ps256(a1));                                \
+                out[r + 3] = hsum_ps(_mm512_extractf32x8_ps(a1, 1));                             \
+                r += 2;                                                                          \
+            }                                                                                    \
+        }                                                                                        \
+        if (r < nr) dot1(n, out + r, (const uint8_t *)w + (size_t)r * ws, x);                    \
     }
 
-LC_DOT_PAIRS(dot_q4_0_512, lc_block_q4_0, lc_block_q8_0, q4_0_pair, dot_q4_0)
+LC_ROWS_GGML(rows_q4_0, lc_block_q4_0, q4_0_rows2, q4_0_corr, dot_q4_0)
+LC_ROWS_GGML(rows_q8_0, lc_block_q8_0, q8_0_rows2, q8_0_corr, dot_q8_0)
 
-/* Q4_1 has no 512-bit row dot: the 256-bit one (kernels_x86_impl.h) sums in ggml's order, which
- * the goldens need, and a 512-bit dot in that order would be the same chain of 8-lane FMAs. */
-
-static inline __m512 q8_0_pair(__m512 acc, const lc_block_q8_0 *x, const lc_block_q8_0 *y) {
-    __m512i p = dot_ss512(q8_pair(x[0].qs, x[1].qs), q8_pair(y[0].qs, y[1].qs));
-    __m512 d = _mm512_mul_ps(f16_pair(x[0].d, x[1].d), f16_pair(y[0].d, y[1].d));
-    return _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc);
+/* The same for Q4_1 against one Q8_1 row (ggml_vec_dot_q4_1_q8_1's order): the lanes as above
+ * without the -8, and the min terms m*s of four rows summed apart in one 128-bit vector (an f16 x
+ * f16 product: exact, so the FMA is ggml's multiply-add), added after the lanes' hsum. */
+static void rows_q4_1(int n, int nr, const void *w, size_t ws, const void *x, float *out) {
+    const lc_block_q8_1 *y = x;
+    const int nb = n / LC_QK;
+    int r = 0;
+    for (; r + 4 <= nr; r += 4) {
+        const lc_block_q4_1 *w0 = (const lc_block_q4_1 *)((const uint8_t *)w + (size_t)r * ws);
+        const lc_block_q4_1 *w1 = (const lc_block_q4_1 *)((const uint8_t *)w0 + ws);
+        const lc_block_q4_1 *w2 = (const lc_block_q4_1 *)((const uint8_t *)w1 + ws);
+        const lc_block_q4_1 *w3 = (const lc_block_q4_1 *)((const uint8_t *)w2 + ws);
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+        __m128 sm = _mm_setzero_ps();
+        for (int b = 0; b < nb; b++) {
+            __m512i yv = _mm512_broadcast_i64x4(load256(y[b].qs));
+            __m512 dy = _mm512_set1_ps(f16(y[b].d));
+            __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), join256(nibbles16(w0[b].qs), nibbles16(w1[b].qs)), yv);
+            __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), join256(nibbles16(w2[b].qs), nibbles16(w3[b].qs)), yv);
+            a0 = _mm512_fmadd_ps(_mm512_mul_ps(f16_pair(w0[b].d, w1[b].d), dy), _mm512_cvtepi32_ps(p0), a0);
+            a1 = _mm512_fmadd_ps(_mm512_mul_ps(f16_pair(w2[b].d, w3[b].d), dy), _mm512_cvtepi32_ps(p1), a1);
+            __m128 m4 = _mm_cvtph_ps(_mm_setr_epi16((short)w0[b].m, (short)w1[b].m, (short)w2[b].m, (short)w3[b].m, 0, 0, 0, 0));
+            sm = _mm_fmadd_ps(m4, _mm_set1_ps(f16(y[b].s)), sm);
+        }
+        float s4[4];
+        _mm_storeu_ps(s4, sm);
+        out[r] = hsum_ps(_mm512_castps512_ps256(a0)) + s4[0];
+        out[r + 1] = hsum_ps(_mm512_extractf32x8_ps(a0, 1)) + s4[1];
+        out[r + 2] = hsum_ps(_mm512_castps512_ps256(a1)) + s4[2];
+        out[r + 3] = hsum_ps(_mm512_extractf32x8_ps(a1, 1)) + s4[3];
+    }
+    for (; r < nr; r++) dot_q4_1(n, out + r, (const uint8_t *)w + (size_t)r * ws, x);
 }
-
-LC_DOT_PAIRS(dot_q8_0_512, lc_block_q8_0, lc_block_q8_0, q8_0_pair, dot_q8_0)
 
 /* vpermw indices putting i16 scale a in lanes 0-15 and b in 16-31 (32-element sub-blocks). */
 static inline __m512i idx_2x16(int a, int b) {
@@ -212,10 +251,15 @@ static void dot_q6_K_512(int n, float *s, const void *vx, const void *vy) {
     *s = _mm512_reduce_add_ps(acc);
 }
 
-/* Q4_1 keeps the 256-bit tile for every token count: its arithmetic per output is ggml's
- * (ggml_vec_dot_q4_1_q8_1), the same for one token or many (llama.cpp's x86 build multiplies
- * Q4_1 by vec_dot for every batch size: its tinyBLAS has no Q4_1). */
-LC_GEMM_DRIVER(gemm_q4_1, tile_q4_1, 4, 4, LC_QK)
+/* Q4_1 keeps the 256-bit tile for two tokens or more and takes rows_q4_1 for one: the arithmetic
+ * per output is ggml's (ggml_vec_dot_q4_1_q8_1) in both, the same for one token or many
+ * (llama.cpp's x86 build multiplies Q4_1 by vec_dot for every batch size: tinyBLAS has no Q4_1). */
+LC_GEMM_DRIVER(gemm_q4_1_tiles, tile_q4_1, 4, 4, LC_QK)
+static void gemm_q4_1(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, float *out,
+                      size_t ldo) {
+    if (nc == 1) rows_q4_1(n, nr, w, ws, x, out);
+    else gemm_q4_1_tiles(n, nr, nc, w, ws, x, xs, out, ldo);
+}
 
 /* ==== Panel GEMM for the K formats ==== */
 
@@ -540,14 +584,21 @@ static void gemm_q8_0_panel(int n, int nr, int nc, const void *w, size_t ws, con
     lp_gemm(T_Q8_0, n, nr, nc, w, ws, x, xs, out, ldo);
 }
 
-LC_GEMM_DOT1(gemm_q4_0, dot_q4_0_512, gemm_q4_0_panel)
-LC_GEMM_DOT1(gemm_q8_0, dot_q8_0_512, gemm_q8_0_panel)
+/* One token: the rows in ggml's order (rows_q4_0 / rows_q8_0); more: the panels. */
+static void gemm_q4_0(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, float *out,
+                      size_t ldo) {
+    if (nc == 1) rows_q4_0(n, nr, w, ws, x, out);
+    else gemm_q4_0_panel(n, nr, nc, w, ws, x, xs, out, ldo);
+}
+static void gemm_q8_0(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, float *out,
+                      size_t ldo) {
+    if (nc == 1) rows_q8_0(n, nr, w, ws, x, out);
+    else gemm_q8_0_panel(n, nr, nc, w, ws, x, xs, out, ldo);
+}
 
 void lc_kernels_fill_avx512(lc_kernels *k) {
     k->isa = "avx512";
     fill_common(k);
-    k->vec_dot[LC_TYPE_Q4_0] = dot_q4_0_512;
-    k->vec_dot[LC_TYPE_Q8_0] = dot_q8_0_512;
     k->vec_dot[LC_TYPE_Q4_K] = dot_q4_K_512;
     k->vec_dot[LC_TYPE_Q5_K] = dot_q5_K_512;
     k->vec_dot[LC_TYPE_Q6_K] = dot_q6_K_512;

@@ -81,18 +81,11 @@ static void act_q8_1(const float *x, void *dst, int64_t n) {
 
 /* ==== Legacy formats against Q8_0 / Q8_1 ==== */
 
-static void dot_q4_0(int n, float *s, const void *vx, const void *vy) {
-    const lc_block_q4_0 *x = vx;
-    const lc_block_q8_0 *y = vy;
-    float acc = 0;
-    for (int i = 0; i < n / LC_QK; i++) {
-        int sumi = 0;
-        for (int j = 0; j < LC_QK / 2; j++)
-            sumi += ((x[i].qs[j] & 0xF) - 8) * y[i].qs[j] + ((x[i].qs[j] >> 4) - 8) * y[i].qs[j + 16];
-        acc += sumi * (lc_f16_to_f32(x[i].d) * lc_f16_to_f32(y[i].d));
-    }
-    *s = acc;
-}
+/* All five sum in ggml's x86 order (ggml_vec_dot_q4_0_q8_0 ... _q8_0_q8_0, AVX2 and AVX-512
+ * builds alike), which the SIMD row dots and tiles reproduce bit for bit (test_kernels): 8 float
+ * lanes, lane l holding the integer sum of elements 4l..4l+3 of each block, each lane += d * that
+ * sum by FMA (d = dx*dy rounded to float) block after block, then the lanes added as
+ * hsum_float_8. Q4_1 / Q5_1 sum their min terms m*s apart and add them last. */
 
 /* The horizontal sum of 8 lanes in the order of ggml's hsum_float_8 (and the x86 kernels'
  * hsum_ps): halves added lane-wise, then (0+2) + (1+3). */
@@ -101,24 +94,46 @@ static float hsum8(const float *a) {
     return (r0 + r2) + (r1 + r3);
 }
 
-/* Q4_1: sum(d*q + m)(dy*qy) = d*dy*sum(q*qy) + m * (dy*sum(qy)) and Q8_1 stores dy*sum(qy).
- * Summed in ggml's x86 order (ggml_vec_dot_q4_1_q8_1), which the SIMD kernels reproduce bit for
- * bit: 8 lanes, lane j holding elements 4j..4j+3 of each block, each lane += d*dy * its integer
- * sum by FMA, block after block; the min terms summed apart and added to the lanes' sum last. */
+/* One block: w the 32 weight levels in element order, y the activations. */
+static void lanes8(const int *w, const int8_t *y, float d, float *acc) {
+    for (int l = 0; l < 8; l++) {
+        int sumi = 0;
+        for (int j = 4 * l; j < 4 * l + 4; j++) sumi += w[j] * y[j];
+        acc[l] = fmaf(d, (float)sumi, acc[l]);
+    }
+}
+
+/* Element j < 16 is the low nibble of byte j, element j + 16 its high nibble; fifth bits from qh. */
+static void levels4(const uint8_t *qs, const uint8_t *qh, int off, int *w) {
+    uint32_t h = 0;
+    if (qh) memcpy(&h, qh, 4);
+    for (int j = 0; j < 16; j++) {
+        w[j] = (qs[j] & 0xF) + (qh ? (int)((h >> j) & 1) << 4 : 0) - off;
+        w[j + 16] = (qs[j] >> 4) + (qh ? (int)((h >> (j + 16)) & 1) << 4 : 0) - off;
+    }
+}
+
+static void dot_q4_0(int n, float *s, const void *vx, const void *vy) {
+    const lc_block_q4_0 *x = vx;
+    const lc_block_q8_0 *y = vy;
+    float acc[8] = {0};
+    int w[LC_QK];
+    for (int i = 0; i < n / LC_QK; i++) {
+        levels4(x[i].qs, NULL, 8, w);
+        lanes8(w, y[i].qs, lc_f16_to_f32(x[i].d) * lc_f16_to_f32(y[i].d), acc);
+    }
+    *s = hsum8(acc);
+}
+
+/* Q4_1: sum(d*q + m)(dy*qy) = d*dy*sum(q*qy) + m * (dy*sum(qy)) and Q8_1 stores dy*sum(qy). */
 static void dot_q4_1(int n, float *s, const void *vx, const void *vy) {
     const lc_block_q4_1 *x = vx;
     const lc_block_q8_1 *y = vy;
     float acc[8] = {0}, summ = 0;
+    int w[LC_QK];
     for (int i = 0; i < n / LC_QK; i++) {
-        const float d = lc_f16_to_f32(x[i].d) * lc_f16_to_f32(y[i].d);
-        for (int l = 0; l < 8; l++) {
-            int sumi = 0;
-            for (int j = 4 * l; j < 4 * l + 4; j++) {
-                int q = j < 16 ? x[i].qs[j] & 0xF : x[i].qs[j - 16] >> 4;
-                sumi += q * y[i].qs[j];
-            }
-            acc[l] = fmaf(d, (float)sumi, acc[l]);
-        }
+        levels4(x[i].qs, NULL, 0, w);
+        lanes8(w, y[i].qs, lc_f16_to_f32(x[i].d) * lc_f16_to_f32(y[i].d), acc);
         summ += lc_f16_to_f32(x[i].m) * lc_f16_to_f32(y[i].s); /* exact product: FMA or not */
     }
     *s = hsum8(acc) + summ;
@@ -127,49 +142,37 @@ static void dot_q4_1(int n, float *s, const void *vx, const void *vy) {
 static void dot_q5_0(int n, float *s, const void *vx, const void *vy) {
     const lc_block_q5_0 *x = vx;
     const lc_block_q8_0 *y = vy;
-    float acc = 0;
+    float acc[8] = {0};
+    int w[LC_QK];
     for (int i = 0; i < n / LC_QK; i++) {
-        uint32_t qh;
-        memcpy(&qh, x[i].qh, 4);
-        int sumi = 0;
-        for (int j = 0; j < LC_QK / 2; j++) {
-            int a = ((x[i].qs[j] & 0xF) | (int)(((qh >> j) & 1) << 4)) - 16;
-            int b = ((x[i].qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4)) - 16;
-            sumi += a * y[i].qs[j] + b * y[i].qs[j + 16];
-        }
-        acc += sumi * (lc_f16_to_f32(x[i].d) * lc_f16_to_f32(y[i].d));
+        levels4(x[i].qs, x[i].qh, 16, w);
+        lanes8(w, y[i].qs, lc_f16_to_f32(x[i].d) * lc_f16_to_f32(y[i].d), acc);
     }
-    *s = acc;
+    *s = hsum8(acc);
 }
 
 static void dot_q5_1(int n, float *s, const void *vx, const void *vy) {
     const lc_block_q5_1 *x = vx;
     const lc_block_q8_1 *y = vy;
-    float acc = 0;
+    float acc[8] = {0}, summ = 0;
+    int w[LC_QK];
     for (int i = 0; i < n / LC_QK; i++) {
-        uint32_t qh;
-        memcpy(&qh, x[i].qh, 4);
-        int sumi = 0;
-        for (int j = 0; j < LC_QK / 2; j++) {
-            int a = (x[i].qs[j] & 0xF) | (int)(((qh >> j) & 1) << 4);
-            int b = (x[i].qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4);
-            sumi += a * y[i].qs[j] + b * y[i].qs[j + 16];
-        }
-        acc += sumi * (lc_f16_to_f32(x[i].d) * lc_f16_to_f32(y[i].d)) +
-               lc_f16_to_f32(x[i].m) * lc_f16_to_f32(y[i].s);
+        levels4(x[i].qs, x[i].qh, 0, w);
+        lanes8(w, y[i].qs, lc_f16_to_f32(x[i].d) * lc_f16_to_f32(y[i].d), acc);
+        summ += lc_f16_to_f32(x[i].m) * lc_f16_to_f32(y[i].s);
     }
-    *s = acc;
+    *s = hsum8(acc) + summ;
 }
 
 static void dot_q8_0(int n, float *s, const void *vx, const void *vy) {
     const lc_block_q8_0 *x = vx, *y = vy;
-    float acc = 0;
+    float acc[8] = {0};
+    int w[LC_QK];
     for (int i = 0; i < n / LC_QK; i++) {
-        int sumi = 0;
-        for (int j = 0; j < LC_QK; j++) sumi += x[i].qs[j] * y[i].qs[j];
-        acc += sumi * (lc_f16_to_f32(x[i].d) * lc_f16_to_f32(y[i].d));
+        for (int j = 0; j < LC_QK; j++) w[j] = x[i].qs[j];
+        lanes8(w, y[i].qs, lc_f16_to_f32(x[i].d) * lc_f16_to_f32(y[i].d), acc);
     }
-    *s = acc;
+    *s = hsum8(acc);
 }
 
 /* ==== K formats against Q8_K ==== */
