@@ -29,8 +29,9 @@ static inline __m256i bytes_from_bits(uint32_t bits, int v) {
 
 /* The K formats take a super-block as four 512-bit vectors, with the scales spread over the lanes
  * by vpermw and the min / level-bias terms kept in vector accumulators (bsums), so no horizontal
- * sum happens before the end of the row. The 32-element formats have no 512-bit row dot: their
- * decode rows (one token) go two rows per vector in ggml's order instead (below). */
+ * sum happens before the end of the row. Of the 32-element formats only Q4_0 keeps a 512-bit row
+ * dot (two blocks per vector); Q8_0 and Q4_1 decode rows go two rows per vector in ggml's order
+ * (below), and their vec_dot is the 256-bit one, in that order too. */
 
 static inline __m512i load512(const void *p) { return _mm512_loadu_si512(p); }
 static inline __m512i join256(__m256i lo, __m256i hi) {
@@ -49,66 +50,90 @@ static inline __m512i dot_ss512(__m512i x, __m512i y) {
     return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(x), ys);
 }
 
-/* ==== One-token rows of Q4_0 / Q8_0 in ggml's order ==== */
+/* ==== One-token rows ==== */
 
-/* out[r] = dot(W row r, x) for a single Q8_0 activation row, each output summed exactly as
- * ggml_vec_dot_q4_0_q8_0 / _q8_0_q8_0 (x86) and the 256-bit dot_q4_0 / dot_q8_0 sum it: 8 lanes
- * (lane j: the i32 sum of elements 4j..4j+3 of a block), each += dw*dy * lane by FMA block after
- * block, then hsum_ps. Two rows share a 512-bit vector (row r in lanes 0-7, r+1 in 8-15) so a
- * block costs one vpdpbusd per two rows; four rows (two chains) per iteration. */
-/* Q4_0's levels are q - 8: sum((q-8)*y) = sum(q*y) - 8*sum(y), the second term once per block
- * for all rows (corr); Q8_0 needs none. */
-static inline __m512i q4_0_corr(__m512i yv) {
-    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(8), yv);
-}
-static inline __m512i q8_0_corr(__m512i yv) {
-    (void)yv;
-    return _mm512_setzero_si512();
-}
-static inline __m512i q4_0_rows2(const lc_block_q4_0 *w0, const lc_block_q4_0 *w1, __m512i yv, __m512i corr) {
-    __m512i q = join256(nibbles16(w0->qs), nibbles16(w1->qs));
-    return _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), q, yv), corr);
-}
-static inline __m512i q8_0_rows2(const lc_block_q8_0 *w0, const lc_block_q8_0 *w1, __m512i yv, __m512i corr) {
-    (void)corr;
-    return dot_ss512(join256(load256(w0->qs), load256(w1->qs)), yv);
+/* Q4_0: two blocks per 512-bit vector (block 0 in i32 lanes 0-7, block 1 in 8-15), two vectors
+ * per iteration into independent accumulators, a lone last block through the 256-bit dot. Not
+ * ggml's order (that is the 256-bit dot_q4_0's, which the AVX2 table uses): a two-row version in
+ * ggml's order (as rows_q8_0) measured 15-20% slower in 1B Q4_0 decode, streaming four rows. */
+static inline __m512i nibbles_pair(const uint8_t *q0, const uint8_t *q1) {
+    __m256i v = _mm256_loadu2_m128i((const __m128i *)q1, (const __m128i *)q0);
+    __m512i z = join256(v, _mm256_srli_epi16(v, 4));          /* [q0, q1, q0>>4, q1>>4] */
+    z = _mm512_and_si512(z, _mm512_set1_epi8(0x0F));
+    return _mm512_shuffle_i64x2(z, z, 0xD8);                  /* lanes 0, 2, 1, 3 */
 }
 
-#define LC_ROWS_GGML(name, bx, rows2, corr_of, dot1)                                                       \
-    static void name(int n, int nr, const void *w, size_t ws, const void *x, float *out) {       \
-        const lc_block_q8_0 *y = x;                                                              \
-        const int nb = n / LC_QK;                                                                \
-        int r = 0;                                                                               \
-        for (; r + 2 <= nr; r += 2) {                                                            \
-            const bx *w0 = (const bx *)((const uint8_t *)w + (size_t)r * ws);                   \
-            const bx *w1 = (const bx *)((const uint8_t *)w0 + ws);                              \
-            const bool four = r + 4 <= nr;                                                       \
-            const bx *w2 = four ? (const bx *)((const uint8_t *)w1 + ws) : w1;                  \
-            const bx *w3 = four ? (const bx *)((const uint8_t *)w2 + ws) : w1;                  \
-            __m512 a0 = _mm512_setzero_ps(), a1 = a0;                                            \
-            for (int b = 0; b < nb; b++) {                                                       \
-                __m512i yv = _mm512_broadcast_i64x4(load256(y[b].qs));                           \
-                __m512 dy = _mm512_set1_ps(f16(y[b].d));                                         \
-                __m512i corr = corr_of(yv);                                                      \
-                a0 = _mm512_fmadd_ps(_mm512_mul_ps(f16_pair(w0[b].d, w1[b].d), dy),              \
-                                     _mm512_cvtepi32_ps(rows2(w0 + b, w1 + b, yv, corr)), a0);   \
-                if (four)                                                                        \
-                    a1 = _mm512_fmadd_ps(_mm512_mul_ps(f16_pair(w2[b].d, w3[b].d), dy),          \
-                                         _mm512_cvtepi32_ps(rows2(w2 + b, w3 + b, yv, corr)), a1); \
-            }                                                                                    \
-            out[r] = hsum_ps(_mm512_castps512_ps256(a0));                                        \
-            out[r + 1] = hsum_ps(_mm512_extractf32x8_ps(a0, 1));                                 \
-            if (four) {                                                                          \
-                out[r + 2] = hsum_ps(_mm512_castps512_ps256(a1));                                \
-                out[r + 3] = hsum_ps(_mm512_extractf32x8_ps(a1, 1));                             \
-                r += 2;                                                                          \
-            }                                                                                    \
-        }                                                                                        \
-        if (r < nr) dot1(n, out + r, (const uint8_t *)w + (size_t)r * ws, x);                    \
+
+static inline __m512i q8_pair(const int8_t *a, const int8_t *b) { return join256(load256(a), load256(b)); }
+
+static inline __m512 q4_0_pair(__m512 acc, const lc_block_q4_0 *x, const lc_block_q8_0 *y) {
+    __m512i yv = q8_pair(y[0].qs, y[1].qs);
+    __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), nibbles_pair(x[0].qs, x[1].qs), yv);
+    p = _mm512_sub_epi32(p, _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(8), yv));
+    __m512 d = _mm512_mul_ps(f16_pair(x[0].d, x[1].d), f16_pair(y[0].d, y[1].d));
+    return _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc);
+}
+
+/* A row dot over block pairs: two pairs per iteration into independent accumulators, a last
+ * pair, and a lone last block through the 256-bit dot1. */
+#define LC_DOT_PAIRS(name, bx, by, pair, dot1)                          \
+    static void name(int n, float *s, const void *vx, const void *vy) { \
+        const bx *x = vx;                                               \
+        const by *y = vy;                                               \
+        const int nb = n / LC_QK;                                       \
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0;                       \
+        int i = 0;                                                      \
+        for (; i + 4 <= nb; i += 4) {                                   \
+            a0 = pair(a0, x + i, y + i);                                \
+            a1 = pair(a1, x + i + 2, y + i + 2);                        \
+        }                                                               \
+        if (i + 2 <= nb) a0 = pair(a0, x + i, y + i), i += 2;           \
+        float r = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));          \
+        if (i < nb) {                                                   \
+            float t;                                                    \
+            dot1(LC_QK, &t, x + i, y + i);                              \
+            r += t;                                                     \
+        }                                                               \
+        *s = r;                                                         \
     }
 
-LC_ROWS_GGML(rows_q4_0, lc_block_q4_0, q4_0_rows2, q4_0_corr, dot_q4_0)
-LC_ROWS_GGML(rows_q8_0, lc_block_q8_0, q8_0_rows2, q8_0_corr, dot_q8_0)
+LC_DOT_PAIRS(dot_q4_0_512, lc_block_q4_0, lc_block_q8_0, q4_0_pair, dot_q4_0)
+
+/* Q8_0 rows against one Q8_0 activation row, each output summed exactly as ggml_vec_dot_q8_0_q8_0
+ * (x86) and the 256-bit dot_q8_0 sum it: 8 lanes (lane j: the i32 sum of elements 4j..4j+3 of a
+ * block), each += dw*dy * lane by FMA block after block, then hsum_ps. Two rows share a 512-bit
+ * vector (row r in lanes 0-7, r+1 in 8-15), four rows (two chains) a pass: quant_bench, one
+ * thread, gemm(nc=1) 15 -> 18 GB/s in L2 and 7 -> 9 from memory against the pairwise row dot. */
+static void rows_q8_0(int n, int nr, const void *w, size_t ws, const void *x, float *out) {
+    const lc_block_q8_0 *y = x;
+    const int nb = n / LC_QK;
+    int r = 0;
+    for (; r + 2 <= nr; r += 2) {
+        const lc_block_q8_0 *w0 = (const lc_block_q8_0 *)((const uint8_t *)w + (size_t)r * ws);
+        const lc_block_q8_0 *w1 = (const lc_block_q8_0 *)((const uint8_t *)w0 + ws);
+        const bool four = r + 4 <= nr;
+        const lc_block_q8_0 *w2 = four ? (const lc_block_q8_0 *)((const uint8_t *)w1 + ws) : w1;
+        const lc_block_q8_0 *w3 = four ? (const lc_block_q8_0 *)((const uint8_t *)w2 + ws) : w1;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+        for (int b = 0; b < nb; b++) {
+            __m512i yv = _mm512_broadcast_i64x4(load256(y[b].qs));
+            __m512 dy = _mm512_set1_ps(f16(y[b].d));
+            a0 = _mm512_fmadd_ps(_mm512_mul_ps(f16_pair(w0[b].d, w1[b].d), dy),
+                                 _mm512_cvtepi32_ps(dot_ss512(join256(load256(w0[b].qs), load256(w1[b].qs)), yv)), a0);
+            if (four)
+                a1 = _mm512_fmadd_ps(_mm512_mul_ps(f16_pair(w2[b].d, w3[b].d), dy),
+                                     _mm512_cvtepi32_ps(dot_ss512(join256(load256(w2[b].qs), load256(w3[b].qs)), yv)), a1);
+        }
+        out[r] = hsum_ps(_mm512_castps512_ps256(a0));
+        out[r + 1] = hsum_ps(_mm512_extractf32x8_ps(a0, 1));
+        if (four) {
+            out[r + 2] = hsum_ps(_mm512_castps512_ps256(a1));
+            out[r + 3] = hsum_ps(_mm512_extractf32x8_ps(a1, 1));
+            r += 2;
+        }
+    }
+    if (r < nr) dot_q8_0(n, out + r, (const uint8_t *)w + (size_t)r * ws, x);
+}
 
 /* The same for Q4_1 against one Q8_1 row (ggml_vec_dot_q4_1_q8_1's order): the lanes as above
  * without the -8, and the min terms m*s of four rows summed apart in one 128-bit vector (an f16 x
@@ -584,10 +609,10 @@ static void gemm_q8_0_panel(int n, int nr, int nc, const void *w, size_t ws, con
     lp_gemm(T_Q8_0, n, nr, nc, w, ws, x, xs, out, ldo);
 }
 
-/* One token: the rows in ggml's order (rows_q4_0 / rows_q8_0); more: the panels. */
+/* One token: the row dots (Q8_0: in ggml's order, rows_q8_0); more: the panels. */
 static void gemm_q4_0(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, float *out,
                       size_t ldo) {
-    if (nc == 1) rows_q4_0(n, nr, w, ws, x, out);
+    if (nc == 1) for (int r = 0; r < nr; r++) dot_q4_0_512(n, out + r, (const uint8_t *)w + (size_t)r * ws, x);
     else gemm_q4_0_panel(n, nr, nc, w, ws, x, xs, out, ldo);
 }
 static void gemm_q8_0(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, float *out,
@@ -599,6 +624,7 @@ static void gemm_q8_0(int n, int nr, int nc, const void *w, size_t ws, const voi
 void lc_kernels_fill_avx512(lc_kernels *k) {
     k->isa = "avx512";
     fill_common(k);
+    k->vec_dot[LC_TYPE_Q4_0] = dot_q4_0_512;
     k->vec_dot[LC_TYPE_Q4_K] = dot_q4_K_512;
     k->vec_dot[LC_TYPE_Q5_K] = dot_q5_K_512;
     k->vec_dot[LC_TYPE_Q6_K] = dot_q6_K_512;
