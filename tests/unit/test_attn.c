@@ -198,6 +198,28 @@ static void check_ggml_kernels(void) {
             free(Qt), free(K), free(V);
             for (int v = 0; v < 2; v++) free(S[v]), free(A[v]);
         }
+    /* Q's f16 rounding (ties, subnormals, overflow) and the lane sums, n not a multiple of 16 */
+    {
+        enum { N = 16 * 64 + 7 };
+        float *x = malloc(N * 4), *y[2], *L[2];
+        for (int i = 0; i < N; i++) x[i] = frand(&seed) * (i % 7 == 0 ? 7e4f : i % 5 == 0 ? 1e-6f : 4.0f);
+        x[3] = 1.0f + 1.0f / 2048; /* a tie: rounds to even */
+        for (int lanes = 16; lanes <= 64; lanes += 48) {
+            int n = N / lanes;
+            for (int v = 0; v < 2; v++) {
+                const lc_vec_ops *o = v ? best : ref;
+                y[v] = malloc(N * 4), L[v] = malloc(N * 4);
+                o->round16(N, x, y[v]);
+                memcpy(L[v], x, (size_t)n * lanes * 4);
+                o->attn_lanes_g(n, L[v], lanes);
+            }
+            CHECKF(!memcmp(y[0], y[1], N * 4), "round16 differs from scalar");
+            CHECKF(!memcmp(L[0], L[1], (size_t)n * 4), "lanes %d: lane sums differ from scalar", lanes);
+            CHECK(y[0][3] == 1.0f);
+            for (int v = 0; v < 2; v++) free(y[v]), free(L[v]);
+        }
+        free(x);
+    }
     printf("ggml-order kernels: %s matches scalar bit for bit; gexp relative error %.2g\n", best->isa, gworst);
 }
 

@@ -75,6 +75,10 @@ typedef struct attn_job {
 
 #define ATTN_QT 32    /* query tokens per tile */
 #define ATTN_SPLIT 32 /* cache blocks per item of a split decode token (1024 keys) */
+/* attend_tile_g keeps a tile's scores (then its exps) when they fit this many floats per thread
+ * (256 KiB: every unsplit decode token, prompt tiles up to 512 keys at G = 4), so Q.K runs once
+ * instead of in each of the three passes; longer tiles recompute them. */
+#define ATTN_SCORE_CACHE 65536
 
 /* x rounded to f16 and back: llama.cpp's f16 matmuls convert their f32 operand (Q, P). */
 static inline float round16(float x) { return lc_f16_to_f32(lc_f32_to_f16(x)); }
@@ -162,10 +166,12 @@ static void attend_tile(attn_job *j, const attn_item *it, float *scratch) {
  * f16, S = K.Q in ggml's summation order, scaled and masked, softmax as ggml_vec_soft_max_f32
  * (its exp, 16-key chunk sums added in double, probabilities times (float)(1/sum)), P rounded
  * to f16, O = P.V in ggml's order: each output is a sum over keys in lanes (vec.h), kept in A
- * until the last block. No scores are stored: pass 1 finds each row's max, pass 2 recomputes
- * the scores for the sum of exps, pass 3 recomputes them again for P and adds P.V.
+ * until the last block. Pass 1 finds each row's max, pass 2 the sum of exps, pass 3 P and P.V.
+ * When the tile's scores fit ATTN_SCORE_CACHE they are kept from pass 1 (then their exps from
+ * pass 2), else passes 2 and 3 recompute them: the same bits either way.
  * Scratch (floats): dsum 2 Mp (doubles), Qt D x Mp, S BT x Mp, K and V BT x D,
- * A lanes x M x D, mx/inv/qpos Mp: a constant (attn_scratch_g), whatever the context. */
+ * A lanes x M x D, mx/inv/qpos Mp, the score cache: a constant (lc_backend_cpu_attn_scratch),
+ * whatever the context. */
 static void attend_tile_g(attn_job *j, const attn_item *it, float *scratch) {
     lc_kv *kv = j->kv;
     const lc_vec_ops *vec = j->c->vec;
@@ -184,9 +190,12 @@ static void attend_tile_g(attn_job *j, const attn_item *it, float *scratch) {
     float *A = V + (size_t)BT * D;        /* lanes x M x D */
     float *mx = A + (size_t)lv * M * D, *inv = mx + Mp;
     int32_t *qpos = (int32_t *)(inv + Mp);
+    float *cache = (float *)(qpos + Mp);
+    const bool cached = (size_t)(it->b1 - it->b0) * BT * Mp <= ATTN_SCORE_CACHE;
     for (int r = 0; r < Mp; r++) {
         const float *q = j->q + ((size_t)(t0 + (r < M ? r : M - 1) / G) * j->n_head + (size_t)g * G + (r < M ? r : M - 1) % G) * D;
-        for (int d = 0; d < D; d++) Qt[(size_t)d * Mp + r] = round16(q[d]); /* padding: a copy of the last row */
+        vec->round16(D, q, K); /* K is free until the first block */
+        for (int d = 0; d < D; d++) Qt[(size_t)d * Mp + r] = K[d]; /* padding: a copy of the last row */
         qpos[r] = r < M ? p0 + r / G : p_last;
         mx[r] = -INFINITY;
         dsum[r] = 0;
@@ -200,42 +209,27 @@ static void attend_tile_g(attn_job *j, const attn_item *it, float *scratch) {
         for (int bi = it->b0; bi < it->b1; bi++) {
             int n = bi == last ? p_last % BT + 1 : BT, kpos0 = bi * BT;
             size_t off = (size_t)table[bi] * (size_t)kv->block_tokens * kv->row_bytes + (size_t)g * head_bytes;
-            vec->f16_rows(n, D, (const uint16_t *)(kl + off), kv->row_bytes / 2, K);
-            if (n < BT) memset(K + (size_t)n * D, 0, (size_t)(BT - n) * D * sizeof(float)); /* masked, finite */
-            vec->attn_qk_g(Mp, D, Qt, K, S, lq);
-            vec->attn_max_g(Mp, S, qpos, kpos0, kpos0 + BT - 1 > p0, j->scale, mx); /* mx final after pass 0 */
+            float *Sb = cached ? cache + (size_t)(bi - it->b0) * BT * Mp : S;
+            if (pass == 0 || !cached) {
+                vec->f16_rows(n, D, (const uint16_t *)(kl + off), kv->row_bytes / 2, K);
+                if (n < BT) memset(K + (size_t)n * D, 0, (size_t)(BT - n) * D * sizeof(float)); /* masked, finite */
+                vec->attn_qk_g(Mp, D, Qt, K, Sb, lq);
+                vec->attn_max_g(Mp, Sb, qpos, kpos0, kpos0 + BT - 1 > p0, j->scale, mx); /* mx final after pass 0 */
+            }
             if (pass == 0) continue;
-            vec->attn_exp_g(Mp, S, mx, pass == 1 ? dsum : NULL);
+            if (pass == 1 || !cached) vec->attn_exp_g(Mp, Sb, mx, pass == 1 ? dsum : NULL);
             if (pass == 1) continue;
             vec->f16_rows(n, D, (const uint16_t *)(vl + off), kv->row_bytes / 2, V);
             if (n < BT) memset(V + (size_t)n * D, 0, (size_t)(BT - n) * D * sizeof(float));
-            vec->attn_pv_g(M, Mp, D, S, inv, V, A, lv, kpos0 % lv);
+            vec->attn_pv_g(M, Mp, D, Sb, inv, V, A, lv, kpos0 % lv);
         }
     }
-    /* the lanes' sums, added as ggml adds them, 16 outputs at a time: 64 lanes are first folded
-     * to 16 as ggml_vec_dot_f16's (a_l + a_l+32) + (a_l+16 + a_l+48), then the 16 as a tree
-     * (lc_vec_tree16). With 64 lanes the key count ggml sums over (its n_kv, padded to 256) is a
-     * multiple of 64, so its double-precision tail is empty. */
-    for (int r = 0; r < M; r++) {
-        float *o = j->out + ((size_t)(t0 + r / G) * j->n_head + (size_t)g * G + r % G) * D;
-        const float *a[16];
-        for (int l = 0; l < 16; l++) a[l] = A + ((size_t)l * M + r) * D;
-        if (lv == 64)
-            for (int l = 0; l < 16; l++) {
-                float *a0 = A + ((size_t)l * M + r) * D;
-                const float *a1 = a0 + (size_t)16 * M * D, *a2 = a0 + (size_t)32 * M * D, *a3 = a0 + (size_t)48 * M * D;
-                for (int d = 0; d < D; d++) a0[d] = (a0[d] + a2[d]) + (a1[d] + a3[d]);
-            }
-        for (int d0 = 0; d0 < D; d0 += 16) { /* contiguous runs of d, so that the loops vectorise */
-            int w = D - d0 < 16 ? D - d0 : 16;
-            float t3[8][16], t6[4][16];
-            for (int k = 0; k < 8; k++)
-                for (int d = 0; d < w; d++) t3[k][d] = a[8 + k][d0 + d] + a[k][d0 + d];
-            for (int k = 0; k < 4; k++)
-                for (int d = 0; d < w; d++) t6[k][d] = t3[4 + k][d] + t3[k][d];
-            for (int d = 0; d < w; d++) o[d0 + d] = (t6[0][d] + t6[2][d]) + (t6[1][d] + t6[3][d]);
-        }
-    }
+    /* the lanes' sums, added as ggml adds them (vec.h), into lane 0; with 64 lanes the key count
+     * ggml sums over (its n_kv, padded to 256) is a multiple of 64, so its double tail is empty */
+    vec->attn_lanes_g(M * D, A, lv);
+    for (int r = 0; r < M; r++)
+        memcpy(j->out + ((size_t)(t0 + r / G) * j->n_head + (size_t)g * G + r % G) * D, A + (size_t)r * D,
+               (size_t)D * sizeof(float));
 }
 
 /* Items are taken from a shared counter in the order lc_cpu_attention laid them out: the
@@ -285,7 +279,7 @@ size_t lc_backend_cpu_attn_scratch(int n_head, int n_kv_head, int head_dim) {
     /* attend_tile_g: P.V in 16 lanes over a whole tile (ATTN_QT * G rows of D each), or in 64
      * lanes for a one-token batch (G rows: less) */
     size_t lane_rows = 16 * ATTN_QT * G;
-    size_t exact = 2 * Mp + Mp * D + BT * Mp + 2 * BT * D + lane_rows * D + 3 * Mp;
+    size_t exact = 2 * Mp + Mp * D + BT * Mp + 2 * BT * D + lane_rows * D + 3 * Mp + ATTN_SCORE_CACHE;
     return online > exact ? online : exact;
 }
 

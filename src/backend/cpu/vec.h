@@ -58,6 +58,11 @@ typedef struct lc_vec_ops {
     void (*attn_exp_g)(int Mp, float *S, const float *mx, double *dsum);
     void (*attn_pv_g)(int M, int Mp, int D, float *P, const float *inv, const float *V, float *A, int lanes,
                       int koff);
+    /* y = x rounded to f16 and back (round to nearest even), as ggml converts Q for its f16 GEMM */
+    void (*round16)(int n, const float *x, float *y);
+    /* A (lanes x n): A[i] = the sum over lanes of A[l*n + i] in ggml's order (lanes 64 folded to
+     * 16 as (a_l + a_l+32) + (a_l+16 + a_l+48), then lc_vec_tree16), written over lane 0 */
+    void (*attn_lanes_g)(int n, float *A, int lanes);
 } lc_vec_ops;
 
 /* The 16-float reduction of GCC's _mm512_reduce_add_ps (halves, quarters, pairs), which ggml's

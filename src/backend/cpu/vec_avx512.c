@@ -320,6 +320,33 @@ static void attn_pv_g(int M, int Mp, int D, float *P, const float *inv, const fl
         }
 }
 
+static void round16(int n, const float *x, float *y) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+    if (i < n) {
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        __m256i h = _mm512_cvtps_ph(_mm512_maskz_loadu_ps(k, x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm512_mask_storeu_ps(y + i, k, _mm512_cvtph_ps(h));
+    }
+}
+
+/* The lane sums, 16 elements at a time: the same adds as the scalar entry, so the same bits. */
+static void attn_lanes_g(int n, float *A, int lanes) {
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 k = i + 16 <= n ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 a[16];
+        for (int l = 0; l < 16; l++) {
+            a[l] = _mm512_maskz_loadu_ps(k, A + (size_t)l * n + i);
+            if (lanes == 64)
+                a[l] = _mm512_add_ps(_mm512_add_ps(a[l], _mm512_maskz_loadu_ps(k, A + (size_t)(l + 32) * n + i)),
+                                     _mm512_add_ps(_mm512_maskz_loadu_ps(k, A + (size_t)(l + 16) * n + i),
+                                                   _mm512_maskz_loadu_ps(k, A + (size_t)(l + 48) * n + i)));
+        }
+        _mm512_mask_storeu_ps(A + i, k, tree16v(a));
+    }
+}
+
 void lc_vec_fill_avx512(lc_vec_ops *v) {
     v->isa = "avx512";
     v->swiglu = swiglu;
@@ -332,4 +359,6 @@ void lc_vec_fill_avx512(lc_vec_ops *v) {
     v->attn_max_g = attn_max_g;
     v->attn_exp_g = attn_exp_g;
     v->attn_pv_g = attn_pv_g;
+    v->round16 = round16;
+    v->attn_lanes_g = attn_lanes_g;
 }

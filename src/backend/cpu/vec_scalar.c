@@ -123,6 +123,21 @@ static void attn_pv_g(int M, int Mp, int D, float *P, const float *inv, const fl
     }
 }
 
+static void round16(int n, const float *x, float *y) {
+    for (int i = 0; i < n; i++) y[i] = lc_f16_to_f32(lc_f32_to_f16(x[i]));
+}
+
+static void attn_lanes_g(int n, float *A, int lanes) {
+    for (int i = 0; i < n; i++) {
+        float a[16];
+        for (int l = 0; l < 16; l++)
+            a[l] = lanes == 64 ? (A[(size_t)l * n + i] + A[(size_t)(l + 32) * n + i]) +
+                                     (A[(size_t)(l + 16) * n + i] + A[(size_t)(l + 48) * n + i])
+                               : A[(size_t)l * n + i];
+        A[i] = lc_vec_tree16(a);
+    }
+}
+
 void lc_vec_fill_scalar(lc_vec_ops *v) {
     v->isa = "scalar";
     v->sumsq = sumsq;
@@ -136,6 +151,8 @@ void lc_vec_fill_scalar(lc_vec_ops *v) {
     v->attn_max_g = attn_max_g;
     v->attn_exp_g = attn_exp_g;
     v->attn_pv_g = attn_pv_g;
+    v->round16 = round16;
+    v->attn_lanes_g = attn_lanes_g;
 }
 
 /* Tables are filled once (the CPU feature word is the only input) and never change after. */
