@@ -188,7 +188,7 @@ static void check_ggml_kernels(void) {
                 o->attn_qk_g(Mp, D, Qt, K, S[v], lanes);
                 o->attn_max_g(Mp, S[v], qpos, 32, 1, 0.9f, mx[v]);
                 o->attn_exp_g(Mp, S[v], mx[v], dsum[v]);
-                o->attn_pv_g(M, Mp, D, S[v], inv, V, A[v], lanes, lanes == 64 ? 32 : 0);
+                o->attn_pv_g(M, Mp, D, S[v], inv, V, A[v], lanes, lanes == 64 ? 32 : 0, 1);
             }
             const char *what = lanes == 16 ? "lanes 16" : "lanes 64";
             CHECKF(!memcmp(mx[0], mx[1], sizeof mx[0]), "%s D=%d: row maxima differ", what, D);
@@ -197,6 +197,25 @@ static void check_ggml_kernels(void) {
             CHECKF(!memcmp(A[0], A[1], nA * 4), "%s D=%d: P.V lane sums differ", what, D);
             free(Qt), free(K), free(V);
             for (int v = 0; v < 2; v++) free(S[v]), free(A[v]);
+        }
+    /* P.V over 3 blocks in one call (the cached path), both orders, koff 0 and 32, D 40 and 64 */
+    for (int lanes = 16; lanes <= 64; lanes += 48)
+        for (int D = 40; D <= 64; D += 24) {
+            int Mp = 32, M = 29, nblk = 3, koff = lanes == 64 ? 32 : 0;
+            size_t nA = (size_t)lanes * M * D, nP = (size_t)nblk * BT * Mp;
+            float *V = malloc((size_t)nblk * BT * D * 4), *P0 = malloc(nP * 4), inv[32], *P[2], *A[2];
+            for (int i = 0; i < nblk * BT * D; i++) V[i] = frand(&seed);
+            for (size_t i = 0; i < nP; i++) P0[i] = frand(&seed) * 0.5f + 0.5f;
+            for (int i = 0; i < Mp; i++) inv[i] = 0.02f + 0.01f * (float)i;
+            for (int v = 0; v < 2; v++) {
+                P[v] = malloc(nP * 4), A[v] = malloc(nA * 4);
+                memcpy(P[v], P0, nP * 4);
+                for (size_t i = 0; i < nA; i++) A[v][i] = 0.125f;
+                (v ? best : ref)->attn_pv_g(M, Mp, D, P[v], inv, V, A[v], lanes, koff, nblk);
+            }
+            CHECKF(!memcmp(A[0], A[1], nA * 4), "lanes %d D=%d: P.V over %d blocks differs from scalar", lanes, D, nblk);
+            for (int v = 0; v < 2; v++) free(P[v]), free(A[v]);
+            free(V), free(P0);
         }
     /* Q's f16 rounding (ties, subnormals, overflow) and the lane sums, n not a multiple of 16 */
     {

@@ -79,6 +79,7 @@ typedef struct attn_job {
  * (256 KiB: every unsplit decode token, prompt tiles up to 512 keys at G = 4), so Q.K runs once
  * instead of in each of the three passes; longer tiles recompute them. */
 #define ATTN_SCORE_CACHE 65536
+#define ATTN_PV_GROUP 4 /* cached blocks whose P.V one attn_pv_g call does (8 FMAs per lane load) */
 
 /* x rounded to f16 and back: llama.cpp's f16 matmuls convert their f32 operand (Q, P). */
 static inline float round16(float x) { return lc_f16_to_f32(lc_f32_to_f16(x)); }
@@ -186,8 +187,8 @@ static void attend_tile_g(attn_job *j, const attn_item *it, float *scratch) {
     float *Qt = scratch + 2 * (size_t)Mp; /* D x Mp */
     float *S = Qt + (size_t)D * Mp;       /* BT x Mp */
     float *K = S + (size_t)BT * Mp;       /* BT x D */
-    float *V = K + (size_t)BT * D;        /* BT x D */
-    float *A = V + (size_t)BT * D;        /* lanes x M x D */
+    float *V = K + (size_t)BT * D;        /* ATTN_PV_GROUP BT x D */
+    float *A = V + (size_t)ATTN_PV_GROUP * BT * D; /* lanes x M x D */
     float *mx = A + (size_t)lv * M * D, *inv = mx + Mp;
     int32_t *qpos = (int32_t *)(inv + Mp);
     float *cache = (float *)(qpos + Mp);
@@ -206,6 +207,20 @@ static void attend_tile_g(attn_job *j, const attn_item *it, float *scratch) {
     for (int pass = 0; pass < 3; pass++) {
         if (pass == 2)
             for (int r = 0; r < Mp; r++) inv[r] = (float)(1.0 / dsum[r]);
+        if (pass == 2 && cached) { /* P.V over groups of blocks, from the cached exps */
+            for (int b0 = it->b0; b0 < it->b1; b0 += ATTN_PV_GROUP) {
+                int nblk = it->b1 - b0 < ATTN_PV_GROUP ? it->b1 - b0 : ATTN_PV_GROUP;
+                for (int k = 0; k < nblk; k++) {
+                    int bi = b0 + k, n = bi == last ? p_last % BT + 1 : BT;
+                    size_t off = (size_t)table[bi] * (size_t)kv->block_tokens * kv->row_bytes + (size_t)g * head_bytes;
+                    float *Vk = V + (size_t)k * BT * D;
+                    vec->f16_rows(n, D, (const uint16_t *)(vl + off), kv->row_bytes / 2, Vk);
+                    if (n < BT) memset(Vk + (size_t)n * D, 0, (size_t)(BT - n) * D * sizeof(float));
+                }
+                vec->attn_pv_g(M, Mp, D, cache + (size_t)(b0 - it->b0) * BT * Mp, inv, V, A, lv, b0 * BT % lv, nblk);
+            }
+            break;
+        }
         for (int bi = it->b0; bi < it->b1; bi++) {
             int n = bi == last ? p_last % BT + 1 : BT, kpos0 = bi * BT;
             size_t off = (size_t)table[bi] * (size_t)kv->block_tokens * kv->row_bytes + (size_t)g * head_bytes;
@@ -221,7 +236,7 @@ static void attend_tile_g(attn_job *j, const attn_item *it, float *scratch) {
             if (pass == 1) continue;
             vec->f16_rows(n, D, (const uint16_t *)(vl + off), kv->row_bytes / 2, V);
             if (n < BT) memset(V + (size_t)n * D, 0, (size_t)(BT - n) * D * sizeof(float));
-            vec->attn_pv_g(M, Mp, D, Sb, inv, V, A, lv, kpos0 % lv);
+            vec->attn_pv_g(M, Mp, D, Sb, inv, V, A, lv, kpos0 % lv, 1);
         }
     }
     /* the lanes' sums, added as ggml adds them (vec.h), into lane 0; with 64 lanes the key count
@@ -279,7 +294,7 @@ size_t lc_backend_cpu_attn_scratch(int n_head, int n_kv_head, int head_dim) {
     /* attend_tile_g: P.V in 16 lanes over a whole tile (ATTN_QT * G rows of D each), or in 64
      * lanes for a one-token batch (G rows: less) */
     size_t lane_rows = 16 * ATTN_QT * G;
-    size_t exact = 2 * Mp + Mp * D + BT * Mp + 2 * BT * D + lane_rows * D + 3 * Mp + ATTN_SCORE_CACHE;
+    size_t exact = 2 * Mp + Mp * D + BT * Mp + (1 + ATTN_PV_GROUP) * BT * D + lane_rows * D + 3 * Mp + ATTN_SCORE_CACHE;
     return online > exact ? online : exact;
 }
 

@@ -49,15 +49,16 @@ typedef struct lc_vec_ops {
      * max_g: S *= scale; causal masking as attn_softmax (-inf); mx[i] = max(mx[i], max_j S)
      * exp_g: S = gexp(S - mx) (ggml_v_expf's polynomial); when dsum, dsum[i] += the sums of
      *        the block's two 16-key chunks (each a tree of 16 floats), as ggml_vec_soft_max_f32
-     * pv_g:  P = f16(P * inv[i]) (the probabilities as ggml converts them for its f16 GEMM), then
-     *        A[lane][i][:] = fma(P[j][i], V[j][:], A[lane][i][:]) with lane = (koff + j) % lanes
-     *        (A: lanes x M x D; koff is the block's first key modulo lanes) */
+     * pv_g:  over nblk consecutive blocks (P: nblk BT x Mp blocks, V: nblk BT rows of D, keys j in
+     *        key order): P = f16(P * inv[i]) (the probabilities as ggml converts them for its f16
+     *        GEMM), then A[lane][i][:] = fma(P[j][i], V[j][:], A[lane][i][:]) with lane =
+     *        (koff + j) % lanes (A: lanes x M x D; koff is the first block's first key modulo lanes) */
     int ggml_native; /* 1: these entries run at SIMD speed here (else they are the scalar ones) */
     void (*attn_qk_g)(int Mp, int D, const float *Qt, const float *K, float *S, int lanes);
     void (*attn_max_g)(int Mp, float *S, const int32_t *qpos, int kpos0, int causal, float scale, float *mx);
     void (*attn_exp_g)(int Mp, float *S, const float *mx, double *dsum);
     void (*attn_pv_g)(int M, int Mp, int D, float *P, const float *inv, const float *V, float *A, int lanes,
-                      int koff);
+                      int koff, int nblk);
     /* y = x rounded to f16 and back (round to nearest even), as ggml converts Q for its f16 GEMM */
     void (*round16)(int n, const float *x, float *y);
     /* A (lanes x n): A[i] = the sum over lanes of A[l*n + i] in ggml's order (lanes 64 folded to

@@ -296,26 +296,50 @@ static void attn_exp_g(int Mp, float *S, const float *mx, double *dsum) {
     }
 }
 
-static void attn_pv_g(int M, int Mp, int D, float *P, const float *inv, const float *V, float *A, int lanes, int koff) {
+/* One lane of one row over its keys k0, k0 + lanes, ... < nk, with NC 16-float chunks of D held
+ * in registers (D = 16 NC): one broadcast and NC loads of V per NC FMAs. */
+static inline __attribute__((always_inline)) void pv_lane(int NC, int Mp, int D, const float *P, const float *V,
+                                                           float *a, int i, int k0, int nk, int lanes) {
+    __m512 acc[8];
+#pragma GCC unroll 8
+    for (int c = 0; c < NC; c++) acc[c] = _mm512_loadu_ps(a + 16 * c);
+    for (int k = k0; k < nk; k += lanes) {
+        __m512 p = _mm512_set1_ps(P[(size_t)k * Mp + i]);
+#pragma GCC unroll 8
+        for (int c = 0; c < NC; c++) acc[c] = _mm512_fmadd_ps(p, _mm512_loadu_ps(V + (size_t)k * D + 16 * c), acc[c]);
+    }
+#pragma GCC unroll 8
+    for (int c = 0; c < NC; c++) _mm512_storeu_ps(a + 16 * c, acc[c]);
+}
+
+static void attn_pv_g(int M, int Mp, int D, float *P, const float *inv, const float *V, float *A, int lanes, int koff,
+                      int nblk) {
+    const int nk = nblk * LC_ATTN_BT;
     for (int i = 0; i < Mp; i += 16) {
         __m512 iv = _mm512_loadu_ps(inv + i);
-        for (int j = 0; j < LC_ATTN_BT; j++) {
-            __m256i h = _mm512_cvtps_ph(_mm512_mul_ps(_mm512_loadu_ps(P + j * Mp + i), iv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-            _mm512_storeu_ps(P + j * Mp + i, _mm512_cvtph_ps(h));
+        for (int j = 0; j < nk; j++) {
+            __m256i h = _mm512_cvtps_ph(_mm512_mul_ps(_mm512_loadu_ps(P + (size_t)j * Mp + i), iv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            _mm512_storeu_ps(P + (size_t)j * Mp + i, _mm512_cvtph_ps(h));
         }
     }
     __mmask16 tail = (__mmask16)(D % 16 ? (1u << (D % 16)) - 1 : 0xffff);
-    int two = lanes == 16; /* keys j and j + 16 share a lane */
     for (int i = 0; i < M; i++)
-        for (int j = 0; j < (two ? 16 : LC_ATTN_BT); j++) {
-            float *a = A + ((size_t)((koff + j) % lanes) * M + i) * D;
-            const float *v0 = V + (size_t)j * D, *v1 = V + (size_t)(j + 16) * D;
-            __m512 p0 = _mm512_set1_ps(P[j * Mp + i]), p1 = _mm512_set1_ps(two ? P[(j + 16) * Mp + i] : 0.0f);
-            for (int d = 0; d < D; d += 16) {
-                __mmask16 k = d + 16 <= D ? 0xffff : tail;
-                __m512 acc = _mm512_fmadd_ps(p0, _mm512_maskz_loadu_ps(k, v0 + d), _mm512_maskz_loadu_ps(k, a + d));
-                if (two) acc = _mm512_fmadd_ps(p1, _mm512_maskz_loadu_ps(k, v1 + d), acc);
-                _mm512_mask_storeu_ps(a + d, k, acc);
+        for (int l = 0; l < lanes; l++) {
+            int k0 = ((l - koff) % lanes + lanes) % lanes; /* the first key of lane l */
+            if (k0 >= nk) continue;
+            float *a = A + ((size_t)l * M + i) * D;
+            if (D == 64) {
+                pv_lane(4, Mp, D, P, V, a, i, k0, nk, lanes);
+            } else if (D == 128) {
+                pv_lane(8, Mp, D, P, V, a, i, k0, nk, lanes);
+            } else {
+                for (int d = 0; d < D; d += 16) {
+                    __mmask16 m = d + 16 <= D ? 0xffff : tail;
+                    __m512 acc = _mm512_maskz_loadu_ps(m, a + d);
+                    for (int k = k0; k < nk; k += lanes)
+                        acc = _mm512_fmadd_ps(_mm512_set1_ps(P[(size_t)k * Mp + i]), _mm512_maskz_loadu_ps(m, V + (size_t)k * D + d), acc);
+                    _mm512_mask_storeu_ps(a + d, m, acc);
+                }
             }
         }
 }

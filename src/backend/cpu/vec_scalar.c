@@ -113,10 +113,12 @@ static void attn_exp_g(int Mp, float *S, const float *mx, double *dsum) {
         }
 }
 
-static void attn_pv_g(int M, int Mp, int D, float *P, const float *inv, const float *V, float *A, int lanes, int koff) {
-    for (int j = 0; j < LC_ATTN_BT; j++)
+static void attn_pv_g(int M, int Mp, int D, float *P, const float *inv, const float *V, float *A, int lanes, int koff,
+                      int nblk) {
+    const int nk = nblk * LC_ATTN_BT;
+    for (int j = 0; j < nk; j++)
         for (int i = 0; i < Mp; i++) P[j * Mp + i] = lc_f16_to_f32(lc_f32_to_f16(P[j * Mp + i] * inv[i]));
-    for (int j = 0; j < LC_ATTN_BT; j++) {
+    for (int j = 0; j < nk; j++) {
         float *a = A + (size_t)((koff + j) % lanes) * M * D;
         for (int i = 0; i < M; i++)
             for (int d = 0; d < D; d++) a[i * D + d] = fmaf(P[j * Mp + i], V[j * D + d], a[i * D + d]);
