@@ -198,6 +198,16 @@ static void check_ggml_kernels(void) {
             free(Qt), free(K), free(V);
             for (int v = 0; v < 2; v++) free(S[v]), free(A[v]);
         }
+    /* RoPE with ggml's contraction: both pair layouts, half 32 and 20 (a SIMD tail) */
+    for (int neox = 0; neox <= 1; neox++)
+        for (int half = 20; half <= 32; half += 12) {
+            float cs[32], sn[32], v[2][64];
+            for (int i = 0; i < half; i++) cs[i] = cosf(0.37f * (float)i + 0.1f), sn[i] = sinf(0.37f * (float)i + 0.1f);
+            for (int i = 0; i < 2 * half; i++) v[0][i] = v[1][i] = frand(&seed) * 8.0f;
+            ref->rope(half, neox, cs, sn, v[0]);
+            best->rope(half, neox, cs, sn, v[1]);
+            CHECKF(!memcmp(v[0], v[1], (size_t)half * 8), "rope neox=%d half=%d differs from scalar", neox, half);
+        }
     /* P.V over 3 blocks in one call (the cached path), both orders, koff 0 and 32, D 40 and 64 */
     for (int lanes = 16; lanes <= 64; lanes += 48)
         for (int D = 40; D <= 64; D += 24) {

@@ -21,6 +21,11 @@ typedef struct lc_vec_ops {
     double (*sumsq)(int n, const float *x);
     /* out = silu(g) * u */
     void (*swiglu)(int n, const float *g, const float *u, float *out);
+    /* RoPE of one head in place, pairs (a_i, b_i) = (i, i + half) when neox, else (2i, 2i + 1), for
+     * i < half: v[a] = fma(x0, cs[i], -(x1 * sn[i])), v[b] = fma(x0, sn[i], x1 * cs[i]) with x0 =
+     * v[a], x1 = v[b]: ggml's rotate_pairs as GCC contracts it (its C++ is built with the default
+     * -ffp-contract=fast), bit for bit */
+    void (*rope)(int half, int neox, const float *cs, const float *sn, float *v);
     /* Attention over one cache block of LC_ATTN_BT keys, in "column" layouts so that the
      * softmax runs down columns with no horizontal reductions. Rows i < M are query heads
      * (Mp = M rounded up to 16; columns >= M of Qt and S are padding the caller keeps finite).

@@ -41,6 +41,25 @@ static inline __m256 exp256(__m256 x) {
     return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
 }
 
+/* RoPE as the scalar entry (fmaf is one instruction here); a neox head's halves are contiguous,
+ * 8 pairs per step with the same two operations per pair. */
+static void rope(int half, int neox, const float *cs, const float *sn, float *v) {
+    int i = 0;
+    if (neox)
+        for (; i + 8 <= half; i += 8) {
+            __m256 x0 = _mm256_loadu_ps(v + i), x1 = _mm256_loadu_ps(v + i + half);
+            __m256 c = _mm256_loadu_ps(cs + i), s = _mm256_loadu_ps(sn + i);
+            _mm256_storeu_ps(v + i, _mm256_fmsub_ps(x0, c, _mm256_mul_ps(x1, s)));
+            _mm256_storeu_ps(v + i + half, _mm256_fmadd_ps(x0, s, _mm256_mul_ps(x1, c)));
+        }
+    for (; i < half; i++) {
+        int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+        float x0 = v[a], x1 = v[b];
+        v[a] = fmaf(x0, cs[i], -(x1 * sn[i]));
+        v[b] = fmaf(x0, sn[i], x1 * cs[i]);
+    }
+}
+
 static void swiglu(int n, const float *g, const float *u, float *out) {
     int i = 0;
     const __m256 one = _mm256_set1_ps(1.0f);
@@ -144,6 +163,7 @@ void lc_vec_fill_avx2(lc_vec_ops *v) {
     v->isa = "avx2";
     v->sumsq = sumsq;
     v->swiglu = swiglu;
+    v->rope = rope;
     v->attn_qk = attn_qk;
     v->attn_softmax = attn_softmax;
     v->attn_pv = attn_pv;

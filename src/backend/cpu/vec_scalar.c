@@ -12,6 +12,15 @@ static double sumsq(int n, const float *x) {
     for (int i = 0; i < n; i++) s += (double)(x[i] * x[i]); /* the square in float, as ggml */
     return s;
 }
+static void rope(int half, int neox, const float *cs, const float *sn, float *v) {
+    for (int i = 0; i < half; i++) {
+        int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+        float x0 = v[a], x1 = v[b];
+        v[a] = fmaf(x0, cs[i], -(x1 * sn[i]));
+        v[b] = fmaf(x0, sn[i], x1 * cs[i]);
+    }
+}
+
 static void swiglu(int n, const float *g, const float *u, float *out) {
     for (int i = 0; i < n; i++) out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
@@ -144,6 +153,7 @@ void lc_vec_fill_scalar(lc_vec_ops *v) {
     v->isa = "scalar";
     v->sumsq = sumsq;
     v->swiglu = swiglu;
+    v->rope = rope;
     v->attn_qk = attn_qk;
     v->attn_softmax = attn_softmax;
     v->attn_pv = attn_pv;
