@@ -198,6 +198,26 @@ static void check_ggml_kernels(void) {
             free(Qt), free(K), free(V);
             for (int v = 0; v < 2; v++) free(S[v]), free(A[v]);
         }
+    /* Q.K from Q rows (decode, lanes 64) against the column kernel: same bits for the M rows,
+     * padding columns copies of the last row's; D 64 and 128, both tables */
+    for (int D = 64; D <= 128; D += 64) {
+        int Mp = 16, M = 3;
+        float *Qt = malloc((size_t)D * Mp * 4), *Q = malloc((size_t)M * D * 4), *K = malloc((size_t)BT * D * 4);
+        float *Sc = malloc((size_t)BT * Mp * 4), *Sr[2] = {malloc((size_t)BT * Mp * 4), malloc((size_t)BT * Mp * 4)};
+        for (int i = 0; i < Mp; i++)
+            for (int d = 0; d < D; d++) {
+                float x = (float)round16(frand(&seed) * 3.0f);
+                Qt[(size_t)d * Mp + i] = i < M ? x : Qt[(size_t)d * Mp + M - 1];
+                if (i < M) Q[(size_t)i * D + d] = x;
+            }
+        for (int i = 0; i < BT * D; i++) K[i] = (float)round16(frand(&seed) * 3.0f);
+        ref->attn_qk_g(Mp, D, Qt, K, Sc, 64);
+        ref->attn_qk_rows_g(M, Mp, D, Q, K, Sr[0]);
+        best->attn_qk_rows_g(M, Mp, D, Q, K, Sr[1]);
+        CHECKF(!memcmp(Sc, Sr[0], (size_t)BT * Mp * 4), "D=%d: Q.K from rows differs from the column kernel", D);
+        CHECKF(!memcmp(Sr[0], Sr[1], (size_t)BT * Mp * 4), "D=%d: Q.K from rows differs from scalar", D);
+        free(Qt), free(Q), free(K), free(Sc), free(Sr[0]), free(Sr[1]);
+    }
     /* RoPE with ggml's contraction: both pair layouts, half 32 and 20 (a SIMD tail) */
     for (int neox = 0; neox <= 1; neox++)
         for (int half = 20; half <= 32; half += 12) {

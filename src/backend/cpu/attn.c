@@ -193,10 +193,17 @@ static void attend_tile_g(attn_job *j, const attn_item *it, float *scratch) {
     int32_t *qpos = (int32_t *)(inv + Mp);
     float *cache = (float *)(qpos + Mp);
     const bool cached = (size_t)(it->b1 - it->b0) * BT * Mp <= ATTN_SCORE_CACHE;
+    /* lanes 64 over whole 64-steps: Q.K one output per (key, row) from Q rows (in Qt's space),
+     * M columns of work instead of Mp (a decode token's G rows padded to 16) */
+    const bool qrows = lq == 64 && D % 64 == 0;
     for (int r = 0; r < Mp; r++) {
         const float *q = j->q + ((size_t)(t0 + (r < M ? r : M - 1) / G) * j->n_head + (size_t)g * G + (r < M ? r : M - 1) % G) * D;
-        vec->round16(D, q, K); /* K is free until the first block */
-        for (int d = 0; d < D; d++) Qt[(size_t)d * Mp + r] = K[d]; /* padding: a copy of the last row */
+        if (qrows) {
+            if (r < M) vec->round16(D, q, Qt + (size_t)r * D);
+        } else {
+            vec->round16(D, q, K); /* K is free until the first block */
+            for (int d = 0; d < D; d++) Qt[(size_t)d * Mp + r] = K[d]; /* padding: a copy of the last row */
+        }
         qpos[r] = r < M ? p0 + r / G : p_last;
         mx[r] = -INFINITY;
         dsum[r] = 0;
@@ -228,7 +235,8 @@ static void attend_tile_g(attn_job *j, const attn_item *it, float *scratch) {
             if (pass == 0 || !cached) {
                 vec->f16_rows(n, D, (const uint16_t *)(kl + off), kv->row_bytes / 2, K);
                 if (n < BT) memset(K + (size_t)n * D, 0, (size_t)(BT - n) * D * sizeof(float)); /* masked, finite */
-                vec->attn_qk_g(Mp, D, Qt, K, Sb, lq);
+                if (qrows) vec->attn_qk_rows_g(M, Mp, D, Qt, K, Sb);
+                else vec->attn_qk_g(Mp, D, Qt, K, Sb, lq);
                 vec->attn_max_g(Mp, Sb, qpos, kpos0, kpos0 + BT - 1 > p0, j->scale, mx); /* mx final after pass 0 */
             }
             if (pass == 0) continue;

@@ -64,6 +64,10 @@ typedef struct lc_vec_ops {
     void (*attn_exp_g)(int Mp, float *S, const float *mx, double *dsum);
     void (*attn_pv_g)(int M, int Mp, int D, float *P, const float *inv, const float *V, float *A, int lanes,
                       int koff, int nblk);
+    /* qk_g with lanes 64 for D % 64 == 0, Q in row layout (M rows of D, already rounded to f16):
+     * S[j*Mp + i] = the same bits as qk_g's for i < M, S[j*Mp + i] = S[j*Mp + M - 1] for the
+     * padding columns (which qk_g fills from copies of the last row); M times the work, not Mp */
+    void (*attn_qk_rows_g)(int M, int Mp, int D, const float *Q, const float *K, float *S);
     /* y = x rounded to f16 and back (round to nearest even), as ggml converts Q for its f16 GEMM */
     void (*round16)(int n, const float *x, float *y);
     /* A (lanes x n): A[i] = the sum over lanes of A[l*n + i] in ggml's order (lanes 64 folded to

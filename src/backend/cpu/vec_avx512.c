@@ -229,6 +229,28 @@ static void attn_qk_g(int Mp, int D, const float *Qt, const float *K, float *S, 
         }
 }
 
+/* One output per (key, row): lane l of 64 holds d = l, l + 64, ... (FMA chains), folded to 16
+ * as (a_l + a_l+32) + (a_l+16 + a_l+48), then lc_vec_tree16 within the vector. */
+static void attn_qk_rows_g(int M, int Mp, int D, const float *Q, const float *K, float *S) {
+    for (int j = 0; j < LC_ATTN_BT; j++) {
+        const float *k = K + (size_t)j * D;
+        for (int i = 0; i < M; i++) {
+            const float *q = Q + (size_t)i * D;
+            __m512 c[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+            for (int t = 0; t < D; t += 64)
+#pragma GCC unroll 4
+                for (int u = 0; u < 4; u++)
+                    c[u] = _mm512_fmadd_ps(_mm512_loadu_ps(k + t + 16 * u), _mm512_loadu_ps(q + t + 16 * u), c[u]);
+            __m512 a = _mm512_add_ps(_mm512_add_ps(c[0], c[2]), _mm512_add_ps(c[1], c[3]));
+            __m256 t3 = _mm256_add_ps(_mm512_extractf32x8_ps(a, 1), _mm512_castps512_ps256(a));
+            __m128 t6 = _mm_add_ps(_mm256_extractf128_ps(t3, 1), _mm256_castps256_ps128(t3));
+            __m128 u = _mm_add_ps(t6, _mm_movehl_ps(t6, t6)); /* t6_0 + t6_2, t6_1 + t6_3 */
+            S[(size_t)j * Mp + i] = _mm_cvtss_f32(_mm_add_ss(u, _mm_movehdup_ps(u)));
+        }
+        for (int i = M; i < Mp; i++) S[(size_t)j * Mp + i] = S[(size_t)j * Mp + M - 1];
+    }
+}
+
 static void attn_max_g(int Mp, float *S, const int32_t *qpos, int kpos0, int causal, float scale, float *mx) {
     const __m512 ninf = _mm512_set1_ps(-INFINITY), sc = _mm512_set1_ps(scale);
     for (int i = 0; i < Mp; i += 16) {
@@ -384,5 +406,6 @@ void lc_vec_fill_avx512(lc_vec_ops *v) {
     v->attn_exp_g = attn_exp_g;
     v->attn_pv_g = attn_pv_g;
     v->round16 = round16;
+    v->attn_qk_rows_g = attn_qk_rows_g;
     v->attn_lanes_g = attn_lanes_g;
 }

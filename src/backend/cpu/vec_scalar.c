@@ -91,6 +91,12 @@ static void attn_qk_g(int Mp, int D, const float *Qt, const float *K, float *S, 
         for (int i = 0; i < Mp; i++) S[j * Mp + i] = dot_g(D, K + j * D, Qt + i, (size_t)Mp, lanes);
 }
 
+static void attn_qk_rows_g(int M, int Mp, int D, const float *Q, const float *K, float *S) {
+    for (int j = 0; j < LC_ATTN_BT; j++)
+        for (int i = 0; i < Mp; i++)
+            S[j * Mp + i] = i < M ? dot_g(D, K + j * D, Q + (size_t)i * D, 1, 64) : S[j * Mp + M - 1];
+}
+
 static void attn_max_g(int Mp, float *S, const int32_t *qpos, int kpos0, int causal, float scale, float *mx) {
     for (int i = 0; i < Mp; i++)
         for (int j = 0; j < LC_ATTN_BT; j++) {
@@ -164,6 +170,7 @@ void lc_vec_fill_scalar(lc_vec_ops *v) {
     v->attn_exp_g = attn_exp_g;
     v->attn_pv_g = attn_pv_g;
     v->round16 = round16;
+    v->attn_qk_rows_g = attn_qk_rows_g;
     v->attn_lanes_g = attn_lanes_g;
 }
 
