@@ -5,7 +5,7 @@
 # the copy bandwidth, checks the CUDA ops, then runs llama-bench beside locara bench, interleaved.
 # Raw outputs go to $OUT. Carry: .peer (llama.cpp source) and .cudacarry (pack.sh).
 # Usage (on the device): bash bench/cuda/compare.sh [REPS] [TESTS]
-#   TESTS: space-separated: ops (test_cuda_ops), 8b, 30b, float (Locara's old float decode path,
+#   TESTS: space-separated: ops (test_cuda_ops), 8b, 30b, q5k (the 8B in Q5_K_M), float (Locara's old float decode path,
 #   one rep), fit (locara fit vs peak GPU memory), depth (8B tg128 at depth 32k, one rep each; Locara's
 #   runs during the llama.cpp build, whose prefill of 32k takes minutes), pp4096 (8B prompt of 4096,
 #   both), fa (Locara's 8B pp512 / pp4096 / tg128 with the tensor-core attention and with
@@ -28,7 +28,7 @@ T0=$(date +%s); el() { echo "[$(( $(date +%s) - T0 ))s] $*"; }
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader
 # 1. llama.cpp in the background (the longest step)
 case "$TESTS" in *server*) LTARGETS="llama-bench llama-server"; LSERVER=ON ;; *) LTARGETS=llama-bench; LSERVER=OFF ;; esac
-case "$TESTS" in *8b*|*30b*|*pp4096*|*depth*|*server*) PEER=1 ;; *) PEER= ;; esac # tests without the peer build nothing
+case "$TESTS" in *8b*|*30b*|*pp4096*|*depth*|*server*|*q5k*) PEER=1 ;; *) PEER= ;; esac # tests without the peer build nothing
 [ -n "$PEER" ] && ( cmake -S .peer/llama.cpp -B /tmp/lbuild -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=$LSERVER -DLLAMA_OPENSSL=OFF -DGGML_NATIVE=ON \
     -DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
@@ -41,6 +41,7 @@ el "locara built"
 mkdir -p /tmp/m
 for f in .cudacarry/*.tmpl.gguf.gz; do gunzip -c $f > /tmp/m/$(basename $f .gz); done
 case "$TESTS" in *8b*|*depth*|*fa*|*prof*|*dec*|*ab*) $B/make_model /tmp/m/llama8b.tmpl.gguf Q4_K_M /tmp/m/llama8b-Q4_K_M.gguf ;; esac
+case "$TESTS" in *q5k*) $B/make_model /tmp/m/llama8b.tmpl.gguf Q5_K_M /tmp/m/llama8b-Q5_K_M.gguf ;; esac
 case "$TESTS" in *30b*|*dec*|*prof30*|*ab*) $B/make_model /tmp/m/qwen3moe30b.tmpl.gguf Q4_K_M /tmp/m/qwen3moe30b-Q4_K_M.gguf ;; esac
 el "models written"; ls -la /tmp/m
 # 3. copy bandwidth (bytes read + written), 4 GiB buffers, median of 20
@@ -137,6 +138,7 @@ case "$TESTS" in *fit*) el "GPU memory: locara fit vs nvidia-smi peak during loc
 case "$TESTS" in *8b*) run_pair /tmp/m/llama8b-Q4_K_M.gguf -p 512 -n 128 ;; esac
 case "$TESTS" in *pp4096*) run_pair /tmp/m/llama8b-Q4_K_M.gguf -p 4096 -n 0 ;; esac
 case "$TESTS" in *30b*) run_pair /tmp/m/qwen3moe30b-Q4_K_M.gguf -p 512 -n 128 ;; esac
+case "$TESTS" in *q5k*) run_pair /tmp/m/llama8b-Q5_K_M.gguf -p 512 -n 128 ;; esac
 case "$TESTS" in *float*) el "A/B: locara decode on the float matvec path"; LOCARA_CUDA_MMV=float timeout 120 $B/locara bench -m /tmp/m/llama8b-Q4_K_M.gguf -r 1 -p 0 -n 128 2>&1 | tee -a $OUT/locara-float.txt | grep tg
   LOCARA_CUDA_MMV=float timeout 120 $B/locara bench -m /tmp/m/qwen3moe30b-Q4_K_M.gguf -r 1 -p 0 -n 128 2>&1 | tee -a $OUT/locara-float.txt | grep tg ;; esac
 case "$TESTS" in *depth*) el "llama-bench tg128 at depth 32k, 1 rep"

@@ -107,7 +107,8 @@ static void test_matmul(env *e) {
                 double tol = T <= 8 ? 1e-5 : 2e-3; /* f32 decode path; f16 tensor-core prefill path */
                 if (t == LC_TYPE_BF16 || t == LC_TYPE_F16) tol = T <= 8 ? 1e-5 : 3e-3;
                 /* int8 activations (mmvq.cu), as the CPU backend's q8 dot products */
-                if (T <= 8 && (t == LC_TYPE_Q4_K || t == LC_TYPE_Q6_K || t == LC_TYPE_Q8_0 || t == LC_TYPE_Q4_0))
+                if (T <= 8 && (t == LC_TYPE_Q4_K || t == LC_TYPE_Q5_K || t == LC_TYPE_Q6_K || t == LC_TYPE_Q8_0 ||
+                               t == LC_TYPE_Q4_0))
                     tol = 1e-2;
                 CHECKF(err < tol, "matmul %s T=%d w%d: rel err %.2e vs float64 (tol %.0e)", lc_type_name(t), T, wi, err, tol);
                 CHECKF(cerr < 3e-2, "matmul %s T=%d w%d: rel err %.2e vs the CPU backend", lc_type_name(t), T, wi, cerr);
@@ -552,7 +553,7 @@ static void test_decode_variants(env *e) {
     CHECKF(st == LC_OK, "second CUDA backend: %s", lc_last_error());
     if (st) return;
     lc_backend *be[2] = {e->gpu, b2};
-    const lc_type types[] = {LC_TYPE_Q4_K, LC_TYPE_Q6_K, LC_TYPE_Q8_0, LC_TYPE_Q4_0};
+    const lc_type types[] = {LC_TYPE_Q4_K, LC_TYPE_Q5_K, LC_TYPE_Q6_K, LC_TYPE_Q8_0, LC_TYPE_Q4_0};
     const int cols = 512, rows = 67, toks[] = {1, 3, 8};
     for (size_t ti = 0; ti < LC_ARRAY_LEN(types); ti++) {
         float *f0;

@@ -1,4 +1,4 @@
-/* mmvq.cu — decode matrix-vector products on int8 activations (Q4_K, Q6_K, Q8_0, Q4_0 weights).
+/* mmvq.cu — decode matrix-vector products on int8 activations (Q4_K, Q5_K, Q6_K, Q8_0, Q4_0 weights).
  *
  * The input rows are quantized once per call to q8_1 style blocks of 32 (int8 values, a scale
  * d and d * sum(q)), then each weight row is dotted with integer dp4a instructions: a lane takes
@@ -16,7 +16,7 @@
 
 bool lc_cu_mmvq_ok(const lc_cuda *c, lc_type t) {
     if (c->mmv_float) return false;
-    return t == LC_TYPE_Q4_K || t == LC_TYPE_Q6_K || t == LC_TYPE_Q8_0 || t == LC_TYPE_Q4_0;
+    return t == LC_TYPE_Q4_K || t == LC_TYPE_Q5_K || t == LC_TYPE_Q6_K || t == LC_TYPE_Q8_0 || t == LC_TYPE_Q4_0;
 }
 
 /* ==== Activation quantization ==== */
@@ -76,23 +76,24 @@ __device__ __forceinline__ int byte_of(uint4 v, int i) { /* byte i (0..15) of v;
     return (int)((w >> (8 * (i & 3))) & 0xFF);
 }
 
+/* The dot of a Q4_K/Q5_K chunk (j, h) of block b: lo and hi are its 16 values of sub-blocks 2j and
+ * 2j+1 as int8 words, hd the block's first 16 bytes (d, dmin, 6-bit scales and mins). */
 template <int NT>
-__device__ __forceinline__ void mq_dot(const mq_chunk<LC_TYPE_Q4_K> &k, int ci, int cols, const int8_t *xq,
+__device__ __forceinline__ void k4_dot(uint4 hd, const int *lo, const int *hi, int ci, int cols, const int8_t *xq,
                                        const float2 *dx, int T, float *acc) {
     const int b = ci >> 3, c = ci & 7, j = c >> 1, h = c & 1, nxb = cols / 32;
-    const float d = h16_lo(k.hd.x), dmin = h16_hi(k.hd.x);
+    const float d = h16_lo(hd.x), dmin = h16_hi(hd.x);
     int sc0, m0, sc1, m1; /* scales bytes are bytes 4..15 of the header */
     if (j < 2) {
-        sc0 = byte_of(k.hd, 4 + 2 * j) & 63, m0 = byte_of(k.hd, 8 + 2 * j) & 63;
-        sc1 = byte_of(k.hd, 5 + 2 * j) & 63, m1 = byte_of(k.hd, 9 + 2 * j) & 63;
+        sc0 = byte_of(hd, 4 + 2 * j) & 63, m0 = byte_of(hd, 8 + 2 * j) & 63;
+        sc1 = byte_of(hd, 5 + 2 * j) & 63, m1 = byte_of(hd, 9 + 2 * j) & 63;
     } else {
         const int a = 4 + 2 * j, bb = a + 1; /* s[2j] is header byte 4 + 2j */
-        sc0 = (byte_of(k.hd, a + 4) & 0xF) | ((byte_of(k.hd, a - 4) >> 6) << 4);
-        m0 = (byte_of(k.hd, a + 4) >> 4) | ((byte_of(k.hd, a) >> 6) << 4);
-        sc1 = (byte_of(k.hd, bb + 4) & 0xF) | ((byte_of(k.hd, bb - 4) >> 6) << 4);
-        m1 = (byte_of(k.hd, bb + 4) >> 4) | ((byte_of(k.hd, bb) >> 6) << 4);
+        sc0 = (byte_of(hd, a + 4) & 0xF) | ((byte_of(hd, a - 4) >> 6) << 4);
+        m0 = (byte_of(hd, a + 4) >> 4) | ((byte_of(hd, a) >> 6) << 4);
+        sc1 = (byte_of(hd, bb + 4) & 0xF) | ((byte_of(hd, bb - 4) >> 6) << 4);
+        m1 = (byte_of(hd, bb + 4) >> 4) | ((byte_of(hd, bb) >> 6) << 4);
     }
-    const int qw[4] = {(int)k.q.x, (int)k.q.y, (int)k.q.z, (int)k.q.w};
     const int e0 = b * 256 + 64 * j + 16 * h, xb0 = b * 8 + 2 * j;
 #pragma unroll
     for (int t = 0; t < NT; t++) {
@@ -103,14 +104,55 @@ __device__ __forceinline__ void mq_dot(const mq_chunk<LC_TYPE_Q4_K> &k, int ci, 
         int sl = 0, sh = 0;
 #pragma unroll
         for (int i = 0; i < 4; i++) {
-            sl = __dp4a(qw[i] & 0x0F0F0F0F, xl[i], sl);
-            sh = __dp4a((qw[i] >> 4) & 0x0F0F0F0F, xh[i], sh);
+            sl = __dp4a(lo[i], xl[i], sl);
+            sh = __dp4a(hi[i], xh[i], sh);
         }
         const float2 da = dx[(size_t)t * nxb + xb0], db = dx[(size_t)t * nxb + xb0 + 1];
         float r = d * ((float)sc0 * da.x * (float)sl + (float)sc1 * db.x * (float)sh);
         if (h == 0) r -= dmin * ((float)m0 * da.y + (float)m1 * db.y);
         acc[t] += r;
     }
+}
+
+template <int NT>
+__device__ __forceinline__ void mq_dot(const mq_chunk<LC_TYPE_Q4_K> &k, int ci, int cols, const int8_t *xq,
+                                       const float2 *dx, int T, float *acc) {
+    const int qw[4] = {(int)k.q.x, (int)k.q.y, (int)k.q.z, (int)k.q.w};
+    int lo[4], hi[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) lo[i] = qw[i] & 0x0F0F0F0F, hi[i] = (qw[i] >> 4) & 0x0F0F0F0F;
+    k4_dot<NT>(k.hd, lo, hi, ci, cols, xq, dx, T, acc);
+}
+
+/* Q5_K (176-byte blocks of 256, 16-byte aligned in a row): as Q4_K, with the fifth bit of element
+ * 64j + l (l < 32) in bit 2j of qh[l] and of element 64j + 32 + l in bit 2j + 1; chunk (j, h) takes
+ * qs[32j + 16h .. +16] and qh[16h .. +16]. Layout: d, dmin, scales[12], qh[32], qs[128]. */
+template <> struct mq_chunk<LC_TYPE_Q5_K> {
+    enum { CH = 32 };
+    uint4 q, qh, hd;
+};
+
+__device__ __forceinline__ void mq_load(mq_chunk<LC_TYPE_Q5_K> &k, const uint8_t *wr, int ci) {
+    const int b = ci >> 3, c = ci & 7;
+    const uint8_t *blk = wr + (size_t)b * 176;
+    k.hd = *(const uint4 *)blk;
+    k.qh = *(const uint4 *)(blk + 16 + 16 * (c & 1));
+    k.q = *(const uint4 *)(blk + 48 + 32 * (c >> 1) + 16 * (c & 1));
+}
+
+template <int NT>
+__device__ __forceinline__ void mq_dot(const mq_chunk<LC_TYPE_Q5_K> &k, int ci, int cols, const int8_t *xq,
+                                       const float2 *dx, int T, float *acc) {
+    const int j = (ci & 7) >> 1;
+    const int qw[4] = {(int)k.q.x, (int)k.q.y, (int)k.q.z, (int)k.q.w};
+    const int hw[4] = {(int)k.qh.x, (int)k.qh.y, (int)k.qh.z, (int)k.qh.w};
+    int lo[4], hi[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        lo[i] = (qw[i] & 0x0F0F0F0F) | ((((unsigned)hw[i] >> (2 * j)) & 0x01010101u) << 4);
+        hi[i] = ((qw[i] >> 4) & 0x0F0F0F0F) | ((((unsigned)hw[i] >> (2 * j + 1)) & 0x01010101u) << 4);
+    }
+    k4_dot<NT>(k.hd, lo, hi, ci, cols, xq, dx, T, acc);
 }
 
 /* Q6_K (210-byte blocks of 256: only 2-byte aligned): chunk c = 4n + g takes l = 8g .. 8g+7 of
@@ -367,6 +409,7 @@ __global__ void k_mmvq_ids_sum(const uint8_t *w, size_t row_bytes, size_t expert
 #define MQ_DISPATCH(type, L)                        \
     switch ((int)(type)) {                          \
     case LC_TYPE_Q4_K: L(LC_TYPE_Q4_K); break;      \
+    case LC_TYPE_Q5_K: L(LC_TYPE_Q5_K); break;      \
     case LC_TYPE_Q6_K: L(LC_TYPE_Q6_K); break;      \
     case LC_TYPE_Q8_0: L(LC_TYPE_Q8_0); break;      \
     default: L(LC_TYPE_Q4_0); break;                \
