@@ -272,16 +272,18 @@ static void check_ggml_kernels(void) {
     printf("ggml-order kernels: %s matches scalar bit for bit; gexp relative error %.2g\n", best->isa, gworst);
 }
 
-/* The attention op against double precision on every cache type and shape, with the default
- * online softmax (mode 0) and with LOCARA_CPU_ATTN=ggml, llama.cpp's arithmetic (mode 1). */
+/* The attention op against double precision on every cache type and shape, with the online
+ * softmax (mode 0: LOCARA_CPU_ATTN=online), llama.cpp's arithmetic everywhere (1: =ggml) and the
+ * default (2: auto, llama.cpp's arithmetic where a tile's scores fit the cache). */
 static void check_backend(int mode) {
-    if (mode) setenv("LOCARA_CPU_ATTN", "ggml", 1);
+    static const char *const names[] = {"online", "ggml", "auto"};
+    setenv("LOCARA_CPU_ATTN", names[mode], 1);
     lc_backend *be;
     lc_status st = lc_backend_cpu_create(2, &be);
     unsetenv("LOCARA_CPU_ATTN");
     CHECK(st == LC_OK);
     if (st) return;
-    const char *mname = mode ? "ggml" : "online";
+    const char *mname = names[mode];
     const bool ggml_native = lc_vec_best()->ggml_native;
     const cfg cfgs[] = {
         {9, 3, 64, LC_TYPE_F16},  {9, 3, 64, LC_TYPE_Q8_0}, {9, 3, 64, LC_TYPE_Q4_0},
@@ -340,5 +342,6 @@ int main(void) {
     check_ggml_kernels();
     check_backend(0);
     check_backend(1);
+    check_backend(2);
     return test_done();
 }

@@ -56,6 +56,11 @@ static void one_by_one(lc_context *ctx, int seq, const lc_token *ids, int n, int
 }
 
 int main(void) {
+    /* Batch invariance is a property of the online-softmax attention: the default (auto) mode
+     * computes as llama.cpp does, which sums a one-token batch in another order than a longer
+     * one (its ggml_vec_dot_f16 against tinyBLAS), so there a token's logits depend on its batch
+     * (up to ~1.0 on this model), as llama.cpp's do. test_engine_golden checks that mode. */
+    setenv("LOCARA_CPU_ATTN", "online", 1);
     const char *path = test_default_model();
     if (!path) return test_skip("default model not provisioned");
     size_t mem0 = lc_mem_in_use();

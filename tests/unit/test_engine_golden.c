@@ -377,9 +377,7 @@ static void greedy(const paths *p) {
 /* ==== Main ==== */
 
 int main(void) {
-    /* the CPU attention in llama.cpp's arithmetic (off by default: it is slower), which is what
-     * these goldens compare against */
-    setenv("LOCARA_CPU_ATTN", "ggml", 1);
+    unsetenv("LOCARA_CPU_ATTN"); /* the default (auto): llama.cpp's arithmetic for these short contexts */
     paths p;
     const char *src = getenv("LC_SOURCE_DIR"), *bin = getenv("LC_BINARY_DIR"), *py = getenv("LOCARA_PYTHON");
     fmt(p.src, sizeof p.src, "%s", src ? src : "..");

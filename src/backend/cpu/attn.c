@@ -62,6 +62,7 @@ typedef struct attn_job {
     float *out;
     const float *q;
     int lanes_qk, lanes_pv; /* llama.cpp's summation orders for this batch (vec.h); 0: not exact */
+    bool g_cached_only;     /* LC_CPU_ATTN_AUTO: those orders only for tiles whose scores fit the cache */
     lc_kv *kv;
     int il;
     const lc_attn_batch *b;
@@ -173,6 +174,13 @@ static void attend_tile(attn_job *j, const attn_item *it, float *scratch) {
  * Scratch (floats): dsum 2 Mp (doubles), Qt D x Mp, S BT x Mp, K and V BT x D,
  * A lanes x M x D, mx/inv/qpos Mp, the score cache: a constant (lc_backend_cpu_attn_scratch),
  * whatever the context. */
+/* Whether a tile's scores fit the score cache, so that llama.cpp's arithmetic costs one Q.K pass
+ * (longer tiles recompute them in each of three passes). */
+static bool tile_cached(const attn_job *j, const attn_item *it) {
+    const size_t M = (size_t)it->nq * (size_t)(j->n_head / j->kv->n_kv_head);
+    return (size_t)(it->b1 - it->b0) * LC_ATTN_BT * attn_mp(M) <= ATTN_SCORE_CACHE;
+}
+
 static void attend_tile_g(attn_job *j, const attn_item *it, float *scratch) {
     lc_kv *kv = j->kv;
     const lc_vec_ops *vec = j->c->vec;
@@ -192,7 +200,7 @@ static void attend_tile_g(attn_job *j, const attn_item *it, float *scratch) {
     float *mx = A + (size_t)lv * M * D, *inv = mx + Mp;
     int32_t *qpos = (int32_t *)(inv + Mp);
     float *cache = (float *)(qpos + Mp);
-    const bool cached = (size_t)(it->b1 - it->b0) * BT * Mp <= ATTN_SCORE_CACHE;
+    const bool cached = tile_cached(j, it);
     /* lanes 64 over whole 64-steps: Q.K one output per (key, row) from Q rows (in Qt's space),
      * M columns of work instead of Mp (a decode token's G rows padded to 16) */
     const bool qrows = lq == 64 && D % 64 == 0;
@@ -264,7 +272,7 @@ static void attn_worker(void *arg, int ith, int nth) {
     for (;;) {
         int i = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
         if (i >= j->n_items) return;
-        if (j->lanes_qk && j->items[i].part < 0)
+        if (j->lanes_qk && j->items[i].part < 0 && (!j->g_cached_only || tile_cached(j, &j->items[i])))
             attend_tile_g(j, &j->items[i], scratch);
         else
             attend_tile(j, &j->items[i], scratch);
@@ -363,8 +371,9 @@ void lc_cpu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int
      * multiple of 16 and for one-token batches (llamafile_sgemm declines n < 2). So in this mode
      * a decode token's output depends on its batch, as llama.cpp's does; the greedy goldens
      * (one-token decode steps) agree bit for bit so (engine-golden.md). */
-    if (c->attn_ggml && kv->type == LC_TYPE_F16 && c->vec->ggml_native) {
+    if (c->attn_mode != LC_CPU_ATTN_ONLINE && kv->type == LC_TYPE_F16 && c->vec->ggml_native) {
         bool one = b->n_tokens == 1;
+        j.g_cached_only = c->attn_mode == LC_CPU_ATTN_AUTO;
         j.lanes_pv = one ? 64 : 16;
         j.lanes_qk = one || D % 16 != 0 ? 64 : 16;
     }

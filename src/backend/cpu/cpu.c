@@ -154,6 +154,7 @@ typedef struct rope_job {
     const int32_t *pos;
     int n_tok, n_head, head_dim;
     const lc_rope *r;
+    const lc_vec_ops *vec;
 } rope_job;
 
 static void rope_worker(void *arg, int ith, int nth) {
@@ -173,19 +174,13 @@ static void rope_worker(void *arg, int ith, int nth) {
             theta *= theta_scale;
         }
         for (int h = 0; h < j->n_head; h++) {
-            float *v = j->x + ((size_t)t * j->n_head + h) * j->head_dim;
-            for (int i = 0; i < half; i++) {
-                int a = r->neox ? i : 2 * i, b = r->neox ? i + half : 2 * i + 1;
-                float x0 = v[a], x1 = v[b];
-                v[a] = x0 * cs[i] - x1 * sn[i];
-                v[b] = x0 * sn[i] + x1 * cs[i];
-            }
+            j->vec->rope(half, r->neox, cs, sn, j->x + ((size_t)t * j->n_head + h) * j->head_dim);
         }
     }
 }
 
 static void cpu_rope(lc_backend *be, float *x, const int32_t *pos, int n_tok, int n_head, int head_dim, const lc_rope *r) {
-    rope_job j = {x, pos, n_tok, n_head, head_dim, r};
+    rope_job j = {x, pos, n_tok, n_head, head_dim, r, cpu_of(be)->vec};
     lc_cpu_run(cpu_of(be), rope_worker, &j, (size_t)n_tok * (size_t)n_head * (size_t)head_dim * 4);
 }
 
@@ -323,7 +318,10 @@ lc_status lc_backend_cpu_create(int n_threads, lc_backend **out) {
     c->kern = lc_kernels_best();
     c->vec = lc_vec_best();
     const char *attn = getenv("LOCARA_CPU_ATTN");
-    c->attn_ggml = attn && !strcmp(attn, "ggml");
+    c->attn_mode = !attn || !*attn || !strcmp(attn, "auto") ? LC_CPU_ATTN_AUTO
+                   : !strcmp(attn, "ggml")                 ? LC_CPU_ATTN_GGML
+                   : !strcmp(attn, "online")               ? LC_CPU_ATTN_ONLINE
+                                                           : LC_CPU_ATTN_AUTO;
     lc_status st = lc_pool_create(n_threads, &c->pool);
     if (st) {
         lc_free(be);

@@ -17,11 +17,15 @@ typedef struct lc_cpu {
      * outputs before they go to their pair rows (TOK_CHUNK x 64 floats, far below attention's) */
     float *tscratch;
     size_t tscratch_per_thread;
-    /* LOCARA_CPU_ATTN=ggml: attention over an f16 cache in llama.cpp's arithmetic (attn.c), bit for
-     * bit where the SIMD kernels allow; off by default: 4-6x the attention time of the online
-     * softmax (bench/results/engine-golden.md) */
-    bool attn_ggml;
+    int attn_mode; /* LC_CPU_ATTN_*, from LOCARA_CPU_ATTN */
 } lc_cpu;
+
+/* How attention over an f16 cache computes (attn.c): llama.cpp's arithmetic, bit for bit where the
+ * SIMD kernels allow (q and the probabilities rounded to f16, ggml's summation orders), for the
+ * tiles whose scores fit the score cache (auto, the default: every unsplit decode token, prompt
+ * tiles of short contexts; longer ones would recompute their scores three times, so they take the
+ * online softmax), for every unsplit tile (LOCARA_CPU_ATTN=ggml), or never (=online). */
+enum { LC_CPU_ATTN_AUTO, LC_CPU_ATTN_GGML, LC_CPU_ATTN_ONLINE };
 
 static inline lc_cpu *cpu_of(lc_backend *be) { return (lc_cpu *)be->impl; }
 
