@@ -510,6 +510,14 @@ static bool fa_ok(const lc_cuda *c, const lc_kv *kv, int n_head) {
            n_head % kv->n_kv_head == 0 && n_head / kv->n_kv_head <= FA_ROWS;
 }
 
+/* The tensor-core kernel for head size D (64 or 128) in c->fa_mode: mode 2 (default) takes
+ * 32-position tiles, the next copied during the current (pp4096 +6%, tg64 at depth 16k +3% over
+ * mode 1's 64-position tiles on an H100, cuda-h100.md). */
+static void (*fa_kernel(const lc_cuda *c, int D))(fa_args) {
+    if (c->fa_mode == 2) return D == 64 ? k_fattn<64, 32, 2> : k_fattn<128, 32, 2>;
+    return D == 64 ? k_fattn<64, 64, 1> : k_fattn<128, 64, 1>;
+}
+
 /* Launches the tensor-core kernel over the packed batch pk (upload_batch, whose host copy is
  * c->attn_host) and, for split ranges, the merge. */
 static void fattn(lc_cuda *c, float *out, const float *q, const lc_kv *kv, int il, const int32_t *pk, int T, int len,
@@ -527,12 +535,12 @@ static void fattn(lc_cuda *c, float *out, const float *q, const lc_kv *kv, int i
     if (c->fa_splits) {
         want = (c->fa_splits * c->n_sm + blocks - 1) / blocks;
     } else {
-        int per_sm = 0;
-        if (c->fa_mode == 2 && D == 64) cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_fattn<64, 32, 2>, 128, 0);
-        else if (c->fa_mode == 2) cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_fattn<128, 32, 2>, 128, 0);
-        else if (D == 64) cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_fattn<64, 64, 1>, 128, 0);
-        else cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_fattn<128, 64, 1>, 128, 0);
-        want = LC_MAX(1, LC_MAX(1, per_sm) * c->n_sm / blocks);
+        int *per_sm = &c->fa_per_sm[D == 128]; /* asked once per backend and head size */
+        if (!*per_sm) {
+            cudaOccupancyMaxActiveBlocksPerMultiprocessor(per_sm, fa_kernel(c, D), 128, 0);
+            *per_sm = LC_MAX(1, *per_sm);
+        }
+        want = LC_MAX(1, *per_sm * c->n_sm / blocks);
     }
     const int n_split = LC_MAX(1, LC_MIN(want, (len + FA_SPLIT_MIN - 1) / FA_SPLIT_MIN));
     if (want > 1) { /* partials sized for the most splits: no regrowth as positions advance */
@@ -557,14 +565,7 @@ static void fattn(lc_cuda *c, float *out, const float *q, const lc_kv *kv, int i
     a.head_bytes = (size_t)D * 2;
     a.scale_log2 = scale * 1.44269504089f;
     dim3 grid((unsigned)n_tiles, (unsigned)kv->n_kv_head, (unsigned)n_split);
-    if (c->fa_mode == 2) { /* 32-position tiles, the next copied during the current: pp4096 +6%,
-                            * tg64 at depth 16k +3% over mode 1 on an H100 (cuda-h100.md) */
-        if (D == 64) cu_k(c, k_fattn<64, 32, 2>, grid, 32 * 4, a);
-        else cu_k(c, k_fattn<128, 32, 2>, grid, 32 * 4, a);
-    } else {
-        if (D == 64) cu_k(c, k_fattn<64, 64, 1>, grid, 32 * 4, a);
-        else cu_k(c, k_fattn<128, 64, 1>, grid, 32 * 4, a);
-    }
+    cu_k(c, fa_kernel(c, D), grid, 32 * 4, a);
     if (n_split > 1) cu_k(c, k_attn_merge, dim3((unsigned)n_head, (unsigned)T), 128, c->attn_part, out, n_split, D);
     CU_LAUNCH(c);
 }

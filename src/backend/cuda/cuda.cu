@@ -269,7 +269,7 @@ extern "C" lc_status lc_backend_cuda_add_weight(lc_backend *be, const lc_weight 
 extern "C" lc_status lc_backend_cuda_from_host(lc_backend *be, float *dst, const float *src, size_t n) {
     lc_cuda *c = cu_of(be);
     lc_cu_flush(c);
-    c->xq_src = NULL; /* dst may be activations whose q8 form the scratch holds */
+    c->xq_tag.src = NULL; /* dst may be activations whose q8 form the scratch holds */
     if (cu_recording(c)) { /* staged: the recorded copy reads it when the step runs */
         lc_status st = lc_cu_copy_in(c, dst, src, n * sizeof(float));
         if (st && !c->err) c->err = st;
@@ -422,6 +422,12 @@ static bool norm_v_fits(const lc_cuda *c, const cu_norm_rows *r, int n, bool q8,
     return *threads <= 1024;
 }
 
+/* The plain RMS norm (k_rms_norm) of rows k_norm_v does not take. */
+static void norm_loop(lc_cuda *c, float *out, const float *x, const float *g, int n_rows, int n, float eps, int8_t *q,
+                      float2 *dq) {
+    cu_k(c, k_rms_norm, (unsigned)n_rows, n >= 1024 ? 256 : 128, out, x, g, n, eps, q, dq);
+}
+
 /* Launches k_norm_v over A's rows then B's (B.rows may be 0); false when the rows do not suit it. */
 static bool norm_v(lc_cuda *c, cu_norm_rows A, cu_norm_rows B, int n, float eps, int8_t *q, float2 *dq) {
     int v, threads;
@@ -452,8 +458,7 @@ static void cu_rms_norm(lc_backend *be, float *out, const float *x, const float 
         pd->kind = PEND_NONE;
         if (!norm_v(c, held, self, n, eps, NULL, NULL)) {
             norm_v(c, held, none, n, eps, NULL, NULL); /* fits: it was held */
-            if (!norm_v(c, self, none, n, eps, NULL, NULL))
-                cu_k(c, k_rms_norm, (unsigned)n_rows, 128, out, x, gd, n, eps, (int8_t *)NULL, (float2 *)NULL);
+            if (!norm_v(c, self, none, n, eps, NULL, NULL)) norm_loop(c, out, x, gd, n_rows, n, eps, NULL, NULL);
         }
         CU_LAUNCH(c);
         return;
@@ -465,7 +470,7 @@ static void cu_rms_norm(lc_backend *be, float *out, const float *x, const float 
         pd->norm = self;
         pd->n = (size_t)n;
         pd->eps = eps;
-        c->xq_src = NULL; /* out changes before any product reads it */
+        c->xq_tag.src = NULL; /* out changes before any product reads it */
         return;
     }
     float2 *dq;
@@ -476,10 +481,10 @@ static void cu_rms_norm(lc_backend *be, float *out, const float *x, const float 
         pd->kind = PEND_NONE;
         if (!norm_v(c, norm_rows(out, xs, ys, gd, n_rows), none, n, eps, q, dq)) {
             cu_k(c, k_add, (unsigned)(((size_t)n_rows * n + 255) / 256), 256, xs, ys, (size_t)n_rows * n);
-            cu_k(c, k_rms_norm, (unsigned)n_rows, n >= 1024 ? 256 : 128, out, x, gd, n, eps, q, dq);
+            norm_loop(c, out, x, gd, n_rows, n, eps, q, dq);
         }
     } else if (!norm_v(c, self, none, n, eps, q, dq)) {
-        cu_k(c, k_rms_norm, (unsigned)n_rows, n >= 1024 ? 256 : 128, out, x, gd, n, eps, q, dq);
+        norm_loop(c, out, x, gd, n_rows, n, eps, q, dq);
     }
     if (q) cu_q8_set(c, out, (size_t)n_rows * n, q, dq); /* after the launch, which clears it */
     CU_LAUNCH(c);
@@ -565,7 +570,7 @@ static void cu_rope(lc_backend *be, float *x, const int32_t *pos, int n_tok, int
     lc_cu_flush(c);
     *pd = (cu_pend){};
     pd->kind = PEND_ROPE;
-    c->xq_src = NULL; /* x changes before any product reads it */
+    c->xq_tag.src = NULL; /* x changes before any product reads it */
     pd->x = x;
     pd->pos = dp;
     pd->n_tok = n_tok;
@@ -609,10 +614,8 @@ void lc_cu_flush(lc_cuda *c) {
         cu_k(c, k_add, (unsigned)((q.n + 255) / 256), 256, q.x, q.y, q.n);
     } else if (q.kind == PEND_EXPERTS) {
         lc_cu_experts_flush(c, &q);
-    } else if (q.kind == PEND_NORM) {
-        cu_norm_rows none;
-        memset(&none, 0, sizeof none);
-        if (!norm_v(c, q.norm, none, (int)q.n, q.eps, NULL, NULL)) return; /* cu_rms_norm checked it fits */
+    } else if (q.kind == PEND_NORM) { /* cu_rms_norm checked that it fits k_norm_v */
+        if (!norm_v(c, q.norm, norm_rows(NULL, NULL, NULL, NULL, 0), (int)q.n, q.eps, NULL, NULL)) return;
     } else if (q.kind == PEND_ROPE) {
         cu_rope_store none;
         memset(&none, 0, sizeof none);
@@ -667,7 +670,7 @@ static void cu_add(lc_backend *be, float *x, const float *y, size_t n) {
     lc_cu_flush(c);
     c->pend = (cu_pend){};
     c->pend.kind = PEND_ADD;
-    c->xq_src = NULL; /* x changes before any product reads it: a q8 form held of it is stale */
+    c->xq_tag.src = NULL; /* x changes before any product reads it: a q8 form held of it is stale */
     c->pend.x = x;
     c->pend.y = y;
     c->pend.n = n;
@@ -828,6 +831,17 @@ static const lc_backend_ops cuda_ops = {
     lc_cu_step_end,
 };
 
+/* The switches below are read once, when a backend is created (A/B measurements, escape hatches). */
+static int env_int(const char *name, int def) {
+    const char *v = getenv(name);
+    return v && *v ? atoi(v) : def;
+}
+
+static bool env_is(const char *name, const char *value) {
+    const char *v = getenv(name);
+    return v && !strcmp(v, value);
+}
+
 extern "C" lc_status lc_backend_cuda_create(const lc_model *model, int il0, int il1, lc_backend **out) {
     *out = NULL;
     if (lc_cuda_device_count() <= 0) return lc_fail(LC_ERR_UNSUPPORTED, "no CUDA device");
@@ -847,22 +861,16 @@ extern "C" lc_status lc_backend_cuda_create(const lc_model *model, int il0, int 
         goto fail;
     c->n_sm = prop.multiProcessorCount;
     {
-        const char *mmv = getenv("LOCARA_CUDA_MMV");
-        c->mmv_float = mmv && !strcmp(mmv, "float");
-        const char *nt = getenv("LOCARA_CUDA_NORM_THREADS");
-        c->norm_threads = nt && *nt ? atoi(nt) : 0;
+        c->mmv_float = env_is("LOCARA_CUDA_MMV", "float");
+        c->norm_threads = env_int("LOCARA_CUDA_NORM_THREADS", 0);
         if (c->norm_threads != 128 && c->norm_threads != 256 && c->norm_threads != 512 && c->norm_threads != 1024)
             c->norm_threads = 0;
-        const char *fq = getenv("LOCARA_CUDA_FUSE_Q8");
-        c->fuse_q8 = !(fq && !strcmp(fq, "0")); /* on unless LOCARA_CUDA_FUSE_Q8=0 */
-        const char *mf = getenv("LOCARA_CUDA_MOE_FUSE");
-        c->moe_fuse = !(mf && !strcmp(mf, "0"));
-        const char *fs = getenv("LOCARA_CUDA_FA_SPLITS");
-        c->fa_splits = fs && atoi(fs) >= 1 && atoi(fs) <= 64 ? atoi(fs) : 0;
-        const char *fa = getenv("LOCARA_CUDA_FA");
-        c->fa_mode = fa && *fa ? atoi(fa) : 2; /* 2: measured faster than 1 (bench/results/cuda-h100.md) */
-        const char *gr = getenv("LOCARA_CUDA_GRAPH");
-        c->graph.on = gr && *gr ? atoi(gr) : 1; /* 0 off, 1 capture and replay, 2 capture every step */
+        c->fuse_q8 = !env_is("LOCARA_CUDA_FUSE_Q8", "0");
+        c->moe_fuse = !env_is("LOCARA_CUDA_MOE_FUSE", "0");
+        c->fa_splits = env_int("LOCARA_CUDA_FA_SPLITS", 0);
+        if (c->fa_splits < 1 || c->fa_splits > 64) c->fa_splits = 0;
+        c->fa_mode = env_int("LOCARA_CUDA_FA", 2); /* 2: measured faster than 1 (bench/results/cuda-h100.md) */
+        c->graph.on = env_int("LOCARA_CUDA_GRAPH", 1); /* 0 off, 1 capture and replay, 2 capture every step */
     }
     if ((st = CUBLAS(c, cublasCreate(&c->blas))) || (st = CUBLAS(c, cublasSetStream(c->blas, c->stream)))) goto fail;
     if (model) {

@@ -113,6 +113,16 @@ typedef struct cu_pend {
     int n_ex;
 } cu_pend;
 
+/* The activations src (n elements) whose q8 form the scratch holds at q, d: left by the op that
+ * produced them or by the quantization of a product's input; cleared (src NULL) by every launch
+ * (cu_k) except those of products that read it (cu_q8_keep), and by anything that may write src. */
+typedef struct cu_q8_tag {
+    const float *src;
+    size_t n;
+    int8_t *q;
+    float2 *d;
+} cu_q8_tag;
+
 typedef struct lc_cuda {
     int device;
     int n_sm;
@@ -146,15 +156,10 @@ typedef struct lc_cuda {
                        * RMS norm row (A/B) */
     bool fuse_q8;   /* RMS norm and SwiGLU of decode-sized batches also write the q8 form of their output
                      * (default; LOCARA_CUDA_FUSE_Q8=0 turns it off, for A/B: 8B tg128 +7%, H100) */
-    const float *xq_src; /* the activations whose q8 form the scratch xq holds (at xq_q, xq_d), left
-                          * by the op that produced them or by the quantization of a product's input;
-                          * cleared by every launch (cu_k) except those of products that read it
-                          * (cu_q8_keep) */
-    size_t xq_n;
-    int8_t *xq_q;
-    float2 *xq_d;
+    cu_q8_tag xq_tag; /* which activations' q8 form the scratch xq holds, and where (cu_q8_tag) */
     bool moe_fuse; /* decode expert products fused with SwiGLU and with the weighted sum (default;
                     * LOCARA_CUDA_MOE_FUSE=0 for A/B) */
+    int fa_per_sm[2]; /* blocks of the tensor-core attention an SM holds, head 64 / 128 (0: not asked) */
     int fa_splits;  /* LOCARA_CUDA_FA_SPLITS: about this many blocks per SM for the tensor-core
                      * attention's split key ranges (A/B; 0: one wave of what an SM holds) */
     int fa_mode;    /* LOCARA_CUDA_FA: 0 the CUDA-core attention only, 1 tensor cores, 64-position tiles,
@@ -217,30 +222,17 @@ static inline void cu_sig_mix(cu_graph *g, const void *p, size_t n) {
  * holds stays valid across its launches: a product's entry point takes the tag before launching
  * and gives it back after (unless one of its n outputs is the tagged buffer). The gate and up
  * products of a MoE layer then share one quantization of their input. */
-typedef struct cu_q8_tag {
-    const float *src;
-    size_t n;
-    int8_t *q;
-    float2 *d;
-} cu_q8_tag;
-
-static inline cu_q8_tag cu_q8_take(const lc_cuda *c) { return (cu_q8_tag){c->xq_src, c->xq_n, c->xq_q, c->xq_d}; }
+static inline cu_q8_tag cu_q8_take(const lc_cuda *c) { return c->xq_tag; }
 
 static inline void cu_q8_keep(lc_cuda *c, cu_q8_tag t, float *const *out, int n) {
     for (int i = 0; i < n; i++)
         if (out[i] == t.src) return;
-    c->xq_src = t.src;
-    c->xq_n = t.n;
-    c->xq_q = t.q;
-    c->xq_d = t.d;
+    c->xq_tag = t;
 }
 
 /* Records that the q8 scratch holds src's q8 form (n elements) at q, d. */
 static inline void cu_q8_set(lc_cuda *c, const float *src, size_t n, int8_t *q, float2 *d) {
-    c->xq_src = src;
-    c->xq_n = n;
-    c->xq_q = q;
-    c->xq_d = d;
+    c->xq_tag = (cu_q8_tag){src, n, q, d};
 }
 
 /* Issues the launch held back for fusion, if any (cuda.cu). */
@@ -254,7 +246,7 @@ template <typename... P, typename... A>
 static inline void cu_k(lc_cuda *c, void (*k)(P...), dim3 grid, dim3 block, const A &...a) {
     cu_graph *g = &c->graph;
     if (c->pend.kind) lc_cu_flush(c);
-    c->xq_src = NULL;
+    c->xq_tag.src = NULL;
     if (g->mode != CU_DIRECT) {
         const unsigned d[6] = {grid.x, grid.y, grid.z, block.x, block.y, block.z};
         cu_sig_mix(g, &k, sizeof k);

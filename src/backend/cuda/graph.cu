@@ -39,7 +39,7 @@ lc_status lc_cu_copy_in(lc_cuda *c, void *dev, const void *host, size_t n) {
     cu_graph *g = &c->graph;
     if (!n) return LC_OK;
     lc_cu_flush(c);
-    c->xq_src = NULL; /* the copy may overwrite activations whose q8 form the scratch holds */
+    c->xq_tag.src = NULL; /* the copy may overwrite activations whose q8 form the scratch holds */
     if (g->mode == CU_DIRECT) return CU(c, cudaMemcpyAsync(dev, host, n, cudaMemcpyHostToDevice, c->stream));
     /* each copy gets its own bytes: the recording reads them when the graph runs, after the
      * whole step has been recorded; a replayed step puts its arrays at the same places */

@@ -32,17 +32,9 @@ __global__ void k_quantize_q8_1(const float *x, int8_t *xq, float2 *dx, int n_bl
  *
  * A row is cut into chunks of CH elements; lane l takes chunks l, l + 32, ... Each type has a
  * chunk struct (the weight bytes of one chunk, in registers), a load and a dot. The driver
- * (row_dot_q8) loads MQ_U chunks before it multiplies any, so every lane has MQ_U chunks' loads in
- * flight: one chunk at a time left the products latency-bound (an 8B model's 4096 x 4096 Q4_K
- * took 8.8 us, 1.1 TB/s, from L2). */
-
-#ifndef MQ_U
-#define MQ_U 1 /* chunks per lane loaded before any is multiplied (A/B builds: -DMQ_U=N) */
-#endif
-#ifndef MQ_UNROLL
-#define MQ_UNROLL 1 /* ... and unroll of the loop over them (H100: 1 and 1 measured best of 1-4 and 1-2) */
-#endif
-static constexpr int mq_unroll = MQ_UNROLL; /* the unroll pragma does not expand macros */
+ * (rows_dot_q8) takes one chunk of each of its rows at a time, loaded before any is multiplied;
+ * taking 2 or 4 chunks ahead, or unrolling the loop, measured slower on an H100
+ * (bench/results/cuda-h100.md). */
 
 __device__ __forceinline__ int ld_u16x2(const uint8_t *p) { /* 4 bytes at a 2-byte aligned address */
     const uint16_t *h = (const uint16_t *)p;
@@ -281,19 +273,13 @@ __device__ __forceinline__ void rows_dot_q8(const uint8_t *const *wr, int cols, 
     for (int r = 0; r < NR; r++)
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[r][t] = 0.0f;
-#pragma unroll mq_unroll
-    for (int base = lane; base < n_chunks; base += 32 * MQ_U) {
-        K k[NR][MQ_U];
+#pragma unroll 1
+    for (int ci = lane; ci < n_chunks; ci += 32) {
+        K k[NR];
 #pragma unroll
-        for (int u = 0; u < MQ_U; u++)
+        for (int r = 0; r < NR; r++) mq_load(k[r], wr[r], ci);
 #pragma unroll
-            for (int r = 0; r < NR; r++)
-                if (base + 32 * u < n_chunks) mq_load(k[r][u], wr[r], base + 32 * u);
-#pragma unroll
-        for (int u = 0; u < MQ_U; u++)
-#pragma unroll
-            for (int r = 0; r < NR; r++)
-                if (base + 32 * u < n_chunks) mq_dot<NT>(k[r][u], base + 32 * u, cols, xq, dx, T, acc[r]);
+        for (int r = 0; r < NR; r++) mq_dot<NT>(k[r], ci, cols, xq, dx, T, acc[r]);
     }
 #pragma unroll
     for (int r = 0; r < NR; r++)
@@ -434,14 +420,14 @@ lc_status lc_cu_q8_scratch(lc_cuda *c, size_t skip, size_t nq, int8_t **xq, floa
 
 /* Quantizes x (n_rows, cols) into the backend's q8 scratch; *xq, *dx point at the result. When the
  * op that wrote x, or the quantization for an earlier product, already left its q8 form there
- * (c->xq_src: no launch but products' since), nothing runs. */
+ * (c->xq_tag: no launch but products' since), nothing runs. */
 lc_status lc_cu_quantize_q8(lc_cuda *c, const float *x, int n_rows, int cols, const int8_t **xq,
                             const float2 **dx) {
     if (cols % 32) return lc_fail(LC_ERR_UNSUPPORTED, "CUDA backend: row length %d is not a multiple of 32", cols);
     const size_t nq = (size_t)n_rows * cols;
-    if (c->xq_src == x && c->xq_n == nq) {
-        *xq = c->xq_q;
-        *dx = c->xq_d;
+    if (c->xq_tag.src == x && c->xq_tag.n == nq) {
+        *xq = c->xq_tag.q;
+        *dx = c->xq_tag.d;
         return LC_OK;
     }
     int8_t *q;
