@@ -181,6 +181,16 @@ static bool tile_cached(const attn_job *j, const attn_item *it) {
     return (size_t)(it->b1 - it->b0) * LC_ATTN_BT * attn_mp(M) <= ATTN_SCORE_CACHE;
 }
 
+/* Cache block bi (n rows used) of KV head g from one f16 cache layer (K or V) as floats in dst
+ * (BT x D); the rows past the sequence's end become zeros (masked, but kept finite). */
+static void f16_block(const attn_job *j, const uint8_t *layer, const int32_t *table, int bi, int g, int n, float *dst) {
+    const lc_kv *kv = j->kv;
+    const int D = kv->head_dim, BT = LC_ATTN_BT;
+    const size_t off = (size_t)table[bi] * (size_t)kv->block_tokens * kv->row_bytes + (size_t)g * D * 2;
+    j->c->vec->f16_rows(n, D, (const uint16_t *)(layer + off), kv->row_bytes / 2, dst);
+    if (n < BT) memset(dst + (size_t)n * D, 0, (size_t)(BT - n) * D * sizeof(float));
+}
+
 static void attend_tile_g(attn_job *j, const attn_item *it, float *scratch) {
     lc_kv *kv = j->kv;
     const lc_vec_ops *vec = j->c->vec;
@@ -189,7 +199,6 @@ static void attend_tile_g(attn_job *j, const attn_item *it, float *scratch) {
     const int Mp = (int)attn_mp((size_t)M);
     const int p0 = j->b->pos[t0], p_last = p0 + nq - 1, last = p_last / BT;
     const int32_t *table = j->b->block_table[t0];
-    size_t head_bytes = lc_type_row_size(kv->type, D);
 
     double *dsum = (double *)scratch;
     float *Qt = scratch + 2 * (size_t)Mp; /* D x Mp */
@@ -225,24 +234,17 @@ static void attend_tile_g(attn_job *j, const attn_item *it, float *scratch) {
         if (pass == 2 && cached) { /* P.V over groups of blocks, from the cached exps */
             for (int b0 = it->b0; b0 < it->b1; b0 += ATTN_PV_GROUP) {
                 int nblk = it->b1 - b0 < ATTN_PV_GROUP ? it->b1 - b0 : ATTN_PV_GROUP;
-                for (int k = 0; k < nblk; k++) {
-                    int bi = b0 + k, n = bi == last ? p_last % BT + 1 : BT;
-                    size_t off = (size_t)table[bi] * (size_t)kv->block_tokens * kv->row_bytes + (size_t)g * head_bytes;
-                    float *Vk = V + (size_t)k * BT * D;
-                    vec->f16_rows(n, D, (const uint16_t *)(vl + off), kv->row_bytes / 2, Vk);
-                    if (n < BT) memset(Vk + (size_t)n * D, 0, (size_t)(BT - n) * D * sizeof(float));
-                }
+                for (int k = 0; k < nblk; k++)
+                    f16_block(j, vl, table, b0 + k, g, b0 + k == last ? p_last % BT + 1 : BT, V + (size_t)k * BT * D);
                 vec->attn_pv_g(M, Mp, D, cache + (size_t)(b0 - it->b0) * BT * Mp, inv, V, A, lv, b0 * BT % lv, nblk);
             }
             break;
         }
         for (int bi = it->b0; bi < it->b1; bi++) {
             int n = bi == last ? p_last % BT + 1 : BT, kpos0 = bi * BT;
-            size_t off = (size_t)table[bi] * (size_t)kv->block_tokens * kv->row_bytes + (size_t)g * head_bytes;
             float *Sb = cached ? cache + (size_t)(bi - it->b0) * BT * Mp : S;
             if (pass == 0 || !cached) {
-                vec->f16_rows(n, D, (const uint16_t *)(kl + off), kv->row_bytes / 2, K);
-                if (n < BT) memset(K + (size_t)n * D, 0, (size_t)(BT - n) * D * sizeof(float)); /* masked, finite */
+                f16_block(j, kl, table, bi, g, n, K);
                 if (qrows) vec->attn_qk_rows_g(M, Mp, D, Qt, K, Sb);
                 else vec->attn_qk_g(Mp, D, Qt, K, Sb, lq);
                 vec->attn_max_g(Mp, Sb, qpos, kpos0, kpos0 + BT - 1 > p0, j->scale, mx); /* mx final after pass 0 */
@@ -250,8 +252,7 @@ static void attend_tile_g(attn_job *j, const attn_item *it, float *scratch) {
             if (pass == 0) continue;
             if (pass == 1 || !cached) vec->attn_exp_g(Mp, Sb, mx, pass == 1 ? dsum : NULL);
             if (pass == 1) continue;
-            vec->f16_rows(n, D, (const uint16_t *)(vl + off), kv->row_bytes / 2, V);
-            if (n < BT) memset(V + (size_t)n * D, 0, (size_t)(BT - n) * D * sizeof(float));
+            f16_block(j, vl, table, bi, g, n, V);
             vec->attn_pv_g(M, Mp, D, Sb, inv, V, A, lv, kpos0 % lv, 1);
         }
     }
