@@ -35,6 +35,7 @@ class FakeOpenAI:
         self.started = time.monotonic()
         self.startup_delay = startup_delay
         self.requests = []
+        self.achieved = []  # per streamed request: the TTFT (s) and decode rate (tok/s) it really had
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.httpd.daemon_threads = True
@@ -115,6 +116,7 @@ class FakeOpenAI:
                             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
                 send(chunk({"role": "assistant", "content": ""}))  # carries no token: not the first
+                sent = []
                 for i in range(n):
                     due = t0 + s["ttft"] + i / s["tps"]
                     time.sleep(max(0.0, due - time.monotonic()))
@@ -126,6 +128,10 @@ class FakeOpenAI:
                     if i == n // 2 and s["mode"] == "crash":
                         os._exit(3)
                     send(chunk({"content": f" tok{i}"}))
+                    sent.append(time.monotonic())
+                if n >= 2:  # what the scripted sleeps really gave on a loaded machine
+                    with fake.lock:
+                        fake.achieved.append({"ttft": sent[0] - t0, "tps": (n - 1) / (sent[-1] - sent[0])})
                 send(chunk({}, "length"))
                 if s["usage"]:
                     send({"object": "chat.completion.chunk", "choices": [],
