@@ -34,12 +34,11 @@ static inline __m256i bytes_from_bits(uint32_t bits, int v) {
 LC_GEMM_DRIVER(gemm_q8_0, tile_q8_0, 3, 4, LC_QK)
 LC_GEMM_DRIVER(gemm_q4_0, tile_q4_0, 3, 4, LC_QK)
 LC_GEMM_DRIVER(gemm_q4_1, tile_q4_1, 3, 4, LC_QK)
-LC_GEMM_K(gemm_q4_K_tile, lc_block_q4_K, unpack_q4_K)
-LC_GEMM_K(gemm_q5_K_tile, lc_block_q5_K, unpack_q5_K)
-LC_GEMM_K(gemm_q6_K_tile, lc_block_q6_K, unpack_q6_K)
-LC_GEMM_DOT1(gemm_q4_K, dot_q4_K, gemm_q4_K_tile)
-LC_GEMM_DOT1(gemm_q5_K, dot_q5_K, gemm_q5_K_tile)
-LC_GEMM_DOT1(gemm_q6_K, dot_q6_K, gemm_q6_K_tile)
+LC_GEMM_K(gemm_q2_K, lc_block_q2_K, unpack_q2_K)
+LC_GEMM_K(gemm_q3_K, lc_block_q3_K, unpack_q3_K)
+LC_GEMM_K(gemm_q4_K, lc_block_q4_K, unpack_q4_K)
+LC_GEMM_K(gemm_q5_K, lc_block_q5_K, unpack_q5_K)
+LC_GEMM_K(gemm_q6_K, lc_block_q6_K, unpack_q6_K)
 
 void lc_kernels_fill_avx2(lc_kernels *k) {
     k->isa = "avx2";
@@ -47,6 +46,8 @@ void lc_kernels_fill_avx2(lc_kernels *k) {
     k->gemm[LC_TYPE_Q8_0] = gemm_q8_0;
     k->gemm[LC_TYPE_Q4_0] = gemm_q4_0;
     k->gemm[LC_TYPE_Q4_1] = gemm_q4_1;
+    k->gemm[LC_TYPE_Q2_K] = gemm_q2_K;
+    k->gemm[LC_TYPE_Q3_K] = gemm_q3_K;
     k->gemm[LC_TYPE_Q4_K] = gemm_q4_K;
     k->gemm[LC_TYPE_Q5_K] = gemm_q5_K;
     k->gemm[LC_TYPE_Q6_K] = gemm_q6_K;

@@ -292,24 +292,28 @@ static void gemm_q4_1(int n, int nr, int nc, const void *w, size_t ws, const voi
  * and shared by every token of it:
  *   q:  levels (unsigned) in vpdpbusd order: for k-step s (elements 4s..4s+3), lane r holds
  *       row r's 4 levels, so one zmm load x a 4-byte activation broadcast = 16 rows x 4 MACs;
- *   sc: d * scale of each 16-element group, as a float per row;
- *   mq: the (m[2j], m[2j+1]) i16 pairs whose dot with the activation bsums gives the min term
- *       (Q4_K/Q5_K: the 6-bit mins; Q6_K: the scales, the levels being stored + 32);
- *   mf: that term's multiplier (dmin, or 32 d).
+ *   sc: the integer scale of each 16-element group, per row;
+ *   mq: the (m[2j], m[2j+1]) i16 pairs whose dot with the activation bsums gives S2 (the mins)
+ *       or, for the formats whose levels are stored + corr (Q3_K 4, Q6_K 32), the scales, whose
+ *       dot times corr centres S1;
+ *   d, dmin: the super-block scales per row.
  * The activations stay in their Q8_K rows (broadcast loads, no repacking). Tiles are 16 rows x
- * up to 8 tokens with per-token integer sums per sub-block, scaled into float per super-block
- * and by the token's d at its end. Each output is the same arithmetic wherever it sits in a
- * tile, so results do not depend on how matmul.c chunks rows or tokens. */
+ * up to 8 tokens; each output is llama.cpp's tiled arithmetic (kgemm_ref.c): exact S1 and S2 per
+ * super-block, r = float(S1) * d - dmin * float(S2), acc = fma(r, q8.d, acc). So results do not
+ * depend on how matmul.c chunks rows or tokens. */
 #define KP_SB 4
 
 typedef struct {
     uint8_t q[KP_SB][64][64];
-    float sc[KP_SB][16][16];
+    int32_t sc[KP_SB][16][16];
     int32_t mq[KP_SB][8][16];
-    float mf[KP_SB][16];
+    float d[KP_SB][16], dmin[KP_SB][16];
 } kpanel;
 
-enum { KP_Q4_K, KP_Q5_K, KP_Q6_K };
+enum { KP_Q2_K, KP_Q3_K, KP_Q4_K, KP_Q5_K, KP_Q6_K };
+
+static const size_t kp_block_bytes[] = {sizeof(lc_block_q2_K), sizeof(lc_block_q3_K), sizeof(lc_block_q4_K),
+                                        sizeof(lc_block_q5_K), sizeof(lc_block_q6_K)};
 
 /* In-place transpose of a 16 x 16 matrix of dwords held in 16 zmm (row i -> column i). */
 static inline void tr16x16(__m512i r[16]) {
@@ -336,34 +340,36 @@ static inline void tr16x16(__m512i r[16]) {
     for (int i = 0; i < 16; i++) r[i] = t[i];
 }
 
+static void kp_unpack(int ty, const uint8_t *blk, kunpacked *u) {
+    switch (ty) {
+    case KP_Q2_K: unpack_q2_K((const lc_block_q2_K *)blk, u); break;
+    case KP_Q3_K: unpack_q3_K((const lc_block_q3_K *)blk, u); break;
+    case KP_Q4_K: unpack_q4_K((const lc_block_q4_K *)blk, u); break;
+    case KP_Q5_K: unpack_q5_K((const lc_block_q5_K *)blk, u); break;
+    default: unpack_q6_K((const lc_block_q6_K *)blk, u); break;
+    }
+}
+
 /* Unpacks super-blocks b0 .. b0+nsb-1 of the 16 rows (row pointers; padding rows repeat the
  * last one) into the panel. */
 static void kp_pack(kpanel *p, int ty, const uint8_t *const rows[16], int b0, int nsb) {
-    const size_t bsz = ty == KP_Q4_K ? sizeof(lc_block_q4_K) : ty == KP_Q5_K ? sizeof(lc_block_q5_K)
-                                                                              : sizeof(lc_block_q6_K);
+    const size_t bsz = kp_block_bytes[ty];
     _Alignas(64) kunpacked u[16];
     for (int sb = 0; sb < nsb; sb++) {
-        for (int r = 0; r < 16; r++) {
-            const uint8_t *blk = rows[r] + (size_t)(b0 + sb) * bsz;
-            if (ty == KP_Q4_K) unpack_q4_K((const lc_block_q4_K *)blk, &u[r]);
-            else if (ty == KP_Q5_K) unpack_q5_K((const lc_block_q5_K *)blk, &u[r]);
-            else unpack_q6_K((const lc_block_q6_K *)blk, &u[r]);
-        }
+        for (int r = 0; r < 16; r++) kp_unpack(ty, rows[r] + (size_t)(b0 + sb) * bsz, &u[r]);
         __m512i v[16];
         for (int kb = 0; kb < 4; kb++) { /* 64 elements (16 k-steps) of every row at a time */
             for (int r = 0; r < 16; r++) v[r] = load512(u[r].q + 64 * kb);
             tr16x16(v);
             for (int s = 0; s < 16; s++) _mm512_store_si512(p->q[sb][16 * kb + s], v[s]);
         }
-        for (int r = 0; r < 16; r++) { /* row r: 16 scales d*sc, 8 min pairs (padded to 16) */
-            __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(load256(u[r].sc)));
-            v[r] = _mm512_castps_si512(_mm512_mul_ps(sc, _mm512_set1_ps(u[r].d)));
-        }
+        for (int r = 0; r < 16; r++) v[r] = _mm512_cvtepi16_epi32(load256(u[r].sc));
         tr16x16(v);
         for (int g = 0; g < 16; g++) _mm512_store_si512(p->sc[sb][g], v[g]);
         for (int r = 0; r < 16; r++) {
             v[r] = _mm512_zextsi256_si512(load256(u[r].corr_mul ? u[r].sc : u[r].mins)); /* i16 pairs */
-            p->mf[sb][r] = u[r].corr_mul ? u[r].d * (float)u[r].corr_mul : u[r].dmin;
+            p->d[sb][r] = u[r].d;
+            p->dmin[sb][r] = u[r].dmin;
         }
         tr16x16(v);
         for (int j = 0; j < 8; j++) _mm512_store_si512(p->mq[sb][j], v[j]);
@@ -377,8 +383,9 @@ static inline __m512i bcast32(const void *p) {
 }
 
 /* 16 rows x RN tokens over the panel's nsb super-blocks (activation super-blocks b0...): adds
- * into out (or starts from zero when first); SUBG = 16-element groups per scale (2: Q4_K/Q5_K). */
-LC_INLINE void kp_tile(const kpanel *p, int nsb, int SUBG, int RN, const uint8_t *x, size_t xs, int b0,
+ * into out (or starts from zero when first); SUBG = 16-element groups per scale (2: Q4_K/Q5_K);
+ * CSH = log2 of the level offset (Q3_K 2, Q6_K 5; 0: the format has mins instead). */
+LC_INLINE void kp_tile(const kpanel *p, int nsb, int SUBG, int CSH, int RN, const uint8_t *x, size_t xs, int b0,
                        float *out, size_t ldo, __mmask16 m, int first) {
     __m512 acc[8];
     LC_UNROLL
@@ -387,10 +394,9 @@ LC_INLINE void kp_tile(const kpanel *p, int nsb, int SUBG, int RN, const uint8_t
         const lc_block_q8_K *yb[8];
         LC_UNROLL
         for (int c = 0; c < RN; c++) yb[c] = (const lc_block_q8_K *)(x + (size_t)c * xs) + b0 + sb;
-        __m512 fa[8];
-        __m512i is[8];
+        __m512i s1[8], is[8];
         LC_UNROLL
-        for (int c = 0; c < RN; c++) fa[c] = _mm512_setzero_ps();
+        for (int c = 0; c < RN; c++) s1[c] = _mm512_setzero_si512();
         for (int g = 0; g < 16; g += SUBG) {
             LC_UNROLL
             for (int c = 0; c < RN; c++) is[c] = _mm512_setzero_si512();
@@ -400,9 +406,9 @@ LC_INLINE void kp_tile(const kpanel *p, int nsb, int SUBG, int RN, const uint8_t
                 LC_UNROLL
                 for (int c = 0; c < RN; c++) is[c] = _mm512_dpbusd_epi32(is[c], wv, bcast32(yb[c]->qs + 4 * s));
             }
-            __m512 sc = _mm512_load_ps(p->sc[sb][g]);
+            __m512i sc = _mm512_load_si512(p->sc[sb][g]);
             LC_UNROLL
-            for (int c = 0; c < RN; c++) fa[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[c]), sc, fa[c]);
+            for (int c = 0; c < RN; c++) s1[c] = _mm512_add_epi32(s1[c], _mm512_mullo_epi32(is[c], sc));
         }
         LC_UNROLL
         for (int c = 0; c < RN; c++) is[c] = _mm512_setzero_si512();
@@ -412,23 +418,30 @@ LC_INLINE void kp_tile(const kpanel *p, int nsb, int SUBG, int RN, const uint8_t
             LC_UNROLL
             for (int c = 0; c < RN; c++) is[c] = _mm512_dpwssd_epi32(is[c], mv, bcast32(yb[c]->bsums + 2 * j));
         }
-        __m512 mf = _mm512_load_ps(p->mf[sb]);
+        __m512 d = _mm512_load_ps(p->d[sb]), dmin = _mm512_load_ps(p->dmin[sb]);
         LC_UNROLL
         for (int c = 0; c < RN; c++) {
-            fa[c] = _mm512_fnmadd_ps(mf, _mm512_cvtepi32_ps(is[c]), fa[c]);
-            acc[c] = _mm512_fmadd_ps(fa[c], _mm512_set1_ps(yb[c]->d), acc[c]);
+            __m512 r;
+            if (CSH) {
+                r = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(s1[c], _mm512_slli_epi32(is[c], CSH))), d);
+            } else {
+                r = _mm512_mul_ps(_mm512_cvtepi32_ps(s1[c]), d);
+                r = _mm512_fnmadd_ps(dmin, _mm512_cvtepi32_ps(is[c]), r);
+            }
+            acc[c] = _mm512_fmadd_ps(r, _mm512_set1_ps(yb[c]->d), acc[c]);
         }
     }
     LC_UNROLL
     for (int c = 0; c < RN; c++) _mm512_mask_storeu_ps(out + (size_t)c * ldo, m, acc[c]);
 }
 
-#define KP_TILE_CASE(SUBG, RN) \
-    case RN: kp_tile(&p, nsb, SUBG, RN, xc, xs, b0, o, ldo, m, b0 == 0); break;
-#define KP_TILES(SUBG)                                                                           \
+#define KP_TILE_CASE(SUBG, CSH, RN) \
+    case RN: kp_tile(&p, nsb, SUBG, CSH, RN, xc, xs, b0, o, ldo, m, b0 == 0); break;
+#define KP_TILES(SUBG, CSH)                                                                      \
     switch (rn) {                                                                                \
-        KP_TILE_CASE(SUBG, 1) KP_TILE_CASE(SUBG, 2) KP_TILE_CASE(SUBG, 3) KP_TILE_CASE(SUBG, 4)  \
-        KP_TILE_CASE(SUBG, 5) KP_TILE_CASE(SUBG, 6) KP_TILE_CASE(SUBG, 7) default: KP_TILE_CASE(SUBG, 8) \
+        KP_TILE_CASE(SUBG, CSH, 1) KP_TILE_CASE(SUBG, CSH, 2) KP_TILE_CASE(SUBG, CSH, 3)         \
+        KP_TILE_CASE(SUBG, CSH, 4) KP_TILE_CASE(SUBG, CSH, 5) KP_TILE_CASE(SUBG, CSH, 6)         \
+        KP_TILE_CASE(SUBG, CSH, 7) default: KP_TILE_CASE(SUBG, CSH, 8)                           \
     }
 
 /* out (nc, ldo) rows 0..nr-1 = W (nr rows of n) . x (nc Q8_K rows of n), panel by panel. */
@@ -448,29 +461,27 @@ static void kp_gemm(int ty, int n, int nr, int nc, const void *w, size_t ws, con
                 const int rn = nc - c0 < 8 ? nc - c0 : 8;
                 const uint8_t *xc = (const uint8_t *)x + (size_t)c0 * xs;
                 float *o = out + (size_t)c0 * ldo + r0;
-                if (ty == KP_Q6_K) { KP_TILES(1) }
-                else { KP_TILES(2) }
+                switch (ty) {
+                case KP_Q2_K: KP_TILES(1, 0) break;
+                case KP_Q3_K: KP_TILES(1, 2) break;
+                case KP_Q6_K: KP_TILES(1, 5) break;
+                default: KP_TILES(2, 0) break;
+                }
             }
         }
     }
 }
 
-static void gemm_q4_K_panel(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs,
-                            float *out, size_t ldo) {
-    kp_gemm(KP_Q4_K, n, nr, nc, w, ws, x, xs, out, ldo);
-}
-static void gemm_q5_K_panel(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs,
-                            float *out, size_t ldo) {
-    kp_gemm(KP_Q5_K, n, nr, nc, w, ws, x, xs, out, ldo);
-}
-static void gemm_q6_K_panel(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs,
-                            float *out, size_t ldo) {
-    kp_gemm(KP_Q6_K, n, nr, nc, w, ws, x, xs, out, ldo);
-}
-
-LC_GEMM_DOT1(gemm_q4_K, dot_q4_K_512, gemm_q4_K_panel)
-LC_GEMM_DOT1(gemm_q5_K, dot_q5_K_512, gemm_q5_K_panel)
-LC_GEMM_DOT1(gemm_q6_K, dot_q6_K_512, gemm_q6_K_panel)
+#define KP_GEMM(name, ty)                                                                        \
+    static void name(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, \
+                     float *out, size_t ldo) {                                                   \
+        kp_gemm(ty, n, nr, nc, w, ws, x, xs, out, ldo);                                          \
+    }
+KP_GEMM(gemm_q2_K, KP_Q2_K)
+KP_GEMM(gemm_q3_K, KP_Q3_K)
+KP_GEMM(gemm_q4_K, KP_Q4_K)
+KP_GEMM(gemm_q5_K, KP_Q5_K)
+KP_GEMM(gemm_q6_K, KP_Q6_K)
 
 /* ==== Panel GEMM for Q4_0 and Q8_0 ==== */
 
@@ -569,7 +580,7 @@ LC_INLINE void lp_tile(const lpanel *p, int nsb, int RN, const uint8_t *x, size_
     case RN: lp_tile(&p, nsb, RN, xc, xs, b0, ys + (c0 - t0), o, ldo, m, b0 == 0); break;
 
 /* out (nc, ldo) rows 0..nr-1 = W (nr Q4_0/Q8_0 rows of n) . x (nc Q8_0 rows); a single token
- * goes to the row dot instead (LC_GEMM_DOT1 below). */
+ * goes to the row dot instead (gemm_q4_0 / gemm_q8_0 below). */
 static void lp_gemm(int fmt, int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs,
                     float *out, size_t ldo) {
     const int nb = n / LC_QK;
@@ -631,6 +642,8 @@ void lc_kernels_fill_avx512(lc_kernels *k) {
     k->gemm[LC_TYPE_Q8_0] = gemm_q8_0;
     k->gemm[LC_TYPE_Q4_0] = gemm_q4_0;
     k->gemm[LC_TYPE_Q4_1] = gemm_q4_1;
+    k->gemm[LC_TYPE_Q2_K] = gemm_q2_K;
+    k->gemm[LC_TYPE_Q3_K] = gemm_q3_K;
     k->gemm[LC_TYPE_Q4_K] = gemm_q4_K;
     k->gemm[LC_TYPE_Q5_K] = gemm_q5_K;
     k->gemm[LC_TYPE_Q6_K] = gemm_q6_K;

@@ -4,7 +4,8 @@
  * These are the reference every SIMD table is tested against (tests/unit/test_kernels.c), and
  * the fallback for CPUs without AVX2. Each dot product accumulates exact integer sums per
  * (sub-)block and scales them in float, as ggml's generic kernels do.
- * Entry point: lc_kernels_fill_scalar. Not here: tiles (gemm stays NULL), threading.
+ * Entry point: lc_kernels_fill_scalar. Not here: tiles (gemm stays NULL but for the K formats,
+ * whose reference gemm is kgemm_ref.c), threading.
  */
 #include "quant.h"
 
@@ -344,4 +345,5 @@ void lc_kernels_fill_scalar(lc_kernels *k) {
         const lc_type_info *ti = lc_type_get(t);
         if (ti && ti->to_float) k->to_float[t] = ti->to_float;
     }
+    lc_kgemm_fill_ref(k);
 }

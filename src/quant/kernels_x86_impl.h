@@ -651,14 +651,19 @@ LC_INLINE void tile_q4_1(int nb, int RM, int RN, const uint8_t *w, size_t ws, co
         }                                                                                        \
     }
 
-/* K formats: each weight super-block is unpacked once into unsigned bytes and 16-bit scales in
- * L1, then dotted with up to KN activation rows; the unpack is the costly part and is shared. */
+/* K formats, in the arithmetic of llama.cpp's tiled K-quant matmul (kgemm_ref.c says it): per
+ * output and super-block the exact integers S1 = sum of scale * (levels . q8) over the 16-element
+ * groups, levels centred by corr (Q3_K 4, Q6_K 32, through the bsums), and S2 = mins . bsums; then
+ * r = float(S1) * d - dmin * float(S2) (one FMA), and acc = fma(r, q8.d, acc) from zero, super-block
+ * after super-block. Each weight super-block is unpacked once into unsigned levels and 16-bit
+ * scales in L1 and dotted with up to 4 activation rows, whose outputs share one 4-lane float
+ * vector. Batches under 8 tokens go to vec_dot instead (matmul.c), as in llama.cpp. */
 typedef struct {
     uint8_t q[LC_QK_K];   /* unsigned levels */
     int16_t sc[16];       /* scale of each 16-element group */
-    float d, dmin;        /* super-block scales */
-    int16_t mins[16];     /* min of each 16-element group (Q4_K/Q5_K), 0 otherwise */
-    int corr_mul;         /* levels are stored + corr_mul (Q6_K: 32), subtracted via bsums */
+    float d, dmin;        /* super-block scales (dmin 0 without mins) */
+    int16_t mins[16];     /* min of each 16-element group (Q2_K/Q4_K/Q5_K), 0 otherwise */
+    int corr_mul;         /* levels are stored + corr_mul (Q3_K: 4, Q6_K: 32), subtracted via bsums */
 } kunpacked;
 
 static inline void unpack_q4_K(const lc_block_q4_K *b, kunpacked *u) {
@@ -714,33 +719,72 @@ static inline void unpack_q6_K(const lc_block_q6_K *b, kunpacked *u) {
     u->corr_mul = 32;
 }
 
-/* Dot of one unpacked super-block with RN activation super-blocks, added into acc[c] (lanes
- * summed later). The per-group mins and the +corr_mul level bias both go through bsums. */
-LC_INLINE void kdot(const kunpacked *u, int RN, const lc_block_q8_K *const *yb, __m256 *acc) {
-    __m256i sumi[4];
+/* Q2_K and Q3_K levels: bit pair 2k of byte l of each 32-byte half is element 128c + 32k + l;
+ * Q3_K adds hmask bit 4c+k of byte l as +4. */
+static inline void unpack_q23_K(const uint8_t *qs, const uint8_t *hmask, kunpacked *u) {
+    const __m256i m2 = _mm256_set1_epi8(3), b4 = _mm256_set1_epi8(4);
+    __m256i hm = hmask ? load256(hmask) : _mm256_setzero_si256();
+    for (int c = 0; c < 2; c++) {
+        __m256i q = load256(qs + 32 * c);
+        for (int k = 0; k < 4; k++) {
+            __m256i v = _mm256_and_si256(_mm256_srli_epi16(q, 2 * k), m2);
+            __m256i h = _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(hm, 4 * c + k), 2), b4);
+            _mm256_storeu_si256((__m256i *)(u->q + 128 * c + 32 * k), _mm256_or_si256(v, h));
+        }
+    }
+}
+
+static inline void unpack_q2_K(const lc_block_q2_K *b, kunpacked *u) {
+    unpack_q23_K(b->qs, NULL, u);
+    for (int j = 0; j < 16; j++) { u->sc[j] = b->scales[j] & 0xF; u->mins[j] = b->scales[j] >> 4; }
+    u->d = f16(b->d);
+    u->dmin = f16(b->dmin);
+    u->corr_mul = 0;
+}
+
+static inline void unpack_q3_K(const lc_block_q3_K *b, kunpacked *u) {
+    int8_t sc[16];
+    unpack_q23_K(b->qs, b->hmask, u);
+    lc_q3k_scales(b->scales, sc);
+    for (int j = 0; j < 16; j++) { u->sc[j] = sc[j]; u->mins[j] = 0; }
+    u->d = f16(b->d);
+    u->dmin = 0;
+    u->corr_mul = 4;
+}
+
+/* The lane sums of four i32 vectors, one per 32-bit element (exact: integers). */
+static inline __m128i hsum4_i32(__m256i a, __m256i b, __m256i c, __m256i d) {
+    __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+    return _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+}
+
+/* One unpacked super-block against RN (<= 4) activation super-blocks: acc element c +=
+ * (float(S1) * d - dmin * float(S2)) * yb[c]->d, in the arithmetic of the comment above. */
+LC_INLINE void kdot(const kunpacked *u, int RN, const lc_block_q8_K *const *yb, __m128 *acc) {
+    __m256i sumi[4], mt[4], ct[4];
     LC_UNROLL
-    for (int c = 0; c < RN; c++) sumi[c] = _mm256_setzero_si256();
+    for (int c = 0; c < 4; c++) sumi[c] = mt[c] = ct[c] = _mm256_setzero_si256();
     for (int j = 0; j < 8; j++) {
         __m256i q = load256(u->q + 32 * j);
         __m256i s = scale2(u->sc[2 * j], u->sc[2 * j + 1]);
         LC_UNROLL
         for (int c = 0; c < RN; c++) sumi[c] = dot_sc_acc(sumi[c], q, load256(yb[c]->qs + 32 * j), s);
     }
-    /* per lane: sum over groups of (dmin*min + d*corr*sc) * bsum, as a madd of two i16 vectors */
     __m256i sc16 = load256(u->sc), mn16 = load256(u->mins);
+    float dy[4] = {0, 0, 0, 0};
     LC_UNROLL
     for (int c = 0; c < RN; c++) {
         __m256i bs = load256(yb[c]->bsums);
-        __m256 dy = _mm256_set1_ps(yb[c]->d);
-        __m256 v = _mm256_mul_ps(_mm256_set1_ps(u->d), _mm256_cvtepi32_ps(sumi[c]));
-        __m256 mterm = _mm256_cvtepi32_ps(_mm256_madd_epi16(mn16, bs));
-        v = _mm256_fnmadd_ps(_mm256_set1_ps(u->dmin), mterm, v);
-        if (u->corr_mul) {
-            __m256 cterm = _mm256_cvtepi32_ps(_mm256_madd_epi16(sc16, bs));
-            v = _mm256_fnmadd_ps(_mm256_set1_ps(u->d * (float)u->corr_mul), cterm, v);
-        }
-        acc[c] = _mm256_fmadd_ps(dy, v, acc[c]);
+        mt[c] = _mm256_madd_epi16(mn16, bs);
+        ct[c] = _mm256_madd_epi16(sc16, bs);
+        dy[c] = yb[c]->d;
     }
+    __m128i s1 = hsum4_i32(sumi[0], sumi[1], sumi[2], sumi[3]);
+    __m128i s2 = hsum4_i32(mt[0], mt[1], mt[2], mt[3]);
+    if (u->corr_mul) s1 = _mm_sub_epi32(s1, _mm_mullo_epi32(hsum4_i32(ct[0], ct[1], ct[2], ct[3]), _mm_set1_epi32(u->corr_mul)));
+    __m128 r = _mm_mul_ps(_mm_cvtepi32_ps(s1), _mm_set1_ps(u->d));
+    r = _mm_fnmadd_ps(_mm_set1_ps(u->dmin), _mm_cvtepi32_ps(s2), r); /* S2 is 0 without mins */
+    *acc = _mm_fmadd_ps(r, _mm_loadu_ps(dy), *acc);
 }
 
 #define LC_GEMM_K(name, btype, unpack)                                                           \
@@ -752,33 +796,20 @@ LC_INLINE void kdot(const kunpacked *u, int RN, const lc_block_q8_K *const *yb, 
             const int rn = nc - c0 < 4 ? nc - c0 : 4;                                            \
             for (int r = 0; r < nr; r++) {                                                       \
                 const btype *wb = (const btype *)((const uint8_t *)w + r * ws);                  \
-                __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),  \
-                                 _mm256_setzero_ps()};                                           \
+                __m128 acc = _mm_setzero_ps();                                                   \
                 for (int b = 0; b < nb; b++) {                                                   \
                     const lc_block_q8_K *yb[4];                                                  \
                     for (int c = 0; c < rn; c++)                                                 \
                         yb[c] = (const lc_block_q8_K *)((const uint8_t *)x + (c0 + c) * xs) + b; \
                     unpack(wb + b, &u);                                                          \
-                    if (rn == 4) kdot(&u, 4, yb, acc);                                           \
-                    else for (int c = 0; c < rn; c++) kdot(&u, 1, yb + c, acc + c);              \
+                    if (rn == 4) kdot(&u, 4, yb, &acc);                                          \
+                    else kdot(&u, rn, yb, &acc);                                                 \
                 }                                                                                \
-                for (int c = 0; c < rn; c++) out[(c0 + c) * ldo + r] = hsum_ps(acc[c]);            \
+                float o[4];                                                                      \
+                _mm_storeu_ps(o, acc);                                                           \
+                for (int c = 0; c < rn; c++) out[(c0 + c) * ldo + r] = o[c];                     \
             }                                                                                    \
         }                                                                                        \
-    }
-
-
-/* A gemm that gives a single token (decode: matmul.c calls gemm with nc = 1) to the row dot
- * product, which streams the weights without the unpack-to-L1 round trip, and more tokens to
- * the tile gemm. Measured by dev/quant_bench (gemm(nc=1) vs vec_dot). */
-#define LC_GEMM_DOT1(name, dot, tiles)                                                           \
-    static void name(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, \
-                     float *out, size_t ldo) {                                                   \
-        if (nc == 1) {                                                                           \
-            for (int r = 0; r < nr; r++) dot(n, out + r, (const uint8_t *)w + r * ws, x);        \
-            return;                                                                              \
-        }                                                                                        \
-        tiles(n, nr, nc, w, ws, x, xs, out, ldo);                                                \
     }
 
 /* ==== Table ==== */

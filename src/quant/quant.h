@@ -107,6 +107,8 @@ const lc_kernels *lc_kernels_named(const char *isa);
 void lc_kernels_fill_scalar(lc_kernels *k);
 void lc_kernels_fill_avx2(lc_kernels *k);
 void lc_kernels_fill_avx512(lc_kernels *k);
+/* The scalar K-format GEMM in llama.cpp's tiled arithmetic (kgemm_ref.c), for the scalar table. */
+void lc_kgemm_fill_ref(lc_kernels *k);
 
 /* ==== Quantizing whole tensors (locara quantize) ==== */
 

@@ -119,15 +119,21 @@ static void test_gemm(const lc_kernels *ref, const lc_kernels *k) {
             fill(x, n * nc, 0);
             uint8_t *qw = quant_rows(t, w, nr, n), *qx = quant_rows(vt, x, nc, n);
             size_t ws = lc_type_row_size(t, n), xs = lc_type_row_size(vt, n), ldo = (size_t)nr + 3;
-            float *out = calloc((size_t)nc * ldo, sizeof(float));
+            float *out = calloc((size_t)nc * ldo, sizeof(float)), *ref_out = NULL;
             k->gemm[t](n, nr, nc, qw, ws, qx, xs, out, ldo);
+            if (ref->gemm[t]) { /* a reference gemm (the K formats' tiled arithmetic): bit for bit */
+                ref_out = calloc((size_t)nc * ldo, sizeof(float));
+                ref->gemm[t](n, nr, nc, qw, ws, qx, xs, ref_out, ldo);
+            }
             for (int r = 0; r < nr; r++)
                 for (int c = 0; c < nc; c++) {
                     float want;
                     ref->vec_dot[t](n, &want, qw + r * ws, qx + c * xs);
                     double mag = abs_dot(t, qw + r * ws, vt, qx + c * xs, n);
                     float got = out[c * ldo + r];
-                    if (!close_to(want, got, mag) || (exact_order(t, nc, k) && memcmp(&want, &got, sizeof got))) {
+                    bool exact = ref_out ? !memcmp(&ref_out[c * ldo + r], &got, sizeof got)
+                                         : !exact_order(t, nc, k) || !memcmp(&want, &got, sizeof got);
+                    if (!close_to(want, got, mag) || !exact) {
                         bad++;
                         fprintf(stderr, "%s gemm %s %dx%d [%d,%d]: %.9g vs %.9g\n", k->isa,
                                 lc_type_name(t), nr, nc, r, c, want, out[c * ldo + r]);
@@ -140,6 +146,7 @@ static void test_gemm(const lc_kernels *ref, const lc_kernels *k) {
                         fprintf(stderr, "%s gemm %s %dx%d wrote past row %d\n", k->isa, lc_type_name(t), nr, nc, nr);
                     }
             free(out);
+            free(ref_out);
             lc_free_aligned(qw);
             lc_free_aligned(qx);
             free(w);
@@ -147,7 +154,7 @@ static void test_gemm(const lc_kernels *ref, const lc_kernels *k) {
         }
         CHECKF(bad == 0, "%s gemm %s: %d mismatches", k->isa, lc_type_name(t), bad);
     }
-    CHECKF(tested >= 6, "%s has gemm for %d types", k->isa, tested);
+    CHECKF(tested >= (k == ref ? 5 : 6), "%s has gemm for %d types", k->isa, tested);
 }
 
 static void test_convert(const lc_kernels *ref, const lc_kernels *k) {
@@ -196,6 +203,7 @@ int main(void) {
     printf("best kernels: %s\n", best->isa);
     for (size_t ti = 0; ti < LC_ARRAY_LEN(wtypes); ti++)
         CHECKF(ref->vec_dot[wtypes[ti]] != NULL, "scalar vec_dot %s", lc_type_name(wtypes[ti]));
+    test_gemm(ref, ref); /* the reference gemms (K formats) against the reference dots */
     int ran = 0;
     static const char *const isas[] = {"avx2", "avx512"};
     for (size_t i = 0; i < LC_ARRAY_LEN(isas); i++) {

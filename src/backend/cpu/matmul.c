@@ -6,6 +6,9 @@
  * one input (Q/K/V, gate/up) run in one parallel region. Expert products sort the (token, expert)
  * pairs by expert and run every expert's tiles in one parallel region too (one pool barrier per
  * call, not one per expert), through the same gemm tiles.
+ * Which kernel takes a product follows llama.cpp's x86 CPU backend, so that every output is summed
+ * as there: the K formats go to their tile from 8 tokens on (its tiled K-quant matmul) and to
+ * vec_dot below; the other formats with a tile take it for any batch.
  */
 #include "cpu_impl.h"
 
@@ -28,12 +31,21 @@ typedef struct mm_job {
     atomic_long next;
 } mm_job;
 
+/* The smallest batch (tokens of the product, or of the expert) that goes to the type's tile. */
+static int gemm_min_batch(lc_type t) {
+    switch (t) {
+    case LC_TYPE_Q2_K: case LC_TYPE_Q3_K: case LC_TYPE_Q4_K: case LC_TYPE_Q5_K: case LC_TYPE_Q6_K: return 8;
+    default: return 1;
+    }
+}
+
 /* out[t * ldo + r] = dot(weight row r at wd, activation row t at x) for r < nr, t < nt: the
- * type's GEMM tile where it has one, else one vec_dot per (token, row). */
+ * type's GEMM tile where it has one and the product's batch reaches gemm_min_batch, else one
+ * vec_dot per (token, row). */
 static void mul_rows(const lc_kernels *k, const lc_weight *w, const uint8_t *wd, int nr, const uint8_t *x, size_t xs,
-                     int nt, float *out, size_t ldo) {
+                     int nt, int batch, float *out, size_t ldo) {
     int n = (int)w->cols;
-    if (k->gemm[w->type]) {
+    if (k->gemm[w->type] && batch >= gemm_min_batch(w->type)) {
         k->gemm[w->type](n, nr, nt, wd, w->row_bytes, x, xs, out, ldo);
         return;
     }
@@ -45,7 +57,7 @@ static void mul_rows(const lc_kernels *k, const lc_weight *w, const uint8_t *wd,
 static void tile(const mm_job *j, int wi, int64_t r0, int64_t r1, int t0, int t1) {
     const lc_weight *w = j->w[wi];
     mul_rows(j->kern, w, (const uint8_t *)w->data + (size_t)r0 * w->row_bytes, (int)(r1 - r0),
-             j->xq + (size_t)t0 * j->xq_stride, j->xq_stride, t1 - t0, j->out[wi] + (size_t)t0 * w->rows + r0,
+             j->xq + (size_t)t0 * j->xq_stride, j->xq_stride, t1 - t0, j->n_tok, j->out[wi] + (size_t)t0 * w->rows + r0,
              (size_t)w->rows);
 }
 
@@ -166,6 +178,7 @@ lc_status lc_cpu_matmul(lc_backend *be, int n_w, const lc_weight *const *w, floa
 typedef struct moe_item {
     int32_t e;      /* expert */
     int32_t i0, i1; /* range in the expert-sorted pair order */
+    int32_t n_e;    /* the expert's pairs in this call (its batch) */
 } moe_item;
 
 typedef struct moe_job {
@@ -194,7 +207,7 @@ static void moe_worker(void *arg, int ith, int nth) {
         int nr = (int)(r1 - r0), nt = it->i1 - it->i0;
         const uint8_t *wd = (const uint8_t *)w->data + (size_t)it->e * w->expert_bytes + (size_t)r0 * w->row_bytes;
         const uint8_t *xr = j->xq + (size_t)it->i0 * j->xq_stride;
-        mul_rows(k, w, wd, nr, xr, j->xq_stride, nt, tmp, (size_t)nr); /* tmp (nt, nr) = x rows @ W rows^T */
+        mul_rows(k, w, wd, nr, xr, j->xq_stride, nt, it->n_e, tmp, (size_t)nr); /* tmp (nt, nr) = x rows @ W rows^T */
         for (int t = 0; t < nt; t++)
             memcpy(j->out + (size_t)j->order[it->i0 + t] * w->rows + r0, tmp + (size_t)t * nr, sizeof(float) * (size_t)nr);
     }
@@ -224,7 +237,7 @@ lc_status lc_cpu_matmul_experts(lc_backend *be, const lc_weight *w, float *out, 
     int n_items = 0;
     for (int e = 0; e < n_exp; e++)
         for (int i0 = cnt[e]; i0 < cnt[e + 1]; i0 += TOK_CHUNK)
-            items[n_items++] = (moe_item){e, i0, LC_MIN(i0 + TOK_CHUNK, cnt[e + 1])};
+            items[n_items++] = (moe_item){e, i0, LC_MIN(i0 + TOK_CHUNK, cnt[e + 1]), cnt[e + 1] - cnt[e]};
     for (int p = 0; p < n_pairs; p++) { /* stable counting sort (cnt[e] advances to cnt[e + 1]) */
         int i = cnt[ids[p]]++;
         order[i] = p;
