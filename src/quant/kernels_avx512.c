@@ -292,10 +292,9 @@ static void gemm_q4_1(int n, int nr, int nc, const void *w, size_t ws, const voi
  * and shared by every token of it:
  *   q:  levels (unsigned) in vpdpbusd order: for k-step s (elements 4s..4s+3), lane r holds
  *       row r's 4 levels, so one zmm load x a 4-byte activation broadcast = 16 rows x 4 MACs;
- *   sc: the integer scale of each 16-element group, per row;
- *   mq: the (m[2j], m[2j+1]) i16 pairs whose dot with the activation bsums gives S2 (the mins)
- *       or, for the formats whose levels are stored + corr (Q3_K 4, Q6_K 32), the scales, whose
- *       dot times corr centres S1;
+ *   sc: the integer scale of each 16-element group, per row, as a float;
+ *   mq: the (m[2j], m[2j+1]) i16 pairs of the mins, whose dot with the activation bsums gives S2
+ *       (zero for Q3_K/Q6_K, whose levels are stored + corr and centred through the bsums);
  *   d, dmin: the super-block scales per row.
  * The activations stay in their Q8_K rows (broadcast loads, no repacking). Tiles are 16 rows x
  * up to 8 tokens; each output is llama.cpp's tiled arithmetic (kgemm_ref.c): exact S1 and S2 per
@@ -305,7 +304,7 @@ static void gemm_q4_1(int n, int nr, int nc, const void *w, size_t ws, const voi
 
 typedef struct {
     uint8_t q[KP_SB][64][64];
-    int32_t sc[KP_SB][16][16];
+    float sc[KP_SB][16][16];
     int32_t mq[KP_SB][8][16];
     float d[KP_SB][16], dmin[KP_SB][16];
 } kpanel;
@@ -363,11 +362,11 @@ static void kp_pack(kpanel *p, int ty, const uint8_t *const rows[16], int b0, in
             tr16x16(v);
             for (int s = 0; s < 16; s++) _mm512_store_si512(p->q[sb][16 * kb + s], v[s]);
         }
-        for (int r = 0; r < 16; r++) v[r] = _mm512_cvtepi16_epi32(load256(u[r].sc));
+        for (int r = 0; r < 16; r++) v[r] = _mm512_castps_si512(_mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(load256(u[r].sc))));
         tr16x16(v);
         for (int g = 0; g < 16; g++) _mm512_store_si512(p->sc[sb][g], v[g]);
         for (int r = 0; r < 16; r++) {
-            v[r] = _mm512_zextsi256_si512(load256(u[r].corr_mul ? u[r].sc : u[r].mins)); /* i16 pairs */
+            v[r] = _mm512_zextsi256_si512(load256(u[r].mins)); /* i16 pairs */
             p->d[sb][r] = u[r].d;
             p->dmin[sb][r] = u[r].dmin;
         }
@@ -384,7 +383,12 @@ static inline __m512i bcast32(const void *p) {
 
 /* 16 rows x RN tokens over the panel's nsb super-blocks (activation super-blocks b0...): adds
  * into out (or starts from zero when first); SUBG = 16-element groups per scale (2: Q4_K/Q5_K);
- * CSH = log2 of the level offset (Q3_K 2, Q6_K 5; 0: the format has mins instead). */
+ * CSH = log2 of the level offset (Q3_K 2, Q6_K 5; 0: the format has mins instead).
+ * S1 is summed in float: each group's integer dot times its scale is below 2^24 in every format
+ * (at most 32 x 31 x 127 x 63 for Q5_K; Q3_K/Q6_K levels are centred per group first, by starting
+ * the group's dot at -corr * bsum), so each product is exact, and the sum stays exact while its
+ * partial sums stay below 2^24 (real activations stay more than tenfold under). An integer
+ * vpmulld per group instead costs 8-25% of the tile's speed (port 0, beside vpdpbusd). */
 LC_INLINE void kp_tile(const kpanel *p, int nsb, int SUBG, int CSH, int RN, const uint8_t *x, size_t xs, int b0,
                        float *out, size_t ldo, __mmask16 m, int first) {
     __m512 acc[8];
@@ -394,21 +398,34 @@ LC_INLINE void kp_tile(const kpanel *p, int nsb, int SUBG, int CSH, int RN, cons
         const lc_block_q8_K *yb[8];
         LC_UNROLL
         for (int c = 0; c < RN; c++) yb[c] = (const lc_block_q8_K *)(x + (size_t)c * xs) + b0 + sb;
-        __m512i s1[8], is[8];
+        __m512 s1[8];
+        __m512i is[8];
+        _Alignas(64) int32_t cb[8][16]; /* CSH: minus each group's level offset, corr * bsum, per token */
         LC_UNROLL
-        for (int c = 0; c < RN; c++) s1[c] = _mm512_setzero_si512();
+        for (int c = 0; c < RN; c++) {
+            s1[c] = _mm512_setzero_ps();
+            if (CSH)
+                _mm512_store_si512(cb[c], _mm512_sub_epi32(_mm512_setzero_si512(),
+                                                           _mm512_slli_epi32(_mm512_cvtepi16_epi32(load256(yb[c]->bsums)), CSH)));
+        }
         for (int g = 0; g < 16; g += SUBG) {
             LC_UNROLL
-            for (int c = 0; c < RN; c++) is[c] = _mm512_setzero_si512();
+            for (int c = 0; c < RN; c++) is[c] = CSH ? _mm512_set1_epi32(cb[c][g]) : _mm512_setzero_si512();
             LC_UNROLL
             for (int s = 4 * g; s < 4 * (g + SUBG); s++) {
                 __m512i wv = _mm512_load_si512(p->q[sb][s]);
                 LC_UNROLL
                 for (int c = 0; c < RN; c++) is[c] = _mm512_dpbusd_epi32(is[c], wv, bcast32(yb[c]->qs + 4 * s));
             }
-            __m512i sc = _mm512_load_si512(p->sc[sb][g]);
+            __m512 sc = _mm512_load_ps(p->sc[sb][g]);
             LC_UNROLL
-            for (int c = 0; c < RN; c++) s1[c] = _mm512_add_epi32(s1[c], _mm512_mullo_epi32(is[c], sc));
+            for (int c = 0; c < RN; c++) s1[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[c]), sc, s1[c]);
+        }
+        __m512 d = _mm512_load_ps(p->d[sb]);
+        if (CSH) {
+            LC_UNROLL
+            for (int c = 0; c < RN; c++) acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(s1[c], d), _mm512_set1_ps(yb[c]->d), acc[c]);
+            continue;
         }
         LC_UNROLL
         for (int c = 0; c < RN; c++) is[c] = _mm512_setzero_si512();
@@ -418,16 +435,10 @@ LC_INLINE void kp_tile(const kpanel *p, int nsb, int SUBG, int CSH, int RN, cons
             LC_UNROLL
             for (int c = 0; c < RN; c++) is[c] = _mm512_dpwssd_epi32(is[c], mv, bcast32(yb[c]->bsums + 2 * j));
         }
-        __m512 d = _mm512_load_ps(p->d[sb]), dmin = _mm512_load_ps(p->dmin[sb]);
+        __m512 dmin = _mm512_load_ps(p->dmin[sb]);
         LC_UNROLL
         for (int c = 0; c < RN; c++) {
-            __m512 r;
-            if (CSH) {
-                r = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(s1[c], _mm512_slli_epi32(is[c], CSH))), d);
-            } else {
-                r = _mm512_mul_ps(_mm512_cvtepi32_ps(s1[c]), d);
-                r = _mm512_fnmadd_ps(dmin, _mm512_cvtepi32_ps(is[c]), r);
-            }
+            __m512 r = _mm512_fnmadd_ps(dmin, _mm512_cvtepi32_ps(is[c]), _mm512_mul_ps(s1[c], d));
             acc[c] = _mm512_fmadd_ps(r, _mm512_set1_ps(yb[c]->d), acc[c]);
         }
     }

@@ -116,7 +116,7 @@ static void test_gemm(const lc_kernels *ref, const lc_kernels *k) {
             if (lc_type_get(t)->block_size == 256 && si % 3 == 2) n = 1280; /* 5 super-blocks: a panel slice and a rest */
             float *w = malloc(sizeof(float) * n * nr), *x = malloc(sizeof(float) * n * nc);
             fill(w, n * nr, (int)si % 4);
-            fill(x, n * nc, 0);
+            fill(x, n * nc, si % 4 == 1); /* some with offset activations: larger S1 partial sums */
             uint8_t *qw = quant_rows(t, w, nr, n), *qx = quant_rows(vt, x, nc, n);
             size_t ws = lc_type_row_size(t, n), xs = lc_type_row_size(vt, n), ldo = (size_t)nr + 3;
             float *out = calloc((size_t)nc * ldo, sizeof(float)), *ref_out = NULL;
