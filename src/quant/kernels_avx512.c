@@ -626,7 +626,7 @@ static void gemm_q8_0_panel(int n, int nr, int nc, const void *w, size_t ws, con
  * (576 bytes a block) and the activation lane sums of all nc tokens live in one heap workspace
  * per call, streamed from L2. */
 #define LX_MAGIC 0x4B400000 /* bits of 12582912.0f = 1.5 * 2^23 */
-#define LX_RN 3             /* tokens per tile: 8 x 3 lane accumulators in 32 registers */
+#define LX_RN 2             /* tokens per tile: 16 lane accumulators (3: 24 measured no faster) */
 
 /* Lane sums of blocks 0..nb-1 of nc Q8_0 activation rows: corr[(c * nb + b) * 8 + s] =
  * LX_MAGIC - off * (y[4s] + .. + y[4s+3]) of block b of token c, dy[c * nb + b] its scale. */
@@ -720,11 +720,12 @@ static void lx_gemm(int fmt, int n, int nr, int nc, const void *w, size_t ws, co
     lc_free_aligned(ws_mem);
 }
 
-/* One token: the row dots as gemm_q4_0 / gemm_q8_0 below (Q8_0's in llama.cpp's order, Q4_0's
- * not: llama.cpp's one-token path is ggml_vec_dot, not tinyBLAS); more: the exact panels. */
+/* One token: row dots in ggml_vec_dot's order, which is llama.cpp's one-token path (Q8_0:
+ * rows_q8_0 as gemm_q8_0; Q4_0: the 256-bit dot_q4_0, not gemm_q4_0's faster pairwise one);
+ * more: the exact panels. */
 static void gemm_q4_0_exact(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs,
                             float *out, size_t ldo) {
-    if (nc == 1) for (int r = 0; r < nr; r++) dot_q4_0_512(n, out + r, (const uint8_t *)w + (size_t)r * ws, x);
+    if (nc == 1) for (int r = 0; r < nr; r++) dot_q4_0(n, out + r, (const uint8_t *)w + (size_t)r * ws, x);
     else lx_gemm(T_Q4_0, n, nr, nc, w, ws, x, xs, out, ldo);
 }
 static void gemm_q8_0_exact(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs,
