@@ -3,7 +3,9 @@
  * Same kernel bodies as the AVX2 unit (kernels_x86_impl.h) on 256-bit vectors, but integer dots
  * go through VNNI (vpdpbusd, vpdpwssd: one instruction instead of three), bit expansion through
  * mask registers, 512-bit row dots, and panel GEMMs (Q4_0, Q8_0, Q4_K, Q5_K, Q6_K: 16 weight rows
- * unpacked once per call into one i32 lane each, tiles of 16 rows x 8 tokens).
+ * unpacked once per call into one i32 lane each, tiles of 16 rows x 8 tokens). The Q4_0 / Q8_0
+ * panels sum a block in i32 first; gemm_exact has them in llama.cpp's order (8 FMA lanes per
+ * output, about 1.7x the time; see "in llama.cpp's order" below).
  * Entry point: lc_kernels_fill_avx512 (called after the AVX2 fill, overriding its entries).
  */
 #include "quant.h"
