@@ -1,6 +1,7 @@
 /* quant_bench.c — single-thread kernel throughput: vec_dot weight streaming (GB/s of weights from
  * L2, and optionally from memory), the decode path matmul.c really takes (gemm with one token),
- * and gemm vs vec_dot for a prompt-sized tile. Not a ctest.
+ * and gemm vs vec_dot (and gemm_exact, llama.cpp's summation order, where the table has one) for
+ * prompt-sized tiles. Not a ctest.
  * The machine this grew on is shared and noisy, so each figure is the MINIMUM time over many short
  * trials (a clean trial is what the kernel can do); pass a trial count of 1-3 to run it under
  * `valgrind --tool=callgrind` and read instructions per block instead (AVX2/scalar only: valgrind
@@ -58,7 +59,7 @@ static void gemm_vs_dot(const lc_kernels *k, lc_type t, int nr, int nc, int n, i
     uint8_t *w = make_rows(t, nr, n), *y = make_rows(vt, nc, n);
     size_t ws = lc_type_row_size(t, n), ys = lc_type_row_size(vt, n);
     float *out = malloc(sizeof(float) * nr * nc);
-    double tdot = 1e9, tg = 1e9;
+    double tdot = 1e9, tg = 1e9, tx = 1e9;
     for (int it = 0; it < trials; it++) {
         double t0 = lc_time_sec();
         for (int c = 0; c < nc; c++)
@@ -71,10 +72,18 @@ static void gemm_vs_dot(const lc_kernels *k, lc_type t, int nr, int nc, int n, i
             el = lc_time_sec() - t0;
             if (el < tg) tg = el;
         }
+        if (k->gemm_exact[t]) {
+            t0 = lc_time_sec();
+            k->gemm_exact[t](n, nr, nc, w, ws, y, ys, out, nr);
+            el = lc_time_sec() - t0;
+            if (el < tx) tx = el;
+        }
     }
     double macs = (double)nr * nc * n / 1e9;
-    printf("  %-5s %dx%dx%d: vec_dot %6.1f GMAC/s, gemm %6.1f GMAC/s\n", lc_type_name(t), nr, nc, n,
+    printf("  %-5s %dx%dx%d: vec_dot %6.1f GMAC/s, gemm %6.1f GMAC/s", lc_type_name(t), nr, nc, n,
            macs / tdot, k->gemm[t] ? macs / tg : 0.0);
+    if (k->gemm_exact[t]) printf(", gemm_exact %6.1f GMAC/s (%.2fx gemm's time)", macs / tx, tx / tg);
+    printf("\n");
     free(out);
     lc_free_aligned(w);
     lc_free_aligned(y);
@@ -106,6 +115,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         if (strcmp(sel, "all") && !strstr(sel, lc_type_name(types[i]))) continue;
         gemm_vs_dot(k, types[i], 128, 64, n, trials < 40 ? trials : 40);
+        gemm_vs_dot(k, types[i], 64, 64, 2048, trials < 40 ? trials : 40); /* a 1B prompt chunk (matmul.c) */
     }
     return 0;
 }

@@ -3,7 +3,9 @@
  * Same kernel bodies as the AVX2 unit (kernels_x86_impl.h) on 256-bit vectors, but integer dots
  * go through VNNI (vpdpbusd, vpdpwssd: one instruction instead of three), bit expansion through
  * mask registers, 512-bit row dots, and panel GEMMs (Q4_0, Q8_0, Q4_K, Q5_K, Q6_K: 16 weight rows
- * unpacked once per call into one i32 lane each, tiles of 16 rows x 8 tokens).
+ * unpacked once per call into one i32 lane each, tiles of 16 rows x 8 tokens). The Q4_0 / Q8_0
+ * panels sum a block in i32 first; gemm_exact has them in llama.cpp's order (8 FMA lanes per
+ * output, about 1.7x the time; see "in llama.cpp's order" below).
  * Entry point: lc_kernels_fill_avx512 (called after the AVX2 fill, overriding its entries).
  */
 #include "quant.h"
@@ -533,8 +535,9 @@ static void lp_sums(lsum (*ys)[LP_SB], int off, const uint8_t *x, size_t xs, int
     }
 }
 
-/* Unpacks blocks b0 .. b0+nsb-1 of 16 rows (fmt T_Q4_0 or T_Q8_0) into the panel. */
-static void lp_pack(lpanel *p, int fmt, const uint8_t *const rows[16], int b0, int nsb) {
+/* Unpacks blocks b0 .. b0+nsb-1 of 16 rows (fmt T_Q4_0 or T_Q8_0) into a panel's levels q
+ * ([block][k-step][row * 4 + byte], 64-byte aligned) and row scales dx ([block][row]). */
+static void lp_pack(uint8_t (*q)[8][64], float (*dxs)[16], int fmt, const uint8_t *const rows[16], int b0, int nsb) {
     const size_t bsz = fmt == T_Q4_0 ? sizeof(lc_block_q4_0) : sizeof(lc_block_q8_0);
     _Alignas(64) uint8_t lv[16][64];
     __m512i v[16];
@@ -544,9 +547,9 @@ static void lp_pack(lpanel *p, int fmt, const uint8_t *const rows[16], int b0, i
         for (int r = 0; r < 16; r++) {
             for (int i = 0; i < nbk; i++) {
                 const uint8_t *blk = rows[r] + (size_t)(b0 + b + i) * bsz;
-                __m256i q = fmt == T_Q4_0 ? nibbles16(((const lc_block_q4_0 *)blk)->qs)
+                __m256i u = fmt == T_Q4_0 ? nibbles16(((const lc_block_q4_0 *)blk)->qs)
                                           : _mm256_xor_si256(load256(((const lc_block_q8_0 *)blk)->qs), _mm256_set1_epi8((char)0x80));
-                _mm256_store_si256((__m256i *)(lv[r] + 32 * i), q);
+                _mm256_store_si256((__m256i *)(lv[r] + 32 * i), u);
                 uint16_t d;
                 memcpy(&d, blk, 2);
                 dx[i][r] = f16(d);
@@ -555,8 +558,8 @@ static void lp_pack(lpanel *p, int fmt, const uint8_t *const rows[16], int b0, i
         }
         tr16x16(v);
         for (int i = 0; i < nbk; i++) {
-            for (int s = 0; s < 8; s++) _mm512_store_si512(p->q[b + i][s], v[8 * i + s]);
-            memcpy(p->dx[b + i], dx[i], sizeof dx[i]);
+            for (int s = 0; s < 8; s++) _mm512_store_si512(q[b + i][s], v[8 * i + s]);
+            memcpy(dxs[b + i], dx[i], sizeof dx[i]);
         }
     }
 }
@@ -607,7 +610,7 @@ static void lp_gemm(int fmt, int n, int nr, int nc, const void *w, size_t ws, co
                 const int nv = nr - r0 < 16 ? nr - r0 : 16;
                 const __mmask16 m = (__mmask16)((1u << nv) - 1);
                 for (int i = 0; i < 16; i++) rows[i] = (const uint8_t *)w + (size_t)(r0 + (i < nv ? i : nv - 1)) * ws;
-                lp_pack(&p, fmt, rows, b0, nsb);
+                lp_pack(p.q, p.dx, fmt, rows, b0, nsb);
                 for (int c0 = t0; c0 < t0 + nt; c0 += 8) {
                     const int rn = t0 + nt - c0 < 8 ? t0 + nt - c0 : 8;
                     const uint8_t *xc = (const uint8_t *)x + (size_t)c0 * xs;
@@ -629,6 +632,130 @@ static void gemm_q4_0_panel(int n, int nr, int nc, const void *w, size_t ws, con
 static void gemm_q8_0_panel(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs,
                             float *out, size_t ldo) {
     lp_gemm(T_Q8_0, n, nr, nc, w, ws, x, xs, out, ldo);
+}
+
+/* ==== Panel GEMM for Q4_0 and Q8_0 in llama.cpp's order ==== */
+
+/* The same panels, but every output summed as tinyBLAS_Q0_AVX (llamafile's sgemm.cpp, which
+ * llama.cpp runs for Q8_0 / Q4_0 prompts on x86) and ggml_vec_dot_q8_0_q8_0 / _q4_0_q8_0 sum it:
+ * 8 float lanes per output, lane s += f32(dw) * f32(dy) times the exact i32 sum of the block's
+ * products 4s..4s+3 (one FMA, block after block), then hsum: the two 128-bit halves added, then
+ * movehl, then movehdup, i.e. ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)). In the panel a
+ * k-step s of 16 rows is one vector, so lane s of 16 outputs is one accumulator, the 8 lanes are
+ * 8 accumulators per token, and the hsum is 7 vertical adds. Each block's i32 sum starts from
+ * LX_MAGIC - off * (the lane's activation sum), so the sum's bits are the float 1.5 * 2^23 + dot
+ * (|dot| < 2^17) and one exact subtraction converts it (port 0 or 5, where vcvtdq2ps is port 0
+ * only next to the vpdpbusd). Unlike the panels above, K is not sliced: a tile runs over the
+ * whole row so its 8 x RN lane sums never leave registers; the panel of all nb blocks of 16 rows
+ * (576 bytes a block) and the activation lane sums of all nc tokens live in one heap workspace
+ * per call, streamed from L2. */
+#define LX_MAGIC 0x4B400000 /* bits of 12582912.0f = 1.5 * 2^23 */
+#define LX_RN 2             /* tokens per tile: 16 lane accumulators (3: 24 measured no faster) */
+
+/* Lane sums of blocks 0..nb-1 of nc Q8_0 activation rows: corr[(c * nb + b) * 8 + s] =
+ * LX_MAGIC - off * (y[4s] + .. + y[4s+3]) of block b of token c, dy[c * nb + b] its scale. */
+static void lx_sums(int32_t *corr, float *dy, int off, const uint8_t *x, size_t xs, int nc, int nb) {
+    const __m256i offv = _mm256_set1_epi8((char)off), magic = _mm256_set1_epi32(LX_MAGIC);
+    for (int c = 0; c < nc; c++) {
+        const lc_block_q8_0 *yb = (const lc_block_q8_0 *)(x + (size_t)c * xs);
+        for (int b = 0; b < nb; b++) {
+            __m256i ls = _mm256_dpbusd_epi32(_mm256_setzero_si256(), offv, load256(yb[b].qs));
+            _mm256_store_si256((__m256i *)(corr + ((size_t)c * nb + b) * 8), _mm256_sub_epi32(magic, ls));
+            dy[(size_t)c * nb + b] = f16(yb[b].d);
+        }
+    }
+}
+
+/* 16 rows x RN tokens over all nb blocks of the panel (q, dx); corr, dy = the first token's lane
+ * sums and scales (tokens nb blocks apart). Writes out[c * ldo + row] for the rows in m. */
+LC_INLINE void lx_tile(const uint8_t (*q)[8][64], const float (*dx)[16], int nb, int RN, const uint8_t *x,
+                       size_t xs, const int32_t *corr, const float *dy, float *out, size_t ldo, __mmask16 m) {
+    __m512 acc[LX_RN][8];
+    const __m512 magic = _mm512_castsi512_ps(_mm512_set1_epi32(LX_MAGIC));
+    LC_UNROLL
+    for (int c = 0; c < RN; c++)
+        LC_UNROLL
+        for (int s = 0; s < 8; s++) acc[c][s] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const __m512 dw = _mm512_load_ps(dx[b]);
+        __m512 sc[LX_RN];
+        const int8_t *yq[LX_RN];
+        const int32_t *cb[LX_RN];
+        LC_UNROLL
+        for (int c = 0; c < RN; c++) {
+            sc[c] = _mm512_mul_ps(dw, _mm512_set1_ps(dy[(size_t)c * nb + b]));
+            yq[c] = ((const lc_block_q8_0 *)(x + (size_t)c * xs) + b)->qs;
+            cb[c] = corr + ((size_t)c * nb + b) * 8;
+        }
+        LC_UNROLL
+        for (int s = 0; s < 8; s++) {
+            const __m512i wv = _mm512_load_si512(q[b][s]);
+            LC_UNROLL
+            for (int c = 0; c < RN; c++) {
+                __m512i is = _mm512_dpbusd_epi32(_mm512_set1_epi32(cb[c][s]), wv, bcast32(yq[c] + 4 * s));
+                __m512 f = _mm512_sub_ps(_mm512_castsi512_ps(is), magic);
+                acc[c][s] = _mm512_fmadd_ps(sc[c], f, acc[c][s]);
+            }
+        }
+    }
+    LC_UNROLL
+    for (int c = 0; c < RN; c++) {
+        __m512 h = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(acc[c][0], acc[c][4]), _mm512_add_ps(acc[c][2], acc[c][6])),
+                                 _mm512_add_ps(_mm512_add_ps(acc[c][1], acc[c][5]), _mm512_add_ps(acc[c][3], acc[c][7])));
+        _mm512_mask_storeu_ps(out + (size_t)c * ldo, m, h);
+    }
+}
+
+/* out (nc, ldo) rows 0..nr-1 = W (nr Q4_0/Q8_0 rows of n) . x (nc Q8_0 rows), each output in
+ * llama.cpp's order (above). Without memory for the workspace it falls back to the 256-bit row
+ * dots, which sum in the same order. */
+static void lx_gemm(int fmt, int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs,
+                    float *out, size_t ldo) {
+    const int nb = n / LC_QK;
+    const size_t qbytes = (size_t)nb * 8 * 64, dxbytes = (size_t)nb * 16 * sizeof(float);
+    const size_t cbytes = (size_t)nc * nb * 8 * sizeof(int32_t), dybytes = (size_t)nc * nb * sizeof(float);
+    uint8_t *ws_mem = lc_malloc_aligned(qbytes + dxbytes + cbytes + dybytes);
+    if (!ws_mem) {
+        lc_vec_dot_fn dot = fmt == T_Q4_0 ? dot_q4_0 : dot_q8_0;
+        for (int c = 0; c < nc; c++)
+            for (int r = 0; r < nr; r++)
+                dot(n, out + (size_t)c * ldo + r, (const uint8_t *)w + (size_t)r * ws, (const uint8_t *)x + (size_t)c * xs);
+        return;
+    }
+    uint8_t(*q)[8][64] = (uint8_t(*)[8][64])ws_mem;
+    float(*dx)[16] = (float(*)[16])(ws_mem + qbytes);
+    int32_t *corr = (int32_t *)(ws_mem + qbytes + dxbytes);
+    float *dy = (float *)(ws_mem + qbytes + dxbytes + cbytes);
+    lx_sums(corr, dy, fmt == T_Q4_0 ? 8 : 128, x, xs, nc, nb);
+    const uint8_t *rows[16];
+    for (int r0 = 0; r0 < nr; r0 += 16) {
+        const int nv = nr - r0 < 16 ? nr - r0 : 16;
+        const __mmask16 m = (__mmask16)((1u << nv) - 1);
+        for (int i = 0; i < 16; i++) rows[i] = (const uint8_t *)w + (size_t)(r0 + (i < nv ? i : nv - 1)) * ws;
+        lp_pack(q, dx, fmt, rows, 0, nb);
+        int c0 = 0;
+        for (; c0 + LX_RN <= nc; c0 += LX_RN)
+            lx_tile((const uint8_t(*)[8][64])q, (const float(*)[16])dx, nb, LX_RN, (const uint8_t *)x + (size_t)c0 * xs, xs,
+                    corr + (size_t)c0 * nb * 8, dy + (size_t)c0 * nb, out + (size_t)c0 * ldo + r0, ldo, m);
+        for (; c0 < nc; c0++)
+            lx_tile((const uint8_t(*)[8][64])q, (const float(*)[16])dx, nb, 1, (const uint8_t *)x + (size_t)c0 * xs, xs,
+                    corr + (size_t)c0 * nb * 8, dy + (size_t)c0 * nb, out + (size_t)c0 * ldo + r0, ldo, m);
+    }
+    lc_free_aligned(ws_mem);
+}
+
+/* One token: row dots in ggml_vec_dot's order, which is llama.cpp's one-token path (Q8_0:
+ * rows_q8_0 as gemm_q8_0; Q4_0: the 256-bit dot_q4_0, not gemm_q4_0's faster pairwise one);
+ * more: the exact panels. */
+static void gemm_q4_0_exact(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs,
+                            float *out, size_t ldo) {
+    if (nc == 1) for (int r = 0; r < nr; r++) dot_q4_0(n, out + r, (const uint8_t *)w + (size_t)r * ws, x);
+    else lx_gemm(T_Q4_0, n, nr, nc, w, ws, x, xs, out, ldo);
+}
+static void gemm_q8_0_exact(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs,
+                            float *out, size_t ldo) {
+    if (nc == 1) rows_q8_0(n, nr, w, ws, x, out);
+    else lx_gemm(T_Q8_0, n, nr, nc, w, ws, x, xs, out, ldo);
 }
 
 /* One token: the row dots (Q8_0: in ggml's order, rows_q8_0); more: the panels. */
@@ -658,4 +785,6 @@ void lc_kernels_fill_avx512(lc_kernels *k) {
     k->gemm[LC_TYPE_Q4_K] = gemm_q4_K;
     k->gemm[LC_TYPE_Q5_K] = gemm_q5_K;
     k->gemm[LC_TYPE_Q6_K] = gemm_q6_K;
+    k->gemm_exact[LC_TYPE_Q8_0] = gemm_q8_0_exact;
+    k->gemm_exact[LC_TYPE_Q4_0] = gemm_q4_0_exact;
 }

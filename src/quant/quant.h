@@ -93,6 +93,10 @@ typedef struct lc_kernels {
     const char *isa;                         /* "scalar", "avx2", "avx512" */
     lc_vec_dot_fn vec_dot[LC_TYPE_COUNT];    /* per weight type */
     lc_gemm_fn gemm[LC_TYPE_COUNT];          /* per weight type; NULL: op layer uses vec_dot */
+    /* per weight type, where gemm[t] (for nc >= 2) sums in another order than llama.cpp's: a gemm
+     * whose every output is bit-identical to llama.cpp's prompt matmul (llamafile's tinyBLAS, the
+     * same order as the vec_dot of this table); NULL where gemm[t] already is, or has none */
+    lc_gemm_fn gemm_exact[LC_TYPE_COUNT];
     lc_from_float_fn quantize[LC_TYPE_COUNT];/* fast activation quantizers (Q8_0, Q8_1, Q8_K, F16, BF16) */
     lc_to_float_fn to_float[LC_TYPE_COUNT];  /* fast dequantize (rows of weights, KV blocks) */
 } lc_kernels;
