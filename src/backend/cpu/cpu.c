@@ -322,6 +322,10 @@ lc_status lc_backend_cpu_create(int n_threads, lc_backend **out) {
                    : !strcmp(attn, "ggml")                 ? LC_CPU_ATTN_GGML
                    : !strcmp(attn, "online")               ? LC_CPU_ATTN_ONLINE
                                                            : LC_CPU_ATTN_AUTO;
+    const char *gemm = getenv("LOCARA_CPU_GEMM");
+    bool exact = gemm && !strcmp(gemm, "exact");
+    for (int t = 0; t < LC_TYPE_COUNT; t++)
+        c->gemm[t] = exact && c->kern->gemm_exact[t] ? c->kern->gemm_exact[t] : c->kern->gemm[t];
     lc_status st = lc_pool_create(n_threads, &c->pool);
     if (st) {
         lc_free(be);

@@ -18,6 +18,9 @@ typedef struct lc_cpu {
     float *tscratch;
     size_t tscratch_per_thread;
     int attn_mode; /* LC_CPU_ATTN_*, from LOCARA_CPU_ATTN */
+    /* the tiles matmul.c uses: kern->gemm, or with LOCARA_CPU_GEMM=exact kern->gemm_exact where
+     * a table has one (AVX-512 Q8_0/Q4_0: llama.cpp's tinyBLAS order, about a third slower) */
+    lc_gemm_fn gemm[LC_TYPE_COUNT];
 } lc_cpu;
 
 /* How attention over an f16 cache computes (attn.c): llama.cpp's arithmetic, bit for bit where the

@@ -18,7 +18,7 @@
 #define TOK_CHUNK 64
 
 typedef struct mm_job {
-    const lc_kernels *kern;
+    const lc_cpu *c;
     int n_w;
     const lc_weight *w[4];
     float *out[4];
@@ -42,21 +42,21 @@ static int gemm_min_batch(lc_type t) {
 /* out[t * ldo + r] = dot(weight row r at wd, activation row t at x) for r < nr, t < nt: the
  * type's GEMM tile where it has one and the product's batch reaches gemm_min_batch, else one
  * vec_dot per (token, row). */
-static void mul_rows(const lc_kernels *k, const lc_weight *w, const uint8_t *wd, int nr, const uint8_t *x, size_t xs,
+static void mul_rows(const lc_cpu *c, const lc_weight *w, const uint8_t *wd, int nr, const uint8_t *x, size_t xs,
                      int nt, int batch, float *out, size_t ldo) {
     int n = (int)w->cols;
-    if (k->gemm[w->type] && batch >= gemm_min_batch(w->type)) {
-        k->gemm[w->type](n, nr, nt, wd, w->row_bytes, x, xs, out, ldo);
+    if (c->gemm[w->type] && batch >= gemm_min_batch(w->type)) {
+        c->gemm[w->type](n, nr, nt, wd, w->row_bytes, x, xs, out, ldo);
         return;
     }
-    lc_vec_dot_fn dot = k->vec_dot[w->type];
+    lc_vec_dot_fn dot = c->kern->vec_dot[w->type];
     for (int t = 0; t < nt; t++)
         for (int r = 0; r < nr; r++) dot(n, &out[(size_t)t * ldo + r], wd + (size_t)r * w->row_bytes, x + (size_t)t * xs);
 }
 
 static void tile(const mm_job *j, int wi, int64_t r0, int64_t r1, int t0, int t1) {
     const lc_weight *w = j->w[wi];
-    mul_rows(j->kern, w, (const uint8_t *)w->data + (size_t)r0 * w->row_bytes, (int)(r1 - r0),
+    mul_rows(j->c, w, (const uint8_t *)w->data + (size_t)r0 * w->row_bytes, (int)(r1 - r0),
              j->xq + (size_t)t0 * j->xq_stride, j->xq_stride, t1 - t0, j->n_tok, j->out[wi] + (size_t)t0 * w->rows + r0,
              (size_t)w->rows);
 }
@@ -152,7 +152,7 @@ lc_status lc_cpu_matmul(lc_backend *be, int n_w, const lc_weight *const *w, floa
         lc_type vdt = lc_type_get(w[i]->type)->vec_dot_type;
         mm_job j;
         memset(&j, 0, sizeof j);
-        j.kern = c->kern;
+        j.c = c;
         j.n_tok = n_tok;
         while (i < n_w && j.n_w < 4 && lc_type_get(w[i]->type)->vec_dot_type == vdt) {
             if (w[i]->cols != w[0]->cols) return lc_fail(LC_ERR_INVALID, "matmul inputs of different widths");
@@ -197,7 +197,6 @@ static void moe_worker(void *arg, int ith, int nth) {
     (void)nth;
     moe_job *j = arg;
     const lc_weight *w = j->w;
-    const lc_kernels *k = j->c->kern;
     float *tmp = j->c->tscratch + (size_t)ith * j->c->tscratch_per_thread;
     for (;;) {
         int64_t c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
@@ -207,7 +206,7 @@ static void moe_worker(void *arg, int ith, int nth) {
         int nr = (int)(r1 - r0), nt = it->i1 - it->i0;
         const uint8_t *wd = (const uint8_t *)w->data + (size_t)it->e * w->expert_bytes + (size_t)r0 * w->row_bytes;
         const uint8_t *xr = j->xq + (size_t)it->i0 * j->xq_stride;
-        mul_rows(k, w, wd, nr, xr, j->xq_stride, nt, it->n_e, tmp, (size_t)nr); /* tmp (nt, nr) = x rows @ W rows^T */
+        mul_rows(j->c, w, wd, nr, xr, j->xq_stride, nt, it->n_e, tmp, (size_t)nr); /* tmp (nt, nr) = x rows @ W rows^T */
         for (int t = 0; t < nt; t++)
             memcpy(j->out + (size_t)j->order[it->i0 + t] * w->rows + r0, tmp + (size_t)t * nr, sizeof(float) * (size_t)nr);
     }
