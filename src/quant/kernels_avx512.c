@@ -299,7 +299,7 @@ static void gemm_q4_1(int n, int nr, int nc, const void *w, size_t ws, const voi
  *       (zero for Q3_K/Q6_K, whose levels are stored + corr and centred through the bsums);
  *   d, dmin: the super-block scales per row.
  * The activations stay in their Q8_K rows (broadcast loads, no repacking). Tiles are 16 rows x
- * up to 8 tokens; each output is llama.cpp's tiled arithmetic (kgemm_ref.c): exact S1 and S2 per
+ * up to 8 tokens; each output is llama.cpp's tiled arithmetic (gemm_ref.c): exact S1 and S2 per
  * super-block, r = float(S1) * d - dmin * float(S2), acc = fma(r, q8.d, acc). So results do not
  * depend on how matmul.c chunks rows or tokens. */
 #define KP_SB 4
@@ -770,9 +770,88 @@ static void gemm_q8_0(int n, int nr, int nc, const void *w, size_t ws, const voi
     else gemm_q8_0_panel(n, nr, nc, w, ws, x, xs, out, ldo);
 }
 
+/* A row's 16 floats at element l: f32, or f16 widened (half). */
+LC_INLINE __m512 ld16(int half, const uint8_t *p, int l) {
+    return half ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)p + l)))
+               : _mm512_loadu_ps((const float *)p + l);
+}
+
+/* ==== F32 / F16 row dots in ggml's AVX-512 order ==== */
+
+/* ggml_vec_dot_f32 / _f16 (AVX-512 build): 4 accumulators of 16 lanes over steps of 64, sum[j] +=
+ * x[i + 16j] * y[i + 16j] by FMA; then sum0 += sum2, sum1 += sum3, sum0 += sum1 and GCC's
+ * _mm512_reduce_add_ps; the leftover elements one at a time (f32: FMA into the float sum, as GCC
+ * contracts ggml's loop; f16: products added in double). */
+LC_INLINE float fdot512(int half, int n, const uint8_t *x, const uint8_t *y) {
+    __m512 s[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    const int np = n & ~63;
+    for (int i = 0; i < np; i += 64)
+        LC_UNROLL
+        for (int j = 0; j < 4; j++) s[j] = _mm512_fmadd_ps(ld16(half, x, i + 16 * j), ld16(half, y, i + 16 * j), s[j]);
+    s[0] = _mm512_add_ps(s[0], s[2]);
+    s[1] = _mm512_add_ps(s[1], s[3]);
+    s[0] = _mm512_add_ps(s[0], s[1]);
+    float r = _mm512_reduce_add_ps(s[0]);
+    if (!half) {
+        for (int i = np; i < n; i++) r = fmaf(((const float *)x)[i], ((const float *)y)[i], r);
+        return r;
+    }
+    double d = r;
+    for (int i = np; i < n; i++) d += (double)(f16(((const uint16_t *)x)[i]) * f16(((const uint16_t *)y)[i]));
+    return (float)d;
+}
+
+static void dot_f32_512(int n, float *s, const void *vx, const void *vy) { *s = fdot512(0, n, vx, vy); }
+static void dot_f16_512(int n, float *s, const void *vx, const void *vy) { *s = fdot512(1, n, vx, vy); }
+
+/* ==== F32 / F16 prompt GEMM in llama.cpp's tinyBLAS order ==== */
+
+/* Per output 16 float lanes: lane i += w[l + i] * x[l + i] by FMA for l = 0, 16, ..., then
+ * _mm512_reduce_add_ps (GCC's fold: the 256-bit halves, the 128-bit quarters, then pairs), as
+ * llamafile's tinyBLAS<16, __m512> sums (F16: both sides widened from f16, the activations having
+ * been rounded to f16 first). n must be a multiple of 16 (matmul.c sends only such products here,
+ * as llama.cpp does). Tiles of 4 rows x 4 tokens share their loads; each output's arithmetic is
+ * the same wherever it sits. Compared with lc_gemm_f_ref by tests/unit/test_kernels.c. */
+LC_INLINE void ftile(int half, int nb, int RM, int RN, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,
+                     float *out, size_t ldo) {
+    __m512 acc[4][4];
+    LC_UNROLL
+    for (int r = 0; r < RM; r++)
+        LC_UNROLL
+        for (int c = 0; c < RN; c++) acc[r][c] = _mm512_setzero_ps();
+    for (int l = 0; l < 16 * nb; l += 16) {
+        __m512 a[4];
+        LC_UNROLL
+        for (int r = 0; r < RM; r++) a[r] = ld16(half, w + (size_t)r * ws, l);
+        LC_UNROLL
+        for (int c = 0; c < RN; c++) {
+            __m512 b = ld16(half, x + (size_t)c * xs, l);
+            LC_UNROLL
+            for (int r = 0; r < RM; r++) acc[r][c] = _mm512_fmadd_ps(a[r], b, acc[r][c]);
+        }
+    }
+    LC_UNROLL
+    for (int c = 0; c < RN; c++)
+        LC_UNROLL
+        for (int r = 0; r < RM; r++) out[(size_t)c * ldo + r] = _mm512_reduce_add_ps(acc[r][c]);
+}
+
+LC_INLINE void tile_f32(int nb, int RM, int RN, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, float *out,
+                        size_t ldo) {
+    ftile(0, nb, RM, RN, w, ws, x, xs, out, ldo);
+}
+LC_INLINE void tile_f16(int nb, int RM, int RN, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, float *out,
+                        size_t ldo) {
+    ftile(1, nb, RM, RN, w, ws, x, xs, out, ldo);
+}
+LC_GEMM_DRIVER(gemm_f32, tile_f32, 4, 4, 16)
+LC_GEMM_DRIVER(gemm_f16, tile_f16, 4, 4, 16)
+
 void lc_kernels_fill_avx512(lc_kernels *k) {
     k->isa = "avx512";
     fill_common(k);
+    k->vec_dot[LC_TYPE_F32] = dot_f32_512;
+    k->vec_dot[LC_TYPE_F16] = dot_f16_512;
     k->vec_dot[LC_TYPE_Q4_0] = dot_q4_0_512;
     k->vec_dot[LC_TYPE_Q4_K] = dot_q4_K_512;
     k->vec_dot[LC_TYPE_Q5_K] = dot_q5_K_512;
@@ -780,6 +859,8 @@ void lc_kernels_fill_avx512(lc_kernels *k) {
     k->gemm[LC_TYPE_Q8_0] = gemm_q8_0;
     k->gemm[LC_TYPE_Q4_0] = gemm_q4_0;
     k->gemm[LC_TYPE_Q4_1] = gemm_q4_1;
+    k->gemm[LC_TYPE_F32] = gemm_f32;
+    k->gemm[LC_TYPE_F16] = gemm_f16;
     k->gemm[LC_TYPE_Q2_K] = gemm_q2_K;
     k->gemm[LC_TYPE_Q3_K] = gemm_q3_K;
     k->gemm[LC_TYPE_Q4_K] = gemm_q4_K;

@@ -5,7 +5,7 @@
  * the fallback for CPUs without AVX2. Each dot product accumulates exact integer sums per
  * (sub-)block and scales them in float, as ggml's generic kernels do.
  * Entry point: lc_kernels_fill_scalar. Not here: tiles (gemm stays NULL but for the K formats,
- * whose reference gemm is kgemm_ref.c), threading.
+ * whose reference gemm is gemm_ref.c), threading.
  */
 #include "quant.h"
 

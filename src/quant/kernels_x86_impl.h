@@ -651,7 +651,7 @@ LC_INLINE void tile_q4_1(int nb, int RM, int RN, const uint8_t *w, size_t ws, co
         }                                                                                        \
     }
 
-/* K formats, in the arithmetic of llama.cpp's tiled K-quant matmul (kgemm_ref.c says it): per
+/* K formats, in the arithmetic of llama.cpp's tiled K-quant matmul (gemm_ref.c says it): per
  * output and super-block the exact integers S1 = sum of scale * (levels . q8) over the 16-element
  * groups, levels centred by corr (Q3_K 4, Q6_K 32, through the bsums), and S2 = mins . bsums; then
  * r = float(S1) * d - dmin * float(S2) (one FMA), and acc = fma(r, q8.d, acc) from zero, super-block

@@ -111,8 +111,14 @@ const lc_kernels *lc_kernels_named(const char *isa);
 void lc_kernels_fill_scalar(lc_kernels *k);
 void lc_kernels_fill_avx2(lc_kernels *k);
 void lc_kernels_fill_avx512(lc_kernels *k);
-/* The scalar K-format GEMM in llama.cpp's tiled arithmetic (kgemm_ref.c), for the scalar table. */
+/* The scalar K-format GEMM in llama.cpp's tiled arithmetic (gemm_ref.c), for the scalar table. */
 void lc_kgemm_fill_ref(lc_kernels *k);
+/* F32 / F16 weights (t) against activations of the same type, in the order of the AVX-512 table's
+ * gemm (llama.cpp's tinyBLAS: 16 FMA lanes, then GCC's reduce); n a multiple of 16. For tests. */
+void lc_gemm_f_ref(lc_type t, int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, float *out,
+                   size_t ldo);
+/* ... and the AVX-512 table's F32 / F16 row dot (ggml_vec_dot_f32 / _f16's AVX-512 order). */
+float lc_dot_f_ref(lc_type t, int n, const void *x, const void *y);
 
 /* ==== Quantizing whole tensors (locara quantize) ==== */
 

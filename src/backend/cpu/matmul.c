@@ -7,8 +7,9 @@
  * pairs by expert and run every expert's tiles in one parallel region too (one pool barrier per
  * call, not one per expert), through the same gemm tiles.
  * Which kernel takes a product follows llama.cpp's x86 CPU backend, so that every output is summed
- * as there: the K formats go to their tile from 8 tokens on (its tiled K-quant matmul) and to
- * vec_dot below; the other formats with a tile take it for any batch.
+ * as there (use_gemm): the K formats go to their tile from 8 tokens on (its tiled K-quant matmul)
+ * and to vec_dot below; F32/F16 from 2 tokens where tinyBLAS takes the shape; the other formats
+ * with a tile take it for any batch.
  */
 #include "cpu_impl.h"
 
@@ -31,21 +32,24 @@ typedef struct mm_job {
     atomic_long next;
 } mm_job;
 
-/* The smallest batch (tokens of the product, or of the expert) that goes to the type's tile. */
-static int gemm_min_batch(lc_type t) {
-    switch (t) {
-    case LC_TYPE_Q2_K: case LC_TYPE_Q3_K: case LC_TYPE_Q4_K: case LC_TYPE_Q5_K: case LC_TYPE_Q6_K: return 8;
-    default: return 1;
+/* Whether a product of `batch` tokens (of the call, or of the expert) goes to the type's tile. */
+static bool use_gemm(const lc_cpu *c, const lc_weight *w, int batch, bool experts) {
+    if (!c->gemm[w->type]) return false;
+    switch (w->type) {
+    case LC_TYPE_Q2_K: case LC_TYPE_Q3_K: case LC_TYPE_Q4_K: case LC_TYPE_Q5_K: case LC_TYPE_Q6_K:
+        return batch >= 8; /* llama.cpp's tiled K-quant matmul, per expert too */
+    case LC_TYPE_F32: case LC_TYPE_F16: /* tinyBLAS takes 2 tokens on, rows % 4, cols % 16; not experts */
+        return !experts && batch >= 2 && w->rows % 4 == 0 && w->cols % 16 == 0;
+    default: return true;
     }
 }
 
 /* out[t * ldo + r] = dot(weight row r at wd, activation row t at x) for r < nr, t < nt: the
- * type's GEMM tile where it has one and the product's batch reaches gemm_min_batch, else one
- * vec_dot per (token, row). */
+ * type's GEMM tile where use_gemm says so, else one vec_dot per (token, row). */
 static void mul_rows(const lc_cpu *c, const lc_weight *w, const uint8_t *wd, int nr, const uint8_t *x, size_t xs,
-                     int nt, int batch, float *out, size_t ldo) {
+                     int nt, int batch, bool experts, float *out, size_t ldo) {
     int n = (int)w->cols;
-    if (c->gemm[w->type] && batch >= gemm_min_batch(w->type)) {
+    if (use_gemm(c, w, batch, experts)) {
         c->gemm[w->type](n, nr, nt, wd, w->row_bytes, x, xs, out, ldo);
         return;
     }
@@ -57,7 +61,7 @@ static void mul_rows(const lc_cpu *c, const lc_weight *w, const uint8_t *wd, int
 static void tile(const mm_job *j, int wi, int64_t r0, int64_t r1, int t0, int t1) {
     const lc_weight *w = j->w[wi];
     mul_rows(j->c, w, (const uint8_t *)w->data + (size_t)r0 * w->row_bytes, (int)(r1 - r0),
-             j->xq + (size_t)t0 * j->xq_stride, j->xq_stride, t1 - t0, j->n_tok, j->out[wi] + (size_t)t0 * w->rows + r0,
+             j->xq + (size_t)t0 * j->xq_stride, j->xq_stride, t1 - t0, j->n_tok, false, j->out[wi] + (size_t)t0 * w->rows + r0,
              (size_t)w->rows);
 }
 
@@ -206,7 +210,7 @@ static void moe_worker(void *arg, int ith, int nth) {
         int nr = (int)(r1 - r0), nt = it->i1 - it->i0;
         const uint8_t *wd = (const uint8_t *)w->data + (size_t)it->e * w->expert_bytes + (size_t)r0 * w->row_bytes;
         const uint8_t *xr = j->xq + (size_t)it->i0 * j->xq_stride;
-        mul_rows(j->c, w, wd, nr, xr, j->xq_stride, nt, it->n_e, tmp, (size_t)nr); /* tmp (nt, nr) = x rows @ W rows^T */
+        mul_rows(j->c, w, wd, nr, xr, j->xq_stride, nt, it->n_e, true, tmp, (size_t)nr); /* tmp (nt, nr) = x rows @ W rows^T */
         for (int t = 0; t < nt; t++)
             memcpy(j->out + (size_t)j->order[it->i0 + t] * w->rows + r0, tmp + (size_t)t * nr, sizeof(float) * (size_t)nr);
     }

@@ -1,12 +1,16 @@
-/* kgemm_ref.c — the scalar reference GEMM of the K formats (Q2_K ... Q6_K against Q8_K rows),
- * in the arithmetic of llama.cpp's tiled K-quant matmul (ggml-cpu/tiled, which its x86 build
- * uses for batches of 8 tokens or more). The SIMD tiles (kernels_x86_impl.h, kernels_avx512.c)
- * must match it bit for bit (tests/unit/test_kernels.c).
+/* gemm_ref.c — scalar reference GEMMs for the products whose SIMD tiles sum in another order
+ * than the row dots, as llama.cpp's x86 CPU backend does; the SIMD tiles (kernels_x86_impl.h,
+ * kernels_avx512.c) must match them bit for bit (tests/unit/test_kernels.c).
  *
- * Per output and super-block the integer parts are exact: S1 = sum over 16-element groups of
- * scale * sum(level * q8) with the levels centred (Q3_K: q - 4, Q6_K: q - 32) and S2 = sum of
- * min * bsum; then r = float(S1) * d, minus dmin * float(S2) by one FMA where the format has
- * mins, and the output accumulates fma(r, q8.d, acc) super-block after super-block from zero.
+ * K formats (Q2_K ... Q6_K against Q8_K rows): llama.cpp's tiled K-quant matmul, which its x86
+ * build uses for batches of 8 tokens or more. Per output and super-block the integer parts are
+ * exact: S1 = sum over 16-element groups of scale * sum(level * q8) with the levels centred
+ * (Q3_K: q - 4, Q6_K: q - 32) and S2 = sum of min * bsum; then r = float(S1) * d, minus
+ * dmin * float(S2) by one FMA where the format has mins, and the output accumulates
+ * fma(r, q8.d, acc) super-block after super-block from zero.
+ * F32 / F16 (lc_gemm_f_ref): llamafile's tinyBLAS<16, __m512>, 16 FMA lanes and GCC's
+ * _mm512_reduce_add_ps fold; only the AVX-512 table has that tile. Its row dots (lc_dot_f_ref)
+ * are ggml_vec_dot_f32 / _f16 as built for AVX-512: 4 x 16 lanes, folded, then the same reduce.
  */
 #include "quant.h"
 #include "quant_blocks.h"
@@ -151,4 +155,49 @@ void lc_kgemm_fill_ref(lc_kernels *k) {
     k->gemm[LC_TYPE_Q4_K] = gemm_q4_K_ref;
     k->gemm[LC_TYPE_Q5_K] = gemm_q5_K_ref;
     k->gemm[LC_TYPE_Q6_K] = gemm_q6_K_ref;
+}
+
+void lc_gemm_f_ref(lc_type t, int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, float *out,
+                   size_t ldo) {
+    for (int r = 0; r < nr; r++)
+        for (int c = 0; c < nc; c++) {
+            const uint8_t *wr = (const uint8_t *)w + (size_t)r * ws, *xr = (const uint8_t *)x + (size_t)c * xs;
+            float lane[16] = {0};
+            for (int l = 0; l < n; l += 16)
+                for (int i = 0; i < 16; i++) {
+                    float a = t == LC_TYPE_F16 ? lc_f16_to_f32(((const uint16_t *)wr)[l + i]) : ((const float *)wr)[l + i];
+                    float b = t == LC_TYPE_F16 ? lc_f16_to_f32(((const uint16_t *)xr)[l + i]) : ((const float *)xr)[l + i];
+                    lane[i] = fmaf(a, b, lane[i]);
+                }
+            float h[8], q[4];
+            for (int i = 0; i < 8; i++) h[i] = lane[8 + i] + lane[i];
+            for (int i = 0; i < 4; i++) q[i] = h[4 + i] + h[i];
+            out[(size_t)c * ldo + r] = (q[0] + q[2]) + (q[1] + q[3]);
+        }
+}
+
+float lc_dot_f_ref(lc_type t, int n, const void *x, const void *y) {
+    float lane[4][16] = {{0}};
+    const int np = n & ~63;
+    for (int i = 0; i < np; i += 64)
+        for (int j = 0; j < 4; j++)
+            for (int l = 0; l < 16; l++) {
+                int e = i + 16 * j + l;
+                float a = t == LC_TYPE_F16 ? lc_f16_to_f32(((const uint16_t *)x)[e]) : ((const float *)x)[e];
+                float b = t == LC_TYPE_F16 ? lc_f16_to_f32(((const uint16_t *)y)[e]) : ((const float *)y)[e];
+                lane[j][l] = fmaf(a, b, lane[j][l]);
+            }
+    float v[16], h[8], q[4];
+    for (int l = 0; l < 16; l++) v[l] = (lane[0][l] + lane[2][l]) + (lane[1][l] + lane[3][l]);
+    for (int i = 0; i < 8; i++) h[i] = v[8 + i] + v[i];
+    for (int i = 0; i < 4; i++) q[i] = h[4 + i] + h[i];
+    float r = (q[0] + q[2]) + (q[1] + q[3]);
+    if (t != LC_TYPE_F16) {
+        for (int i = np; i < n; i++) r = fmaf(((const float *)x)[i], ((const float *)y)[i], r);
+        return r;
+    }
+    double d = r;
+    for (int i = np; i < n; i++)
+        d += (double)(lc_f16_to_f32(((const uint16_t *)x)[i]) * lc_f16_to_f32(((const uint16_t *)y)[i]));
+    return (float)d;
 }
