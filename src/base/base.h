@@ -125,6 +125,7 @@ enum {
     LC_CPU_AVX512 = 1 << 1,  /* AVX-512 F, BW, VL, DQ */
     LC_CPU_AVX512_VNNI = 1 << 2,
     LC_CPU_AVX_VNNI = 1 << 3,
+    LC_CPU_AVX512_BF16 = 1 << 4, /* vdpbf16ps */
 };
 
 /* Feature bits of this CPU, detected once; LOCARA_CPU=scalar|avx2|avx512 caps them (tests). */

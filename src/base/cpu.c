@@ -33,10 +33,11 @@ static unsigned detect(void) {
     (void)b71; (void)c71; (void)d71;
     bool avx2 = b7 & (1u << 5), avx512f = b7 & (1u << 16), avx512dq = b7 & (1u << 17),
          avx512bw = b7 & (1u << 30), avx512vl = b7 & (1u << 31), vnni512 = c7 & (1u << 11),
-         avxvnni = a71 & (1u << 4);
+         avxvnni = a71 & (1u << 4), bf16 = a71 & (1u << 5);
     if (os_avx && avx2 && fma && f16c) f |= LC_CPU_AVX2;
     if ((f & LC_CPU_AVX2) && os_avx512 && avx512f && avx512dq && avx512bw && avx512vl) f |= LC_CPU_AVX512;
     if ((f & LC_CPU_AVX512) && vnni512) f |= LC_CPU_AVX512_VNNI;
+    if ((f & LC_CPU_AVX512) && bf16) f |= LC_CPU_AVX512_BF16;
     if ((f & LC_CPU_AVX2) && avxvnni) f |= LC_CPU_AVX_VNNI;
 #endif
     const char *cap = getenv("LOCARA_CPU");

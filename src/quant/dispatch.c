@@ -26,6 +26,7 @@ static void init_avx512(void) {
     lc_kernels_fill_scalar(&tables[ISA_AVX512]);
     lc_kernels_fill_avx2(&tables[ISA_AVX512]);
     lc_kernels_fill_avx512(&tables[ISA_AVX512]);
+    if (lc_cpu_features() & LC_CPU_AVX512_BF16) lc_kernels_fill_avx512bf16(&tables[ISA_AVX512]);
 }
 
 static void (*const init_fns[ISA_COUNT])(void) = {init_scalar, init_avx2, init_avx512};

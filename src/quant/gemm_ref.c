@@ -11,6 +11,9 @@
  * F32 / F16 (lc_gemm_f_ref): llamafile's tinyBLAS<16, __m512>, 16 FMA lanes and GCC's
  * _mm512_reduce_add_ps fold; only the AVX-512 table has that tile. Its row dots (lc_dot_f_ref)
  * are ggml_vec_dot_f32 / _f16 as built for AVX-512: 4 x 16 lanes, folded, then the same reduce.
+ * BF16 (lc_gemm_bf16_ref, lc_dot_bf16_ref): vdpbf16ps emulated (per lane the odd pair's product
+ * then the even pair's, each added by one rounding, denormals flushed), in tinyBLAS's and
+ * ggml_vec_dot_bf16's orders.
  */
 #include "quant.h"
 #include "quant_blocks.h"
@@ -157,6 +160,14 @@ void lc_kgemm_fill_ref(lc_kernels *k) {
     k->gemm[LC_TYPE_Q6_K] = gemm_q6_K_ref;
 }
 
+/* GCC's _mm512_reduce_add_ps on 16 lanes. */
+static float reduce16(const float *v) {
+    float h[8], q[4];
+    for (int i = 0; i < 8; i++) h[i] = v[8 + i] + v[i];
+    for (int i = 0; i < 4; i++) q[i] = h[4 + i] + h[i];
+    return (q[0] + q[2]) + (q[1] + q[3]);
+}
+
 void lc_gemm_f_ref(lc_type t, int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, float *out,
                    size_t ldo) {
     for (int r = 0; r < nr; r++)
@@ -169,10 +180,7 @@ void lc_gemm_f_ref(lc_type t, int n, int nr, int nc, const void *w, size_t ws, c
                     float b = t == LC_TYPE_F16 ? lc_f16_to_f32(((const uint16_t *)xr)[l + i]) : ((const float *)xr)[l + i];
                     lane[i] = fmaf(a, b, lane[i]);
                 }
-            float h[8], q[4];
-            for (int i = 0; i < 8; i++) h[i] = lane[8 + i] + lane[i];
-            for (int i = 0; i < 4; i++) q[i] = h[4 + i] + h[i];
-            out[(size_t)c * ldo + r] = (q[0] + q[2]) + (q[1] + q[3]);
+            out[(size_t)c * ldo + r] = reduce16(lane);
         }
 }
 
@@ -187,11 +195,9 @@ float lc_dot_f_ref(lc_type t, int n, const void *x, const void *y) {
                 float b = t == LC_TYPE_F16 ? lc_f16_to_f32(((const uint16_t *)y)[e]) : ((const float *)y)[e];
                 lane[j][l] = fmaf(a, b, lane[j][l]);
             }
-    float v[16], h[8], q[4];
+    float v[16];
     for (int l = 0; l < 16; l++) v[l] = (lane[0][l] + lane[2][l]) + (lane[1][l] + lane[3][l]);
-    for (int i = 0; i < 8; i++) h[i] = v[8 + i] + v[i];
-    for (int i = 0; i < 4; i++) q[i] = h[4 + i] + h[i];
-    float r = (q[0] + q[2]) + (q[1] + q[3]);
+    float r = reduce16(v);
     if (t != LC_TYPE_F16) {
         for (int i = np; i < n; i++) r = fmaf(((const float *)x)[i], ((const float *)y)[i], r);
         return r;
@@ -200,4 +206,48 @@ float lc_dot_f_ref(lc_type t, int n, const void *x, const void *y) {
     for (int i = np; i < n; i++)
         d += (double)(lc_f16_to_f32(((const uint16_t *)x)[i]) * lc_f16_to_f32(((const uint16_t *)y)[i]));
     return (float)d;
+}
+
+/* One vdpbf16ps lane: acc + a1*b1, then + a0*b0, each FMA-rounded; denormal inputs and results
+ * are zero. */
+static float dp_lane(float acc, const uint16_t *a, const uint16_t *b) {
+    float x[4] = {lc_bf16_to_f32(a[1]), lc_bf16_to_f32(b[1]), lc_bf16_to_f32(a[0]), lc_bf16_to_f32(b[0])};
+    for (int i = 0; i < 4; i++)
+        if (fabsf(x[i]) < 1.17549435e-38f) x[i] = 0;
+    acc = fmaf(x[0], x[1], acc);
+    if (fabsf(acc) < 1.17549435e-38f) acc = copysignf(0, acc);
+    acc = fmaf(x[2], x[3], acc);
+    if (fabsf(acc) < 1.17549435e-38f) acc = copysignf(0, acc);
+    return acc;
+}
+
+/* 16 lanes over elements [l0, l1) in steps of 32 (one vdpbf16ps each). */
+static void dp_run(float *lane, const uint16_t *x, const uint16_t *y, int l0, int l1) {
+    for (int l = l0; l < l1; l += 32)
+        for (int i = 0; i < 16; i++) lane[i] = dp_lane(lane[i], x + l + 2 * i, y + l + 2 * i);
+}
+
+void lc_gemm_bf16_ref(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, float *out,
+                      size_t ldo) {
+    for (int r = 0; r < nr; r++)
+        for (int c = 0; c < nc; c++) {
+            float lane[16] = {0};
+            dp_run(lane, (const uint16_t *)((const uint8_t *)w + (size_t)r * ws),
+                   (const uint16_t *)((const uint8_t *)x + (size_t)c * xs), 0, n);
+            out[(size_t)c * ldo + r] = reduce16(lane);
+        }
+}
+
+float lc_dot_bf16_ref(int n, const void *x, const void *y) {
+    const uint16_t *a = x, *b = y;
+    float c1[16] = {0}, c2[16] = {0};
+    int i = 0;
+    for (; i + 64 <= n; i += 64) {
+        dp_run(c1, a, b, i, i + 32);
+        dp_run(c2, a, b, i + 32, i + 64);
+    }
+    double sum = (double)reduce16(c1);
+    sum += (double)reduce16(c2);
+    for (; i < n; i++) sum += (double)(lc_bf16_to_f32(a[i]) * lc_bf16_to_f32(b[i]));
+    return (float)sum;
 }

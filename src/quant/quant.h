@@ -99,6 +99,7 @@ typedef struct lc_kernels {
     lc_gemm_fn gemm_exact[LC_TYPE_COUNT];
     lc_from_float_fn quantize[LC_TYPE_COUNT];/* fast activation quantizers (Q8_0, Q8_1, Q8_K, F16, BF16) */
     lc_to_float_fn to_float[LC_TYPE_COUNT];  /* fast dequantize (rows of weights, KV blocks) */
+    bool bf16_dp;                            /* BF16 entries use vdpbf16ps (kernels_avx512bf16.c) */
 } lc_kernels;
 
 /* The best kernel table for this CPU (honours LOCARA_CPU=scalar|avx2|avx512). */
@@ -111,6 +112,8 @@ const lc_kernels *lc_kernels_named(const char *isa);
 void lc_kernels_fill_scalar(lc_kernels *k);
 void lc_kernels_fill_avx2(lc_kernels *k);
 void lc_kernels_fill_avx512(lc_kernels *k);
+/* BF16 by vdpbf16ps over the avx512 table, on CPUs with AVX512_BF16. */
+void lc_kernels_fill_avx512bf16(lc_kernels *k);
 /* The scalar K-format GEMM in llama.cpp's tiled arithmetic (gemm_ref.c), for the scalar table. */
 void lc_kgemm_fill_ref(lc_kernels *k);
 /* F32 / F16 weights (t) against activations of the same type, in the order of the AVX-512 table's
@@ -119,6 +122,10 @@ void lc_gemm_f_ref(lc_type t, int n, int nr, int nc, const void *w, size_t ws, c
                    size_t ldo);
 /* ... and the AVX-512 table's F32 / F16 row dot (ggml_vec_dot_f32 / _f16's AVX-512 order). */
 float lc_dot_f_ref(lc_type t, int n, const void *x, const void *y);
+/* The vdpbf16ps BF16 gemm and row dot (kernels_avx512bf16.c), emulated; n a multiple of 32. */
+void lc_gemm_bf16_ref(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, float *out,
+                      size_t ldo);
+float lc_dot_bf16_ref(int n, const void *x, const void *y);
 
 /* ==== Quantizing whole tensors (locara quantize) ==== */
 

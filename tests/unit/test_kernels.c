@@ -87,8 +87,9 @@ static void test_vec_dot(const lc_kernels *ref, const lc_kernels *k) {
                 k->vec_dot[t](n, &b, qw, qx);
                 double mag = abs_dot(t, qw, vt, qx, n);
                 bool exact = !exact_order(t, 1, k) || !memcmp(&a, &b, sizeof a);
-                if (!strcmp(k->isa, "avx512") && (t == LC_TYPE_F32 || t == LC_TYPE_F16)) {
-                    float g = lc_dot_f_ref(t, n, qw, qx); /* ggml's AVX-512 order, bit for bit */
+                if (!strcmp(k->isa, "avx512") && (t == LC_TYPE_F32 || t == LC_TYPE_F16 || (t == LC_TYPE_BF16 && k->bf16_dp))) {
+                    /* ggml's AVX-512 order, bit for bit */
+                    float g = t == LC_TYPE_BF16 ? lc_dot_bf16_ref(n, qw, qx) : lc_dot_f_ref(t, n, qw, qx);
                     exact = !memcmp(&g, &b, sizeof b);
                 }
                 if (!close_to(a, b, mag) || !exact) {
@@ -132,6 +133,9 @@ static void test_gemm(const lc_kernels *ref, const lc_kernels *k) {
             } else if (t == LC_TYPE_F32 || t == LC_TYPE_F16) { /* AVX-512's tinyBLAS-order tiles */
                 ref_out = calloc((size_t)nc * ldo, sizeof(float));
                 lc_gemm_f_ref(t, n, nr, nc, qw, ws, qx, xs, ref_out, ldo);
+            } else if (t == LC_TYPE_BF16 && k->bf16_dp) { /* vdpbf16ps tiles */
+                ref_out = calloc((size_t)nc * ldo, sizeof(float));
+                lc_gemm_bf16_ref(n, nr, nc, qw, ws, qx, xs, ref_out, ldo);
             }
             for (int r = 0; r < nr; r++)
                 for (int c = 0; c < nc; c++) {

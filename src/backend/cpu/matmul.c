@@ -40,6 +40,8 @@ static bool use_gemm(const lc_cpu *c, const lc_weight *w, int batch, bool expert
         return batch >= 8; /* llama.cpp's tiled K-quant matmul, per expert too */
     case LC_TYPE_F32: case LC_TYPE_F16: /* tinyBLAS takes 2 tokens on, rows % 4, cols % 16; not experts */
         return !experts && batch >= 2 && w->rows % 4 == 0 && w->cols % 16 == 0;
+    case LC_TYPE_BF16: /* the vdpbf16ps tile (tinyBLAS<32>) likewise, cols % 32 */
+        return !experts && batch >= 2 && w->rows % 4 == 0 && w->cols % 32 == 0;
     default: return true;
     }
 }
