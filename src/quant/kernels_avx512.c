@@ -28,8 +28,9 @@ static inline __m256i bytes_from_bits(uint32_t bits, int v) {
 /* ==== 512-bit vec_dot ==== */
 
 /* The K formats take a super-block as four 512-bit vectors, with the scales spread over the lanes
- * by vpermw and the min / level-bias terms kept in vector accumulators (bsums), so no horizontal
- * sum happens before the end of the row. Of the 32-element formats only Q4_0 keeps a 512-bit row
+ * by vpermw; each vector holds two 32-byte chunks (lanes 0-7 and 8-15), so folding the i32 sums
+ * onto 8 lanes gives ggml's lanes exactly, and the float steps are then the 256-bit dots' (ggml's
+ * order, bit for bit: kernels_x86_impl.h, test_kernels). Of the 32-element formats only Q4_0 keeps a 512-bit row
  * dot (two blocks per vector); Q8_0 and Q4_1 decode rows go two rows per vector in ggml's order
  * (below), and their vec_dot is the 256-bit one, in that order too. */
 
@@ -181,11 +182,10 @@ static inline __m512i idx_4x8(int a) {
                              0x0001000100010001LL * (a + 3), 0x0001000100010001LL * (a + 3));
 }
 
-/* Q4_K / Q5_K share everything but the 5th bit: per super-block, the 4 vectors of levels q[v]
- * (v covers sub-blocks 2v, 2v+1), the scales/mins vector and the two f16 scales. */
-static inline void k4_accum(const __m512i q[4], __m128i scm, const uint16_t *dd, const lc_block_q8_K *y,
-                            __m512 *acc, __m256 *accm) {
-    __m512i s16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(scm)); /* i16: 8 scales, 8 mins */
+/* Q4_K / Q5_K share everything but the 5th bit and the min term: per super-block, the 4 vectors
+ * of levels q[v] (v covers sub-blocks 2v, 2v+1: lanes 0-7 the first, 8-15 the second) against
+ * the scales (s16: i16 scales 0-7, mins 8-15), folded onto ggml's 8 i32 lanes. */
+static inline __m256i k4_lanes(const __m512i q[4], __m512i s16, const lc_block_q8_K *y) {
     __m512i sa = _mm512_setzero_si512(), sb = _mm512_setzero_si512();
     for (int v = 0; v < 4; v += 2) {
         __m512i p0 = _mm512_maddubs_epi16(q[v], load512(y->qs + 64 * v));
@@ -193,23 +193,16 @@ static inline void k4_accum(const __m512i q[4], __m128i scm, const uint16_t *dd,
         sa = _mm512_dpwssd_epi32(sa, p0, _mm512_permutexvar_epi16(idx_2x16(2 * v, 2 * v + 1), s16));
         sb = _mm512_dpwssd_epi32(sb, p1, _mm512_permutexvar_epi16(idx_2x16(2 * v + 2, 2 * v + 3), s16));
     }
-    /* mins: each m_j twice, against the 16 bsums */
-    __m256i m16 = _mm256_permutexvar_epi16(
-        _mm256_setr_epi16(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15), _mm512_castsi512_si256(s16));
-    __m256i mi = _mm256_madd_epi16(m16, load256(y->bsums));
-    int ddm;
-    memcpy(&ddm, dd, 4);
-    __m128 f = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(ddm)), _mm_set1_ps(y->d)); /* d, dmin */
-    *acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(f), _mm512_cvtepi32_ps(_mm512_add_epi32(sa, sb)), *acc);
-    *accm = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(f)), _mm256_cvtepi32_ps(mi), *accm);
+    __m512i t = _mm512_add_epi32(sa, sb);
+    return fold8(_mm512_castsi512_si256(t), _mm512_extracti64x4_epi64(t, 1));
 }
 
 static void dot_q4_K_512(int n, float *s, const void *vx, const void *vy) {
     const lc_block_q4_K *x = vx;
     const lc_block_q8_K *y = vy;
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    __m512 acc = _mm512_setzero_ps();
-    __m256 accm = _mm256_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
+    __m128 accm = _mm_setzero_ps();
     for (int i = 0; i < n / LC_QK_K; i++) {
         __m512i q[4];
         for (int h = 0; h < 2; h++) {
@@ -218,17 +211,22 @@ static void dot_q4_K_512(int n, float *s, const void *vx, const void *vy) {
             q[2 * h] = _mm512_shuffle_i64x2(lo, hi, 0x44);     /* chunk 2h: low, high nibbles */
             q[2 * h + 1] = _mm512_shuffle_i64x2(lo, hi, 0xEE); /* chunk 2h+1 */
         }
-        k4_accum(q, k4_scales_mins(x[i].scales), &x[i].d, &y[i], &acc, &accm);
+        __m128i scm = k4_scales_mins(x[i].scales);
+        __m256i sumi = k4_lanes(q, _mm512_castsi256_si512(_mm256_cvtepu8_epi16(scm)), &y[i]);
+        const float d = y[i].d * f16(x[i].d), dmin = -(y[i].d * f16(x[i].dmin));
+        accm = k4_mins4(accm, scm, y[i].bsums, dmin);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
-    *s = _mm512_reduce_add_ps(acc) - hsum_ps(accm);
+    *s = hsum_ps(acc) + hsum4_ps(accm);
 }
 
 static void dot_q5_K_512(int n, float *s, const void *vx, const void *vy) {
     const lc_block_q5_K *x = vx;
     const lc_block_q8_K *y = vy;
     const __m512i m4 = _mm512_set1_epi8(0x0F), b16 = _mm512_set1_epi8(0x10);
-    __m512 acc = _mm512_setzero_ps();
-    __m256 accm = _mm256_setzero_ps();
+    const __m256i midx = _mm256_setr_epi16(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0;
     for (int i = 0; i < n / LC_QK_K; i++) {
         __m256i h = load256(x[i].qh);
         __m512i hb = join256(h, _mm256_srli_epi16(h, 1)); /* chunk c's bits 2c, 2c+1 at 2c */
@@ -242,17 +240,24 @@ static void dot_q5_K_512(int n, float *s, const void *vx, const void *vy) {
                 q[2 * k + c] = _mm512_mask_add_epi8(qq, bit, qq, b16);
             }
         }
-        k4_accum(q, k4_scales_mins(x[i].scales), &x[i].d, &y[i], &acc, &accm);
+        __m256i s16 = _mm256_cvtepu8_epi16(k4_scales_mins(x[i].scales));
+        __m256i sumi = k4_lanes(q, _mm512_castsi256_si512(s16), &y[i]);
+        /* mins: each m_j twice, against the 16 bsums, summed in i32 */
+        int msum = hsum_i32(_mm256_madd_epi16(_mm256_permutexvar_epi16(midx, s16), load256(y[i].bsums)));
+        const float d = y[i].d * f16(x[i].d), dmin = -(y[i].d * f16(x[i].dmin));
+        summs = k5_mins(summs, msum, dmin);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
-    *s = _mm512_reduce_add_ps(acc) - hsum_ps(accm);
+    *s = hsum_ps(acc) + summs;
 }
 
-/* Q6_K: levels 0..63 against y, minus 32 * sum(sc * bsums) folded into the integer sum. */
+/* Q6_K: levels 0..63 against y (each vector two 32-element chunks, in lanes 0-7 and 8-15),
+ * folded onto 8 lanes, minus ggml's per-lane bias (as q6_bias8, from the scales already here). */
 static void dot_q6_K_512(int n, float *s, const void *vx, const void *vy) {
     const lc_block_q6_K *x = vx;
     const lc_block_q8_K *y = vy;
     const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(0x30);
-    __m512 acc = _mm512_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < n / LC_QK_K; i++) {
         __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
         __m512i s16 = _mm512_castsi256_si512(sc);
@@ -269,11 +274,12 @@ static void dot_q6_K_512(int n, float *s, const void *vx, const void *vy) {
             sb = _mm512_dpwssd_epi32(sb, _mm512_maddubs_epi16(hi, load512(q8 + 64)),
                                      _mm512_permutexvar_epi16(idx_4x8(8 * c + 4), s16));
         }
-        __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(sc, load256(y[i].bsums)), 5);
-        __m512i sumi = _mm512_sub_epi32(_mm512_add_epi32(sa, sb), _mm512_zextsi256_si512(corr));
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(f16(x[i].d) * y[i].d), _mm512_cvtepi32_ps(sumi), acc);
+        __m512i t = _mm512_add_epi32(sa, sb);
+        __m256i sumi = _mm256_sub_epi32(fold8(_mm512_castsi512_si256(t), _mm512_extracti64x4_epi64(t, 1)),
+                                        _mm256_slli_epi32(_mm256_madd_epi16(sc, load256(y[i].bsums)), 5));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * f16(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
     }
-    *s = _mm512_reduce_add_ps(acc);
+    *s = hsum_ps(acc);
 }
 
 /* Q4_1 keeps the 256-bit tile for two tokens or more and takes rows_q4_1 for one: the arithmetic

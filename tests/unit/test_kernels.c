@@ -32,14 +32,17 @@ static const lc_type wtypes[] = {LC_TYPE_F32, LC_TYPE_F16, LC_TYPE_BF16, LC_TYPE
                                  LC_TYPE_Q5_0, LC_TYPE_Q5_1, LC_TYPE_Q8_0, LC_TYPE_Q2_K, LC_TYPE_Q3_K,
                                  LC_TYPE_Q4_K, LC_TYPE_Q5_K, LC_TYPE_Q6_K};
 
-/* Where a table sums in ggml's order as the scalar reference spells it (the 32-element formats:
- * 8 FMA lanes per output), results must be bit-identical: Q4_1 / Q5_0 / Q5_1 everywhere; Q8_0's
- * row dot and one-token gemm (decode; the AVX-512 panels for more tokens sum a block exactly in
- * i32 instead); Q4_0 in the AVX2 table (AVX-512 keeps a faster pairwise row dot). So a decode
- * token's output matches llama.cpp's, and a Q4_1 token's does not depend on its batch. */
+/* Where a table sums in ggml's order as the scalar reference spells it (8 FMA lanes per output),
+ * results must be bit-identical: Q4_1 / Q5_0 / Q5_1 everywhere; Q8_0's row dot and one-token
+ * gemm (decode; the AVX-512 panels for more tokens sum a block exactly in i32 instead); Q4_0 in
+ * the AVX2 table (AVX-512 keeps a faster pairwise row dot); the K formats' row dots and
+ * one-token gemm in every table (the tiles and panels for more tokens scale per sub-block
+ * instead). So a decode token's output matches llama.cpp's, and a Q4_1 token's does not depend
+ * on its batch. */
 static bool exact_order(lc_type t, int nc, const lc_kernels *k) {
     bool avx512 = !strcmp(k->isa, "avx512");
     if (t == LC_TYPE_Q4_1 || t == LC_TYPE_Q5_0 || t == LC_TYPE_Q5_1) return true;
+    if (t >= LC_TYPE_Q2_K && t <= LC_TYPE_Q6_K) return nc == 1;
     if (t == LC_TYPE_Q8_0) return nc == 1 || !avx512;
     if (t == LC_TYPE_Q4_0) return !avx512;
     return false;
