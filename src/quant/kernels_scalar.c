@@ -2,9 +2,8 @@
  * activation format, activation quantizers and dequantizers, in plain C.
  *
  * These are the reference every SIMD table is tested against (tests/unit/test_kernels.c), and
- * the fallback for CPUs without AVX2. The quantized dot products accumulate exact integer sums
- * and scale them in float in the order of ggml's x86 kernels (8 FMA lanes, then hsum8), so
- * their results are llama.cpp's bit for bit; fmaf is explicit (the build does not contract).
+ * the fallback for CPUs without AVX2. Each dot product accumulates exact integer sums per
+ * (sub-)block and scales them in float, as ggml's generic kernels do.
  * Entry point: lc_kernels_fill_scalar. Not here: tiles (gemm stays NULL), threading.
  */
 #include "quant.h"
@@ -178,11 +177,13 @@ static void dot_q8_0(int n, float *s, const void *vx, const void *vy) {
 
 /* ==== K formats against Q8_K ==== */
 
-/* All five sum in ggml's x86 order (ggml_vec_dot_q{2..6}_K_q8_K, the __AVX2__ branch, which
- * llama.cpp's -march=native build takes on AVX-512 CPUs too), which the SIMD row dots reproduce
- * bit for bit (test_kernels). ggml works on 32-byte chunks of levels, each against 32
- * activations, and keeps 8 i32 lanes per super-block: lane l gets the scaled products of
- * positions 4l..4l+3 of every chunk, which for every K layout is element e's lane (e % 32) / 4.
+/* Not the order of ggml's generic kernels (which the header speaks of): all five sum in ggml's
+ * x86 order (ggml_vec_dot_q{2..6}_K_q8_K, the __AVX2__ branch, which llama.cpp's -march=native
+ * build takes on AVX-512 CPUs too), which the SIMD row dots reproduce bit for bit (test_kernels;
+ * fmaf is explicit, the build does not contract a*b+c on its own). ggml works on 32-byte
+ * chunks of levels, each against 32 activations, and keeps 8 i32 lanes per super-block: lane l
+ * gets the scaled products of positions 4l..4l+3 of every chunk, which for every K layout is
+ * element e's lane (e % 32) / 4.
  * Per super-block the 8 lanes are turned to float and added by FMA, lane-wise, into 8 float
  * accumulators (d = y.d * x.d, a float product), summed at the end as hsum8. What differs per
  * type is the min / bias term (see each function); Q6_K's integer lanes carry their -32 bias by
