@@ -182,71 +182,92 @@ static inline __m512i idx_4x8(int a) {
                              0x0001000100010001LL * (a + 3), 0x0001000100010001LL * (a + 3));
 }
 
-/* Q4_K / Q5_K share everything but the 5th bit and the min term: per super-block, the 4 vectors
- * of levels q[v] (v covers sub-blocks 2v, 2v+1: lanes 0-7 the first, 8-15 the second) against
- * the scales (s16: i16 scales 0-7, mins 8-15), folded onto ggml's 8 i32 lanes. */
+/* Q4_K / Q5_K share everything but the 5th bit and the min term. A 64-byte run of qs (h = 0, 1)
+ * gives two level vectors without a shuffle: its low nibbles are elements 128h + 0..31 (bytes
+ * 0-31) and 128h + 64..95 (bytes 32-63), its high nibbles the same + 32; the activations are
+ * loaded to match (two 256-bit halves 64 apart). Lanes 0-7 and 8-15 each hold one 32-element
+ * chunk, so the i32 sums fold onto ggml's 8 lanes. s16: i16 scales 0-7 and mins 8-15. */
+static inline __m512i q8_split(const int8_t *p) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(load256(p)), load256(p + 64), 1);
+}
+
 static inline __m256i k4_lanes(const __m512i q[4], __m512i s16, const lc_block_q8_K *y) {
     __m512i sa = _mm512_setzero_si512(), sb = _mm512_setzero_si512();
-    for (int v = 0; v < 4; v += 2) {
-        __m512i p0 = _mm512_maddubs_epi16(q[v], load512(y->qs + 64 * v));
-        __m512i p1 = _mm512_maddubs_epi16(q[v + 1], load512(y->qs + 64 * v + 64));
-        sa = _mm512_dpwssd_epi32(sa, p0, _mm512_permutexvar_epi16(idx_2x16(2 * v, 2 * v + 1), s16));
-        sb = _mm512_dpwssd_epi32(sb, p1, _mm512_permutexvar_epi16(idx_2x16(2 * v + 2, 2 * v + 3), s16));
+    for (int h = 0; h < 2; h++) {
+        __m512i p0 = _mm512_maddubs_epi16(q[2 * h], q8_split(y->qs + 128 * h));
+        __m512i p1 = _mm512_maddubs_epi16(q[2 * h + 1], q8_split(y->qs + 128 * h + 32));
+        sa = _mm512_dpwssd_epi32(sa, p0, _mm512_permutexvar_epi16(idx_2x16(4 * h, 4 * h + 2), s16));
+        sb = _mm512_dpwssd_epi32(sb, p1, _mm512_permutexvar_epi16(idx_2x16(4 * h + 1, 4 * h + 3), s16));
     }
     __m512i t = _mm512_add_epi32(sa, sb);
     return fold8(_mm512_castsi512_si256(t), _mm512_extracti64x4_epi64(t, 1));
 }
 
+/* The mins term's i32 lanes: lane j = m_j * (bsums[2j] + bsums[2j+1]). */
+static inline __m256i k4_min_lanes(__m256i s16, const int16_t *bsums) {
+    const __m256i idx = _mm256_setr_epi16(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+    return _mm256_madd_epi16(_mm256_permutexvar_epi16(idx, s16), load256(bsums));
+}
+
+/* [x.d * y.d, x.dmin * y.d] in lanes 0 and 1 (the two f16 scales are adjacent). */
+static inline __m128 k4_dd(const uint16_t *dd, float yd) {
+    int v;
+    memcpy(&v, dd, 4);
+    return _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(v)), _mm_set1_ps(yd));
+}
+
+/* Q4_K's min term stays in ggml's 4-lane acc_m, here the even lanes of an 8-lane vector (lane
+ * 2k = k4_mins4's lane k, by the same FMA: fnmadd with dmin is fma with -dmin). */
 static void dot_q4_K_512(int n, float *s, const void *vx, const void *vy) {
     const lc_block_q4_K *x = vx;
     const lc_block_q8_K *y = vy;
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    __m256 acc = _mm256_setzero_ps();
-    __m128 accm = _mm_setzero_ps();
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     for (int i = 0; i < n / LC_QK_K; i++) {
         __m512i q[4];
         for (int h = 0; h < 2; h++) {
             __m512i v = load512(x[i].qs + 64 * h);
-            __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-            q[2 * h] = _mm512_shuffle_i64x2(lo, hi, 0x44);     /* chunk 2h: low, high nibbles */
-            q[2 * h + 1] = _mm512_shuffle_i64x2(lo, hi, 0xEE); /* chunk 2h+1 */
+            q[2 * h] = _mm512_and_si512(v, m4);
+            q[2 * h + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
         }
-        __m128i scm = k4_scales_mins(x[i].scales);
-        __m256i sumi = k4_lanes(q, _mm512_castsi256_si512(_mm256_cvtepu8_epi16(scm)), &y[i]);
-        const float d = y[i].d * f16(x[i].d), dmin = -(y[i].d * f16(x[i].dmin));
-        accm = k4_mins4(accm, scm, y[i].bsums, dmin);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        __m256i s16 = _mm256_cvtepu8_epi16(k4_scales_mins(x[i].scales));
+        __m256i sumi = k4_lanes(q, _mm512_castsi256_si512(s16), &y[i]);
+        __m256i mi = k4_min_lanes(s16, y[i].bsums);
+        mi = _mm256_add_epi32(mi, _mm256_srli_epi64(mi, 32)); /* lane 2k: ggml's prod lane k */
+        __m128 f = k4_dd(&x[i].d, y[i].d);
+        accm = _mm256_fnmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(f)), _mm256_cvtepi32_ps(mi), accm);
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(f), _mm256_cvtepi32_ps(sumi), acc);
     }
-    *s = hsum_ps(acc) + hsum4_ps(accm);
+    /* ggml's (a0 + a2) + (a1 + a3), a_k = lane 2k */
+    __m128 m = _mm_add_ps(_mm256_castps256_ps128(accm), _mm256_extractf128_ps(accm, 1));
+    *s = hsum_ps(acc) + _mm_cvtss_f32(_mm_add_ss(m, _mm_movehl_ps(m, m)));
 }
 
+/* Q5_K: element e's fifth bit is bit e / 32 of qh[e % 32], so for run k the low-nibble vector
+ * wants bit 4k of hb = [qh, qh >> 2] (bytes 0-31 and 32-63) and the high-nibble one bit 4k + 1,
+ * each shifted to bit 4 (within its byte: bits 0-5 only move) and merged by one ternary op. */
 static void dot_q5_K_512(int n, float *s, const void *vx, const void *vy) {
     const lc_block_q5_K *x = vx;
     const lc_block_q8_K *y = vy;
     const __m512i m4 = _mm512_set1_epi8(0x0F), b16 = _mm512_set1_epi8(0x10);
-    const __m256i midx = _mm256_setr_epi16(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
     __m256 acc = _mm256_setzero_ps();
     float summs = 0;
     for (int i = 0; i < n / LC_QK_K; i++) {
         __m256i h = load256(x[i].qh);
-        __m512i hb = join256(h, _mm256_srli_epi16(h, 1)); /* chunk c's bits 2c, 2c+1 at 2c */
+        __m512i hb = join256(h, _mm256_srli_epi16(h, 2));
         __m512i q[4];
         for (int k = 0; k < 2; k++) {
             __m512i v = load512(x[i].qs + 64 * k);
             __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-            for (int c = 0; c < 2; c++) {
-                __m512i qq = c ? _mm512_shuffle_i64x2(lo, hi, 0xEE) : _mm512_shuffle_i64x2(lo, hi, 0x44);
-                __mmask64 bit = _mm512_test_epi8_mask(hb, _mm512_set1_epi8((char)(1 << (4 * k + 2 * c))));
-                q[2 * k + c] = _mm512_mask_add_epi8(qq, bit, qq, b16);
-            }
+            __m512i h0 = k ? hb : _mm512_slli_epi16(hb, 4), h1 = k ? _mm512_srli_epi16(hb, 1) : _mm512_slli_epi16(hb, 3);
+            q[2 * k] = _mm512_ternarylogic_epi32(lo, h0, b16, 0xF8);     /* lo | (h0 & 0x10) */
+            q[2 * k + 1] = _mm512_ternarylogic_epi32(hi, h1, b16, 0xF8);
         }
         __m256i s16 = _mm256_cvtepu8_epi16(k4_scales_mins(x[i].scales));
         __m256i sumi = k4_lanes(q, _mm512_castsi256_si512(s16), &y[i]);
-        /* mins: each m_j twice, against the 16 bsums, summed in i32 */
-        int msum = hsum_i32(_mm256_madd_epi16(_mm256_permutexvar_epi16(midx, s16), load256(y[i].bsums)));
-        const float d = y[i].d * f16(x[i].d), dmin = -(y[i].d * f16(x[i].dmin));
-        summs = k5_mins(summs, msum, dmin);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        __m128 f = k4_dd(&x[i].d, y[i].d);
+        summs = k5_mins(summs, hsum_i32(k4_min_lanes(s16, y[i].bsums)), -_mm_cvtss_f32(_mm_movehdup_ps(f)));
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(f), _mm256_cvtepi32_ps(sumi), acc);
     }
     *s = hsum_ps(acc) + summs;
 }

@@ -214,10 +214,9 @@ static inline float hsum4_ps(__m128 v) {
 }
 
 /* Q5_K's min term: one float, summs += dmin * msum (the block's integer min sum) by FMA (GCC
- * contracts ggml's `summs += dmin * ...` into vfmadd231ss), added after the lanes' hsum. */
-static inline float k5_mins(float summs, int msum, float dmin) {
-    return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(dmin), _mm_set_ss((float)msum), _mm_set_ss(summs)));
-}
+ * contracts ggml's `summs += dmin * ...` into vfmadd231ss; fmaf is that instruction here, as
+ * this unit is built with FMA), added after the lanes' hsum. */
+static inline float k5_mins(float summs, int msum, float dmin) { return fmaf(dmin, (float)msum, summs); }
 
 /* The 8 scales (bytes 0-7) and 8 mins (bytes 8-15) of a Q4_K/Q5_K block, in one vector, by
  * word arithmetic on the 12 packed bytes (w0 = bytes 0-3, w1 = 4-7, w2 = 8-11): scales 0-3 are
