@@ -30,9 +30,9 @@ static inline __m256i bytes_from_bits(uint32_t bits, int v) {
 /* The K formats take a super-block as four 512-bit vectors, with the scales spread over the lanes
  * by vpermw; each vector holds two 32-byte chunks (lanes 0-7 and 8-15), so folding the i32 sums
  * onto 8 lanes gives ggml's lanes exactly, and the float steps are then the 256-bit dots' (ggml's
- * order, bit for bit: kernels_x86_impl.h, test_kernels). Of the 32-element formats only Q4_0 keeps a 512-bit row
- * dot (two blocks per vector); Q8_0 and Q4_1 decode rows go two rows per vector in ggml's order
- * (below), and their vec_dot is the 256-bit one, in that order too. */
+ * order, bit for bit: kernels_x86_impl.h, test_kernels). Of the 32-element formats only Q4_0
+ * keeps a 512-bit row dot (two blocks per vector); Q8_0 and Q4_1 decode rows go two rows per
+ * vector in ggml's order (below), and their vec_dot is the 256-bit one, in that order too. */
 
 static inline __m512i load512(const void *p) { return _mm512_loadu_si512(p); }
 static inline __m512i join256(__m256i lo, __m256i hi) {
@@ -245,7 +245,8 @@ static void dot_q4_K_512(int n, float *s, const void *vx, const void *vy) {
 
 /* Q5_K: element e's fifth bit is bit e / 32 of qh[e % 32], so for run k the low-nibble vector
  * wants bit 4k of hb = [qh, qh >> 2] (bytes 0-31 and 32-63) and the high-nibble one bit 4k + 1,
- * each shifted to bit 4 (within its byte: bits 0-5 only move) and merged by one ternary op. */
+ * each shifted to bit 4 and merged by one ternary op (every bit used moves inside its byte, so
+ * 16-bit shifts serve). */
 static void dot_q5_K_512(int n, float *s, const void *vx, const void *vy) {
     const lc_block_q5_K *x = vx;
     const lc_block_q8_K *y = vy;
@@ -259,8 +260,9 @@ static void dot_q5_K_512(int n, float *s, const void *vx, const void *vy) {
         for (int k = 0; k < 2; k++) {
             __m512i v = load512(x[i].qs + 64 * k);
             __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-            __m512i h0 = k ? hb : _mm512_slli_epi16(hb, 4), h1 = k ? _mm512_srli_epi16(hb, 1) : _mm512_slli_epi16(hb, 3);
-            q[2 * k] = _mm512_ternarylogic_epi32(lo, h0, b16, 0xF8);     /* lo | (h0 & 0x10) */
+            __m512i h0 = k ? hb : _mm512_slli_epi16(hb, 4);
+            __m512i h1 = k ? _mm512_srli_epi16(hb, 1) : _mm512_slli_epi16(hb, 3);
+            q[2 * k] = _mm512_ternarylogic_epi32(lo, h0, b16, 0xF8); /* lo | (h0 & 0x10) */
             q[2 * k + 1] = _mm512_ternarylogic_epi32(hi, h1, b16, 0xF8);
         }
         __m256i s16 = _mm256_cvtepu8_epi16(k4_scales_mins(x[i].scales));
