@@ -203,6 +203,18 @@ static inline __m256i k4_lanes(const __m512i q[4], __m512i s16, const lc_block_q
     return fold8(_mm512_castsi512_si256(t), _mm512_extracti64x4_epi64(t, 1));
 }
 
+/* k4_scales_mins in vector ops, from one 16-byte load at the scales (the 4 bytes past them are
+ * the block's own qh / qs): bytes 0-7 the 8 scales, 8-15 the 8 mins. Per byte, scales/mins 0-3
+ * are the low 6 bits of bytes 0-3 / 4-7; 4-7 take bytes 8-11's low / high nibble with the top 2
+ * bits of bytes 0-3 / 4-7 above (the 16-bit shifts leave every bit used inside its byte). */
+static inline __m128i k4_scm(const uint8_t *s12) {
+    const __m128i v = _mm_loadu_si128((const __m128i *)s12), nib = _mm_set1_epi8(0x0F);
+    __m128i lo6 = _mm_and_si128(v, _mm_set1_epi8(0x3F));                         /* d0: sc 0-3, d1: m 0-3 */
+    __m128i top = _mm_and_si128(_mm_srli_epi16(v, 2), _mm_set1_epi8(0x30));      /* d0, d1: top 2 at 4-5 */
+    __m128i n = _mm_unpackhi_epi32(_mm_and_si128(v, nib), _mm_and_si128(_mm_srli_epi16(v, 4), nib));
+    return _mm_unpacklo_epi32(lo6, _mm_or_si128(n, top));                         /* sc 0-3, 4-7, m 0-3, 4-7 */
+}
+
 /* The mins term's i32 lanes: lane j = m_j * (bsums[2j] + bsums[2j+1]). */
 static inline __m256i k4_min_lanes(__m256i s16, const int16_t *bsums) {
     const __m256i idx = _mm256_setr_epi16(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
@@ -230,7 +242,7 @@ static void dot_q4_K_512(int n, float *s, const void *vx, const void *vy) {
             q[2 * h] = _mm512_and_si512(v, m4);
             q[2 * h + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
         }
-        __m256i s16 = _mm256_cvtepu8_epi16(k4_scales_mins(x[i].scales));
+        __m256i s16 = _mm256_cvtepu8_epi16(k4_scm(x[i].scales));
         __m256i sumi = k4_lanes(q, _mm512_castsi256_si512(s16), &y[i]);
         __m256i mi = k4_min_lanes(s16, y[i].bsums);
         mi = _mm256_add_epi32(mi, _mm256_srli_epi64(mi, 32)); /* lane 2k: ggml's prod lane k */
@@ -265,7 +277,7 @@ static void dot_q5_K_512(int n, float *s, const void *vx, const void *vy) {
             q[2 * k] = _mm512_ternarylogic_epi32(lo, h0, b16, 0xF8); /* lo | (h0 & 0x10) */
             q[2 * k + 1] = _mm512_ternarylogic_epi32(hi, h1, b16, 0xF8);
         }
-        __m256i s16 = _mm256_cvtepu8_epi16(k4_scales_mins(x[i].scales));
+        __m256i s16 = _mm256_cvtepu8_epi16(k4_scm(x[i].scales));
         __m256i sumi = k4_lanes(q, _mm512_castsi256_si512(s16), &y[i]);
         __m128 f = k4_dd(&x[i].d, y[i].d);
         summs = k5_mins(summs, hsum_i32(k4_min_lanes(s16, y[i].bsums)), -_mm_cvtss_f32(_mm_movehdup_ps(f)));
