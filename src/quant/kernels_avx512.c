@@ -30,10 +30,11 @@ static inline __m256i bytes_from_bits(uint32_t bits, int v) {
 /* ==== 512-bit vec_dot ==== */
 
 /* The K formats take a super-block as four 512-bit vectors, with the scales spread over the lanes
- * by vpermw and the min / level-bias terms kept in vector accumulators (bsums), so no horizontal
- * sum happens before the end of the row. Of the 32-element formats only Q4_0 keeps a 512-bit row
- * dot (two blocks per vector); Q8_0 and Q4_1 decode rows go two rows per vector in ggml's order
- * (below), and their vec_dot is the 256-bit one, in that order too. */
+ * by vpermw; each vector holds two 32-byte chunks (lanes 0-7 and 8-15), so folding the i32 sums
+ * onto 8 lanes gives ggml's lanes exactly, and the float steps are then the 256-bit dots' (ggml's
+ * order, bit for bit: kernels_x86_impl.h, test_kernels). Of the 32-element formats only Q4_0
+ * keeps a 512-bit row dot (two blocks per vector); Q8_0 and Q4_1 decode rows go two rows per
+ * vector in ggml's order (below), and their vec_dot is the 256-bit one, in that order too. */
 
 static inline __m512i load512(const void *p) { return _mm512_loadu_si512(p); }
 static inline __m512i join256(__m256i lo, __m256i hi) {
@@ -183,78 +184,117 @@ static inline __m512i idx_4x8(int a) {
                              0x0001000100010001LL * (a + 3), 0x0001000100010001LL * (a + 3));
 }
 
-/* Q4_K / Q5_K share everything but the 5th bit: per super-block, the 4 vectors of levels q[v]
- * (v covers sub-blocks 2v, 2v+1), the scales/mins vector and the two f16 scales. */
-static inline void k4_accum(const __m512i q[4], __m128i scm, const uint16_t *dd, const lc_block_q8_K *y,
-                            __m512 *acc, __m256 *accm) {
-    __m512i s16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(scm)); /* i16: 8 scales, 8 mins */
-    __m512i sa = _mm512_setzero_si512(), sb = _mm512_setzero_si512();
-    for (int v = 0; v < 4; v += 2) {
-        __m512i p0 = _mm512_maddubs_epi16(q[v], load512(y->qs + 64 * v));
-        __m512i p1 = _mm512_maddubs_epi16(q[v + 1], load512(y->qs + 64 * v + 64));
-        sa = _mm512_dpwssd_epi32(sa, p0, _mm512_permutexvar_epi16(idx_2x16(2 * v, 2 * v + 1), s16));
-        sb = _mm512_dpwssd_epi32(sb, p1, _mm512_permutexvar_epi16(idx_2x16(2 * v + 2, 2 * v + 3), s16));
-    }
-    /* mins: each m_j twice, against the 16 bsums */
-    __m256i m16 = _mm256_permutexvar_epi16(
-        _mm256_setr_epi16(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15), _mm512_castsi512_si256(s16));
-    __m256i mi = _mm256_madd_epi16(m16, load256(y->bsums));
-    int ddm;
-    memcpy(&ddm, dd, 4);
-    __m128 f = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(ddm)), _mm_set1_ps(y->d)); /* d, dmin */
-    *acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(f), _mm512_cvtepi32_ps(_mm512_add_epi32(sa, sb)), *acc);
-    *accm = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(f)), _mm256_cvtepi32_ps(mi), *accm);
+/* Q4_K / Q5_K share everything but the 5th bit and the min term. A 64-byte run of qs (h = 0, 1)
+ * gives two level vectors without a shuffle: its low nibbles are elements 128h + 0..31 (bytes
+ * 0-31) and 128h + 64..95 (bytes 32-63), its high nibbles the same + 32; the activations are
+ * loaded to match (two 256-bit halves 64 apart). Lanes 0-7 and 8-15 each hold one 32-element
+ * chunk, so the i32 sums fold onto ggml's 8 lanes. s16: i16 scales 0-7 and mins 8-15. */
+static inline __m512i q8_split(const int8_t *p) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(load256(p)), load256(p + 64), 1);
 }
 
+static inline __m256i k4_lanes(const __m512i q[4], __m512i s16, const lc_block_q8_K *y) {
+    __m512i sa = _mm512_setzero_si512(), sb = _mm512_setzero_si512();
+    for (int h = 0; h < 2; h++) {
+        __m512i p0 = _mm512_maddubs_epi16(q[2 * h], q8_split(y->qs + 128 * h));
+        __m512i p1 = _mm512_maddubs_epi16(q[2 * h + 1], q8_split(y->qs + 128 * h + 32));
+        sa = _mm512_dpwssd_epi32(sa, p0, _mm512_permutexvar_epi16(idx_2x16(4 * h, 4 * h + 2), s16));
+        sb = _mm512_dpwssd_epi32(sb, p1, _mm512_permutexvar_epi16(idx_2x16(4 * h + 1, 4 * h + 3), s16));
+    }
+    __m512i t = _mm512_add_epi32(sa, sb);
+    return fold8(_mm512_castsi512_si256(t), _mm512_extracti64x4_epi64(t, 1));
+}
+
+/* k4_scales_mins in vector ops, from one 16-byte load at the scales (the 4 bytes past them are
+ * the block's own qh / qs): bytes 0-7 the 8 scales, 8-15 the 8 mins. Per byte, scales/mins 0-3
+ * are the low 6 bits of bytes 0-3 / 4-7; 4-7 take bytes 8-11's low / high nibble with the top 2
+ * bits of bytes 0-3 / 4-7 above (the 16-bit shifts leave every bit used inside its byte). */
+static inline __m128i k4_scm(const uint8_t *s12) {
+    const __m128i v = _mm_loadu_si128((const __m128i *)s12), nib = _mm_set1_epi8(0x0F);
+    __m128i lo6 = _mm_and_si128(v, _mm_set1_epi8(0x3F));                         /* d0: sc 0-3, d1: m 0-3 */
+    __m128i top = _mm_and_si128(_mm_srli_epi16(v, 2), _mm_set1_epi8(0x30));      /* d0, d1: top 2 at 4-5 */
+    __m128i n = _mm_unpackhi_epi32(_mm_and_si128(v, nib), _mm_and_si128(_mm_srli_epi16(v, 4), nib));
+    return _mm_unpacklo_epi32(lo6, _mm_or_si128(n, top));                         /* sc 0-3, 4-7, m 0-3, 4-7 */
+}
+
+/* The mins term's i32 lanes: lane j = m_j * (bsums[2j] + bsums[2j+1]). */
+static inline __m256i k4_min_lanes(__m256i s16, const int16_t *bsums) {
+    const __m256i idx = _mm256_setr_epi16(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+    return _mm256_madd_epi16(_mm256_permutexvar_epi16(idx, s16), load256(bsums));
+}
+
+/* [x.d * y.d, x.dmin * y.d] in lanes 0 and 1 (the two f16 scales are adjacent). */
+static inline __m128 k4_dd(const uint16_t *dd, float yd) {
+    int v;
+    memcpy(&v, dd, 4);
+    return _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(v)), _mm_set1_ps(yd));
+}
+
+/* Q4_K's min term stays in ggml's 4-lane acc_m, here the even lanes of an 8-lane vector (lane
+ * 2k = k4_mins4's lane k, by the same FMA: fnmadd with dmin is fma with -dmin). */
 static void dot_q4_K_512(int n, float *s, const void *vx, const void *vy) {
     const lc_block_q4_K *x = vx;
     const lc_block_q8_K *y = vy;
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    __m512 acc = _mm512_setzero_ps();
-    __m256 accm = _mm256_setzero_ps();
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     for (int i = 0; i < n / LC_QK_K; i++) {
         __m512i q[4];
         for (int h = 0; h < 2; h++) {
             __m512i v = load512(x[i].qs + 64 * h);
-            __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-            q[2 * h] = _mm512_shuffle_i64x2(lo, hi, 0x44);     /* chunk 2h: low, high nibbles */
-            q[2 * h + 1] = _mm512_shuffle_i64x2(lo, hi, 0xEE); /* chunk 2h+1 */
+            q[2 * h] = _mm512_and_si512(v, m4);
+            q[2 * h + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
         }
-        k4_accum(q, k4_scales_mins(x[i].scales), &x[i].d, &y[i], &acc, &accm);
+        __m256i s16 = _mm256_cvtepu8_epi16(k4_scm(x[i].scales));
+        __m256i sumi = k4_lanes(q, _mm512_castsi256_si512(s16), &y[i]);
+        __m256i mi = k4_min_lanes(s16, y[i].bsums);
+        mi = _mm256_add_epi32(mi, _mm256_srli_epi64(mi, 32)); /* lane 2k: ggml's prod lane k */
+        __m128 f = k4_dd(&x[i].d, y[i].d);
+        accm = _mm256_fnmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(f)), _mm256_cvtepi32_ps(mi), accm);
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(f), _mm256_cvtepi32_ps(sumi), acc);
     }
-    *s = _mm512_reduce_add_ps(acc) - hsum_ps(accm);
+    /* ggml's (a0 + a2) + (a1 + a3), a_k = lane 2k */
+    __m128 m = _mm_add_ps(_mm256_castps256_ps128(accm), _mm256_extractf128_ps(accm, 1));
+    *s = hsum_ps(acc) + _mm_cvtss_f32(_mm_add_ss(m, _mm_movehl_ps(m, m)));
 }
 
+/* Q5_K: element e's fifth bit is bit e / 32 of qh[e % 32], so for run k the low-nibble vector
+ * wants bit 4k of hb = [qh, qh >> 2] (bytes 0-31 and 32-63) and the high-nibble one bit 4k + 1,
+ * each shifted to bit 4 and merged by one ternary op (every bit used moves inside its byte, so
+ * 16-bit shifts serve). */
 static void dot_q5_K_512(int n, float *s, const void *vx, const void *vy) {
     const lc_block_q5_K *x = vx;
     const lc_block_q8_K *y = vy;
     const __m512i m4 = _mm512_set1_epi8(0x0F), b16 = _mm512_set1_epi8(0x10);
-    __m512 acc = _mm512_setzero_ps();
-    __m256 accm = _mm256_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0;
     for (int i = 0; i < n / LC_QK_K; i++) {
         __m256i h = load256(x[i].qh);
-        __m512i hb = join256(h, _mm256_srli_epi16(h, 1)); /* chunk c's bits 2c, 2c+1 at 2c */
+        __m512i hb = join256(h, _mm256_srli_epi16(h, 2));
         __m512i q[4];
         for (int k = 0; k < 2; k++) {
             __m512i v = load512(x[i].qs + 64 * k);
             __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-            for (int c = 0; c < 2; c++) {
-                __m512i qq = c ? _mm512_shuffle_i64x2(lo, hi, 0xEE) : _mm512_shuffle_i64x2(lo, hi, 0x44);
-                __mmask64 bit = _mm512_test_epi8_mask(hb, _mm512_set1_epi8((char)(1 << (4 * k + 2 * c))));
-                q[2 * k + c] = _mm512_mask_add_epi8(qq, bit, qq, b16);
-            }
+            __m512i h0 = k ? hb : _mm512_slli_epi16(hb, 4);
+            __m512i h1 = k ? _mm512_srli_epi16(hb, 1) : _mm512_slli_epi16(hb, 3);
+            q[2 * k] = _mm512_ternarylogic_epi32(lo, h0, b16, 0xF8); /* lo | (h0 & 0x10) */
+            q[2 * k + 1] = _mm512_ternarylogic_epi32(hi, h1, b16, 0xF8);
         }
-        k4_accum(q, k4_scales_mins(x[i].scales), &x[i].d, &y[i], &acc, &accm);
+        __m256i s16 = _mm256_cvtepu8_epi16(k4_scm(x[i].scales));
+        __m256i sumi = k4_lanes(q, _mm512_castsi256_si512(s16), &y[i]);
+        __m128 f = k4_dd(&x[i].d, y[i].d);
+        summs = k5_mins(summs, hsum_i32(k4_min_lanes(s16, y[i].bsums)), -_mm_cvtss_f32(_mm_movehdup_ps(f)));
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(f), _mm256_cvtepi32_ps(sumi), acc);
     }
-    *s = _mm512_reduce_add_ps(acc) - hsum_ps(accm);
+    *s = hsum_ps(acc) + summs;
 }
 
-/* Q6_K: levels 0..63 against y, minus 32 * sum(sc * bsums) folded into the integer sum. */
+/* Q6_K: levels 0..63 against y (each vector two 32-element chunks, in lanes 0-7 and 8-15),
+ * folded onto 8 lanes, minus ggml's per-lane bias (as q6_bias8, from the scales already here). */
 static void dot_q6_K_512(int n, float *s, const void *vx, const void *vy) {
     const lc_block_q6_K *x = vx;
     const lc_block_q8_K *y = vy;
     const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(0x30);
-    __m512 acc = _mm512_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < n / LC_QK_K; i++) {
         __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
         __m512i s16 = _mm512_castsi256_si512(sc);
@@ -271,11 +311,12 @@ static void dot_q6_K_512(int n, float *s, const void *vx, const void *vy) {
             sb = _mm512_dpwssd_epi32(sb, _mm512_maddubs_epi16(hi, load512(q8 + 64)),
                                      _mm512_permutexvar_epi16(idx_4x8(8 * c + 4), s16));
         }
-        __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(sc, load256(y[i].bsums)), 5);
-        __m512i sumi = _mm512_sub_epi32(_mm512_add_epi32(sa, sb), _mm512_zextsi256_si512(corr));
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(f16(x[i].d) * y[i].d), _mm512_cvtepi32_ps(sumi), acc);
+        __m512i t = _mm512_add_epi32(sa, sb);
+        __m256i sumi = _mm256_sub_epi32(fold8(_mm512_castsi512_si256(t), _mm512_extracti64x4_epi64(t, 1)),
+                                        _mm256_slli_epi32(_mm256_madd_epi16(sc, load256(y[i].bsums)), 5));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * f16(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
     }
-    *s = _mm512_reduce_add_ps(acc);
+    *s = hsum_ps(acc);
 }
 
 /* Q4_1 keeps the 256-bit tile for two tokens or more and takes rows_q4_1 for one: the arithmetic

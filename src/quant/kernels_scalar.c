@@ -178,144 +178,155 @@ static void dot_q8_0(int n, float *s, const void *vx, const void *vy) {
 
 /* ==== K formats against Q8_K ==== */
 
-/* Q2_K: per 16-element sub-block, d*sc*sum(q*qy) - dmin*m*bsum. */
+/* Not the order of ggml's generic kernels (which the header speaks of): all five sum in ggml's
+ * x86 order (ggml_vec_dot_q{2..6}_K_q8_K, the __AVX2__ branch, which llama.cpp's -march=native
+ * build takes on AVX-512 CPUs too), which the SIMD row dots reproduce bit for bit (test_kernels;
+ * fmaf is explicit, the build does not contract a*b+c on its own). ggml works on 32-byte
+ * chunks of levels, each against 32 activations, and keeps 8 i32 lanes per super-block: lane l
+ * gets the scaled products of positions 4l..4l+3 of every chunk, which for every K layout is
+ * element e's lane (e % 32) / 4.
+ * Per super-block the 8 lanes are turned to float and added by FMA, lane-wise, into 8 float
+ * accumulators (d = y.d * x.d, a float product), summed at the end as hsum8. What differs per
+ * type is the min / bias term (see each function); Q6_K's integer lanes carry their -32 bias by
+ * bsums pairs, so a lane is not the plain dot of its elements there. The integer parts are exact
+ * in any order; only the float steps above decide the bits. */
+
+/* One super-block's 8 integer lanes: acc[l] += d * lane[l], by FMA as vfmadd231ps does. */
+static void k_lanes(const int32_t *lane, float d, float *acc) {
+    for (int l = 0; l < 8; l++) acc[l] = fmaf(d, (float)lane[l], acc[l]);
+}
+
+/* The 8 lanes of sum(sc(e) * q(e) * y(e)) over a super-block: q its 256 levels, sc16 the scale
+ * of each 16-element group. */
+static void k_dot_lanes(const int *q, const int *sc16, const int8_t *y, int32_t *lane) {
+    for (int l = 0; l < 8; l++) lane[l] = 0;
+    for (int e = 0; e < LC_QK_K; e++) lane[(e % 32) / 4] += sc16[e / 16] * q[e] * y[e];
+}
+
+/* Q2_K / Q3_K level bits: element e = 128 j + 32 k + b sits in bits 2k..2k+1 of qs[32 j + b]. */
+static int k_low2(const uint8_t *qs, int e) { return (qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3; }
+
+/* Q2_K: levels 0..3 with 4-bit scales; the min term dmin * m * bsum goes into the same 8 lanes
+ * first (lane l: m[2l] bsums[2l] + m[2l+1] bsums[2l+1], times -y.d*dmin), then the levels'. */
 static void dot_q2_K(int n, float *s, const void *vx, const void *vy) {
     const lc_block_q2_K *x = vx;
     const lc_block_q8_K *y = vy;
-    float acc = 0;
+    float acc[8] = {0};
+    int q[LC_QK_K], sc[16];
+    int32_t lane[8];
     for (int i = 0; i < n / LC_QK_K; i++) {
-        int summs = 0, isum = 0;
-        for (int j = 0; j < 16; j++) summs += y[i].bsums[j] * (x[i].scales[j] >> 4);
-        const int8_t *q8 = y[i].qs;
-        int is = 0;
-        for (int c = 0; c < 2; c++) {
-            const uint8_t *q2 = x[i].qs + 32 * c;
-            for (int shift = 0; shift < 8; shift += 2) {
-                for (int half = 0; half < 2; half++, is++) {
-                    int sum = 0;
-                    for (int l = 0; l < 16; l++) sum += ((q2[l + 16 * half] >> shift) & 3) * q8[l];
-                    isum += sum * (x[i].scales[is] & 0xF);
-                    q8 += 16;
-                }
-            }
-        }
-        const float dall = y[i].d * lc_f16_to_f32(x[i].d), dmin = y[i].d * lc_f16_to_f32(x[i].dmin);
-        acc += dall * isum - dmin * summs;
+        const float d = y[i].d * lc_f16_to_f32(x[i].d), dmin = -(y[i].d * lc_f16_to_f32(x[i].dmin));
+        for (int l = 0; l < 8; l++)
+            lane[l] = (x[i].scales[2 * l] >> 4) * y[i].bsums[2 * l] + (x[i].scales[2 * l + 1] >> 4) * y[i].bsums[2 * l + 1];
+        k_lanes(lane, dmin, acc);
+        for (int e = 0; e < LC_QK_K; e++) q[e] = k_low2(x[i].qs, e);
+        for (int j = 0; j < 16; j++) sc[j] = x[i].scales[j] & 0xF;
+        k_dot_lanes(q, sc, y[i].qs, lane);
+        k_lanes(lane, d, acc);
     }
-    *s = acc;
+    *s = hsum8(acc);
 }
 
+/* Q3_K: levels -4..3 (the high bit from hmask: element e's is bit e / 32 of hmask[e % 32]),
+ * signed 6-bit scales; no min term, the -4 is inside the lanes. */
 static void dot_q3_K(int n, float *s, const void *vx, const void *vy) {
     const lc_block_q3_K *x = vx;
     const lc_block_q8_K *y = vy;
-    float acc = 0;
+    float acc[8] = {0};
+    int q[LC_QK_K], sc[16];
+    int32_t lane[8];
     for (int i = 0; i < n / LC_QK_K; i++) {
-        int8_t sc[16];
-        lc_q3k_scales(x[i].scales, sc);
-        const int8_t *q8 = y[i].qs;
-        int isum = 0, is = 0;
-        uint8_t m = 1;
-        for (int c = 0; c < 2; c++) {
-            const uint8_t *q3 = x[i].qs + 32 * c;
-            for (int shift = 0; shift < 8; shift += 2, m = (uint8_t)(m << 1)) {
-                for (int half = 0; half < 2; half++, is++) {
-                    int sum = 0;
-                    for (int l = 0; l < 16; l++) {
-                        int k = l + 16 * half;
-                        int q = ((q3[k] >> shift) & 3) - ((x[i].hmask[k] & m) ? 0 : 4);
-                        sum += q * q8[l];
-                    }
-                    isum += sum * sc[is];
-                    q8 += 16;
-                }
-            }
-        }
-        acc += lc_f16_to_f32(x[i].d) * y[i].d * isum;
+        int8_t sc8[16];
+        lc_q3k_scales(x[i].scales, sc8);
+        for (int j = 0; j < 16; j++) sc[j] = sc8[j];
+        for (int e = 0; e < LC_QK_K; e++)
+            q[e] = k_low2(x[i].qs, e) - ((x[i].hmask[e % 32] >> (e / 32)) & 1 ? 0 : 4);
+        k_dot_lanes(q, sc, y[i].qs, lane);
+        k_lanes(lane, y[i].d * lc_f16_to_f32(x[i].d), acc);
     }
-    *s = acc;
+    *s = hsum8(acc);
 }
 
-/* Q4_K: per 32-element sub-block d*sc*sum(q*qy) - dmin*m*(bsum pair). */
+/* Q4_K / Q5_K levels: element e = 64 j + 32 h + b is nibble h of qs[32 j + b]; Q5_K's fifth bit
+ * is bit e / 32 of qh[e % 32]. Scales and mins per 32-element sub-block. */
+static void k4_levels(const uint8_t *qs, const uint8_t *qh, const uint8_t *s12, int *q, int *sc16, int *mins) {
+    for (int e = 0; e < LC_QK_K; e++) {
+        q[e] = (qs[32 * (e / 64) + e % 32] >> (4 * ((e % 64) / 32))) & 0xF;
+        if (qh) q[e] |= ((qh[e % 32] >> (e / 32)) & 1) << 4;
+    }
+    for (int j = 0; j < 8; j++) {
+        uint8_t sc, m;
+        lc_k4_scale_min(j, s12, &sc, &m);
+        sc16[2 * j] = sc16[2 * j + 1] = sc;
+        mins[j] = m;
+    }
+}
+
+/* Q4_K's min term: 4 float lanes (ggml's acc_m), lane k += -y.d*dmin * (m[2k] (bsums 4k + 4k+1)
+ * + m[2k+1] (bsums 4k+2 + 4k+3)) by FMA; at the end (0+2) + (1+3), added to the 8 lanes' sum. */
 static void dot_q4_K(int n, float *s, const void *vx, const void *vy) {
     const lc_block_q4_K *x = vx;
     const lc_block_q8_K *y = vy;
-    float acc = 0;
+    float acc[8] = {0}, accm[4] = {0};
+    int q[LC_QK_K], sc[16], m[8];
+    int32_t lane[8];
     for (int i = 0; i < n / LC_QK_K; i++) {
-        int isum = 0, summs = 0;
-        const uint8_t *q4 = x[i].qs;
-        const int8_t *q8 = y[i].qs;
-        for (int j = 0; j < 8; j += 2, q4 += 32) {
-            uint8_t sc0, m0, sc1, m1;
-            lc_k4_scale_min(j, x[i].scales, &sc0, &m0);
-            lc_k4_scale_min(j + 1, x[i].scales, &sc1, &m1);
-            int s0 = 0, s1 = 0;
-            for (int l = 0; l < 32; l++) {
-                s0 += (q4[l] & 0xF) * q8[l];
-                s1 += (q4[l] >> 4) * q8[l + 32];
-            }
-            q8 += 64;
-            isum += s0 * sc0 + s1 * sc1;
-            summs += m0 * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]) +
-                     m1 * (y[i].bsums[2 * j + 2] + y[i].bsums[2 * j + 3]);
+        const int16_t *bs = y[i].bsums;
+        const float d = y[i].d * lc_f16_to_f32(x[i].d), dmin = -(y[i].d * lc_f16_to_f32(x[i].dmin));
+        k4_levels(x[i].qs, NULL, x[i].scales, q, sc, m);
+        for (int k = 0; k < 4; k++) {
+            int p = m[2 * k] * (bs[4 * k] + bs[4 * k + 1]) + m[2 * k + 1] * (bs[4 * k + 2] + bs[4 * k + 3]);
+            accm[k] = fmaf(dmin, (float)p, accm[k]);
         }
-        acc += y[i].d * lc_f16_to_f32(x[i].d) * isum - y[i].d * lc_f16_to_f32(x[i].dmin) * summs;
+        k_dot_lanes(q, sc, y[i].qs, lane);
+        k_lanes(lane, d, acc);
     }
-    *s = acc;
+    *s = hsum8(acc) + ((accm[0] + accm[2]) + (accm[1] + accm[3]));
 }
 
+/* Q5_K's min term is one float: summs += -y.d*dmin * (the block's integer min sum), by FMA (the
+ * contraction GCC makes of ggml's `summs += dmin * ...`), added after the 8 lanes' sum. */
 static void dot_q5_K(int n, float *s, const void *vx, const void *vy) {
     const lc_block_q5_K *x = vx;
     const lc_block_q8_K *y = vy;
-    float acc = 0;
+    float acc[8] = {0}, summs = 0;
+    int q[LC_QK_K], sc[16], m[8];
+    int32_t lane[8];
     for (int i = 0; i < n / LC_QK_K; i++) {
-        int isum = 0, summs = 0;
-        const uint8_t *ql = x[i].qs, *qh = x[i].qh;
-        const int8_t *q8 = y[i].qs;
-        for (int j = 0; j < 8; j += 2, ql += 32) {
-            uint8_t sc0, m0, sc1, m1;
-            lc_k4_scale_min(j, x[i].scales, &sc0, &m0);
-            lc_k4_scale_min(j + 1, x[i].scales, &sc1, &m1);
-            int s0 = 0, s1 = 0;
-            for (int l = 0; l < 32; l++) {
-                s0 += ((ql[l] & 0xF) | (((qh[l] >> j) & 1) << 4)) * q8[l];
-                s1 += ((ql[l] >> 4) | (((qh[l] >> (j + 1)) & 1) << 4)) * q8[l + 32];
-            }
-            q8 += 64;
-            isum += s0 * sc0 + s1 * sc1;
-            summs += m0 * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]) +
-                     m1 * (y[i].bsums[2 * j + 2] + y[i].bsums[2 * j + 3]);
-        }
-        acc += y[i].d * lc_f16_to_f32(x[i].d) * isum - y[i].d * lc_f16_to_f32(x[i].dmin) * summs;
+        const int16_t *bs = y[i].bsums;
+        const float d = y[i].d * lc_f16_to_f32(x[i].d), dmin = -(y[i].d * lc_f16_to_f32(x[i].dmin));
+        k4_levels(x[i].qs, x[i].qh, x[i].scales, q, sc, m);
+        int p = 0;
+        for (int j = 0; j < 8; j++) p += m[j] * (bs[2 * j] + bs[2 * j + 1]);
+        summs = fmaf(dmin, (float)p, summs);
+        k_dot_lanes(q, sc, y[i].qs, lane);
+        k_lanes(lane, d, acc);
     }
-    *s = acc;
+    *s = hsum8(acc) + summs;
 }
 
+/* Q6_K: unsigned levels 0..63 (element e = 128 j + 32 k + b: nibble k / 2 of ql[64 j + 32 (k % 2)
+ * + b], bits 2k..2k+1 of qh[32 j + b] above it), int8 scales; the -32 comes off lane l as
+ * 32 (sc[2l] bsums[2l] + sc[2l+1] bsums[2l+1]) before the lanes go to float. */
 static void dot_q6_K(int n, float *s, const void *vx, const void *vy) {
     const lc_block_q6_K *x = vx;
     const lc_block_q8_K *y = vy;
-    float acc = 0;
+    float acc[8] = {0};
+    int q[LC_QK_K], sc[16];
+    int32_t lane[8];
     for (int i = 0; i < n / LC_QK_K; i++) {
-        const uint8_t *ql = x[i].ql, *qh = x[i].qh;
-        const int8_t *q8 = y[i].qs, *sc = x[i].scales;
-        int isum = 0;
-        for (int c = 0; c < 2; c++, ql += 64, qh += 32, q8 += 128, sc += 8) {
-            int sums[8] = {0};
-            for (int l = 0; l < 32; l++) {
-                int is = l / 16;
-                int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
-                int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
-                int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-                int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-                sums[is] += q1 * q8[l];
-                sums[is + 2] += q2 * q8[l + 32];
-                sums[is + 4] += q3 * q8[l + 64];
-                sums[is + 6] += q4 * q8[l + 96];
-            }
-            for (int k = 0; k < 8; k++) isum += sums[k] * sc[k];
+        for (int e = 0; e < LC_QK_K; e++) {
+            int j = e / 128, k = (e % 128) / 32, b = e % 32;
+            int lo = (x[i].ql[64 * j + 32 * (k % 2) + b] >> (4 * (k / 2))) & 0xF;
+            q[e] = lo | (((x[i].qh[32 * j + b] >> (2 * k)) & 3) << 4);
         }
-        acc += lc_f16_to_f32(x[i].d) * y[i].d * isum;
+        for (int j = 0; j < 16; j++) sc[j] = x[i].scales[j];
+        k_dot_lanes(q, sc, y[i].qs, lane);
+        for (int l = 0; l < 8; l++)
+            lane[l] -= 32 * (sc[2 * l] * y[i].bsums[2 * l] + sc[2 * l + 1] * y[i].bsums[2 * l + 1]);
+        k_lanes(lane, y[i].d * lc_f16_to_f32(x[i].d), acc);
     }
-    *s = acc;
+    *s = hsum8(acc);
 }
 
 /* ==== The table ==== */

@@ -177,7 +177,19 @@ static void dot_q5_1(int n, float *s, const void *vx, const void *vy) {
 
 /* ==== K formats ==== */
 
-/* Sum over the 8 sub-blocks of m_j * (bsums[2j] + bsums[2j+1]) for Q4_K/Q5_K. */
+/* The five row dots sum in ggml's x86 order (ggml_vec_dot_q{2..6}_K_q8_K, __AVX2__ branch, as
+ * llama.cpp's native build compiles it on AVX2 and AVX-512 CPUs), so a decode token's result is
+ * llama.cpp's bit for bit (kernels_scalar.c spells the order out; test_kernels checks it): per
+ * super-block 8 i32 lanes, lane l holding positions 4l..4l+3 of every 32-byte chunk of levels
+ * (what dot_sc_acc on a chunk gives), then acc = fma(d, float(lanes), acc) with d = y.d * x.d,
+ * and hsum_ps at the end. The integer lanes may be formed in any order; the min and bias terms
+ * must go where ggml puts them (see each function). */
+
+/* The 8 i32 lanes of a 512-bit integer sum folded onto 8 (lane l + lane l+8): exact, and
+ * ggml's lane l when lanes 8-15 hold the second of two 32-byte chunks. */
+static inline __m256i fold8(__m256i lo, __m256i hi) { return _mm256_add_epi32(lo, hi); }
+
+/* Sum over the 8 sub-blocks of m_j * (bsums[2j] + bsums[2j+1]) for Q5_K. */
 static inline int kmins_dot(const uint8_t *mins8, const int16_t *bsums) {
     __m128i m = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mins8));
     __m256i m2 = _mm256_cvtepu16_epi32(m);                   /* 8 x i32 */
@@ -185,6 +197,26 @@ static inline int kmins_dot(const uint8_t *mins8, const int16_t *bsums) {
     __m256i b = load256(bsums);
     return hsum_i32(_mm256_madd_epi16(b, m2));
 }
+
+/* Q4_K's min term as ggml keeps it: 4 float lanes, lane k += dmin * (m[2k] (bsums 4k + 4k+1) +
+ * m[2k+1] (bsums 4k+2 + 4k+3)) by FMA (dmin = -y.d * x.dmin); scm holds the mins in bytes 8-15. */
+static inline __m128 k4_mins4(__m128 accm, __m128i scm, const int16_t *bsums, float dmin) {
+    __m256i b = load256(bsums);
+    __m128i pairs = _mm_hadd_epi16(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
+    __m128i prod = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_unpackhi_epi64(scm, scm)), pairs);
+    return _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), accm);
+}
+
+/* The 4 lanes of k4_mins4 summed as ggml does: (0 + 2) + (1 + 3). */
+static inline float hsum4_ps(__m128 v) {
+    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    return _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));
+}
+
+/* Q5_K's min term: one float, summs += dmin * msum (the block's integer min sum) by FMA (GCC
+ * contracts ggml's `summs += dmin * ...` into vfmadd231ss; fmaf is that instruction here, as
+ * this unit is built with FMA), added after the lanes' hsum. */
+static inline float k5_mins(float summs, int msum, float dmin) { return fmaf(dmin, (float)msum, summs); }
 
 /* The 8 scales (bytes 0-7) and 8 mins (bytes 8-15) of a Q4_K/Q5_K block, in one vector, by
  * word arithmetic on the 12 packed bytes (w0 = bytes 0-3, w1 = 4-7, w2 = 8-11): scales 0-3 are
@@ -214,10 +246,11 @@ static void dot_q4_K(int n, float *s, const void *vx, const void *vy) {
     const lc_block_q8_K *y = vy;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     __m256 acc = _mm256_setzero_ps();
-    float accm = 0;
+    __m128 accm = _mm_setzero_ps();
     for (int i = 0; i < n / LC_QK_K; i++) {
-        uint8_t sc[8], mn[8];
-        k4_unpack(x[i].scales, sc, mn);
+        __m128i scm = k4_scales_mins(x[i].scales);
+        uint8_t sc[8];
+        _mm_storel_epi64((__m128i *)sc, scm);
         const uint8_t *q4 = x[i].qs;
         const int8_t *q8 = y[i].qs;
         __m256i sumi = _mm256_setzero_si256();
@@ -227,11 +260,11 @@ static void dot_q4_K(int n, float *s, const void *vx, const void *vy) {
             sumi = dot_sc_acc(sumi, _mm256_and_si256(_mm256_srli_epi16(q, 4), m4), load256(q8 + 32),
                               _mm256_set1_epi16(sc[2 * j + 1]));
         }
-        const float d = y[i].d * f16(x[i].d);
+        const float d = y[i].d * f16(x[i].d), dmin = -(y[i].d * f16(x[i].dmin));
+        accm = k4_mins4(accm, scm, y[i].bsums, dmin);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-        accm += y[i].d * f16(x[i].dmin) * kmins_dot(mn, y[i].bsums);
     }
-    *s = hsum_ps(acc) - accm;
+    *s = hsum_ps(acc) + hsum4_ps(accm);
 }
 
 static void dot_q5_K(int n, float *s, const void *vx, const void *vy) {
@@ -239,7 +272,7 @@ static void dot_q5_K(int n, float *s, const void *vx, const void *vy) {
     const lc_block_q8_K *y = vy;
     const __m256i m4 = _mm256_set1_epi8(0x0F), b16 = _mm256_set1_epi8(0x10);
     __m256 acc = _mm256_setzero_ps();
-    float accm = 0;
+    float summs = 0;
     for (int i = 0; i < n / LC_QK_K; i++) {
         uint8_t sc[8], mn[8];
         k4_unpack(x[i].scales, sc, mn);
@@ -257,20 +290,21 @@ static void dot_q5_K(int n, float *s, const void *vx, const void *vy) {
             sumi = dot_sc_acc(sumi, lo, load256(q8), _mm256_set1_epi16(sc[2 * j]));
             sumi = dot_sc_acc(sumi, hi, load256(q8 + 32), _mm256_set1_epi16(sc[2 * j + 1]));
         }
-        const float d = y[i].d * f16(x[i].d);
+        const float d = y[i].d * f16(x[i].d), dmin = -(y[i].d * f16(x[i].dmin));
+        summs = k5_mins(summs, kmins_dot(mn, y[i].bsums), dmin);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-        accm += y[i].d * f16(x[i].dmin) * kmins_dot(mn, y[i].bsums);
     }
-    *s = hsum_ps(acc) - accm;
+    *s = hsum_ps(acc) + summs;
 }
 
-/* Sum of sc[k] * bsums[k] over the 16 sub-blocks (int8 scales). */
-static inline int sc16_bsums(const int8_t *sc, const int16_t *bsums) {
+/* Q6_K's -32 level bias per i32 lane as ggml takes it off: lane l = 32 (sc[2l] bsums[2l] +
+ * sc[2l+1] bsums[2l+1]) (int8 scales). */
+static inline __m256i q6_bias8(const int8_t *sc, const int16_t *bsums) {
     __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
-    return hsum_i32(_mm256_madd_epi16(s16, load256(bsums)));
+    return _mm256_slli_epi32(_mm256_madd_epi16(s16, load256(bsums)), 5);
 }
 
-/* Q6_K: q in 0..63 unsigned against y, then subtract 32 * sum(sc * bsums). */
+/* Q6_K: q in 0..63 unsigned against y, minus the per-lane bias (q6_bias8), in i32. */
 static void dot_q6_K(int n, float *s, const void *vx, const void *vy) {
     const lc_block_q6_K *x = vx;
     const lc_block_q8_K *y = vy;
@@ -279,7 +313,7 @@ static void dot_q6_K(int n, float *s, const void *vx, const void *vy) {
     for (int i = 0; i < n / LC_QK_K; i++) {
         const uint8_t *ql = x[i].ql, *qh = x[i].qh;
         const int8_t *q8 = y[i].qs, *sc = x[i].scales;
-        __m256i sumi = _mm256_setzero_si256();
+        __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), q6_bias8(x[i].scales, y[i].bsums));
         for (int c = 0; c < 2; c++, ql += 64, qh += 32, q8 += 128, sc += 8) {
             __m256i l0 = load256(ql), l1 = load256(ql + 32), h = load256(qh);
             __m256i q1 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(h, 4), m3));
@@ -292,10 +326,8 @@ static void dot_q6_K(int n, float *s, const void *vx, const void *vy) {
             sumi = dot_sc_acc(sumi, q3, load256(q8 + 64), scale2(sc[4], sc[5]));
             sumi = dot_sc_acc(sumi, q4, load256(q8 + 96), scale2(sc[6], sc[7]));
         }
-        int corr = 32 * sc16_bsums(x[i].scales, y[i].bsums);
-        const float d = f16(x[i].d) * y[i].d;
+        const float d = y[i].d * f16(x[i].d);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-        acc = _mm256_add_ps(acc, _mm256_setr_ps(-d * (float)corr, 0, 0, 0, 0, 0, 0, 0));
     }
     *s = hsum_ps(acc);
 }
@@ -314,11 +346,12 @@ static inline __m128i q3k_scales_vec(const uint8_t *s12) {
     return _mm_sub_epi8(_mm_setr_epi32((int)a, (int)b, (int)c, (int)d), _mm_set1_epi8(32));
 }
 
-/* Q3_K: q+4 in 0..7 unsigned, minus 4 * sum(sc * bsums). */
+/* Q3_K: levels q - 4 in -4..3 kept inside each lane, as ggml does: per chunk, the i16 pair sums
+ * of (2 low bits) * y minus those of (4 where the high bit is clear) * y, times the scales. */
 static void dot_q3_K(int n, float *s, const void *vx, const void *vy) {
     const lc_block_q3_K *x = vx;
     const lc_block_q8_K *y = vy;
-    const __m256i m2 = _mm256_set1_epi8(3), b4 = _mm256_set1_epi8(4);
+    const __m256i m2 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
     __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < n / LC_QK_K; i++) {
         int8_t sc[16];
@@ -331,26 +364,26 @@ static void dot_q3_K(int n, float *s, const void *vx, const void *vy) {
             __m256i q = load256(x[i].qs + 32 * c);
             for (int sh = 0; sh < 4; sh++, q8 += 32, is += 2) {
                 __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q, 2 * sh), m2);
-                /* hmask bit (4c+sh) of byte l -> +4 */
-                __m256i hbit = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * c + sh), _mm256_set1_epi8(1));
-                __m256i qq = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(hbit, 2), b4));
-                sumi = dot_sc_acc(sumi, qq, load256(q8), scale2(sc[is], sc[is + 1]));
+                /* hmask bit (4c+sh) of byte l clear -> 4 */
+                __m256i h4 = _mm256_slli_epi16(_mm256_andnot_si256(_mm256_srli_epi16(hm, 4 * c + sh), one), 2);
+                __m256i yv = load256(q8);
+                __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(lo, yv), _mm256_maddubs_epi16(h4, yv));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, scale2(sc[is], sc[is + 1])));
             }
         }
-        int corr = 4 * sc16_bsums(sc, y[i].bsums);
-        const float d = f16(x[i].d) * y[i].d;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi, _mm256_setr_epi32(corr, 0, 0, 0, 0, 0, 0, 0))), acc);
+        const float d = y[i].d * f16(x[i].d);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
     *s = hsum_ps(acc);
 }
 
-/* Q2_K: q in 0..3, scales 4 bits, mins 4 bits times bsums. */
+/* Q2_K: q in 0..3, 4-bit scales; the min term goes into the same 8 lanes first (lane l: m[2l]
+ * bsums[2l] + m[2l+1] bsums[2l+1], times dmin = -y.d * x.dmin), then the levels' lanes. */
 static void dot_q2_K(int n, float *s, const void *vx, const void *vy) {
     const lc_block_q2_K *x = vx;
     const lc_block_q8_K *y = vy;
     const __m256i m2 = _mm256_set1_epi8(3);
     __m256 acc = _mm256_setzero_ps();
-    float accm = 0;
     for (int i = 0; i < n / LC_QK_K; i++) {
         const int8_t *q8 = y[i].qs;
         __m256i sumi = _mm256_setzero_si256();
@@ -364,11 +397,12 @@ static void dot_q2_K(int n, float *s, const void *vx, const void *vy) {
         }
         __m256i mins = _mm256_cvtepu8_epi16(_mm_srli_epi16(_mm_loadu_si128((const __m128i *)x[i].scales), 4));
         mins = _mm256_and_si256(mins, _mm256_set1_epi16(0x0F));
-        int summs = hsum_i32(_mm256_madd_epi16(mins, load256(y[i].bsums)));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * f16(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
-        accm += y[i].d * f16(x[i].dmin) * summs;
+        __m256i prod = _mm256_madd_epi16(mins, load256(y[i].bsums));
+        const float d = y[i].d * f16(x[i].d), dmin = -(y[i].d * f16(x[i].dmin));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(prod), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
-    *s = hsum_ps(acc) - accm;
+    *s = hsum_ps(acc);
 }
 
 /* ==== Activation quantizers (bit-identical to quant_ref.c) ==== */
