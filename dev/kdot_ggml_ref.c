@@ -1,6 +1,6 @@
 /* kdot_ggml_ref.c — regenerates test_kernels.c's table of llama.cpp's own K-quant row dots
  * (ggml_kdots): the bits of ggml_vec_dot_q{2..6}_K_q8_K, as the peer's libggml-cpu computes them,
- * on the fixed rows kref_rows makes (a copy of test_kernels.c's; keep the two equal). Weights and
+ * on the fixed rows kref_rows makes (tests/unit/kref_rows.h, shared with the test). Weights and
  * Q8_K activations are quantized with Locara's reference quantizers; the program also says
  * whether ggml's own Q8_K quantizer gives the same bytes. Not built by default.
  * Build: gcc -O2 -std=c17 -D_GNU_SOURCE -Iinclude -Isrc dev/kdot_ggml_ref.c build/liblocara_core.a \
@@ -10,6 +10,7 @@
  */
 #include "base/base.h"
 #include "quant/quant.h"
+#include "../tests/unit/kref_rows.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,30 +28,6 @@ struct g_traits {
 const struct g_traits *ggml_get_type_traits_cpu(int type);
 void ggml_cpu_init(void);
 
-/* ---- copied from test_kernels.c (kref_*) ---- */
-#define KREF_CASES 16
-static const int kref_len[KREF_CASES] = {256, 768, 2048, 4096, 512, 1280, 256, 1024,
-                                         1536, 3072, 256, 512, 2304, 768, 256, 4096};
-
-/* Uniform in [-1, 1) in steps of 2^-23: every value and every scaling below is exact in float,
- * so the rows are the same bits under any compiler's contraction. */
-static float kref_rand(uint64_t *st) {
-    *st = *st * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((int32_t)(*st >> 40) - (1 << 23)) / (float)(1 << 23);
-}
-
-/* Case c's weights w and activations a (n = kref_len[c] each): plain, offset (mins), small,
- * large and spiky rows. */
-static void kref_rows(int c, float *w, float *a) {
-    static const float ws[4] = {1.0f, 0.5f, 0.125f, 2.0f};
-    const float off = c % 3 == 1 ? 0.25f : 0.0f, amp = c % 2 ? 4.0f : 1.0f;
-    uint64_t st = 0x5EEDull + 977u * (uint64_t)c;
-    for (int i = 0; i < kref_len[c]; i++) {
-        w[i] = kref_rand(&st) * ws[c % 4] + off;
-        a[i] = kref_rand(&st) * amp * (c % 5 >= 3 && i % 97 == 0 ? 16.0f : 1.0f);
-    }
-}
-/* ---- end of the copy ---- */
 
 int main(void) {
     ggml_cpu_init();
