@@ -11,7 +11,7 @@
  * F32 / F16 (lc_gemm_f_ref): llamafile's tinyBLAS<16, __m512>, 16 FMA lanes and GCC's
  * _mm512_reduce_add_ps fold; only the AVX-512 table has that tile. Its row dots (lc_dot_f_ref)
  * are ggml_vec_dot_f32 / _f16 as built for AVX-512: 4 x 16 lanes, folded, then the same reduce.
- * BF16 (lc_gemm_bf16_ref, lc_dot_bf16_ref): vdpbf16ps emulated (per lane the odd pair's product
+ * BF16 (the same two entry points): vdpbf16ps emulated (per lane the odd pair's product
  * then the even pair's, each added by one rounding, denormals flushed), in tinyBLAS's and
  * ggml_vec_dot_bf16's orders.
  */
@@ -168,43 +168,50 @@ static float reduce16(const float *v) {
     return (q[0] + q[2]) + (q[1] + q[3]);
 }
 
+/* Element i of an F32 or F16 row, as a float. */
+static float fval(lc_type t, const void *p, int i) {
+    return t == LC_TYPE_F16 ? lc_f16_to_f32(((const uint16_t *)p)[i]) : ((const float *)p)[i];
+}
+
+static void gemm_bf16_ref(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, float *out,
+                          size_t ldo);
+static float dot_bf16_ref(int n, const void *x, const void *y);
+
 void lc_gemm_f_ref(lc_type t, int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, float *out,
                    size_t ldo) {
+    if (t == LC_TYPE_BF16) {
+        gemm_bf16_ref(n, nr, nc, w, ws, x, xs, out, ldo);
+        return;
+    }
     for (int r = 0; r < nr; r++)
         for (int c = 0; c < nc; c++) {
             const uint8_t *wr = (const uint8_t *)w + (size_t)r * ws, *xr = (const uint8_t *)x + (size_t)c * xs;
             float lane[16] = {0};
             for (int l = 0; l < n; l += 16)
-                for (int i = 0; i < 16; i++) {
-                    float a = t == LC_TYPE_F16 ? lc_f16_to_f32(((const uint16_t *)wr)[l + i]) : ((const float *)wr)[l + i];
-                    float b = t == LC_TYPE_F16 ? lc_f16_to_f32(((const uint16_t *)xr)[l + i]) : ((const float *)xr)[l + i];
-                    lane[i] = fmaf(a, b, lane[i]);
-                }
+                for (int i = 0; i < 16; i++) lane[i] = fmaf(fval(t, wr, l + i), fval(t, xr, l + i), lane[i]);
             out[(size_t)c * ldo + r] = reduce16(lane);
         }
 }
 
 float lc_dot_f_ref(lc_type t, int n, const void *x, const void *y) {
+    if (t == LC_TYPE_BF16) return dot_bf16_ref(n, x, y);
     float lane[4][16] = {{0}};
     const int np = n & ~63;
     for (int i = 0; i < np; i += 64)
         for (int j = 0; j < 4; j++)
             for (int l = 0; l < 16; l++) {
                 int e = i + 16 * j + l;
-                float a = t == LC_TYPE_F16 ? lc_f16_to_f32(((const uint16_t *)x)[e]) : ((const float *)x)[e];
-                float b = t == LC_TYPE_F16 ? lc_f16_to_f32(((const uint16_t *)y)[e]) : ((const float *)y)[e];
-                lane[j][l] = fmaf(a, b, lane[j][l]);
+                lane[j][l] = fmaf(fval(t, x, e), fval(t, y, e), lane[j][l]);
             }
     float v[16];
     for (int l = 0; l < 16; l++) v[l] = (lane[0][l] + lane[2][l]) + (lane[1][l] + lane[3][l]);
     float r = reduce16(v);
     if (t != LC_TYPE_F16) {
-        for (int i = np; i < n; i++) r = fmaf(((const float *)x)[i], ((const float *)y)[i], r);
+        for (int i = np; i < n; i++) r = fmaf(fval(t, x, i), fval(t, y, i), r);
         return r;
     }
     double d = r;
-    for (int i = np; i < n; i++)
-        d += (double)(lc_f16_to_f32(((const uint16_t *)x)[i]) * lc_f16_to_f32(((const uint16_t *)y)[i]));
+    for (int i = np; i < n; i++) d += (double)(fval(t, x, i) * fval(t, y, i));
     return (float)d;
 }
 
@@ -227,8 +234,8 @@ static void dp_run(float *lane, const uint16_t *x, const uint16_t *y, int l0, in
         for (int i = 0; i < 16; i++) lane[i] = dp_lane(lane[i], x + l + 2 * i, y + l + 2 * i);
 }
 
-void lc_gemm_bf16_ref(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, float *out,
-                      size_t ldo) {
+static void gemm_bf16_ref(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, float *out,
+                          size_t ldo) {
     for (int r = 0; r < nr; r++)
         for (int c = 0; c < nc; c++) {
             float lane[16] = {0};
@@ -238,7 +245,7 @@ void lc_gemm_bf16_ref(int n, int nr, int nc, const void *w, size_t ws, const voi
         }
 }
 
-float lc_dot_bf16_ref(int n, const void *x, const void *y) {
+static float dot_bf16_ref(int n, const void *x, const void *y) {
     const uint16_t *a = x, *b = y;
     float c1[16] = {0}, c2[16] = {0};
     int i = 0;

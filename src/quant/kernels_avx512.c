@@ -337,7 +337,7 @@ static void gemm_q4_1(int n, int nr, int nc, const void *w, size_t ws, const voi
  *       row r's 4 levels, so one zmm load x a 4-byte activation broadcast = 16 rows x 4 MACs;
  *   sc: the integer scale of each 16-element group, per row, as a float;
  *   mq: the (m[2j], m[2j+1]) i16 pairs of the mins, whose dot with the activation bsums gives S2
- *       (zero for Q3_K/Q6_K, whose levels are stored + corr and centred through the bsums);
+ *       (not filled for Q3_K/Q6_K, whose levels are stored + corr and centred through the bsums);
  *   d, dmin: the super-block scales per row.
  * The activations stay in their Q8_K rows (broadcast loads, no repacking). Tiles are 16 rows x
  * up to 8 tokens; each output is llama.cpp's tiled arithmetic (gemm_ref.c): exact S1 and S2 per
@@ -409,10 +409,11 @@ static void kp_pack(kpanel *p, int ty, const uint8_t *const rows[16], int b0, in
         tr16x16(v);
         for (int g = 0; g < 16; g++) _mm512_store_si512(p->sc[sb][g], v[g]);
         for (int r = 0; r < 16; r++) {
-            v[r] = _mm512_zextsi256_si512(load256(u[r].mins)); /* i16 pairs */
             p->d[sb][r] = u[r].d;
             p->dmin[sb][r] = u[r].dmin;
         }
+        if (ty == KP_Q3_K || ty == KP_Q6_K) continue; /* no mins: kp_tile centres them instead */
+        for (int r = 0; r < 16; r++) v[r] = _mm512_zextsi256_si512(load256(u[r].mins)); /* i16 pairs */
         tr16x16(v);
         for (int j = 0; j < 8; j++) _mm512_store_si512(p->mq[sb][j], v[j]);
     }

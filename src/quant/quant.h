@@ -116,16 +116,13 @@ void lc_kernels_fill_avx512(lc_kernels *k);
 void lc_kernels_fill_avx512bf16(lc_kernels *k);
 /* The scalar K-format GEMM in llama.cpp's tiled arithmetic (gemm_ref.c), for the scalar table. */
 void lc_kgemm_fill_ref(lc_kernels *k);
-/* F32 / F16 weights (t) against activations of the same type, in the order of the AVX-512 table's
- * gemm (llama.cpp's tinyBLAS: 16 FMA lanes, then GCC's reduce); n a multiple of 16. For tests. */
+/* F32 / F16 / BF16 weights (t) against activations of the same type, in the order of the AVX-512
+ * table's gemm and row dot (gemm_ref.c: llama.cpp's tinyBLAS and ggml_vec_dot_*; BF16 as
+ * vdpbf16ps, which that table uses when lc_kernels.bf16_dp); n a multiple of 16 (BF16: 32) for the
+ * gemm. For tests. */
 void lc_gemm_f_ref(lc_type t, int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, float *out,
                    size_t ldo);
-/* ... and the AVX-512 table's F32 / F16 row dot (ggml_vec_dot_f32 / _f16's AVX-512 order). */
 float lc_dot_f_ref(lc_type t, int n, const void *x, const void *y);
-/* The vdpbf16ps BF16 gemm and row dot (kernels_avx512bf16.c), emulated; n a multiple of 32. */
-void lc_gemm_bf16_ref(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, float *out,
-                      size_t ldo);
-float lc_dot_bf16_ref(int n, const void *x, const void *y);
 
 /* ==== Quantizing whole tensors (locara quantize) ==== */
 

@@ -50,6 +50,13 @@ static bool exact_order(lc_type t, int nc, const lc_kernels *k) {
     return false;
 }
 
+/* Whether table k sums type t's floats in ggml's AVX-512 order (lc_gemm_f_ref / lc_dot_f_ref):
+ * F32 and F16 in the avx512 table, BF16 where it uses vdpbf16ps. */
+static bool float_order(const lc_kernels *k, lc_type t) {
+    if (strcmp(k->isa, "avx512")) return false;
+    return t == LC_TYPE_F32 || t == LC_TYPE_F16 || (t == LC_TYPE_BF16 && k->bf16_dp);
+}
+
 /* Quantizes nrows rows of n floats to type t with the scalar reference; caller lc_free_aligned. */
 static void *quant_rows(lc_type t, const float *x, int nrows, int n) {
     size_t rs = lc_type_row_size(t, n);
@@ -92,9 +99,8 @@ static void test_vec_dot(const lc_kernels *ref, const lc_kernels *k) {
                 k->vec_dot[t](n, &b, qw, qx);
                 double mag = abs_dot(t, qw, vt, qx, n);
                 bool exact = !exact_order(t, 1, k) || !memcmp(&a, &b, sizeof a);
-                if (!strcmp(k->isa, "avx512") && (t == LC_TYPE_F32 || t == LC_TYPE_F16 || (t == LC_TYPE_BF16 && k->bf16_dp))) {
-                    /* ggml's AVX-512 order, bit for bit */
-                    float g = t == LC_TYPE_BF16 ? lc_dot_bf16_ref(n, qw, qx) : lc_dot_f_ref(t, n, qw, qx);
+                if (float_order(k, t)) { /* ggml's AVX-512 order, bit for bit */
+                    float g = lc_dot_f_ref(t, n, qw, qx);
                     exact = !memcmp(&g, &b, sizeof b);
                 }
                 if (!close_to(a, b, mag) || !exact) {
@@ -135,12 +141,9 @@ static void test_gemm(const lc_kernels *ref, const lc_kernels *k) {
             if (ref->gemm[t]) { /* a reference gemm (the K formats' tiled arithmetic): bit for bit */
                 ref_out = calloc((size_t)nc * ldo, sizeof(float));
                 ref->gemm[t](n, nr, nc, qw, ws, qx, xs, ref_out, ldo);
-            } else if (t == LC_TYPE_F32 || t == LC_TYPE_F16) { /* AVX-512's tinyBLAS-order tiles */
+            } else if (float_order(k, t)) { /* AVX-512's tinyBLAS-order tiles */
                 ref_out = calloc((size_t)nc * ldo, sizeof(float));
                 lc_gemm_f_ref(t, n, nr, nc, qw, ws, qx, xs, ref_out, ldo);
-            } else if (t == LC_TYPE_BF16 && k->bf16_dp) { /* vdpbf16ps tiles */
-                ref_out = calloc((size_t)nc * ldo, sizeof(float));
-                lc_gemm_bf16_ref(n, nr, nc, qw, ws, qx, xs, ref_out, ldo);
             }
             for (int r = 0; r < nr; r++)
                 for (int c = 0; c < nc; c++) {
