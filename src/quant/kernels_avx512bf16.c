@@ -13,25 +13,24 @@
 
 #include "base/base.h"
 
+#include "tile_macros.h"
+
 #include <immintrin.h>
 #include <stdint.h>
-
-#define LC_INLINE static inline __attribute__((always_inline))
-#define LC_UNROLL _Pragma("GCC unroll 8")
 
 static inline __m512bh ld32(const uint8_t *p, int l) {
     return (__m512bh)_mm512_loadu_ps((const float *)((const uint16_t *)p + l));
 }
 
-/* A tile of RM rows x RN tokens over n elements (a multiple of 32). */
-LC_INLINE void bf_tile(int n, int RM, int RN, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, float *out,
+/* A tile of RM rows x RN tokens over nb steps of 32 elements. */
+LC_INLINE void bf_tile(int nb, int RM, int RN, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, float *out,
                        size_t ldo) {
     __m512 acc[4][4];
     LC_UNROLL
     for (int r = 0; r < RM; r++)
         LC_UNROLL
         for (int c = 0; c < RN; c++) acc[r][c] = _mm512_setzero_ps();
-    for (int l = 0; l < n; l += 32) {
+    for (int l = 0; l < 32 * nb; l += 32) {
         __m512bh a[4];
         LC_UNROLL
         for (int r = 0; r < RM; r++) a[r] = ld32(w + (size_t)r * ws, l);
@@ -48,18 +47,7 @@ LC_INLINE void bf_tile(int n, int RM, int RN, const uint8_t *w, size_t ws, const
         for (int r = 0; r < RM; r++) out[(size_t)c * ldo + r] = _mm512_reduce_add_ps(acc[r][c]);
 }
 
-static void gemm_bf16(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, float *out,
-                      size_t ldo) {
-    const uint8_t *W = w, *X = x;
-    int r = 0;
-    for (; r + 4 <= nr; r += 4) {
-        int c = 0;
-        for (; c + 4 <= nc; c += 4) bf_tile(n, 4, 4, W + r * ws, ws, X + c * xs, xs, out + c * ldo + r, ldo);
-        for (; c < nc; c++) bf_tile(n, 4, 1, W + r * ws, ws, X + c * xs, xs, out + c * ldo + r, ldo);
-    }
-    for (; r < nr; r++)
-        for (int c = 0; c < nc; c++) bf_tile(n, 1, 1, W + r * ws, ws, X + c * xs, xs, out + c * ldo + r, ldo);
-}
+LC_GEMM_DRIVER(gemm_bf16, bf_tile, 4, 4, 32)
 
 static void dot_bf16(int n, float *s, const void *vx, const void *vy) {
     const uint8_t *x = vx, *y = vy;

@@ -10,6 +10,7 @@
  * Layout contracts are in quant_blocks.h; results are compared with kernels_scalar.c by
  * tests/unit/test_kernels.c (integer parts exact, float sums to rounding).
  */
+#include "tile_macros.h"
 
 /* ==== Small helpers ==== */
 
@@ -538,10 +539,6 @@ static void deq_f16(const void *src, float *y, int64_t n) {
  * float accumulators in registers; every weight block is unpacked once per tile and every
  * activation block loaded once per tile. The helpers are always inlined with constant RM, RN
  * so the accumulator arrays live in registers. */
-#define LC_INLINE static inline __attribute__((always_inline))
-/* Fully unrolls a loop over a tile dimension: at -O2 GCC keeps it rolled, and then the
- * accumulator arrays live on the stack instead of in registers (a 3-4x slower tile). */
-#define LC_UNROLL _Pragma("GCC unroll 8")
 
 LC_INLINE void tile_q8_0(int nb, int RM, int RN, const uint8_t *w, size_t ws, const uint8_t *x,
                          size_t xs, float *out, size_t ldo) {
@@ -664,26 +661,6 @@ LC_INLINE void tile_q4_1(int nb, int RM, int RN, const uint8_t *w, size_t ws, co
     }
 }
 
-/* Runs a tile function over the whole nr x nc output in GM x GN tiles plus edge tiles. */
-#define LC_GEMM_DRIVER(name, tile, GM, GN, QK)                                                   \
-    static void name(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, \
-                     float *out, size_t ldo) {                                                   \
-        const uint8_t *W = w, *X = x;                                                            \
-        const int nb = n / (QK);                                                                 \
-        int r = 0;                                                                               \
-        for (; r + (GM) <= nr; r += (GM)) {                                                      \
-            int c = 0;                                                                           \
-            for (; c + (GN) <= nc; c += (GN))                                                    \
-                tile(nb, GM, GN, W + r * ws, ws, X + c * xs, xs, out + c * ldo + r, ldo);        \
-            for (; c < nc; c++) tile(nb, GM, 1, W + r * ws, ws, X + c * xs, xs, out + c * ldo + r, ldo); \
-        }                                                                                        \
-        for (; r < nr; r++) {                                                                    \
-            int c = 0;                                                                           \
-            for (; c + (GN) <= nc; c += (GN))                                                    \
-                tile(nb, 1, GN, W + r * ws, ws, X + c * xs, xs, out + c * ldo + r, ldo);         \
-            for (; c < nc; c++) tile(nb, 1, 1, W + r * ws, ws, X + c * xs, xs, out + c * ldo + r, ldo); \
-        }                                                                                        \
-    }
 
 /* K formats, in the arithmetic of llama.cpp's tiled K-quant matmul (gemm_ref.c says it): per
  * output and super-block the exact integers S1 = sum of scale * (levels . q8) over the 16-element
