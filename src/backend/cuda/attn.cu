@@ -86,6 +86,7 @@ static const int32_t *upload_batch(lc_cuda *c, const lc_attn_batch *b, int block
 /* f16 cache: one thread per element, K and V in one launch (blockIdx.y: 0 = K, 1 = V). */
 __global__ void k_store_f16(const float *xk, const float *xv, const int32_t *pk, int T, int width, size_t row_bytes,
                             uint8_t *ck, uint8_t *cv) {
+    cu_pdl_entry();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)T * width) return;
     const float *x = blockIdx.y ? xv : xk;
@@ -97,6 +98,7 @@ __global__ void k_store_f16(const float *xk, const float *xv, const int32_t *pk,
 /* q8_0 / q4_0 cache: one warp per block of 32 elements, quantized as the CPU reference does. */
 __global__ void k_store_q(const float *x, const int32_t *pk, int T, int width, size_t row_bytes, int type,
                           uint8_t *cache) {
+    cu_pdl_entry();
     size_t wid = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
     int lane = threadIdx.x & 31, nb = width / 32;
     if (wid >= (size_t)T * nb) return;
@@ -178,6 +180,7 @@ typedef struct at_args {
 } at_args;
 
 __global__ void __launch_bounds__(32 * AT_WARPS) k_attn(at_args a) {
+    cu_pdl_entry();
     int h = blockIdx.x, t = blockIdx.y, s = blockIdx.z, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int g = h / (a.n_head / a.n_kv_head);
     int pos = a.pk[t];
@@ -263,6 +266,7 @@ __global__ void __launch_bounds__(32 * AT_WARPS) k_attn(at_args a) {
 
 /* Merges the n_split * AT_WARPS partial results of each (token, head): one block, D threads. */
 __global__ void k_attn_merge(const float *part, float *out, int n_part, int D) {
+    cu_pdl_entry();
     size_t th = (size_t)blockIdx.y * gridDim.x + blockIdx.x; /* t * n_head + h */
     const float *pp = part + th * n_part * (D + 2);
     float M = -INFINITY;
@@ -331,6 +335,7 @@ __device__ __forceinline__ void fa_ldmatrix_t(uint32_t *r, const __half *row) {
  * 16-position step of P V. */
 template <int D, int KT, int NBUF>
 __global__ void __launch_bounds__(32 * 4) k_fattn(fa_args a) {
+    cu_pdl_entry();
     __shared__ __align__(16) __half ks[NBUF][KT][D + FA_PAD];
     __shared__ __align__(16) __half vs[NBUF][KT][D + FA_PAD];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, qc = lane & 3;

@@ -317,6 +317,7 @@ __device__ __forceinline__ void norm_store(float *o, const float *xr, const floa
 /* One block per row: out = x / sqrt(mean(x^2) + eps) * g (and its q8 form in q, dq when given).
  * Rows of any length; k_norm_v is the fast path. */
 __global__ void k_rms_norm(float *out, const float *x, const float *g, int n, float eps, int8_t *q, float2 *dq) {
+    cu_pdl_entry();
     __shared__ float red[32];
     const float *xr = x + (size_t)blockIdx.x * n;
     float ss = 0.0f;
@@ -353,6 +354,7 @@ __device__ __forceinline__ void q8_store4(float4 v, bool ok, int8_t *q, float2 *
  * out too (n % 32 == 0, B empty). */
 template <int V>
 __global__ void k_norm_v(cu_norm_rows A, cu_norm_rows B, int n, float eps, int8_t *q, float2 *dq) {
+    cu_pdl_entry();
     __shared__ float red[32];
     const bool in_a = (int)blockIdx.x < A.rows;
     const cu_norm_rows &R = in_a ? A : B;
@@ -509,6 +511,7 @@ typedef struct cu_rope_store {
 __global__ void k_rope(float *x, float *x2, const int32_t *pos, int n_tok, int n_head, int n_head2, int head_dim,
                        int n_dims, bool neox, float theta_scale, float freq_scale, const float *ff,
                        cu_rope_store st) {
+    cu_pdl_entry();
     int half = n_dims / 2;
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     const size_t n1 = (size_t)n_tok * n_head * half, n2 = (size_t)n_tok * n_head2 * half;
@@ -631,6 +634,7 @@ void lc_cu_flush(lc_cuda *c) {
 /* out = silu(g) * u, and with q != NULL (n a multiple of 32) its q8 form: a warp's 32 consecutive
  * elements are one block. */
 __global__ void k_swiglu(float *out, const float *g, const float *u, size_t n, int8_t *q, float2 *dq) {
+    cu_pdl_entry();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) {
         float a = g[i];
@@ -641,11 +645,13 @@ __global__ void k_swiglu(float *out, const float *g, const float *u, size_t n, i
 }
 
 __global__ void k_add(float *x, const float *y, size_t n) {
+    cu_pdl_entry();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) x[i] += y[i];
 }
 
 __global__ void k_add_bias(float *x, const float *b, size_t n, int w) {
+    cu_pdl_entry();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) x[i] += b[i % w];
 }
@@ -685,6 +691,7 @@ static void cu_add_bias(lc_backend *be, float *x, const float *b, int n_rows, in
 }
 
 __global__ void k_gather(float *out, const float *x, const int32_t *idx, int n_rows, int n) {
+    cu_pdl_entry();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)n_rows * n) return;
     size_t r = i / n, col = i % n;
@@ -707,6 +714,7 @@ static void cu_gather(lc_backend *be, float *out, const float *x, const int32_t 
  * the lower id) over the experts not yet taken. Lane l holds the logits of experts l, l + 32, ...
  * in registers (n_expert <= 256), so the k rounds read no memory; a taken expert drops out. */
 __global__ void k_moe_route(const float *logits, int n_tok, int n_expert, int k, bool norm, int32_t *ids, float *w) {
+    cu_pdl_entry();
     int t = (int)(((size_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
     if (t >= n_tok) return;
     const float *l = logits + (size_t)t * n_expert;
@@ -780,6 +788,7 @@ static void cu_moe_route(lc_backend *be, const float *logits, int n_tok, int n_e
 }
 
 __global__ void k_moe_combine(float *out, const float *y, const float *w, int n_tok, int k, int n) {
+    cu_pdl_entry();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)n_tok * n) return;
     size_t t = i / n, col = i % n;
@@ -870,6 +879,7 @@ extern "C" lc_status lc_backend_cuda_create(const lc_model *model, int il0, int 
         c->fa_splits = env_int("LOCARA_CUDA_FA_SPLITS", 0);
         if (c->fa_splits < 1 || c->fa_splits > 64) c->fa_splits = 0;
         c->fa_mode = env_int("LOCARA_CUDA_FA", 2); /* 2: measured faster than 1 (bench/results/cuda-h100.md) */
+        c->pdl = prop.major >= 9 && !env_is("LOCARA_CUDA_PDL", "0");
         c->graph.on = env_int("LOCARA_CUDA_GRAPH", 1); /* 0 off, 1 capture and replay, 2 capture every step */
     }
     if ((st = CUBLAS(c, cublasCreate(&c->blas))) || (st = CUBLAS(c, cublasSetStream(c->blas, c->stream)))) goto fail;

@@ -64,6 +64,7 @@ __device__ __forceinline__ void row_dot(const uint8_t *wr, int cols, const float
 
 template <int TYPE, int NT>
 __global__ void __launch_bounds__(32 * MV_WARPS) k_matvec(mv_args a) {
+    cu_pdl_entry();
     int wi;
     const int row = cu_group_row(a, MV_WARPS, &wi);
     if (row >= a.rows[wi]) return;
@@ -81,6 +82,7 @@ template <int TYPE>
 __global__ void __launch_bounds__(32 * MV_WARPS)
     k_matvec_ids(const uint8_t *w, size_t row_bytes, size_t expert_bytes, int rows, int cols, int n_expert,
                  const float *x, bool x_per_pair, int k, const int32_t *ids, float *out) {
+    cu_pdl_entry();
     int p = blockIdx.y, row = blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
     if (row >= rows) return;
     int e = ids[p];
@@ -110,6 +112,7 @@ __device__ __forceinline__ void store8(__half *o, const float *v) {
 template <int TYPE, typename OUT>
 __global__ void k_deq(const uint8_t *w, size_t row_bytes, const int32_t *ids, int64_t r0, int n_rows, int cols,
                       OUT *out) {
+    cu_pdl_entry();
     const int per_blk = qt<TYPE>::BS / 8;
     int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     int64_t cpr = cols / 8;
@@ -122,6 +125,7 @@ __global__ void k_deq(const uint8_t *w, size_t row_bytes, const int32_t *ids, in
 }
 
 __global__ void k_to_half(const float *x, __half *y, size_t n) {
+    cu_pdl_entry();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) y[i] = __float2half_rn(x[i]);
 }
@@ -240,6 +244,7 @@ lc_status lc_cu_matmul(lc_backend *be, int n_w, const lc_weight *const *w, float
 }
 
 __global__ void k_scatter_rows(const float *y, const int32_t *dst, float *out, int n_rows, int cols) {
+    cu_pdl_entry();
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)n_rows * cols) return;
     size_t r = i / cols, col = i % cols;

@@ -23,6 +23,7 @@ bool lc_cu_mmvq_ok(const lc_cuda *c, lc_type t) {
 
 /* x (n_blk * 32 floats) -> xq int8 and dx[b] = {d, d * sum(q)} per block of 32; one warp per block. */
 __global__ void k_quantize_q8_1(const float *x, int8_t *xq, float2 *dx, int n_blk) {
+    cu_pdl_entry();
     const int b = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     if (b >= n_blk) return;
     cu_q8_block(x[(size_t)b * 32 + (threadIdx.x & 31)], xq + (size_t)b * 32, dx + b);
@@ -313,6 +314,7 @@ typedef struct mq_args {
 /* out_w (T, rows_w) for up to 4 weights of one type sharing the input; one warp per row. */
 template <int TYPE, int NT>
 __global__ void __launch_bounds__(32 * MQ_WARPS) k_mmvq(mq_args a) {
+    cu_pdl_entry();
     int wi;
     const int row = cu_group_row(a, MQ_WARPS, &wi);
     if (row >= a.rows[wi]) return;
@@ -330,6 +332,7 @@ template <int TYPE>
 __global__ void __launch_bounds__(32 * MQ_WARPS)
     k_mmvq_ids(const uint8_t *w, size_t row_bytes, size_t expert_bytes, int rows, int cols, int n_expert,
                const int8_t *xq, const float2 *dx, bool x_per_pair, int k, const int32_t *ids, float *out) {
+    cu_pdl_entry();
     const int p = blockIdx.y, row = blockIdx.x * MQ_WARPS + (threadIdx.x >> 5);
     if (row >= rows) return;
     const int e = ids[p];
@@ -350,6 +353,7 @@ __global__ void __launch_bounds__(1024)
     k_mmvq_ids_glu(const uint8_t *wg, const uint8_t *wu, size_t row_bytes, size_t expert_bytes, int rows, int cols,
                    int n_expert, const int8_t *xq, const float2 *dx, int k, const int32_t *ids, float *out,
                    float *up_out, int8_t *q, float2 *dq) {
+    cu_pdl_entry();
     __shared__ float vals[32];
     const int p = blockIdx.y, w = threadIdx.x >> 5, row = blockIdx.x * 32 + w, e = ids[p];
     float v = 0.0f;
@@ -377,6 +381,7 @@ template <int TYPE>
 __global__ void k_mmvq_ids_sum(const uint8_t *w, size_t row_bytes, size_t expert_bytes, int rows, int cols,
                                int n_expert, const int8_t *xq, const float2 *dx, int k, const int32_t *ids,
                                const float *weights, float *out) {
+    cu_pdl_entry();
     __shared__ float dots[32];
     const int t = blockIdx.y, row = blockIdx.x, j = threadIdx.x >> 5, p = t * k + j, e = ids[p];
     float acc[1] = {0.0f};

@@ -27,6 +27,7 @@
  * *n_tiles their number. Ids outside [0, n_expert) are left out (their rows are not written). */
 __global__ void __launch_bounds__(GRP_THREADS)
     k_moe_group(const int32_t *ids, int n_pairs, int n_expert, int bm, int *n_tiles, int4 *tiles, int32_t *pairs) {
+    cu_pdl_entry();
     __shared__ int cnt[GRP_MAX_EXPERT], cur[GRP_MAX_EXPERT];
     for (int e = threadIdx.x; e < n_expert; e += blockDim.x) cnt[e] = 0;
     __syncthreads();
@@ -115,6 +116,7 @@ template <int TYPE, int BM, int WM, bool PIPE>
 __global__ void __launch_bounds__(32 * XM_WARPS_N * WM)
     k_moe_mma(const uint8_t *w, size_t row_bytes, size_t expert_bytes, int rows, int cols, const float *x, int x_div,
               const int *n_tiles, const int4 *tiles, const int32_t *pairs, float *out) {
+    cu_pdl_entry();
     constexpr int BS = qt<TYPE>::BS, BYTES = qt<TYPE>::BYTES, MT = BM / 16 / WM;
     constexpr int BK = PIPE ? 32 : 64, LD = BK + 8, CPR = BK / 8, NBUF = PIPE ? 2 : 1; /* LD: odd multiple of 16 bytes */
     constexpr int XR = BM * CPR / (32 * XM_WARPS_N * WM), WR = XM_BN * CPR / (32 * XM_WARPS_N * WM); /* chunks per thread */
