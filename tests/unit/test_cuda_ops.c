@@ -425,9 +425,12 @@ static void attn_multi(env *e, int D, int n_head, int n_kv, int n_seq, const int
 /* RoPE of q and k followed by kv_store into an f16 cache runs as one launch (the store joins the
  * held RoPE): roped q and k, the cache and the attention over it must be those of the ops run
  * apart (a fetch between RoPE and store issues the RoPE alone), bit for bit; as the forward calls
- * them: 1 and 5 tokens at positions past 40, GQA 8/2, D 64 and 128, normal and NeoX RoPE. */
+ * them: 1 and 5 tokens at positions past 40, GQA 8/2, D 64 and 128, normal and NeoX RoPE. With
+ * qkn, Qwen3's per-head q- and k-norm come first and run inside the same launch; apart, a fetch
+ * between the norms and the RoPE issues the norms alone. */
 static void test_rope_store(env *e) {
     const int BT = 32, n_head = 8, n_kv = 2, dims[] = {64, 128}, toks[] = {1, 5};
+    for (int qkn = 0; qkn < 2; qkn++)
     for (size_t di = 0; di < LC_ARRAY_LEN(dims); di++)
         for (size_t ti = 0; ti < LC_ARRAY_LEN(toks); ti++)
             for (int neox = 0; neox < 2; neox++) {
@@ -438,6 +441,8 @@ static void test_rope_store(env *e) {
                 for (int t = 0; t < T; t++) pos[t] = 40 + t, slot[t] = table[pos[t] / BT] * BT + pos[t] % BT, tabs[t] = table;
                 float *q = malloc((size_t)T * Hq * 4), *k = malloc((size_t)T * W * 4), *v = malloc((size_t)T * W * 4);
                 fill(q, (size_t)T * Hq, 2.0f), fill(k, (size_t)T * W, 2.0f), fill(v, (size_t)T * W, 1.0f);
+                float gq[128], gk[128];
+                fill(gq, (size_t)D, 1.0f), fill(gk, (size_t)D, 1.0f);
                 float *got[2][3];
                 for (int s = 0; s < 2; s++) {
                     lc_kv kv = {.n_layer = 1, .n_kv_head = n_kv, .head_dim = D, .block_tokens = BT, .n_blocks = nblk,
@@ -449,23 +454,31 @@ static void test_rope_store(env *e) {
                     lc_attn_batch b = {T, pos, seq, slot, tabs};
                     /* the batch uploaded before, as by an earlier layer (an upload issues what is held) */
                     e->gpu->ops->kv_store(e->gpu, &kv, 0, bv, bk, &b);
+                    float *bgq = gbuf(e, gq, (size_t)D), *bgk = gbuf(e, gk, (size_t)D);
+                    if (qkn) {
+                        e->gpu->ops->rope(e->gpu, bo, pos, T, n_head, D, &r); /* uploads pos: the next uploads issue nothing */
+                        e->gpu->ops->rms_norm(e->gpu, bq, bq, bgq, T * n_head, D, 1e-6f);
+                        e->gpu->ops->rms_norm(e->gpu, bk, bk, bgk, T * n_kv, D, 1e-6f);
+                        if (s) fetch(e, got[s][1], bk, (size_t)T * W); /* issues the norms alone */
+                    }
                     e->gpu->ops->rope(e->gpu, bq, pos, T, n_head, D, &r);
                     e->gpu->ops->rope(e->gpu, bk, pos, T, n_kv, D, &r);
-                    if (s) fetch(e, got[s][1], bk, (size_t)T * W); /* issues the RoPE: the store runs apart */
+                    if (s && !qkn) fetch(e, got[s][1], bk, (size_t)T * W); /* issues the RoPE: the store runs apart */
                     e->gpu->ops->kv_store(e->gpu, &kv, 0, bk, bv, &b);
                     e->gpu->ops->attention(e->gpu, bo, bq, &kv, 0, &b, n_head, 1.0f / sqrtf((float)D));
                     fetch(e, got[s][0], bq, (size_t)T * Hq);
                     fetch(e, got[s][1], bk, (size_t)T * W);
                     fetch(e, got[s][2], bo, (size_t)T * Hq);
-                    float *bufs[] = {bq, bk, bv, bo};
-                    for (int i = 0; i < 4; i++) e->gpu->ops->free(e->gpu, bufs[i]);
+                    float *bufs[] = {bq, bk, bv, bo, bgq, bgk};
+                    for (int i = 0; i < 6; i++) e->gpu->ops->free(e->gpu, bufs[i]);
                     e->gpu->ops->kv_free(e->gpu, &kv);
                 }
                 const size_t len[3] = {(size_t)T * Hq, (size_t)T * W, (size_t)T * Hq};
                 const char *what[3] = {"roped q", "roped k", "attention"};
                 for (int i = 0; i < 3; i++) {
-                    CHECKF(!memcmp(got[0][i], got[1][i], len[i] * 4), "rope + kv_store fused, D=%d T=%d neox=%d: %s differs from the ops apart",
-                           D, T, neox, what[i]);
+                    CHECKF(!memcmp(got[0][i], got[1][i], len[i] * 4),
+                           "%srope + kv_store fused, D=%d T=%d neox=%d: %s differs from the ops apart (rel err %.2e)",
+                           qkn ? "q/k-norm + " : "", D, T, neox, what[i], rel_err(got[0][i], got[1][i], len[i]));
                     free(got[0][i]), free(got[1][i]);
                 }
                 free(q), free(k), free(v);
@@ -634,6 +647,60 @@ static void test_q8_reuse(env *e) {
     }
 }
 
+/* The dense FFN of one token as the forward issues it (gate and up in one matmul, SwiGLU in place
+ * of the gate, down product) on the default backend, whose gate and up products wait for the
+ * SwiGLU and run in one launch with it (PEND_GLU, the q8 form of its output made by the last block
+ * of each group of 32 rows), and on one with LOCARA_CUDA_GLU_FUSE=0: gate, up, the SwiGLU and the
+ * down product bit for bit, for every int8 type, twice in a row (the group counts go back to 0). */
+static void test_dense_glu(void) {
+    const lc_type types[] = {LC_TYPE_Q4_K, LC_TYPE_Q5_K, LC_TYPE_Q6_K, LC_TYPE_Q8_0, LC_TYPE_Q4_0};
+    const int E = 512, F = 1024;
+    lc_backend *be[2] = {NULL, NULL};
+    for (int s = 0; s < 2; s++) {
+        if (s) setenv("LOCARA_CUDA_GLU_FUSE", "0", 1);
+        lc_status st = lc_backend_cuda_create(NULL, 0, 0, &be[s]);
+        unsetenv("LOCARA_CUDA_GLU_FUSE");
+        CHECKF(st == LC_OK, "%s", lc_last_error());
+        if (st) return;
+    }
+    for (size_t ti = 0; ti < LC_ARRAY_LEN(types); ti++) {
+        float *f[3];
+        lc_weight wg = make_weight(types[ti], F, E, 1, &f[0]), wu = make_weight(types[ti], F, E, 1, &f[1]);
+        lc_weight wd = make_weight(types[ti], E, F, 1, &f[2]);
+        float *h = malloc((size_t)E * 4), *got[2][3];
+        fill(h, (size_t)E, 1.0f);
+        for (int s = 0; s < 2; s++) {
+            lc_backend *b = be[s];
+            float *bh = b->ops->alloc(b, (size_t)E), *bg = b->ops->alloc(b, (size_t)F), *bu = b->ops->alloc(b, (size_t)F);
+            float *bo = b->ops->alloc(b, (size_t)E);
+            lc_backend_cuda_from_host(b, bh, h, (size_t)E);
+            const lc_weight *w2[2] = {&wg, &wu}, *w1[1] = {&wd};
+            float *o2[2] = {bg, bu}, *o1[1] = {bo};
+            for (int rep = 0; rep < 2; rep++) {
+                CHECKF(b->ops->matmul(b, 2, w2, o2, bh, 1) == LC_OK, "%s", lc_last_error());
+                b->ops->swiglu(b, bg, bg, bu, (size_t)F);
+                CHECKF(b->ops->matmul(b, 1, w1, o1, bg, 1) == LC_OK, "%s", lc_last_error());
+            }
+            for (int i = 0; i < 3; i++) got[s][i] = malloc((size_t)F * 4);
+            b->ops->to_host(b, got[s][0], bg, (size_t)F);
+            b->ops->to_host(b, got[s][1], bu, (size_t)F);
+            b->ops->to_host(b, got[s][2], bo, (size_t)E);
+            b->ops->free(b, bh), b->ops->free(b, bg), b->ops->free(b, bu), b->ops->free(b, bo);
+        }
+        const size_t len[3] = {(size_t)F, (size_t)F, (size_t)E};
+        const char *what[3] = {"SwiGLU", "up", "down product"};
+        for (int i = 0; i < 3; i++) {
+            CHECKF(!memcmp(got[0][i], got[1][i], len[i] * 4), "%s dense gate/up + SwiGLU fused: %s differs (rel err %.2e)",
+                   lc_type_name(types[ti]), what[i], rel_err(got[0][i], got[1][i], len[i]));
+            free(got[0][i]), free(got[1][i]);
+        }
+        free(h);
+        for (int i = 0; i < 3; i++) free(f[i]);
+        keep(wg.data), keep(wu.data), keep(wd.data);
+    }
+    lc_backend_cuda_free(be[0]), lc_backend_cuda_free(be[1]);
+}
+
 int main(int argc, char **argv) {
     if (lc_cuda_device_count() <= 0) return test_skip("no CUDA device");
     env e;
@@ -648,6 +715,7 @@ int main(int argc, char **argv) {
     test_decode_variants(&e);
     test_q8_reuse(&e);
     test_rope_store(&e);
+    test_dense_glu();
     if (argc > 1 && strcmp(argv[1], "--bench") == 0) bench(&e);
     lc_backend_cuda_free(e.gpu);
     lc_backend_cpu_free(e.cpu);

@@ -447,7 +447,8 @@ static bool norm_v(lc_cuda *c, cu_norm_rows A, cu_norm_rows B, int n, float eps,
 
 /* RMS norm. The residual add held back by cu_add runs inside it. A norm in place of rows of at
  * most 256 (a head: Qwen3's q-norm) is held back in turn (PEND_NORM), so that the norm after it
- * (the k-norm) runs in the same launch. */
+ * (the k-norm) runs in the same launch; with c->rope_norm both stay held, for the RoPE of q and k
+ * to take in (cu_rope). */
 static void cu_rms_norm(lc_backend *be, float *out, const float *x, const float *g, int n_rows, int n, float eps) {
     lc_cuda *c = cu_of(be);
     if (c->err || n_rows <= 0) return;
@@ -455,7 +456,13 @@ static void cu_rms_norm(lc_backend *be, float *out, const float *x, const float 
     const float *gd = dev_vec(c, g);
     const cu_norm_rows self = norm_rows(out, (float *)x, NULL, gd, n_rows), none = norm_rows(NULL, NULL, NULL, NULL, 0);
     int v, threads;
-    if (pd->kind == PEND_NORM && pd->n == (size_t)n && pd->eps == eps && pd->norm.out != x && pd->norm.x != out) {
+    if (pd->kind == PEND_NORM && !pd->norm2.rows && pd->n == (size_t)n && pd->eps == eps && pd->norm.out != x &&
+        pd->norm.x != out) {
+        if (c->rope_norm && out == x && norm_v_fits(c, &self, n, false, &v, &threads)) {
+            pd->norm2 = self; /* both held: the RoPE after them may take them in (cu_rope) */
+            c->xq_tag.src = NULL;
+            return;
+        }
         const cu_norm_rows held = pd->norm; /* the held norm and this one, one launch */
         pd->kind = PEND_NONE;
         if (!norm_v(c, held, self, n, eps, NULL, NULL)) {
@@ -504,25 +511,63 @@ typedef struct cu_rope_store {
     uint8_t *ck, *cv;
 } cu_rope_store;
 
+/* The per-head RMS norms k_rope applies before rotating (Qwen3's q- and k-norm, held with the
+ * RoPE): weights gq (x's heads) and gk (x2's), eps; gq == NULL: none. */
+typedef struct cu_rope_norm {
+    const float *gq, *gk;
+    float eps;
+    int pad_; /* zero: no uninitialised bytes (cu_k's signature) */
+} cu_rope_norm;
+
 /* One thread per (token, head, pair); the angle follows the CPU's float steps (theta *= scale).
  * Two tensors of the same tokens in one launch: x (n_head heads) then x2 (n_head2, may be 0).
  * With st.ck (every dimension rotated), x2's rotated pairs also go to the K cache, and one thread
- * per element of V after them copies V to the V cache, each rounded to f16 as k_store_f16 does. */
+ * per element of V after them copies V to the V cache, each rounded to f16 as k_store_f16 does.
+ * With nm.gq (every dimension rotated, head_dim 64 or 128, so a head's pairs are whole warps of
+ * one block), each head is first RMS-normed in place of k_norm_v, with the same arithmetic: its
+ * values go through shared memory to the head's first warp, lane l sums float4 l's squares and
+ * the warp adds them as k_norm_v's one-warp rows do. */
 __global__ void k_rope(float *x, float *x2, const int32_t *pos, int n_tok, int n_head, int n_head2, int head_dim,
                        int n_dims, bool neox, float theta_scale, float freq_scale, const float *ff,
-                       cu_rope_store st) {
+                       cu_rope_store st, cu_rope_norm nm) {
     cu_pdl_entry();
-    int half = n_dims / 2;
+    __shared__ __align__(16) float hs[256]; /* the norm: the block's 128 / half heads */
+    __shared__ float hscale[4];
+    const int half = n_dims / 2;
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     const size_t n1 = (size_t)n_tok * n_head * half, n2 = (size_t)n_tok * n_head2 * half;
-    bool second = false;
-    if (i >= n1) { /* the second tensor */
-        i -= n1;
-        x = x2;
-        n_head = n_head2;
-        second = true;
+    const bool second = i >= n1; /* the second tensor, or V */
+    if (second) i -= n1;
+    const bool pair = !second || i < n2; /* a (token, head, pair) thread; whole warps */
+    float *xs = second ? x2 : x;
+    const int nh = second ? n_head2 : n_head;
+    const int p = (int)(i % half);
+    const size_t th = i / half;
+    const int ia = neox ? p : 2 * p, ib = neox ? p + half : 2 * p + 1;
+    float x0 = 0.0f, x1 = 0.0f;
+    if (pair) x0 = xs[th * head_dim + ia], x1 = xs[th * head_dim + ib];
+    if (nm.gq) { /* uniform over the launch: every thread reaches both barriers */
+        const int hl = (int)threadIdx.x / half;
+        float *hv = hs + hl * head_dim;
+        if (pair) hv[ia] = x0, hv[ib] = x1;
+        __syncthreads();
+        if (pair && p < 32) { /* the head's first warp */
+            const float4 f = 4 * p < head_dim ? *(const float4 *)(hv + 4 * p) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            float ss = 0.0f;
+            ss += f.x * f.x + f.y * f.y + f.z * f.z + f.w * f.w;
+            ss = cu_warp_sum(ss);
+            if (p == 0) hscale[hl] = 1.0f / sqrtf(ss / (float)head_dim + nm.eps);
+        }
+        __syncthreads();
+        if (pair) {
+            const float *g = second ? nm.gk : nm.gq, sc = hscale[hl];
+            x0 = x0 * sc;
+            x1 = x1 * sc;
+            x0 *= g[ia];
+            x1 *= g[ib];
+        }
     }
-    if (i >= n2 && second) { /* V into its cache */
+    if (!pair) { /* V into its cache */
         i -= n2;
         const int width = n_head2 * head_dim;
         if (!st.ck || i >= (size_t)n_tok * width) return;
@@ -530,21 +575,17 @@ __global__ void k_rope(float *x, float *x2, const int32_t *pos, int n_tok, int n
         ((__half *)(st.cv + (size_t)st.pk[n_tok + t] * st.row_bytes))[e] = __float2half_rn(st.v[i]);
         return;
     }
-    int p = (int)(i % half);
-    size_t th = i / half;
-    int t = (int)(th / n_head);
+    const int t = (int)(th / nh);
     float theta = (float)pos[t];
     for (int k = 0; k < p; k++) theta *= theta_scale;
     float a = freq_scale * (theta / (ff ? ff[p] : 1.0f));
     float cs = cosf(a), sn = sinf(a);
-    float *v = x + th * head_dim;
-    int ia = neox ? p : 2 * p, ib = neox ? p + half : 2 * p + 1;
-    float x0 = v[ia], x1 = v[ib];
+    float *v = xs + th * head_dim;
     const float y0 = x0 * cs - x1 * sn, y1 = x0 * sn + x1 * cs;
     v[ia] = y0;
     v[ib] = y1;
     if (second && st.ck) {
-        __half *row = (__half *)(st.ck + (size_t)st.pk[n_tok + t] * st.row_bytes) + (th % n_head) * head_dim;
+        __half *row = (__half *)(st.ck + (size_t)st.pk[n_tok + t] * st.row_bytes) + (th % nh) * head_dim;
         row[ia] = __float2half_rn(y0);
         row[ib] = __float2half_rn(y1);
     }
@@ -565,13 +606,24 @@ static void cu_rope(lc_backend *be, float *x, const int32_t *pos, int n_tok, int
     cu_pend *pd = &c->pend;
     if (pd->kind == PEND_ROPE && !pd->x2 && pd->pos == dp && pd->n_tok == n_tok && pd->head_dim == head_dim &&
         pd->n_dims == r->n_dims && pd->neox == r->neox && pd->theta_scale == theta_scale &&
-        pd->freq_scale == r->freq_scale && pd->ff == ff && pd->x != x) {
+        pd->freq_scale == r->freq_scale && pd->ff == ff && pd->x != x &&
+        (!pd->norm.rows || (x == pd->norm2.x && pd->norm2.rows == n_tok * n_head))) {
         pd->x2 = x; /* q and k: one launch, still held */
         pd->n_head2 = n_head;
         return;
     }
+    /* the q- and k-norm held just before (PEND_NORM with a second norm), of this x's heads in place:
+     * they go with the RoPE and run inside its launch when the RoPE of k joins */
+    cu_pend held = {};
+    if (pd->kind == PEND_NORM && pd->norm2.rows && c->rope_norm && pd->norm.x == x && pd->norm.out == x &&
+        pd->norm2.out == pd->norm2.x && pd->norm.g && pd->norm2.g && pd->norm.rows == n_tok * n_head &&
+        pd->n == (size_t)head_dim && r->n_dims == head_dim && (head_dim == 64 || head_dim == 128)) {
+        held = *pd;
+        pd->kind = PEND_NONE;
+    }
     lc_cu_flush(c);
     *pd = (cu_pend){};
+    pd->norm = held.norm, pd->norm2 = held.norm2, pd->eps = held.eps, pd->n = held.n;
     pd->kind = PEND_ROPE;
     c->xq_tag.src = NULL; /* x changes before any product reads it */
     pd->x = x;
@@ -586,12 +638,21 @@ static void cu_rope(lc_backend *be, float *x, const int32_t *pos, int n_tok, int
     pd->ff = ff;
 }
 
-/* Launches the held RoPE of q (and k), and with st.ck the K/V store of k and v. */
+/* Launches the held RoPE of q (and k), and with st.ck the K/V store of k and v. The per-head norms
+ * held with it (q->norm, q->norm2) run inside when both tensors are there (k_rope's nm), else
+ * first, as their own launch. */
 static void rope_launch(lc_cuda *c, const cu_pend *q, cu_rope_store st) {
     size_t n = (size_t)q->n_tok * (q->n_head + q->n_head2) * (q->n_dims / 2);
     if (st.ck) n += (size_t)q->n_tok * q->n_head2 * q->head_dim;
+    cu_rope_norm nm;
+    memset(&nm, 0, sizeof nm);
+    if (q->norm.rows && q->x2) {
+        nm.gq = q->norm.g, nm.gk = q->norm2.g, nm.eps = q->eps;
+    } else if (q->norm.rows) {
+        norm_v(c, q->norm, q->norm2, (int)q->n, q->eps, NULL, NULL); /* fits: it was held */
+    }
     cu_k(c, k_rope, (unsigned)((n + 127) / 128), 128, q->x, q->x2, q->pos, q->n_tok, q->n_head, q->n_head2,
-         q->head_dim, q->n_dims, q->neox, q->theta_scale, q->freq_scale, q->ff, st);
+         q->head_dim, q->n_dims, q->neox, q->theta_scale, q->freq_scale, q->ff, st, nm);
 }
 
 bool lc_cu_rope_store(lc_cuda *c, const float *k, const float *v, const int32_t *pk, int T, const lc_kv *kv, int il) {
@@ -615,10 +676,15 @@ void lc_cu_flush(lc_cuda *c) {
     c->pend.kind = PEND_NONE;
     if (q.kind == PEND_ADD) {
         cu_k(c, k_add, (unsigned)((q.n + 255) / 256), 256, q.x, q.y, q.n);
+    } else if (q.kind == PEND_GLU) {
+        lc_cu_glu_flush(c, &q);
+    } else if (q.kind == PEND_ROUTER) {
+        lc_cu_router_flush(c, &q);
+        return;
     } else if (q.kind == PEND_EXPERTS) {
         lc_cu_experts_flush(c, &q);
-    } else if (q.kind == PEND_NORM) { /* cu_rms_norm checked that it fits k_norm_v */
-        if (!norm_v(c, q.norm, norm_rows(NULL, NULL, NULL, NULL, 0), (int)q.n, q.eps, NULL, NULL)) return;
+    } else if (q.kind == PEND_NORM) { /* cu_rms_norm checked that they fit k_norm_v */
+        if (!norm_v(c, q.norm, q.norm2, (int)q.n, q.eps, NULL, NULL)) return;
     } else if (q.kind == PEND_ROPE) {
         cu_rope_store none;
         memset(&none, 0, sizeof none);
@@ -659,7 +725,8 @@ __global__ void k_add_bias(float *x, const float *b, size_t n, int w) {
 static void cu_swiglu(lc_backend *be, float *out, const float *gate, const float *up, size_t n) {
     lc_cuda *c = cu_of(be);
     if (c->err || !n) return;
-    if (lc_cu_experts_swiglu(c, out, gate, up, n)) return; /* the held gate and up products, fused */
+    if (lc_cu_dense_swiglu(c, out, gate, up, n)) return;   /* the held gate and up products, fused */
+    if (lc_cu_experts_swiglu(c, out, gate, up, n)) return; /* ... of experts */
     /* the rows' width is not known here, but q8 blocks of the flat array are those of its rows */
     float2 *dq = NULL;
     int8_t *q = n <= (size_t)CU_GRAPH_MAX_TOK * 32768 ? fused_q8(c, 1, n, &dq) : NULL; /* decode-sized */
@@ -710,59 +777,12 @@ static void cu_gather(lc_backend *be, float *out, const float *x, const int32_t 
 
 /* ==== MoE routing ==== */
 
-/* One warp per token: softmax over the expert logits, then k rounds of a warp arg-max (ties to
- * the lower id) over the experts not yet taken. Lane l holds the logits of experts l, l + 32, ...
- * in registers (n_expert <= 256), so the k rounds read no memory; a taken expert drops out. */
+/* One warp per token: cu_route_warp. */
 __global__ void k_moe_route(const float *logits, int n_tok, int n_expert, int k, bool norm, int32_t *ids, float *w) {
     cu_pdl_entry();
-    int t = (int)(((size_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
+    int t = (int)(((size_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5);
     if (t >= n_tok) return;
-    const float *l = logits + (size_t)t * n_expert;
-    float v[8];
-    bool live[8];
-    float mx = -INFINITY;
-#pragma unroll
-    for (int j = 0; j < 8; j++) {
-        live[j] = lane + 32 * j < n_expert;
-        v[j] = live[j] ? l[lane + 32 * j] : -INFINITY;
-        mx = fmaxf(mx, v[j]);
-    }
-    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-    float sum = 0.0f;
-#pragma unroll
-    for (int j = 0; j < 8; j++)
-        if (live[j]) sum += expf(v[j] - mx);
-    sum = cu_warp_sum(sum);
-    float tot = 0.0f, my_w = 0.0f;
-    int my_id = 0;
-    for (int s = 0; s < k; s++) {
-        float bv = -INFINITY;
-        int bi = -1;
-#pragma unroll
-        for (int j = 0; j < 8; j++) /* ascending ids: a tie keeps the lower */
-            if (live[j] && (bi < 0 || v[j] > bv)) bv = v[j], bi = lane + 32 * j;
-        for (int o = 16; o > 0; o >>= 1) {
-            float v2 = __shfl_xor_sync(0xffffffffu, bv, o);
-            int i2 = __shfl_xor_sync(0xffffffffu, bi, o);
-            if (i2 >= 0 && (bi < 0 || v2 > bv || (v2 == bv && i2 < bi))) {
-                bv = v2;
-                bi = i2;
-            }
-        }
-#pragma unroll
-        for (int j = 0; j < 8; j++)
-            if (lane + 32 * j == bi) live[j] = false;
-        float wt = expf(bv - mx) / sum;
-        tot += wt;
-        if (lane == s) {
-            my_w = wt;
-            my_id = bi;
-        }
-    }
-    if (lane < k) {
-        ids[(size_t)t * k + lane] = my_id;
-        w[(size_t)t * k + lane] = norm ? my_w / tot : my_w;
-    }
+    cu_route_warp(logits + (size_t)t * n_expert, n_expert, k, norm, ids + (size_t)t * k, w + (size_t)t * k);
 }
 
 static void cu_moe_route(lc_backend *be, const float *logits, int n_tok, int n_expert, int k, bool norm, int32_t *ids,
@@ -782,7 +802,15 @@ static void cu_moe_route(lc_backend *be, const float *logits, int n_tok, int n_e
     c->route_host = ids; /* matmul_experts recognises the array by its address */
     c->route_gen++;      /* ... and its grouping by expert (moe.cu) is made again */
     const cu_q8_tag tag = cu_q8_take(c); /* the experts' input, quantized by the norm before the router */
-    cu_k(c, k_moe_route, (unsigned)((n_tok + 3) / 4), 128, logits, n_tok, n_expert, k, norm, c->route_dev, weights);
+    const cu_pend *pd = &c->pend;
+    if (pd->kind == PEND_ROUTER && pd->rout == logits && pd->n_tok == n_tok && pd->rw->rows == n_expert) {
+        const cu_pend held = *pd; /* the router's product, held for this: one launch */
+        c->pend.kind = PEND_NONE;
+        lc_cu_router_route(c, &held, k, norm, c->route_dev, weights);
+    } else {
+        cu_k(c, k_moe_route, (unsigned)((n_tok + 3) / 4), 128, logits, n_tok, n_expert, k, norm, c->route_dev,
+             weights);
+    }
     cu_q8_keep(c, tag, &weights, 1);
     CU_LAUNCH(c);
 }
@@ -880,9 +908,15 @@ extern "C" lc_status lc_backend_cuda_create(const lc_model *model, int il0, int 
         if (c->fa_splits < 1 || c->fa_splits > 64) c->fa_splits = 0;
         c->fa_mode = env_int("LOCARA_CUDA_FA", 2); /* 2: measured faster than 1 (bench/results/cuda-h100.md) */
         c->pdl = prop.major >= 9 && !env_is("LOCARA_CUDA_PDL", "0");
+        c->rope_norm = !env_is("LOCARA_CUDA_ROPE_NORM", "0");
+        c->route_fuse = !env_is("LOCARA_CUDA_ROUTE_FUSE", "0");
+        c->glu_fuse = !env_is("LOCARA_CUDA_GLU_FUSE", "0");
         c->graph.on = env_int("LOCARA_CUDA_GRAPH", 1); /* 0 off, 1 capture and replay, 2 capture every step */
     }
     if ((st = CUBLAS(c, cublasCreate(&c->blas))) || (st = CUBLAS(c, cublasSetStream(c->blas, c->stream)))) goto fail;
+    if ((st = CU(c, cudaMalloc((void **)&c->done, CU_DONE_N * sizeof(unsigned)))) ||
+        (st = CU(c, cudaMemset(c->done, 0, CU_DONE_N * sizeof(unsigned)))))
+        goto fail;
     if (model) {
         if (model->hp.n_expert && model->hp.n_expert_used > 32) {
             st = lc_fail(LC_ERR_UNSUPPORTED, "CUDA backend: top-%d routing", model->hp.n_expert_used);
@@ -912,6 +946,7 @@ extern "C" void lc_backend_cuda_free(lc_backend *be) {
         if (c->wmap[i].own) cudaFree(c->wmap[i].dev);
     cudaFree(c->arena);
     cudaFree(c->route_dev);
+    cudaFree(c->done);
     cudaFree(c->moe_dev);
     cudaFree(c->scratch);
     cudaFree(c->xq);
