@@ -9,7 +9,10 @@
  *   O += P V on mma.sync m16n8k16 (f16 inputs, f32 accumulation), online softmax in registers.
  *   K and V are read once
  *   per group of query heads and per 64 tokens, so prefill at depth runs on the tensor cores and
- *   decode reads the cache once per KV head. Long ranges are split (flash decoding).
+ *   decode reads the cache once per KV head. Long ranges are split (flash decoding). When every
+ *   tile holds at most 16 valid rows (decode), a variant gives the four warps the same 16 rows
+ *   and a quarter of each 64-position tile each, and merges their softmax states at the end
+ *   (LOCARA_CUDA_FA=3: mode 2 without it).
  * - Otherwise (q8_0 / q4_0 caches, other head sizes, LOCARA_CUDA_FA=0): split-K flash decoding
  *   on the CUDA cores. The grid is (query head, token, split); each block of 4 warps walks one
  *   contiguous range of its token's positions, a warp per position at a time: the q.k score is a
@@ -310,6 +313,13 @@ __device__ __forceinline__ void fa_mma(float *c, const uint32_t *a, uint32_t b0,
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+/* c (16x8, f32) += a (16x8, f16, row-major fragments) * b (8x8, f16, column fragment). */
+__device__ __forceinline__ void fa_mma8(float *c, uint32_t a0, uint32_t a1, uint32_t b) {
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a0), "r"(a1), "r"(b));
+}
+
 /* 16 bytes global -> shared without passing through registers (cp.async); bytes 0 fills zeros. */
 __device__ __forceinline__ void fa_cp16(void *dst, const void *src, int bytes) {
     unsigned addr = (unsigned)__cvta_generic_to_shared(dst);
@@ -506,27 +516,29 @@ __global__ void __launch_bounds__(32 * 4) k_fattn(fa_args a) {
 
 /* ==== Tensor-core attention, decode variant (at most 16 valid rows a tile) ==== */
 
-#define FD_KT 64    /* positions a staged tile: 16 per warp */
 #define FD_OPAD 8   /* floats of padding per row of the merge buffer: conflict-free float2 stores */
 
 /* Block (tile, KV head, split) of a tile with at most 16 valid query rows (nt * G <= 16: decode,
  * or a few tokens of a small group). Every warp holds the same 16 rows (rows 0..15 of the tile,
  * the Q fragments as in k_fattn) and takes its own quarter of each staged KT-position tile:
- * warp w multiplies positions 16w .. 16w+15 (two 8-wide score tiles, one 16-position P V step),
- * so the tensor and shared-memory work is that of one warp of k_fattn per position, not four.
- * Each warp keeps its own online-softmax state (m base 2, l, o); a warp whose quarter is past hi
- * skips it (its state is that of an all-masked step). At the end the four states meet in shared
- * memory (the K/V buffers, after a barrier): o (16 x D f32 per warp) and m, l per row; thread
- * (row = tid / 8, sub = tid % 8) rescales the four by exp2(m_w - M), sums them and writes the
- * columns 2 sub + 16 k of its row: the normalized output (one split) or the partial (o, m in
- * base e, l) that k_attn_merge reads, exactly as k_fattn writes them. NBUF 2 double-buffers the
- * tiles (D 64: 37 KB); D 128 takes one buffer (a second would need 68 KB, past the 48 KB static
- * limit), the next tile copied after the current one is consumed. */
+ * warp w multiplies positions PW w .. PW w + PW - 1 (PW = KT / 4), so the tensor and shared-memory
+ * work is that of one warp of k_fattn per position, not four. KT 64 (D 64): two 8-wide score tiles
+ * and one m16n8k16 P V step; KT 32 (D 128: two 64-position buffers of K and V would take 68 KB,
+ * past the 48 KB static limit): one score tile and m16n8k8 P V steps. Both double-buffered (NBUF 2,
+ * cp.async as k_fattn). Each warp keeps its own online-softmax state (m base 2, l, o); a warp whose
+ * quarter is past hi skips it (its state is that of an all-masked step). At the end the four states
+ * meet in shared memory (the K/V buffers, after a barrier): o (16 x D f32 per warp) and m, l per
+ * row; thread (row = tid / 8, sub = tid % 8) rescales the four by exp2(m_w - M), sums them and
+ * writes the columns 2 sub + 16 k of its row: the normalized output (one split) or the partial
+ * (o, m in base e, l) that k_attn_merge reads, exactly as k_fattn writes them.
+ * H100, 8B shape (32/8 heads, D 128), one token: 65.3 us at depth 32k vs 67.1 for k_fattn (1.03x),
+ * 1.02x at 16k, 1.06x at 4k; the single-buffered 64-position form for D 128 was 0.98x. */
 template <int D, int KT, int NBUF>
 __global__ void __launch_bounds__(32 * 4) k_fattn_dec(fa_args a) {
     __shared__ __align__(16) __half kvs[2][NBUF][KT][D + FA_PAD]; /* [0] K, [1] V */
     __shared__ float ms[4][16], ls[4][16];
-    static_assert(KT == 64, "a warp takes 16 positions of the tile");
+    constexpr int PW = KT / 4; /* positions a warp takes of each tile */
+    static_assert(PW == 16 || PW == 8, "a warp takes 16 or 8 positions of the tile");
     static_assert(sizeof(float) * 4 * 16 * (D + FD_OPAD) <= sizeof kvs, "the merge buffer fits the K/V buffers");
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, qc = lane & 3;
     const int kvh = blockIdx.y, s = blockIdx.z;
@@ -606,23 +618,23 @@ __global__ void __launch_bounds__(32 * 4) k_fattn_dec(fa_args a) {
             asm volatile("cp.async.wait_group 0;\n" ::);
         }
         __syncthreads();
-        const int pw0 = p0 + 16 * warp; /* this warp's first position */
+        const int pw0 = p0 + PW * warp; /* this warp's first position */
         if (pw0 < hi) { /* warp-uniform; no barrier inside */
-            /* S = Q K^T over the warp's 16 positions: two column tiles of 8 */
-            float sc[2][4];
+            /* S = Q K^T over the warp's PW positions: column tiles of 8 */
+            float sc[PW / 8][4];
 #pragma unroll
-            for (int j = 0; j < 2; j++) {
+            for (int j = 0; j < PW / 8; j++) {
                 sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.0f;
 #pragma unroll
                 for (int kk = 0; kk < D / 16; kk++) {
-                    const __half *kr = &kvs[0][cur][16 * warp + 8 * j + g][16 * kk + 2 * qc];
+                    const __half *kr = &kvs[0][cur][PW * warp + 8 * j + g][16 * kk + 2 * qc];
                     fa_mma(sc[j], qa[kk], *(const uint32_t *)kr, *(const uint32_t *)(kr + 8));
                 }
             }
             /* causal mask, online softmax (as k_fattn) */
             float mx[2] = {m[0], m[1]};
 #pragma unroll
-            for (int j = 0; j < 2; j++)
+            for (int j = 0; j < PW / 8; j++)
 #pragma unroll
                 for (int e = 0; e < 4; e++) {
                     const int i = e >> 1, p = pw0 + 8 * j + 2 * qc + (e & 1);
@@ -640,7 +652,7 @@ __global__ void __launch_bounds__(32 * 4) k_fattn_dec(fa_args a) {
                 l[i] *= corr[i];
             }
 #pragma unroll
-            for (int j = 0; j < 2; j++)
+            for (int j = 0; j < PW / 8; j++)
 #pragma unroll
                 for (int e = 0; e < 4; e++) {
                     const float pw = exp2f(sc[j][e] - base[e >> 1]);
@@ -654,16 +666,33 @@ __global__ void __launch_bounds__(32 * 4) k_fattn_dec(fa_args a) {
                 o[n][2] *= corr[1];
                 o[n][3] *= corr[1];
             }
-            /* O += P V: one 16-position step; V's B fragments by transposed ldmatrix */
-            const uint32_t pa[4] = {fa_pack(sc[0][0], sc[0][1]), fa_pack(sc[0][2], sc[0][3]), fa_pack(sc[1][0], sc[1][1]),
-                                    fa_pack(sc[1][2], sc[1][3])};
+            /* O += P V: one step over the warp's PW positions; V's B fragments by transposed
+             * ldmatrix (lane i names row i % 8 of matrix i / 8) */
             const int mi = lane >> 3, ri = lane & 7;
+            if constexpr (PW == 16) {
+                /* m16n8k16: the two score tiles are the A fragment; matrices: positions +0/+8 x
+                 * dims +0/+8 of a 16-dim step, two n-tiles */
+                const uint32_t pa[4] = {fa_pack(sc[0][0], sc[0][1]), fa_pack(sc[0][2], sc[0][3]),
+                                        fa_pack(sc[1][0], sc[1][1]),
+                                        fa_pack(sc[1][2], sc[1][3])};
 #pragma unroll
-            for (int np = 0; np < D / 16; np++) {
-                uint32_t b[4];
-                fa_ldmatrix_t(b, &kvs[1][cur][16 * warp + (mi & 1) * 8 + ri][16 * np + (mi >> 1) * 8]);
-                fa_mma(o[2 * np], pa, b[0], b[1]);
-                fa_mma(o[2 * np + 1], pa, b[2], b[3]);
+                for (int np = 0; np < D / 16; np++) {
+                    uint32_t b[4];
+                    fa_ldmatrix_t(b, &kvs[1][cur][PW * warp + (mi & 1) * 8 + ri][16 * np + (mi >> 1) * 8]);
+                    fa_mma(o[2 * np], pa, b[0], b[1]);
+                    fa_mma(o[2 * np + 1], pa, b[2], b[3]);
+                }
+            } else {
+                /* m16n8k8: the score tile is the A fragment (rows g, g + 8; positions 2c, 2c + 1);
+                 * matrix i of a load is the 8 positions x dims 8 (4 nq + i) .. +7, one n-tile */
+                const uint32_t a0 = fa_pack(sc[0][0], sc[0][1]), a1 = fa_pack(sc[0][2], sc[0][3]);
+#pragma unroll
+                for (int nq = 0; nq < D / 32; nq++) {
+                    uint32_t b[4];
+                    fa_ldmatrix_t(b, &kvs[1][cur][PW * warp + ri][8 * (4 * nq + mi)]);
+#pragma unroll
+                    for (int u = 0; u < 4; u++) fa_mma8(o[4 * nq + u], a0, a1, b[u]);
+                }
             }
         }
         __syncthreads(); /* every warp is done with buffer cur before it is filled again */
@@ -733,7 +762,7 @@ static bool fa_ok(const lc_cuda *c, const lc_kv *kv, int n_head) {
  * mode 1's 64-position tiles on an H100, cuda-h100.md), and dec (mode 2 only, tiles of at most 16
  * valid rows) picks its decode variant; mode 3 is mode 2 without the decode variant (A/B). */
 static void (*fa_kernel(const lc_cuda *c, int D, bool dec))(fa_args) {
-    if (dec) return D == 64 ? k_fattn_dec<64, FD_KT, 2> : k_fattn_dec<128, FD_KT, 1>;
+    if (dec) return D == 64 ? k_fattn_dec<64, 64, 2> : k_fattn_dec<128, 32, 2>;
     if (c->fa_mode == 2 || c->fa_mode == 3) return D == 64 ? k_fattn<64, 32, 2> : k_fattn<128, 32, 2>;
     return D == 64 ? k_fattn<64, 64, 1> : k_fattn<128, 64, 1>;
 }
