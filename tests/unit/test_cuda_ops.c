@@ -508,6 +508,44 @@ static void test_attention(env *e) {
     attn_case(e, LC_TYPE_Q4_0, 64, 4, 2, 100, 2);
 }
 
+/* Tiles of at most 16 valid query rows (tokens x group <= 16) take the tensor-core kernel's
+ * decode variant (every warp the same rows, a quarter of each tile's positions, the warps' softmax
+ * states merged at the end): one token with groups of 1, 4, 8 and 16 at depths around the
+ * 64-position tile (0, 5, 63, 64, 65) and long enough to split (1000, 5000), head sizes 64 and
+ * 128; 2 to 4 tokens of a group of 4 (8, 12, 16 rows) and 5 (20 rows: the full kernel again);
+ * decode batches of several sequences of different depths (some splits empty for the short ones);
+ * and a backend with LOCARA_CUDA_FA=3 (the full kernel at decode too) on a few of the same shapes. */
+static void test_attention_decode(env *e) {
+    static const int heads[][2] = {{8, 8}, {32, 8}, {16, 2}, {16, 1}}; /* groups of 1, 4, 8, 16 */
+    static const int pasts[] = {0, 5, 63, 64, 65, 1000, 5000}, dims[] = {64, 128};
+    for (size_t di = 0; di < LC_ARRAY_LEN(dims); di++)
+        for (size_t hi = 0; hi < LC_ARRAY_LEN(heads); hi++)
+            for (size_t pi = 0; pi < LC_ARRAY_LEN(pasts); pi++)
+                attn_case(e, LC_TYPE_F16, dims[di], heads[hi][0], heads[hi][1], pasts[pi], 1);
+    for (int T = 2; T <= 5; T++) {
+        attn_case(e, LC_TYPE_F16, 128, 32, 8, 100 * T, T);
+        attn_case(e, LC_TYPE_F16, 64, 8, 2, 3000, T);
+    }
+    {
+        const int past[4] = {5000, 0, 64, 300}, n[4] = {1, 1, 1, 1};
+        attn_multi(e, 128, 32, 8, 4, past, n);
+        const int past2[3] = {63, 2000, 7}, n2[3] = {1, 1, 1};
+        attn_multi(e, 64, 16, 2, 3, past2, n2);
+        const int past3[3] = {700, 20, 4100}, n3[3] = {2, 4, 3}; /* several tokens a sequence, group 4 */
+        attn_multi(e, 128, 32, 8, 3, past3, n3);
+    }
+    setenv("LOCARA_CUDA_FA", "3", 1);
+    env e3 = *e;
+    lc_status st = lc_backend_cuda_create(NULL, 0, 0, &e3.gpu);
+    unsetenv("LOCARA_CUDA_FA");
+    CHECKF(st == LC_OK, "CUDA backend with LOCARA_CUDA_FA=3: %s", lc_last_error());
+    if (st) return;
+    attn_case(&e3, LC_TYPE_F16, 128, 32, 8, 1000, 1);
+    attn_case(&e3, LC_TYPE_F16, 64, 16, 1, 65, 1);
+    attn_case(&e3, LC_TYPE_F16, 128, 32, 8, 300, 3);
+    lc_backend_cuda_free(e3.gpu);
+}
+
 /* ==== Decode-shaped timing ==== */
 
 static void bench(env *e) {
@@ -710,6 +748,7 @@ int main(int argc, char **argv) {
     if (st) return test_done();
     test_elementwise(&e);
     test_attention(&e);
+    test_attention_decode(&e);
     test_matmul(&e);
     test_moe(&e);
     test_decode_variants(&e);

@@ -9,7 +9,10 @@
  *   O += P V on mma.sync m16n8k16 (f16 inputs, f32 accumulation), online softmax in registers.
  *   K and V are read once
  *   per group of query heads and per 64 tokens, so prefill at depth runs on the tensor cores and
- *   decode reads the cache once per KV head. Long ranges are split (flash decoding).
+ *   decode reads the cache once per KV head. Long ranges are split (flash decoding). When every
+ *   tile holds at most 16 valid rows (decode), a variant gives the four warps the same 16 rows
+ *   and a quarter of each 64-position tile each, and merges their softmax states at the end
+ *   (LOCARA_CUDA_FA=3: mode 2 without it).
  * - Otherwise (q8_0 / q4_0 caches, other head sizes, LOCARA_CUDA_FA=0): split-K flash decoding
  *   on the CUDA cores. The grid is (query head, token, split); each block of 4 warps walks one
  *   contiguous range of its token's positions, a warp per position at a time: the q.k score is a
@@ -314,6 +317,13 @@ __device__ __forceinline__ void fa_mma(float *c, const uint32_t *a, uint32_t b0,
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+/* c (16x8, f32) += a (16x8, f16, row-major fragments) * b (8x8, f16, column fragment). */
+__device__ __forceinline__ void fa_mma8(float *c, uint32_t a0, uint32_t a1, uint32_t b) {
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a0), "r"(a1), "r"(b));
+}
+
 /* 16 bytes global -> shared without passing through registers (cp.async); bytes 0 fills zeros. */
 __device__ __forceinline__ void fa_cp16(void *dst, const void *src, int bytes) {
     unsigned addr = (unsigned)__cvta_generic_to_shared(dst);
@@ -509,6 +519,243 @@ __global__ void __launch_bounds__(32 * 4) k_fattn(fa_args a) {
     }
 }
 
+/* ==== Tensor-core attention, decode variant (at most 16 valid rows a tile) ==== */
+
+#define FD_OPAD 8   /* floats of padding per row of the merge buffer: conflict-free float2 stores */
+
+/* Block (tile, KV head, split) of a tile with at most 16 valid query rows (nt * G <= 16: decode,
+ * or a few tokens of a small group). Every warp holds the same 16 rows (rows 0..15 of the tile,
+ * the Q fragments as in k_fattn) and takes its own quarter of each staged KT-position tile:
+ * warp w multiplies positions PW w .. PW w + PW - 1 (PW = KT / 4), so the tensor and shared-memory
+ * work is that of one warp of k_fattn per position, not four. KT 64 (D 64): two 8-wide score tiles
+ * and one m16n8k16 P V step; KT 32 (D 128: two 64-position buffers of K and V would take 68 KB,
+ * past the 48 KB static limit): one score tile and m16n8k8 P V steps. Both double-buffered (NBUF 2,
+ * cp.async as k_fattn). Each warp keeps its own online-softmax state (m base 2, l, o); a warp whose
+ * quarter is past hi skips it (its state is that of an all-masked step). At the end the four states
+ * meet in shared memory (the K/V buffers, after a barrier): o (16 x D f32 per warp) and m, l per
+ * row; thread (row = tid / 8, sub = tid % 8) rescales the four by exp2(m_w - M), sums them and
+ * writes the columns 2 sub + 16 k of its row: the normalized output (one split) or the partial
+ * (o, m in base e, l) that k_attn_merge reads, exactly as k_fattn writes them.
+ * H100, 8B shape (32/8 heads, D 128), one token: 65.3 us at depth 32k vs 67.1 for k_fattn (1.03x),
+ * 1.02x at 16k, 1.06x at 4k; the single-buffered 64-position form for D 128 was 0.98x. */
+template <int D, int KT, int NBUF>
+__global__ void __launch_bounds__(32 * 4) k_fattn_dec(fa_args a) {
+    __shared__ __align__(16) __half kvs[2][NBUF][KT][D + FA_PAD]; /* [0] K, [1] V */
+    __shared__ float ms[4][16], ls[4][16];
+    constexpr int PW = KT / 4; /* positions a warp takes of each tile */
+    static_assert(PW == 16 || PW == 8, "a warp takes 16 or 8 positions of the tile");
+    static_assert(sizeof(float) * 4 * 16 * (D + FD_OPAD) <= sizeof kvs, "the merge buffer fits the K/V buffers");
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, qc = lane & 3;
+    const int kvh = blockIdx.y, s = blockIdx.z;
+    /* the tile: TQ consecutive tokens of one run, as in k_fattn (the host launches this kernel
+     * only when nt * G <= 16 for every tile) */
+    const int32_t *runs = a.pk + PK_RUNS(a.T);
+    int tile = blockIdx.x, t0 = 0, nt = 0;
+    for (int r = 0; r < runs[0]; r++) {
+        const int cnt = runs[2 + 2 * r], n_tiles = (cnt + a.TQ - 1) / a.TQ;
+        if (tile < n_tiles) {
+            t0 = runs[1 + 2 * r] + tile * a.TQ;
+            nt = min(a.TQ, cnt - tile * a.TQ);
+            break;
+        }
+        tile -= n_tiles;
+    }
+    if (nt == 0) return; /* uniform over the block */
+    const int32_t *table = a.pk + a.pk[2 * a.T + t0];
+    int len = 0;
+    for (int t = 0; t < nt; t++) len = max(len, a.pk[t0 + t] + 1);
+    const int chunk = ((len + a.n_split - 1) / a.n_split + KT - 1) / KT * KT;
+    const int lo = s * chunk, hi = min(len, lo + chunk);
+    const int n_rows = nt * a.G;
+
+    /* rows g and g + 8 of the tile, the same in every warp */
+    int tok[2], head[2], rpos[2];
+    bool valid[2];
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        const int r = g + 8 * i, ti = r / a.G;
+        valid[i] = r < n_rows;
+        tok[i] = t0 + ti;
+        head[i] = kvh * a.G + r % a.G;
+        rpos[i] = valid[i] ? a.pk[tok[i]] : -1;
+    }
+    uint32_t qa[D / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            float2 x0 = make_float2(0.0f, 0.0f), x1 = x0;
+            if (valid[i]) {
+                const float *qr = a.q + ((size_t)tok[i] * a.n_head + head[i]) * D + 16 * kk + 2 * qc;
+                x0 = *(const float2 *)qr;
+                x1 = *(const float2 *)(qr + 8);
+            }
+            qa[kk][i] = fa_pack(x0.x * a.scale_log2, x0.y * a.scale_log2);
+            qa[kk][2 + i] = fa_pack(x1.x * a.scale_log2, x1.y * a.scale_log2);
+        }
+    }
+    float o[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+
+    /* K and V rows p0 .. p0 + KT - 1 into buffer buf, zeros past hi (a masked weight times a
+     * stale row could make NaN), one commit group */
+    auto stage = [&](int buf, int p0) {
+        for (int i = threadIdx.x; i < KT * (D / 8); i += 32 * 4) {
+            const int rr = i / (D / 8), cc = i % (D / 8), p = p0 + rr;
+            size_t off = 0;
+            if (p < hi)
+                off = ((size_t)table[p / a.BT] * a.BT + p % a.BT) * a.row_bytes + (size_t)kvh * a.head_bytes +
+                      (size_t)cc * 16;
+            fa_cp16(&kvs[0][buf][rr][cc * 8], a.k + off, p < hi ? 16 : 0);
+            fa_cp16(&kvs[1][buf][rr][cc * 8], a.v + off, p < hi ? 16 : 0);
+        }
+        asm volatile("cp.async.commit_group;\n" ::);
+    };
+    if (lo < hi) stage(0, lo);
+    for (int p0 = lo, it = 0; p0 < hi; p0 += KT, it++) {
+        const int cur = NBUF == 2 ? it & 1 : 0;
+        if (NBUF == 2 && p0 + KT < hi) {
+            stage(cur ^ 1, p0 + KT);
+            asm volatile("cp.async.wait_group 1;\n" ::);
+        } else {
+            asm volatile("cp.async.wait_group 0;\n" ::);
+        }
+        __syncthreads();
+        const int pw0 = p0 + PW * warp; /* this warp's first position */
+        if (pw0 < hi) { /* warp-uniform; no barrier inside */
+            /* S = Q K^T over the warp's PW positions: column tiles of 8 */
+            float sc[PW / 8][4];
+#pragma unroll
+            for (int j = 0; j < PW / 8; j++) {
+                sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.0f;
+#pragma unroll
+                for (int kk = 0; kk < D / 16; kk++) {
+                    const __half *kr = &kvs[0][cur][PW * warp + 8 * j + g][16 * kk + 2 * qc];
+                    fa_mma(sc[j], qa[kk], *(const uint32_t *)kr, *(const uint32_t *)(kr + 8));
+                }
+            }
+            /* causal mask, online softmax (as k_fattn) */
+            float mx[2] = {m[0], m[1]};
+#pragma unroll
+            for (int j = 0; j < PW / 8; j++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int i = e >> 1, p = pw0 + 8 * j + 2 * qc + (e & 1);
+                    if (p > rpos[i] || p >= hi) sc[j][e] = -INFINITY;
+                    mx[i] = fmaxf(mx[i], sc[j][e]);
+                }
+            float base[2], corr[2];
+#pragma unroll
+            for (int i = 0; i < 2; i++) {
+                mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
+                mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
+                base[i] = mx[i] == -INFINITY ? 0.0f : mx[i]; /* a row with nothing visible yet */
+                corr[i] = exp2f(m[i] - base[i]);
+                m[i] = mx[i];
+                l[i] *= corr[i];
+            }
+#pragma unroll
+            for (int j = 0; j < PW / 8; j++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const float pw = exp2f(sc[j][e] - base[e >> 1]);
+                    l[e >> 1] += pw;
+                    sc[j][e] = pw;
+                }
+#pragma unroll
+            for (int n = 0; n < D / 8; n++) {
+                o[n][0] *= corr[0];
+                o[n][1] *= corr[0];
+                o[n][2] *= corr[1];
+                o[n][3] *= corr[1];
+            }
+            /* O += P V: one step over the warp's PW positions; V's B fragments by transposed
+             * ldmatrix (lane i names row i % 8 of matrix i / 8) */
+            const int mi = lane >> 3, ri = lane & 7;
+            if constexpr (PW == 16) {
+                /* m16n8k16: the two score tiles are the A fragment; matrices: positions +0/+8 x
+                 * dims +0/+8 of a 16-dim step, two n-tiles */
+                const uint32_t pa[4] = {fa_pack(sc[0][0], sc[0][1]), fa_pack(sc[0][2], sc[0][3]),
+                                        fa_pack(sc[1][0], sc[1][1]),
+                                        fa_pack(sc[1][2], sc[1][3])};
+#pragma unroll
+                for (int np = 0; np < D / 16; np++) {
+                    uint32_t b[4];
+                    fa_ldmatrix_t(b, &kvs[1][cur][PW * warp + (mi & 1) * 8 + ri][16 * np + (mi >> 1) * 8]);
+                    fa_mma(o[2 * np], pa, b[0], b[1]);
+                    fa_mma(o[2 * np + 1], pa, b[2], b[3]);
+                }
+            } else {
+                /* m16n8k8: the score tile is the A fragment (rows g, g + 8; positions 2c, 2c + 1);
+                 * matrix i of a load is the 8 positions x dims 8 (4 nq + i) .. +7, one n-tile */
+                const uint32_t a0 = fa_pack(sc[0][0], sc[0][1]), a1 = fa_pack(sc[0][2], sc[0][3]);
+#pragma unroll
+                for (int nq = 0; nq < D / 32; nq++) {
+                    uint32_t b[4];
+                    fa_ldmatrix_t(b, &kvs[1][cur][PW * warp + ri][8 * (4 * nq + mi)]);
+#pragma unroll
+                    for (int u = 0; u < 4; u++) fa_mma8(o[4 * nq + u], a0, a1, b[u]);
+                }
+            }
+        }
+        __syncthreads(); /* every warp is done with buffer cur before it is filled again */
+        if (NBUF == 1 && p0 + KT < hi) stage(0, p0 + KT);
+    }
+
+    /* merge the four warps' states: o into the K/V buffers (no copy is in flight: the last
+     * iteration waited for all), m and l beside */
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
+        l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
+    }
+    __syncthreads(); /* also when this split had no tile: nobody reads K/V any more */
+    float(*mo)[16][D + FD_OPAD] = reinterpret_cast<float(*)[16][D + FD_OPAD]>(&kvs[0][0][0][0]);
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+#pragma unroll
+        for (int n = 0; n < D / 8; n++)
+            *(float2 *)&mo[warp][g + 8 * i][8 * n + 2 * qc] = make_float2(o[n][2 * i], o[n][2 * i + 1]);
+        if (qc == 0) {
+            ms[warp][g + 8 * i] = m[i];
+            ls[warp][g + 8 * i] = l[i];
+        }
+    }
+    __syncthreads();
+    const int row = threadIdx.x >> 3, sub = threadIdx.x & 7;
+    if (row >= n_rows) return;
+    float M = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < 4; w++) M = fmaxf(M, ms[w][row]);
+    float f[4], L = 0.0f;
+#pragma unroll
+    for (int w = 0; w < 4; w++) {
+        f[w] = ms[w][row] == -INFINITY ? 0.0f : exp2f(ms[w][row] - M); /* 0 when no warp saw anything */
+        L += f[w] * ls[w][row];
+    }
+    const size_t th = (size_t)(t0 + row / a.G) * a.n_head + kvh * a.G + row % a.G;
+    const float inv = a.n_split == 1 ? (L > 0.0f ? 1.0f / L : 0.0f) : 1.0f;
+    float *dst = a.n_split == 1 ? a.out + th * D : a.part + (th * a.n_split + s) * (D + 2);
+#pragma unroll
+    for (int k = 0; k < D / 16; k++) {
+        const int col = 2 * sub + 16 * k;
+        float2 acc = make_float2(0.0f, 0.0f);
+#pragma unroll
+        for (int w = 0; w < 4; w++) {
+            const float2 x = *(const float2 *)&mo[w][row][col];
+            acc.x += f[w] * x.x;
+            acc.y += f[w] * x.y;
+        }
+        *(float2 *)(dst + col) = make_float2(acc.x * inv, acc.y * inv); /* D + 2 is even: 8-byte aligned */
+    }
+    if (a.n_split > 1 && sub == 0) {
+        dst[D] = M == -INFINITY ? -INFINITY : M * 0.69314718056f; /* back to base e */
+        dst[D + 1] = L;
+    }
+}
+
 /* Whether the tensor-core kernel takes this cache and head layout. */
 static bool fa_ok(const lc_cuda *c, const lc_kv *kv, int n_head) {
     return c->fa_mode && kv->type == LC_TYPE_F16 && (kv->head_dim == 64 || kv->head_dim == 128) &&
@@ -517,10 +764,27 @@ static bool fa_ok(const lc_cuda *c, const lc_kv *kv, int n_head) {
 
 /* The tensor-core kernel for head size D (64 or 128) in c->fa_mode: mode 2 (default) takes
  * 32-position tiles, the next copied during the current (pp4096 +6%, tg64 at depth 16k +3% over
- * mode 1's 64-position tiles on an H100, cuda-h100.md). */
-static void (*fa_kernel(const lc_cuda *c, int D))(fa_args) {
-    if (c->fa_mode == 2) return D == 64 ? k_fattn<64, 32, 2> : k_fattn<128, 32, 2>;
+ * mode 1's 64-position tiles on an H100, cuda-h100.md), and dec (mode 2 only, tiles of at most 16
+ * valid rows) picks its decode variant; mode 3 is mode 2 without the decode variant (A/B). */
+static void (*fa_kernel(const lc_cuda *c, int D, bool dec))(fa_args) {
+    if (dec) return D == 64 ? k_fattn_dec<64, 64, 2> : k_fattn_dec<128, 32, 2>;
+    if (c->fa_mode == 2 || c->fa_mode == 3) return D == 64 ? k_fattn<64, 32, 2> : k_fattn<128, 32, 2>;
     return D == 64 ? k_fattn<64, 64, 1> : k_fattn<128, 64, 1>;
+}
+
+/* Blocks of the kernel fa_kernel(c, D, dec) that an SM holds, asked once per backend, head size
+ * and kernel: c->fa_per_sm[D == 128] keeps the full kernel's count in its low byte and the decode
+ * variant's in the next (0: not asked yet). */
+static int fa_blocks_per_sm(lc_cuda *c, int D, bool dec) {
+    int *slot = &c->fa_per_sm[D == 128];
+    const int shift = dec ? 8 : 0;
+    int n = (*slot >> shift) & 0xff;
+    if (!n) {
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, fa_kernel(c, D, dec), 128, 0);
+        n = LC_MIN(255, LC_MAX(1, n));
+        *slot |= n << shift;
+    }
+    return n;
 }
 
 /* Launches the tensor-core kernel over the packed batch pk (upload_batch, whose host copy is
@@ -529,8 +793,13 @@ static void fattn(lc_cuda *c, float *out, const float *q, const lc_kv *kv, int i
                   int n_head, float scale) {
     const int G = n_head / kv->n_kv_head, TQ = FA_ROWS / G, D = kv->head_dim;
     const int32_t *runs = c->attn_host + PK_RUNS(T);
-    int n_tiles = 0;
-    for (int r = 0; r < runs[0]; r++) n_tiles += (runs[2 + 2 * r] + TQ - 1) / TQ;
+    int n_tiles = 0, longest = 0;
+    for (int r = 0; r < runs[0]; r++) {
+        n_tiles += (runs[2 + 2 * r] + TQ - 1) / TQ;
+        longest = LC_MAX(longest, runs[2 + 2 * r]);
+    }
+    /* every tile holds at most 16 valid rows (decode: G <= 16): the decode variant */
+    const bool dec = c->fa_mode == 2 && G * LC_MIN(TQ, longest) <= 16;
     /* splits: as many as make one wave of the blocks an SM holds at once (a second, partial wave
      * costs a whole split's time: H100, 8B at depth 32k, 4 blocks per SM gave 172 tok/s, one wave
      * of 3 gave 196), each split at least FA_SPLIT_MIN positions; LOCARA_CUDA_FA_SPLITS=N asks for
@@ -540,12 +809,7 @@ static void fattn(lc_cuda *c, float *out, const float *q, const lc_kv *kv, int i
     if (c->fa_splits) {
         want = (c->fa_splits * c->n_sm + blocks - 1) / blocks;
     } else {
-        int *per_sm = &c->fa_per_sm[D == 128]; /* asked once per backend and head size */
-        if (!*per_sm) {
-            cudaOccupancyMaxActiveBlocksPerMultiprocessor(per_sm, fa_kernel(c, D), 128, 0);
-            *per_sm = LC_MAX(1, *per_sm);
-        }
-        want = LC_MAX(1, *per_sm * c->n_sm / blocks);
+        want = LC_MAX(1, fa_blocks_per_sm(c, D, dec) * c->n_sm / blocks);
     }
     const int n_split = LC_MAX(1, LC_MIN(want, (len + FA_SPLIT_MIN - 1) / FA_SPLIT_MIN));
     if (want > 1) { /* partials sized for the most splits: no regrowth as positions advance */
@@ -570,7 +834,7 @@ static void fattn(lc_cuda *c, float *out, const float *q, const lc_kv *kv, int i
     a.head_bytes = (size_t)D * 2;
     a.scale_log2 = scale * 1.44269504089f;
     dim3 grid((unsigned)n_tiles, (unsigned)kv->n_kv_head, (unsigned)n_split);
-    cu_k(c, fa_kernel(c, D), grid, 32 * 4, a);
+    cu_k(c, fa_kernel(c, D, dec), grid, 32 * 4, a);
     if (n_split > 1) cu_k(c, k_attn_merge, dim3((unsigned)n_head, (unsigned)T), 128, c->attn_part, out, n_split, D);
     CU_LAUNCH(c);
 }
