@@ -540,6 +540,7 @@ __global__ void __launch_bounds__(32 * 4) k_fattn(fa_args a) {
  * 1.02x at 16k, 1.06x at 4k; the single-buffered 64-position form for D 128 was 0.98x. */
 template <int D, int KT, int NBUF>
 __global__ void __launch_bounds__(32 * 4) k_fattn_dec(fa_args a) {
+    cu_pdl_entry();
     __shared__ __align__(16) __half kvs[2][NBUF][KT][D + FA_PAD]; /* [0] K, [1] V */
     __shared__ float ms[4][16], ls[4][16];
     constexpr int PW = KT / 4; /* positions a warp takes of each tile */
@@ -773,18 +774,14 @@ static void (*fa_kernel(const lc_cuda *c, int D, bool dec))(fa_args) {
 }
 
 /* Blocks of the kernel fa_kernel(c, D, dec) that an SM holds, asked once per backend, head size
- * and kernel: c->fa_per_sm[D == 128] keeps the full kernel's count in its low byte and the decode
- * variant's in the next (0: not asked yet). */
+ * and kernel (c->fa_per_sm). */
 static int fa_blocks_per_sm(lc_cuda *c, int D, bool dec) {
-    int *slot = &c->fa_per_sm[D == 128];
-    const int shift = dec ? 8 : 0;
-    int n = (*slot >> shift) & 0xff;
-    if (!n) {
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, fa_kernel(c, D, dec), 128, 0);
-        n = LC_MIN(255, LC_MAX(1, n));
-        *slot |= n << shift;
+    int *n = &c->fa_per_sm[D == 128][dec];
+    if (!*n) {
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(n, fa_kernel(c, D, dec), 128, 0);
+        *n = LC_MAX(1, *n);
     }
-    return n;
+    return *n;
 }
 
 /* Launches the tensor-core kernel over the packed batch pk (upload_batch, whose host copy is

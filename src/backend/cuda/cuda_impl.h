@@ -165,11 +165,13 @@ typedef struct lc_cuda {
     cu_q8_tag xq_tag; /* which activations' q8 form the scratch xq holds, and where (cu_q8_tag) */
     bool moe_fuse; /* decode expert products fused with SwiGLU and with the weighted sum (default;
                     * LOCARA_CUDA_MOE_FUSE=0 for A/B) */
-    int fa_per_sm[2]; /* blocks of the tensor-core attention an SM holds, head 64 / 128 (0: not asked) */
+    int fa_per_sm[2][2]; /* blocks of the tensor-core attention an SM holds, [head 64 / 128][full kernel /
+                          * decode variant] (0: not asked) */
     int fa_splits;  /* LOCARA_CUDA_FA_SPLITS: about this many blocks per SM for the tensor-core
                      * attention's split key ranges (A/B; 0: one wave of what an SM holds) */
     int fa_mode;    /* LOCARA_CUDA_FA: 0 the CUDA-core attention only, 1 tensor cores, 64-position tiles,
-                     * 2 (default) tensor cores, 32-position tiles double-buffered (A/B measurement) */
+                     * 2 (default) tensor cores, 32-position tiles double-buffered, with the decode variant
+                     * for tiles of at most 16 query rows, 3 mode 2 without that variant (A/B) */
     bool route_fuse; /* a MoE router's product held and launched with the routing (LOCARA_CUDA_ROUTE_FUSE=0
                       * off, for A/B) */
     bool glu_fuse;   /* a dense FFN's gate and up products held and launched with their SwiGLU
