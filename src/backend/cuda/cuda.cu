@@ -676,11 +676,6 @@ void lc_cu_flush(lc_cuda *c) {
     c->pend.kind = PEND_NONE;
     if (q.kind == PEND_ADD) {
         cu_k(c, k_add, (unsigned)((q.n + 255) / 256), 256, q.x, q.y, q.n);
-    } else if (q.kind == PEND_GLU) {
-        lc_cu_glu_flush(c, &q);
-    } else if (q.kind == PEND_ROUTER) {
-        lc_cu_router_flush(c, &q);
-        return;
     } else if (q.kind == PEND_EXPERTS) {
         lc_cu_experts_flush(c, &q);
     } else if (q.kind == PEND_NORM) { /* cu_rms_norm checked that they fit k_norm_v */
@@ -725,8 +720,7 @@ __global__ void k_add_bias(float *x, const float *b, size_t n, int w) {
 static void cu_swiglu(lc_backend *be, float *out, const float *gate, const float *up, size_t n) {
     lc_cuda *c = cu_of(be);
     if (c->err || !n) return;
-    if (lc_cu_dense_swiglu(c, out, gate, up, n)) return;   /* the held gate and up products, fused */
-    if (lc_cu_experts_swiglu(c, out, gate, up, n)) return; /* ... of experts */
+    if (lc_cu_experts_swiglu(c, out, gate, up, n)) return; /* the held gate and up products, fused */
     /* the rows' width is not known here, but q8 blocks of the flat array are those of its rows */
     float2 *dq = NULL;
     int8_t *q = n <= (size_t)CU_GRAPH_MAX_TOK * 32768 ? fused_q8(c, 1, n, &dq) : NULL; /* decode-sized */
@@ -777,12 +771,59 @@ static void cu_gather(lc_backend *be, float *out, const float *x, const int32_t 
 
 /* ==== MoE routing ==== */
 
-/* One warp per token: cu_route_warp. */
+/* One warp per token: softmax over the expert logits, then k rounds of a warp arg-max (ties to
+ * the lower id) over the experts not yet taken. Lane l holds the logits of experts l, l + 32, ...
+ * in registers (n_expert <= 256), so the k rounds read no memory; a taken expert drops out. */
 __global__ void k_moe_route(const float *logits, int n_tok, int n_expert, int k, bool norm, int32_t *ids, float *w) {
     cu_pdl_entry();
-    int t = (int)(((size_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5);
+    int t = (int)(((size_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
     if (t >= n_tok) return;
-    cu_route_warp(logits + (size_t)t * n_expert, n_expert, k, norm, ids + (size_t)t * k, w + (size_t)t * k);
+    const float *l = logits + (size_t)t * n_expert;
+    float v[8];
+    bool live[8];
+    float mx = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        live[j] = lane + 32 * j < n_expert;
+        v[j] = live[j] ? l[lane + 32 * j] : -INFINITY;
+        mx = fmaxf(mx, v[j]);
+    }
+    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    float sum = 0.0f;
+#pragma unroll
+    for (int j = 0; j < 8; j++)
+        if (live[j]) sum += expf(v[j] - mx);
+    sum = cu_warp_sum(sum);
+    float tot = 0.0f, my_w = 0.0f;
+    int my_id = 0;
+    for (int s = 0; s < k; s++) {
+        float bv = -INFINITY;
+        int bi = -1;
+#pragma unroll
+        for (int j = 0; j < 8; j++) /* ascending ids: a tie keeps the lower */
+            if (live[j] && (bi < 0 || v[j] > bv)) bv = v[j], bi = lane + 32 * j;
+        for (int o = 16; o > 0; o >>= 1) {
+            float v2 = __shfl_xor_sync(0xffffffffu, bv, o);
+            int i2 = __shfl_xor_sync(0xffffffffu, bi, o);
+            if (i2 >= 0 && (bi < 0 || v2 > bv || (v2 == bv && i2 < bi))) {
+                bv = v2;
+                bi = i2;
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+            if (lane + 32 * j == bi) live[j] = false;
+        float wt = expf(bv - mx) / sum;
+        tot += wt;
+        if (lane == s) {
+            my_w = wt;
+            my_id = bi;
+        }
+    }
+    if (lane < k) {
+        ids[(size_t)t * k + lane] = my_id;
+        w[(size_t)t * k + lane] = norm ? my_w / tot : my_w;
+    }
 }
 
 static void cu_moe_route(lc_backend *be, const float *logits, int n_tok, int n_expert, int k, bool norm, int32_t *ids,
@@ -802,15 +843,7 @@ static void cu_moe_route(lc_backend *be, const float *logits, int n_tok, int n_e
     c->route_host = ids; /* matmul_experts recognises the array by its address */
     c->route_gen++;      /* ... and its grouping by expert (moe.cu) is made again */
     const cu_q8_tag tag = cu_q8_take(c); /* the experts' input, quantized by the norm before the router */
-    const cu_pend *pd = &c->pend;
-    if (pd->kind == PEND_ROUTER && pd->rout == logits && pd->n_tok == n_tok && pd->rw->rows == n_expert) {
-        const cu_pend held = *pd; /* the router's product, held for this: one launch */
-        c->pend.kind = PEND_NONE;
-        lc_cu_router_route(c, &held, k, norm, c->route_dev, weights);
-    } else {
-        cu_k(c, k_moe_route, (unsigned)((n_tok + 3) / 4), 128, logits, n_tok, n_expert, k, norm, c->route_dev,
-             weights);
-    }
+    cu_k(c, k_moe_route, (unsigned)((n_tok + 3) / 4), 128, logits, n_tok, n_expert, k, norm, c->route_dev, weights);
     cu_q8_keep(c, tag, &weights, 1);
     CU_LAUNCH(c);
 }
@@ -909,14 +942,9 @@ extern "C" lc_status lc_backend_cuda_create(const lc_model *model, int il0, int 
         c->fa_mode = env_int("LOCARA_CUDA_FA", 2); /* 2: measured faster than 1 (bench/results/cuda-h100.md) */
         c->pdl = prop.major >= 9 && !env_is("LOCARA_CUDA_PDL", "0");
         c->rope_norm = !env_is("LOCARA_CUDA_ROPE_NORM", "0");
-        c->route_fuse = !env_is("LOCARA_CUDA_ROUTE_FUSE", "0");
-        c->glu_fuse = !env_is("LOCARA_CUDA_GLU_FUSE", "0");
         c->graph.on = env_int("LOCARA_CUDA_GRAPH", 1); /* 0 off, 1 capture and replay, 2 capture every step */
     }
     if ((st = CUBLAS(c, cublasCreate(&c->blas))) || (st = CUBLAS(c, cublasSetStream(c->blas, c->stream)))) goto fail;
-    if ((st = CU(c, cudaMalloc((void **)&c->done, CU_DONE_N * sizeof(unsigned)))) ||
-        (st = CU(c, cudaMemset(c->done, 0, CU_DONE_N * sizeof(unsigned)))))
-        goto fail;
     if (model) {
         if (model->hp.n_expert && model->hp.n_expert_used > 32) {
             st = lc_fail(LC_ERR_UNSUPPORTED, "CUDA backend: top-%d routing", model->hp.n_expert_used);
@@ -946,7 +974,6 @@ extern "C" void lc_backend_cuda_free(lc_backend *be) {
         if (c->wmap[i].own) cudaFree(c->wmap[i].dev);
     cudaFree(c->arena);
     cudaFree(c->route_dev);
-    cudaFree(c->done);
     cudaFree(c->moe_dev);
     cudaFree(c->scratch);
     cudaFree(c->xq);

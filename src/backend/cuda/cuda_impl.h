@@ -42,7 +42,6 @@ typedef struct cu_wmap {
  * arrays are copied into a pinned staging area at the op call and reach the device through
  * recorded copies. */
 #define CU_GRAPH_MAX_TOK 8 /* steps of at most this many tokens are recorded */
-#define CU_DONE_N 4097     /* completion counts (lc_cuda.done): the router's, then 4096 groups of 32 rows */
 
 typedef enum cu_mode { CU_DIRECT, CU_CAPTURE, CU_REPLAY } cu_mode;
 
@@ -78,7 +77,7 @@ typedef struct cu_norm_rows {
  * merged into the RMS norm that reads x next, the RoPE of q merged with the RoPE of k that
  * follows it, or a per-head RMS norm (q) merged with the one after it (k). Any other launch, copy
  * or synchronisation first issues it (lc_cu_flush), so the stream order is that of the op calls. */
-enum { PEND_NONE, PEND_ADD, PEND_ROPE, PEND_NORM, PEND_EXPERTS, PEND_ROUTER, PEND_GLU };
+enum { PEND_NONE, PEND_ADD, PEND_ROPE, PEND_NORM, PEND_EXPERTS };
 
 /* A decode expert product held back (PEND_EXPERTS, mmvq.cu): the gate product waits for the up
  * product of the same input and routing and both for the SwiGLU that reads them (one launch, its
@@ -113,10 +112,6 @@ typedef struct cu_pend {
     float eps;
     cu_experts ex[2];     /* experts: gate (then up), or down */
     int n_ex;
-    const lc_weight *rw;  /* router: out (n_tok, rows) = x rw^T, one F32 weight (at rwd on the device) */
-    const uint8_t *rwd;
-    float *rout;
-    const float *rx;
 } cu_pend;
 
 /* The activations src (n elements) whose q8 form the scratch holds at q, d: left by the op that
@@ -172,12 +167,6 @@ typedef struct lc_cuda {
     int fa_mode;    /* LOCARA_CUDA_FA: 0 the CUDA-core attention only, 1 tensor cores, 64-position tiles,
                      * 2 (default) tensor cores, 32-position tiles double-buffered, with the decode variant
                      * for tiles of at most 16 query rows, 3 mode 2 without that variant (A/B) */
-    bool route_fuse; /* a MoE router's product held and launched with the routing (LOCARA_CUDA_ROUTE_FUSE=0
-                      * off, for A/B) */
-    bool glu_fuse;   /* a dense FFN's gate and up products held and launched with their SwiGLU
-                      * (LOCARA_CUDA_GLU_FUSE=0 off, for A/B) */
-    unsigned *done;  /* CU_DONE_N completion counts, each set back to 0 by the block that finds itself
-                      * last: [0] k_router_route's blocks, [1 + g] k_mmvq_glu's blocks of row group g */
     bool rope_norm; /* Qwen3's q- and k-norm run inside the RoPE launch (LOCARA_CUDA_ROPE_NORM=0 off, A/B) */
     bool pdl;       /* kernels launched as programmatic dependents of the one before (cu_k; compute
                      * capability 9 and later; LOCARA_CUDA_PDL=0 turns it off, for A/B) */
@@ -270,61 +259,6 @@ __device__ __forceinline__ void cu_pdl_entry() {
 #endif
 }
 
-/* MoE routing of one token by the calling warp: softmax over its expert logits l, then k rounds of
- * a warp arg-max (ties to the lower id) over the experts not yet taken; ids[0..k) and w[0..k) get
- * the choices and their weights (renormalised to sum 1 with norm). Lane l holds the logits of
- * experts l, l + 32, ... in registers (n_expert <= 256), so the k rounds read no memory; a taken
- * expert drops out. The logits are read from L2 (__ldcg): another block of the same kernel may
- * have written them (k_router_route). */
-__device__ __forceinline__ void cu_route_warp(const float *l, int n_expert, int k, bool norm, int32_t *ids, float *w) {
-    const int lane = threadIdx.x & 31;
-    float v[8];
-    bool live[8];
-    float mx = -INFINITY;
-#pragma unroll
-    for (int j = 0; j < 8; j++) {
-        live[j] = lane + 32 * j < n_expert;
-        v[j] = live[j] ? __ldcg(l + lane + 32 * j) : -INFINITY;
-        mx = fmaxf(mx, v[j]);
-    }
-    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-    float sum = 0.0f;
-#pragma unroll
-    for (int j = 0; j < 8; j++)
-        if (live[j]) sum += expf(v[j] - mx);
-    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-    float tot = 0.0f, my_w = 0.0f;
-    int my_id = 0;
-    for (int s = 0; s < k; s++) {
-        float bv = -INFINITY;
-        int bi = -1;
-#pragma unroll
-        for (int j = 0; j < 8; j++) /* ascending ids: a tie keeps the lower */
-            if (live[j] && (bi < 0 || v[j] > bv)) bv = v[j], bi = lane + 32 * j;
-        for (int o = 16; o > 0; o >>= 1) {
-            float v2 = __shfl_xor_sync(0xffffffffu, bv, o);
-            int i2 = __shfl_xor_sync(0xffffffffu, bi, o);
-            if (i2 >= 0 && (bi < 0 || v2 > bv || (v2 == bv && i2 < bi))) {
-                bv = v2;
-                bi = i2;
-            }
-        }
-#pragma unroll
-        for (int j = 0; j < 8; j++)
-            if (lane + 32 * j == bi) live[j] = false;
-        float wt = expf(bv - mx) / sum;
-        tot += wt;
-        if (lane == s) {
-            my_w = wt;
-            my_id = bi;
-        }
-    }
-    if (lane < k) {
-        ids[lane] = my_id;
-        w[lane] = norm ? my_w / tot : my_w;
-    }
-}
-
 /* Launches kernel k on the backend's stream, every launch of the backend goes through here:
  * while a step is recorded the kernel, its grid and its arguments (as passed: struct arguments
  * must be fully initialised, padding included) are folded into the step's signature, and when
@@ -395,17 +329,6 @@ bool lc_cu_experts_combine(lc_cuda *c, float *out, const float *y, const float *
 /* The held RoPE of q and k launched with the kv_store of k and v into an f16 cache (cuda.cu);
  * false (nothing done) when the held launch is not that RoPE. pk: the uploaded batch. */
 bool lc_cu_rope_store(lc_cuda *c, const float *k, const float *v, const int32_t *pk, int T, const lc_kv *kv, int il);
-/* The held router product (PEND_ROUTER, matmul.cu): launched alone, or with the routing that
- * reads its output (ids, w: k per token, renormalised with norm). */
-void lc_cu_router_flush(lc_cuda *c, const cu_pend *p);
-void lc_cu_router_route(lc_cuda *c, const cu_pend *p, int k, bool norm, int32_t *ids, float *w);
-/* A dense FFN's gate and up products of one token (PEND_GLU, mmvq.cu): held by lc_cu_mmvq_glu_hold
- * (false: not that shape), launched with the SwiGLU that reads them (false: not that op), or
- * launched as they are (flush). */
-bool lc_cu_mmvq_glu_hold(lc_cuda *c, const lc_weight *const *w, const uint8_t *const *wd, float *const *out,
-                         const float *x, const int8_t *xq, const float2 *dx, int T);
-bool lc_cu_dense_swiglu(lc_cuda *c, float *out, const float *gate, const float *up, size_t n);
-void lc_cu_glu_flush(lc_cuda *c, const cu_pend *p);
 /* Launches the held expert products as they are. */
 void lc_cu_experts_flush(lc_cuda *c, const cu_pend *p);
 /* moe.cu: expert products of more than a few tokens, grouped on the device, one launch. */

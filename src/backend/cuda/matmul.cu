@@ -169,56 +169,6 @@ static lc_status matvec(lc_cuda *c, int n_w, const lc_weight *const *w, const ui
     return CU_LAUNCH(c);
 }
 
-/* A MoE router's product and the routing that reads it, one launch (decode): the blocks compute
- * the logits as k_matvec does; the last block to finish (a count in *done, which it sets back to
- * 0) routes every token, one warp per token, from the logits the others left in L2. */
-template <int NT>
-__global__ void __launch_bounds__(32 * MV_WARPS)
-    k_router_route(mv_args a, int k, bool norm, int32_t *ids, float *wts, unsigned *done) {
-    cu_pdl_entry();
-    __shared__ bool last;
-    const int row = blockIdx.x * MV_WARPS + (threadIdx.x >> 5), n_expert = a.rows[0];
-    if (row < n_expert) {
-        float acc[NT];
-        row_dot<LC_TYPE_F32, NT>(a.w[0] + (size_t)row * a.row_bytes[0], a.cols, a.x, a.T, acc);
-        if ((threadIdx.x & 31) == 0) {
-#pragma unroll
-            for (int t = 0; t < NT; t++)
-                if (t < a.T) a.out[0][(size_t)t * n_expert + row] = acc[t];
-        }
-    }
-    __threadfence(); /* this block's logits are visible before it is counted */
-    __syncthreads();
-    if (threadIdx.x == 0) last = atomicAdd(done, 1u) == gridDim.x - 1;
-    __syncthreads();
-    if (!last) return;
-    __threadfence();
-    for (int t = threadIdx.x >> 5; t < a.T; t += MV_WARPS)
-        cu_route_warp(a.out[0] + (size_t)t * n_expert, n_expert, k, norm, ids + (size_t)t * k, wts + (size_t)t * k);
-    if (threadIdx.x == 0) *done = 0;
-}
-
-static void router_args(const cu_pend *p, mv_args *a) {
-    float *out = p->rout;
-    lc_cu_group_args(*a, 1, &p->rw, &p->rwd, &out, p->n_tok, MV_WARPS);
-    a->x = p->rx;
-}
-
-void lc_cu_router_flush(lc_cuda *c, const cu_pend *p) {
-    matvec(c, 1, &p->rw, &p->rwd, &p->rout, p->rx, p->n_tok);
-}
-
-void lc_cu_router_route(lc_cuda *c, const cu_pend *p, int k, bool norm, int32_t *ids, float *w) {
-    mv_args a;
-    router_args(p, &a);
-    const unsigned blocks = (unsigned)((p->rw->rows + MV_WARPS - 1) / MV_WARPS);
-    if (p->n_tok == 1)
-        cu_k(c, k_router_route<1>, blocks, 32 * MV_WARPS, a, k, norm, ids, w, c->done);
-    else
-        cu_k(c, k_router_route<MV_MAX_TOK>, blocks, 32 * MV_WARPS, a, k, norm, ids, w, c->done);
-    CU_LAUNCH(c);
-}
-
 /* Prefill path: out (T, rows) = x (T, cols) @ W^T through f16 tiles and cuBLAS. In column-major
  * terms out^T (rows x T, ld rows) = W_tile^T (k x m, op T) * x^T (k x T). x_h is x in f16. */
 static lc_status gemm(lc_cuda *c, const lc_weight *w, const uint8_t *wd, float *out, const __half *x_h, int T,
@@ -260,14 +210,6 @@ lc_status lc_cu_matmul(lc_backend *be, int n_w, const lc_weight *const *w, float
         if (w[i]->cols != w[0]->cols) return lc_fail(LC_ERR_INVALID, "matmul inputs of different widths");
         if ((st = check_weight(c, w[i], &wd[i]))) return st;
     }
-    if (n_tok <= MV_MAX_TOK && n_w == 1 && w[0]->type == LC_TYPE_F32 && w[0]->rows <= 256 && c->route_fuse) { /* a router's shape: held, for the routing that reads it next (cuda.cu) */
-        lc_cu_flush(c);
-        cu_pend *pd = &c->pend;
-        *pd = (cu_pend){};
-        pd->kind = PEND_ROUTER;
-        pd->rw = w[0], pd->rwd = wd[0], pd->rout = out[0], pd->rx = x, pd->n_tok = n_tok;
-        return LC_OK; /* the q8 form of x stays valid: nothing has run */
-    }
     if (n_tok <= MV_MAX_TOK) {
         const int8_t *xq = NULL; /* x quantized once for every int8 group */
         const float2 *dx = NULL;
@@ -279,10 +221,6 @@ lc_status lc_cu_matmul(lc_backend *be, int n_w, const lc_weight *const *w, float
             if (lc_cu_mmvq_ok(c, w[i]->type)) {
                 if (!xq && (st = lc_cu_quantize_q8(c, x, n_tok, (int)w[0]->cols, &xq, &dx))) return st;
                 if (xq) tag = cu_q8_take(c);
-                if (n_w == 2 && j == 2 && lc_cu_mmvq_glu_hold(c, w, wd, out, x, xq, dx, n_tok)) {
-                    cu_q8_keep(c, tag, out, n_w); /* held: nothing ran */
-                    return LC_OK;
-                }
                 st = lc_cu_mmvq(c, j - i, w + i, wd + i, out + i, xq, dx, n_tok);
             } else {
                 st = matvec(c, j - i, w + i, wd + i, out + i, x, n_tok);

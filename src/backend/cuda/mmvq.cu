@@ -397,41 +397,6 @@ __global__ void k_mmvq_ids_sum(const uint8_t *w, size_t row_bytes, size_t expert
     }
 }
 
-/* A dense FFN's gate and up rows of one token and their SwiGLU, one launch: warp w of block b
- * takes row MQ_WARPS * b + w of both weights, loading their chunks together; g, u and out get what
- * the two products and k_swiglu write. With q (rows a multiple of 32), the q8 form of out too: the
- * blocks of a group of 32 rows count themselves in cnt[group], and the last to finish quantizes
- * the group, as k_swiglu's warps do, and sets the count back to 0. */
-template <int TYPE>
-__global__ void __launch_bounds__(32 * MQ_WARPS)
-    k_mmvq_glu(const uint8_t *wg, const uint8_t *wu, size_t row_bytes, int rows, int cols, const int8_t *xq,
-               const float2 *dx, float *g, float *u, float *out, int8_t *q, float2 *dq, unsigned *cnt) {
-    cu_pdl_entry();
-    __shared__ bool last;
-    const int row = blockIdx.x * MQ_WARPS + (threadIdx.x >> 5);
-    if (row < rows) {
-        const uint8_t *wr[2] = {wg + (size_t)row * row_bytes, wu + (size_t)row * row_bytes};
-        float acc[2][1];
-        rows_dot_q8<TYPE, 1, 2>(wr, cols, xq, dx, 1, acc);
-        if ((threadIdx.x & 31) == 0) {
-            const float a = acc[0][0];
-            g[row] = a;
-            u[row] = acc[1][0];
-            out[row] = a / (1.0f + expf(-a)) * acc[1][0];
-        }
-    }
-    if (!q) return; /* uniform */
-    __threadfence(); /* this block's outputs are visible before it is counted */
-    __syncthreads();
-    const int grp = blockIdx.x / (32 / MQ_WARPS);
-    if (threadIdx.x == 0) last = atomicAdd(cnt + grp, 1u) == 32 / MQ_WARPS - 1;
-    __syncthreads();
-    if (!last || threadIdx.x >= 32) return;
-    __threadfence();
-    cu_q8_block(__ldcg(out + (size_t)grp * 32 + threadIdx.x), q + (size_t)grp * 32, dq + grp);
-    if (threadIdx.x == 0) cnt[grp] = 0;
-}
-
 #define MQ_DISPATCH(type, L)                        \
     switch ((int)(type)) {                          \
     case LC_TYPE_Q4_K: L(LC_TYPE_Q4_K); break;      \
@@ -579,55 +544,6 @@ bool lc_cu_experts_swiglu(lc_cuda *c, float *out, const float *gate, const float
 #define L(TY)                                                                                                    \
     cu_k(c, k_mmvq_ids_glu<TY>, grid, 1024, g.wd, u.wd, w->row_bytes, w->expert_bytes, (int)w->rows, (int)w->cols, \
          (int)w->n_expert, g.xq, g.dx, g.k, g.ids, out, u.out, q, dq)
-    MQ_DISPATCH(w->type, L);
-#undef L
-    if (q) cu_q8_set(c, out, n, q, dq); /* after the launch, which clears it */
-    CU_LAUNCH(c);
-    return true;
-}
-
-bool lc_cu_mmvq_glu_hold(lc_cuda *c, const lc_weight *const *w, const uint8_t *const *wd, float *const *out,
-                         const float *x, const int8_t *xq, const float2 *dx, int T) {
-    if (!c->glu_fuse || T != 1 || w[0]->type != w[1]->type || w[0]->rows != w[1]->rows ||
-        w[0]->row_bytes != w[1]->row_bytes || w[0]->rows % 32 || w[0]->rows / 32 >= CU_DONE_N || out[0] == out[1])
-        return false;
-    lc_cu_flush(c);
-    cu_pend *pd = &c->pend;
-    *pd = (cu_pend){};
-    pd->kind = PEND_GLU;
-    for (int i = 0; i < 2; i++) pd->ex[i] = (cu_experts){w[i], wd[i], out[i], x, false, NULL, 1, 1, xq, dx};
-    pd->n_ex = 2;
-    return true;
-}
-
-void lc_cu_glu_flush(lc_cuda *c, const cu_pend *p) {
-    const lc_weight *w[2] = {p->ex[0].w, p->ex[1].w};
-    const uint8_t *wd[2] = {p->ex[0].wd, p->ex[1].wd};
-    float *out[2] = {p->ex[0].out, p->ex[1].out};
-    lc_cu_mmvq(c, 2, w, wd, out, p->ex[0].xq, p->ex[0].dx, 1);
-}
-
-bool lc_cu_dense_swiglu(lc_cuda *c, float *out, const float *gate, const float *up, size_t n) {
-    cu_pend *pd = &c->pend;
-    if (pd->kind != PEND_GLU) return false;
-    const cu_experts g = pd->ex[0], u = pd->ex[1];
-    const lc_weight *w = g.w;
-    if (gate != g.out || up != u.out || n != (size_t)w->rows) return false;
-    int8_t *q = NULL;
-    float2 *dq = NULL;
-    if (c->fuse_q8 && g.xq == (const int8_t *)c->xq) {
-        const size_t nx = (size_t)w->cols; /* the input's q8 form stays first: the launch reads it */
-        if (q8_bytes(nx) + q8_bytes(n) > c->xq_bytes) { /* growing loses it: the held products run first, */
-            lc_cu_grow(c, &c->xq, &c->xq_bytes, q8_bytes(nx) + q8_bytes(n)); /* unfused this once */
-            return false;
-        }
-        if (lc_cu_q8_scratch(c, nx, n, &q, &dq)) return false;
-    }
-    pd->kind = PEND_NONE;
-    const unsigned blocks = (unsigned)(w->rows / MQ_WARPS);
-#define L(TY)                                                                                                   \
-    cu_k(c, k_mmvq_glu<TY>, blocks, 32 * MQ_WARPS, g.wd, u.wd, w->row_bytes, (int)w->rows, (int)w->cols, g.xq, g.dx, \
-         g.out, u.out, out, q, dq, c->done + 1)
     MQ_DISPATCH(w->type, L);
 #undef L
     if (q) cu_q8_set(c, out, n, q, dq); /* after the launch, which clears it */
