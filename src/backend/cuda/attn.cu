@@ -267,9 +267,11 @@ __global__ void __launch_bounds__(32 * AT_WARPS) k_attn(at_args a) {
     }
 }
 
-/* Merges the n_split * AT_WARPS partial results of each (token, head): one block, D threads. */
-__global__ void k_attn_merge(const float *part, float *out, int n_part, int D) {
-    cu_pdl_entry();
+/* Merges the n_split * AT_WARPS partial results of each (token, head): one block, D threads; with
+ * late, the kernel after it is let in only at its exit. */
+__global__ void k_attn_merge(const float *part, float *out, int n_part, int D, int late) {
+    cu_pdl_wait();
+    if (!late) cu_pdl_trigger();
     size_t th = (size_t)blockIdx.y * gridDim.x + blockIdx.x; /* t * n_head + h */
     const float *pp = part + th * n_part * (D + 2);
     float M = -INFINITY;
@@ -302,6 +304,7 @@ typedef struct fa_args {
     int T, n_head, G, TQ, n_split, BT;
     size_t row_bytes, head_bytes;
     float scale_log2; /* softmax scale x log2(e): scores are kept in base 2 */
+    int late;         /* the kernel after it is let in only at its exit (no cu_pdl_trigger) */
 } fa_args;
 
 __device__ __forceinline__ uint32_t fa_pack(float lo, float hi) {
@@ -345,7 +348,8 @@ __device__ __forceinline__ void fa_ldmatrix_t(uint32_t *r, const __half *row) {
  * 16-position step of P V. */
 template <int D, int KT, int NBUF>
 __global__ void __launch_bounds__(32 * 4) k_fattn(fa_args a) {
-    cu_pdl_entry();
+    cu_pdl_wait();
+    if (!a.late) cu_pdl_trigger();
     __shared__ __align__(16) __half ks[NBUF][KT][D + FA_PAD];
     __shared__ __align__(16) __half vs[NBUF][KT][D + FA_PAD];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, qc = lane & 3;
@@ -540,7 +544,8 @@ __global__ void __launch_bounds__(32 * 4) k_fattn(fa_args a) {
  * 1.02x at 16k, 1.06x at 4k; the single-buffered 64-position form for D 128 was 0.98x. */
 template <int D, int KT, int NBUF>
 __global__ void __launch_bounds__(32 * 4) k_fattn_dec(fa_args a) {
-    cu_pdl_entry();
+    cu_pdl_wait();
+    if (!a.late) cu_pdl_trigger();
     __shared__ __align__(16) __half kvs[2][NBUF][KT][D + FA_PAD]; /* [0] K, [1] V */
     __shared__ float ms[4][16], ls[4][16];
     constexpr int PW = KT / 4; /* positions a warp takes of each tile */
@@ -830,9 +835,14 @@ static void fattn(lc_cuda *c, float *out, const float *q, const lc_kv *kv, int i
     a.row_bytes = kv->row_bytes;
     a.head_bytes = (size_t)D * 2;
     a.scale_log2 = scale * 1.44269504089f;
+    /* split ranges: the kernels after these are let in only at their exit (programmatic launch:
+     * H100, 8B tg128 at depth 32k 189-191 tok/s letting them in at entry, 200 at exit, as without
+     * programmatic launches; bench/results/cuda-h100.md) */
+    a.late = n_split > 1;
     dim3 grid((unsigned)n_tiles, (unsigned)kv->n_kv_head, (unsigned)n_split);
     cu_k(c, fa_kernel(c, D, dec), grid, 32 * 4, a);
-    if (n_split > 1) cu_k(c, k_attn_merge, dim3((unsigned)n_head, (unsigned)T), 128, c->attn_part, out, n_split, D);
+    if (n_split > 1)
+        cu_k(c, k_attn_merge, dim3((unsigned)n_head, (unsigned)T), 128, c->attn_part, out, n_split, D, a.late);
     CU_LAUNCH(c);
 }
 
@@ -880,6 +890,6 @@ void lc_cu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int 
     a.scale = scale;
     cu_k(c, k_attn, dim3((unsigned)n_head, (unsigned)T, (unsigned)n_split), 32 * AT_WARPS, a);
     cu_k(c, k_attn_merge, dim3((unsigned)n_head, (unsigned)T), 128, c->attn_part, out, n_split * AT_WARPS,
-                                                                             kv->head_dim);
+         kv->head_dim, 0);
     CU_LAUNCH(c);
 }
