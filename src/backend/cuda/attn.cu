@@ -11,8 +11,9 @@
  *   per group of query heads and per 64 tokens, so prefill at depth runs on the tensor cores and
  *   decode reads the cache once per KV head. Long ranges are split (flash decoding). When every
  *   tile holds at most 16 valid rows (decode), a variant gives the four warps the same 16 rows
- *   and a quarter of each 64-position tile each, and merges their softmax states at the end
- *   (LOCARA_CUDA_FA=3: mode 2 without it).
+ *   and a quarter of each tile's positions each (64-position tiles for head 64, 32 for head
+ *   128), and merges their softmax states at the end (LOCARA_CUDA_FA=3: mode 2 without it). With
+ *   split ranges, the kernel after them is let in only at their exit (programmatic launch).
  * - Otherwise (q8_0 / q4_0 caches, other head sizes, LOCARA_CUDA_FA=0): split-K flash decoding
  *   on the CUDA cores. The grid is (query head, token, split); each block of 4 warps walks one
  *   contiguous range of its token's positions, a warp per position at a time: the q.k score is a
