@@ -697,6 +697,55 @@ static void test_q8_reuse(env *e) {
     }
 }
 
+/* One-token int8 products of few rows take 2 or 4 warps a row (LOCARA_CUDA_MMVQ_WARPS): the same
+ * dots as one warp a row up to the order of the partial sums, for every int8 type, one weight and
+ * a group of three (uneven rows), with 1 warp (0), the default and 2 or 4 warps a row forced. */
+static void test_mmvq_split(void) {
+    const lc_type types[] = {LC_TYPE_Q4_K, LC_TYPE_Q5_K, LC_TYPE_Q6_K, LC_TYPE_Q8_0, LC_TYPE_Q4_0};
+    const char *modes[] = {"0", NULL, "1", "100000"}; /* one warp a row; default; few; as many as 4 */
+    const int cols = 1024, rows[3] = {67, 1500, 33};
+    lc_backend *be[4] = {NULL, NULL, NULL, NULL};
+    for (int m = 0; m < 4; m++) {
+        if (modes[m]) setenv("LOCARA_CUDA_MMVQ_WARPS", modes[m], 1);
+        lc_status st = lc_backend_cuda_create(NULL, 0, 0, &be[m]);
+        unsetenv("LOCARA_CUDA_MMVQ_WARPS");
+        CHECKF(st == LC_OK, "%s", lc_last_error());
+        if (st) return;
+    }
+    float *x = malloc((size_t)cols * 4);
+    fill(x, (size_t)cols, 2.0f);
+    for (size_t ti = 0; ti < LC_ARRAY_LEN(types); ti++) {
+        float *f[3];
+        lc_weight w[3];
+        for (int i = 0; i < 3; i++) w[i] = make_weight(types[ti], rows[i], cols, 1, &f[i]);
+        for (int m = 0; m < 4; m++)
+            for (int i = 0; i < 3; i++) CHECK(lc_backend_cuda_add_weight(be[m], &w[i]) == LC_OK);
+        for (int n_w = 1; n_w <= 3; n_w += 2) {
+            float *got[4];
+            for (int m = 0; m < 4; m++) {
+                lc_backend *b = be[m];
+                const lc_weight *ws[3] = {&w[0], &w[1], &w[2]};
+                float *bx = b->ops->alloc(b, (size_t)cols), *bo[3], *res = malloc((size_t)(67 + 1500 + 33) * 4);
+                for (int i = 0; i < 3; i++) bo[i] = b->ops->alloc(b, (size_t)rows[i]);
+                lc_backend_cuda_from_host(b, bx, x, (size_t)cols);
+                CHECKF(b->ops->matmul(b, n_w, ws, bo, bx, 1) == LC_OK, "%s", lc_last_error());
+                for (int i = 0, at = 0; i < n_w; at += rows[i], i++) b->ops->to_host(b, res + at, bo[i], (size_t)rows[i]);
+                b->ops->free(b, bx);
+                for (int i = 0; i < 3; i++) b->ops->free(b, bo[i]);
+                got[m] = res;
+            }
+            const size_t n = n_w == 1 ? 67 : 67 + 1500 + 33;
+            for (int m = 1; m < 4; m++)
+                CHECKF(rel_err(got[m], got[0], n) < 1e-5, "%s, %d weight(s), LOCARA_CUDA_MMVQ_WARPS=%s: rel err %.2e from one warp a row",
+                       lc_type_name(types[ti]), n_w, modes[m] ? modes[m] : "default", rel_err(got[m], got[0], n));
+            for (int m = 0; m < 4; m++) free(got[m]);
+        }
+        for (int i = 0; i < 3; i++) free(f[i]), keep(w[i].data);
+    }
+    free(x);
+    for (int m = 0; m < 4; m++) lc_backend_cuda_free(be[m]);
+}
+
 int main(int argc, char **argv) {
     if (lc_cuda_device_count() <= 0) return test_skip("no CUDA device");
     env e;
@@ -712,6 +761,7 @@ int main(int argc, char **argv) {
     test_decode_variants(&e);
     test_q8_reuse(&e);
     test_rope_store(&e);
+    test_mmvq_split();
     if (argc > 1 && strcmp(argv[1], "--bench") == 0) bench(&e);
     lc_backend_cuda_free(e.gpu);
     lc_backend_cpu_free(e.cpu);

@@ -168,6 +168,8 @@ typedef struct lc_cuda {
                      * 2 (default) tensor cores, 32-position tiles double-buffered, with the decode variant
                      * for tiles of at most 16 query rows, 3 mode 2 without that variant (A/B) */
     bool rope_norm; /* Qwen3's q- and k-norm run inside the RoPE launch (LOCARA_CUDA_ROPE_NORM=0 off, A/B) */
+    int mmvq_warps; /* LOCARA_CUDA_MMVQ_WARPS: a one-token int8 product takes 2 or 4 warps a row while its
+                     * rows are fewer than this many warps per SM (0: one warp a row always) */
     bool pdl;       /* kernels launched as programmatic dependents of the one before (cu_k; compute
                      * capability 9 and later; LOCARA_CUDA_PDL=0 turns it off, for A/B) */
     size_t bytes; /* device bytes held */
@@ -375,14 +377,15 @@ static inline int lc_cu_group_args(A &a, int n_w, const lc_weight *const *w, con
     return blocks;
 }
 
-/* In a kernel launched over lc_cu_group_args's blocks: the calling warp's weight (*wi) and row;
- * the row may be past that weight's last one (the caller returns then). */
+/* In a kernel launched over lc_cu_group_args's blocks of `warps` rows: the calling warp's weight
+ * (*wi) and row, S warps a row; the row may be past that weight's last one (the caller returns
+ * then). */
 template <typename A>
-__device__ __forceinline__ int cu_group_row(const A &a, int warps, int *wi) {
+__device__ __forceinline__ int cu_group_row(const A &a, int warps, int *wi, int S = 1) {
     int blk = blockIdx.x, i = 0;
     while (i + 1 < a.n_w && blk >= a.first_blk[i + 1]) i++;
     *wi = i;
-    return (blk - a.first_blk[i]) * warps + (threadIdx.x >> 5);
+    return (blk - a.first_blk[i]) * warps + (threadIdx.x >> 5) / S;
 }
 
 #endif /* LC_CUDA_IMPL_H */

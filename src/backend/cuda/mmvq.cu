@@ -264,10 +264,12 @@ __device__ __forceinline__ void mq_dot(const mq_chunk<LC_TYPE_Q4_0> &k, int b, i
 }
 
 /* acc[r][t] = dot(W_r row, x[t]) for NR rows of one type and shape (a gate and an up row) and
- * t < T, summed over the warp (every lane gets them); the rows' chunks are loaded together. */
-template <int TYPE, int NT, int NR>
+ * t < T, summed over the warp (every lane gets them); the rows' chunks are loaded together. With
+ * S > 1 the warp takes only its share `part` of the chunks (32-chunk groups part, part + S, ...):
+ * S warps make a row. */
+template <int TYPE, int NT, int NR, int S = 1>
 __device__ __forceinline__ void rows_dot_q8(const uint8_t *const *wr, int cols, const int8_t *xq, const float2 *dx,
-                                            int T, float (*acc)[NT]) {
+                                            int T, float (*acc)[NT], int part = 0) {
     typedef mq_chunk<TYPE> K;
     const int lane = threadIdx.x & 31, n_chunks = cols / K::CH;
 #pragma unroll
@@ -275,7 +277,7 @@ __device__ __forceinline__ void rows_dot_q8(const uint8_t *const *wr, int cols, 
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[r][t] = 0.0f;
 #pragma unroll 1
-    for (int ci = lane; ci < n_chunks; ci += 32) {
+    for (int ci = lane + 32 * part; ci < n_chunks; ci += 32 * S) {
         K k[NR];
 #pragma unroll
         for (int r = 0; r < NR; r++) mq_load(k[r], wr[r], ci);
@@ -324,6 +326,31 @@ __global__ void __launch_bounds__(32 * MQ_WARPS) k_mmvq(mq_args a) {
 #pragma unroll
         for (int t = 0; t < NT; t++)
             if (t < a.T) a.out[wi][(size_t)t * a.rows[wi] + row] = acc[t];
+    }
+}
+
+/* One token's out_w for up to 4 weights of one type sharing the input, S warps a row (products of
+ * few rows: one warp a row left most of the chip idle, ncu: 12% occupancy for 1024 rows): warp w
+ * of a block takes share w % S of row (MQ_WARPS / S) * block + w / S, and the row's first warp
+ * adds the S partial dots in order. */
+template <int TYPE, int S>
+__global__ void __launch_bounds__(32 * MQ_WARPS) k_mmvq_split(mq_args a) {
+    cu_pdl_entry();
+    __shared__ float part[MQ_WARPS];
+    int wi;
+    const int w = threadIdx.x >> 5, row = cu_group_row(a, MQ_WARPS / S, &wi, S);
+    float acc[1][1] = {{0.0f}};
+    if (row < a.rows[wi]) {
+        const uint8_t *wr = a.w[wi] + (size_t)row * a.row_bytes[wi];
+        rows_dot_q8<TYPE, 1, 1, S>(&wr, a.cols, a.xq, a.dx, 1, acc, w % S);
+    }
+    if ((threadIdx.x & 31) == 0) part[w] = acc[0][0];
+    __syncthreads();
+    if (threadIdx.x % (32 * S) == 0 && row < a.rows[wi]) {
+        float sum = part[w];
+#pragma unroll
+        for (int j = 1; j < S; j++) sum += part[w + j];
+        a.out[wi][row] = sum;
     }
 }
 
@@ -452,10 +479,23 @@ lc_status lc_cu_quantize_q8(lc_cuda *c, const float *x, int n_rows, int cols, co
 lc_status lc_cu_mmvq(lc_cuda *c, int n_w, const lc_weight *const *w, const uint8_t *const *wd, float *const *out,
                      const int8_t *xq, const float2 *dx, int T) {
     mq_args a;
-    int blocks = lc_cu_group_args(a, n_w, w, wd, out, T, MQ_WARPS);
+    /* one token: S warps a row when the products have too few rows to keep about c->mmvq_warps
+     * warps on each SM */
+    int rows = 0, S = 1;
+    for (int i = 0; i < n_w; i++) rows += (int)w[i]->rows;
+    while (T == 1 && S < 4 && (int64_t)rows * S < (int64_t)c->mmvq_warps * c->n_sm) S *= 2;
+    int blocks = lc_cu_group_args(a, n_w, w, wd, out, T, MQ_WARPS / S);
     a.xq = xq;
     a.dx = dx;
-    if (T == 1) {
+    if (S == 2) {
+#define L(TY) cu_k(c, k_mmvq_split<TY, 2>, blocks, 32 * MQ_WARPS, a)
+        MQ_DISPATCH(w[0]->type, L);
+#undef L
+    } else if (S == 4) {
+#define L(TY) cu_k(c, k_mmvq_split<TY, 4>, blocks, 32 * MQ_WARPS, a)
+        MQ_DISPATCH(w[0]->type, L);
+#undef L
+    } else if (T == 1) {
 #define L(TY) cu_k(c, k_mmvq<TY, 1>, blocks, 32 * MQ_WARPS, a)
         MQ_DISPATCH(w[0]->type, L);
 #undef L
