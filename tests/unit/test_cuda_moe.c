@@ -233,11 +233,12 @@ static void test_modes(env *e) {
  * tokens, top 4 and top 8, every int8 type. */
 static void test_fused_block(void) {
     const int n_exp = 16, E = 256, F = 256, toks[] = {1, 3}, ks[] = {4, 8};
-    lc_backend *be[2] = {NULL, NULL};
-    for (int s = 0; s < 2; s++) {
-        if (s) setenv("LOCARA_CUDA_MOE_FUSE", "0", 1);
+    lc_backend *be[3] = {NULL, NULL, NULL}; /* fused, apart, fused with 4-row gate/up blocks */
+    for (int s = 0; s < 3; s++) {
+        if (s == 1) setenv("LOCARA_CUDA_MOE_FUSE", "0", 1);
+        if (s == 2) setenv("LOCARA_CUDA_MOE_GLU_ROWS", "4", 1);
         lc_status st = lc_backend_cuda_create(NULL, 0, 0, &be[s]);
-        unsetenv("LOCARA_CUDA_MOE_FUSE");
+        unsetenv("LOCARA_CUDA_MOE_FUSE"), unsetenv("LOCARA_CUDA_MOE_GLU_ROWS");
         CHECKF(st == LC_OK, "%s", lc_last_error());
         if (st) return;
     }
@@ -245,15 +246,15 @@ static void test_fused_block(void) {
         float *f[3];
         lc_weight wg = make_weight(TYPES[ti], F, E, n_exp, &f[0]), wu = make_weight(TYPES[ti], F, E, n_exp, &f[1]);
         lc_weight wd = make_weight(TYPES[ti], E, F, n_exp, &f[2]);
-        for (int s = 0; s < 2; s++)
+        for (int s = 0; s < 3; s++)
             CHECK(lc_backend_cuda_add_weight(be[s], &wg) == LC_OK && lc_backend_cuda_add_weight(be[s], &wu) == LC_OK &&
                   lc_backend_cuda_add_weight(be[s], &wd) == LC_OK);
         for (size_t qi = 0; qi < LC_ARRAY_LEN(toks); qi++)
             for (size_t ki = 0; ki < LC_ARRAY_LEN(ks); ki++) {
                 const int T = toks[qi], k = ks[ki], P = T * k;
-                float *lg = malloc((size_t)T * n_exp * 4), *h = malloc((size_t)T * E * 4), *res[2];
+                float *lg = malloc((size_t)T * n_exp * 4), *h = malloc((size_t)T * E * 4), *res[3];
                 fill(lg, (size_t)T * n_exp, 3.0f), fill(h, (size_t)T * E, 1.0f);
-                for (int s = 0; s < 2; s++) {
+                for (int s = 0; s < 3; s++) {
                     lc_backend *b = be[s];
                     int32_t *ids = malloc((size_t)P * 4);
                     float *glg = b->ops->alloc(b, (size_t)T * n_exp), *gw = b->ops->alloc(b, (size_t)P);
@@ -277,12 +278,14 @@ static void test_fused_block(void) {
                 }
                 CHECKF(!memcmp(res[0], res[1], (size_t)T * E * 4), "%s T=%d top-%d: the fused MoE block differs from LOCARA_CUDA_MOE_FUSE=0",
                        lc_type_name(TYPES[ti]), T, k);
-                free(res[0]), free(res[1]), free(lg), free(h);
+                CHECKF(!memcmp(res[0], res[2], (size_t)T * E * 4), "%s T=%d top-%d: the fused MoE block differs with LOCARA_CUDA_MOE_GLU_ROWS=4",
+                       lc_type_name(TYPES[ti]), T, k);
+                free(res[0]), free(res[1]), free(res[2]), free(lg), free(h);
             }
         for (int i = 0; i < 3; i++) free(f[i]);
         keep((void *)wg.data), keep((void *)wu.data), keep((void *)wd.data);
     }
-    lc_backend_cuda_free(be[0]), lc_backend_cuda_free(be[1]);
+    lc_backend_cuda_free(be[0]), lc_backend_cuda_free(be[1]), lc_backend_cuda_free(be[2]);
 }
 
 /* ==== Timing (--bench) ==== */

@@ -942,6 +942,7 @@ extern "C" lc_status lc_backend_cuda_create(const lc_model *model, int il0, int 
         c->fa_mode = env_int("LOCARA_CUDA_FA", 2); /* 2: measured faster than 1 (bench/results/cuda-h100.md) */
         c->pdl = prop.major >= 9 && !env_is("LOCARA_CUDA_PDL", "0");
         c->rope_norm = !env_is("LOCARA_CUDA_ROPE_NORM", "0");
+        c->moe_glu_rows = env_int("LOCARA_CUDA_MOE_GLU_ROWS", 4); /* 4: H100 30B-A3B tg512 +3% over 32 */
         c->mmvq_warps = env_int("LOCARA_CUDA_MMVQ_WARPS", 64); /* 64: H100, tg512 8B +4.5%, 30B-A3B +2% over 0 */
         c->graph.on = env_int("LOCARA_CUDA_GRAPH", 1); /* 0 off, 1 capture and replay, 2 capture every step */
     }

@@ -168,6 +168,8 @@ typedef struct lc_cuda {
                      * 2 (default) tensor cores, 32-position tiles double-buffered, with the decode variant
                      * for tiles of at most 16 query rows, 3 mode 2 without that variant (A/B) */
     bool rope_norm; /* Qwen3's q- and k-norm run inside the RoPE launch (LOCARA_CUDA_ROPE_NORM=0 off, A/B) */
+    int moe_glu_rows; /* LOCARA_CUDA_MOE_GLU_ROWS: rows a block of the fused expert gate/up/SwiGLU kernel, 4
+                       * (default) or 32 (it also makes the q8 form of its output; A/B) */
     int mmvq_warps; /* LOCARA_CUDA_MMVQ_WARPS: a one-token int8 product takes 2 or 4 warps a row while its
                      * rows are fewer than this many warps per SM (0: one warp a row always) */
     bool pdl;       /* kernels launched as programmatic dependents of the one before (cu_k; compute

@@ -371,18 +371,18 @@ __global__ void __launch_bounds__(32 * MQ_WARPS)
     if ((threadIdx.x & 31) == 0) out[(size_t)p * rows + row] = acc[0];
 }
 
-/* Gate and up products of the same pairs and their SwiGLU, one launch (decode): block (32 rows,
- * pair p), warp w takes row 32 * blockIdx.x + w of both weights of expert ids[p], loading their
- * chunks together; up_out gets u, out gets silu(g) * u as k_swiglu computes it, and with q (rows
- * a multiple of 32) the q8 form of out, each block of 32 as k_swiglu's. */
-template <int TYPE>
-__global__ void __launch_bounds__(1024)
+/* Gate and up products of the same pairs and their SwiGLU, one launch (decode): block (ROWS rows,
+ * pair p), warp w takes row ROWS * blockIdx.x + w of both weights of expert ids[p], loading their
+ * chunks together; up_out gets u, out gets silu(g) * u as k_swiglu computes it, and with q (ROWS
+ * 32, rows a multiple of 32) the q8 form of out, each block of 32 as k_swiglu's. */
+template <int TYPE, int ROWS>
+__global__ void __launch_bounds__(32 * ROWS)
     k_mmvq_ids_glu(const uint8_t *wg, const uint8_t *wu, size_t row_bytes, size_t expert_bytes, int rows, int cols,
                    int n_expert, const int8_t *xq, const float2 *dx, int k, const int32_t *ids, float *out,
                    float *up_out, int8_t *q, float2 *dq) {
     cu_pdl_entry();
     __shared__ float vals[32];
-    const int p = blockIdx.y, w = threadIdx.x >> 5, row = blockIdx.x * 32 + w, e = ids[p];
+    const int p = blockIdx.y, w = threadIdx.x >> 5, row = blockIdx.x * ROWS + w, e = ids[p];
     float v = 0.0f;
     if (row < rows && e >= 0 && e < n_expert) {
         const size_t off = (size_t)e * expert_bytes + (size_t)row * row_bytes;
@@ -394,7 +394,7 @@ __global__ void __launch_bounds__(1024)
         v = a / (1.0f + expf(-a)) * acc[1][0];
         if ((threadIdx.x & 31) == 0) up_out[(size_t)p * rows + row] = acc[1][0], out[(size_t)p * rows + row] = v;
     }
-    if (!q) return;
+    if (ROWS != 32 || !q) return;
     if ((threadIdx.x & 31) == 0) vals[w] = v;
     __syncthreads();
     const size_t i0 = (size_t)p * rows + (size_t)blockIdx.x * 32;
@@ -571,7 +571,8 @@ bool lc_cu_experts_swiglu(lc_cuda *c, float *out, const float *gate, const float
     if (out != g.out || gate != g.out || up != u.out || n != (size_t)n_pairs * w->rows) return false;
     int8_t *q = NULL;
     float2 *dq = NULL;
-    if (c->fuse_q8 && w->rows % 32 == 0 && n <= (size_t)CU_GRAPH_MAX_TOK * 32768 && g.xq == (const int8_t *)c->xq) {
+    if (c->moe_glu_rows == 32 && c->fuse_q8 && w->rows % 32 == 0 && n <= (size_t)CU_GRAPH_MAX_TOK * 32768 &&
+        g.xq == (const int8_t *)c->xq) {
         const size_t nx = (size_t)g.n_tok * w->cols; /* the input's q8 form stays first: the launch reads it */
         if (q8_bytes(nx) + q8_bytes(n) > c->xq_bytes) { /* growing loses it: the held products run first, */
             lc_cu_grow(c, &c->xq, &c->xq_bytes, q8_bytes(nx) + q8_bytes(n)); /* unfused this once */
@@ -580,10 +581,17 @@ bool lc_cu_experts_swiglu(lc_cuda *c, float *out, const float *gate, const float
         if (lc_cu_q8_scratch(c, nx, n, &q, &dq)) return false;
     }
     pd->kind = PEND_NONE;
-    dim3 grid((unsigned)((w->rows + 31) / 32), (unsigned)n_pairs);
-#define L(TY)                                                                                                    \
-    cu_k(c, k_mmvq_ids_glu<TY>, grid, 1024, g.wd, u.wd, w->row_bytes, w->expert_bytes, (int)w->rows, (int)w->cols, \
-         (int)w->n_expert, g.xq, g.dx, g.k, g.ids, out, u.out, q, dq)
+    /* 32 rows a block (the q8 form of the output made by the block) or 4 (1024-thread blocks ran
+     * one a SM: 192 of them for a 30B-A3B layer took two waves; the down product quantizes) */
+    const int R = c->moe_glu_rows == 32 ? 32 : 4;
+    dim3 grid((unsigned)((w->rows + R - 1) / R), (unsigned)n_pairs);
+#define L(TY)                                                                                                     \
+    if (R == 32)                                                                                                  \
+        cu_k(c, k_mmvq_ids_glu<TY, 32>, grid, 1024, g.wd, u.wd, w->row_bytes, w->expert_bytes, (int)w->rows,       \
+             (int)w->cols, (int)w->n_expert, g.xq, g.dx, g.k, g.ids, out, u.out, q, dq);                          \
+    else                                                                                                          \
+        cu_k(c, k_mmvq_ids_glu<TY, 4>, grid, 128, g.wd, u.wd, w->row_bytes, w->expert_bytes, (int)w->rows,         \
+             (int)w->cols, (int)w->n_expert, g.xq, g.dx, g.k, g.ids, out, u.out, q, dq)
     MQ_DISPATCH(w->type, L);
 #undef L
     if (q) cu_q8_set(c, out, n, q, dq); /* after the launch, which clears it */
