@@ -229,14 +229,15 @@ static void test_modes(env *e) {
 
 /* The decode MoE block as the forward issues it (route, gate, up, SwiGLU, down, weighted sum)
  * on the default backend, whose expert products wait for the op that reads them and run fused
- * with it (PEND_EXPERTS), and on one with LOCARA_CUDA_MOE_FUSE=0: the same bits, for 1 and 3
- * tokens, top 4 and top 8, every int8 type. */
+ * with it (PEND_EXPERTS), on one with LOCARA_CUDA_MOE_FUSE=0 and on one whose fused gate/up
+ * kernel takes 32-row blocks (LOCARA_CUDA_MOE_GLU_ROWS=32): the same bits, for 1 and 3 tokens,
+ * top 4 and top 8, every int8 type. */
 static void test_fused_block(void) {
     const int n_exp = 16, E = 256, F = 256, toks[] = {1, 3}, ks[] = {4, 8};
-    lc_backend *be[3] = {NULL, NULL, NULL}; /* fused, apart, fused with 4-row gate/up blocks */
+    lc_backend *be[3] = {NULL, NULL, NULL}; /* fused, apart, fused with the 32-row gate/up blocks */
     for (int s = 0; s < 3; s++) {
         if (s == 1) setenv("LOCARA_CUDA_MOE_FUSE", "0", 1);
-        if (s == 2) setenv("LOCARA_CUDA_MOE_GLU_ROWS", "4", 1);
+        if (s == 2) setenv("LOCARA_CUDA_MOE_GLU_ROWS", "32", 1);
         lc_status st = lc_backend_cuda_create(NULL, 0, 0, &be[s]);
         unsetenv("LOCARA_CUDA_MOE_FUSE"), unsetenv("LOCARA_CUDA_MOE_GLU_ROWS");
         CHECKF(st == LC_OK, "%s", lc_last_error());
@@ -278,14 +279,14 @@ static void test_fused_block(void) {
                 }
                 CHECKF(!memcmp(res[0], res[1], (size_t)T * E * 4), "%s T=%d top-%d: the fused MoE block differs from LOCARA_CUDA_MOE_FUSE=0",
                        lc_type_name(TYPES[ti]), T, k);
-                CHECKF(!memcmp(res[0], res[2], (size_t)T * E * 4), "%s T=%d top-%d: the fused MoE block differs with LOCARA_CUDA_MOE_GLU_ROWS=4",
+                CHECKF(!memcmp(res[0], res[2], (size_t)T * E * 4), "%s T=%d top-%d: the fused MoE block differs with LOCARA_CUDA_MOE_GLU_ROWS=32",
                        lc_type_name(TYPES[ti]), T, k);
                 free(res[0]), free(res[1]), free(res[2]), free(lg), free(h);
             }
         for (int i = 0; i < 3; i++) free(f[i]);
         keep((void *)wg.data), keep((void *)wu.data), keep((void *)wd.data);
     }
-    lc_backend_cuda_free(be[0]), lc_backend_cuda_free(be[1]), lc_backend_cuda_free(be[2]);
+    for (int s = 0; s < 3; s++) lc_backend_cuda_free(be[s]);
 }
 
 /* ==== Timing (--bench) ==== */
