@@ -18,6 +18,7 @@
 #include "quant.h"
 #include "quant_blocks.h"
 #include "base/base.h"
+#include "tile_macros.h"
 
 #include <math.h>
 
@@ -30,23 +31,14 @@ typedef struct {
     int has_min;
 } kblock;
 
-/* Bit pair `shift` of byte l + 32*c (c = element / 128) holds element 128c + 32*(shift/2) + l: the
- * packing of Q2_K/Q3_K levels and of Q6_K's high bits. */
-static int pair_of(const uint8_t *q, int e, int *shift) {
-    int c = e / 128, l = e % 32;
-    *shift = 2 * ((e % 128) / 32);
-    return q[32 * c + l];
-}
-
 static void unpack_ref(lc_type t, const void *blk, kblock *k) {
     k->has_min = 0;
     k->dmin = 0;
     for (int g = 0; g < 16; g++) k->mn[g] = 0;
-    int sh;
     switch (t) {
     case LC_TYPE_Q2_K: {
         const lc_block_q2_K *b = blk;
-        for (int e = 0; e < LC_QK_K; e++) k->lv[e] = (pair_of(b->qs, e, &sh) >> sh) & 3;
+        for (int e = 0; e < LC_QK_K; e++) k->lv[e] = lc_k_pair(b->qs, e);
         for (int g = 0; g < 16; g++) {
             k->sc[g] = b->scales[g] & 0xF;
             k->mn[g] = b->scales[g] >> 4;
@@ -60,10 +52,7 @@ static void unpack_ref(lc_type t, const void *blk, kblock *k) {
         const lc_block_q3_K *b = blk;
         int8_t sc[16];
         lc_q3k_scales(b->scales, sc);
-        for (int e = 0; e < LC_QK_K; e++) {
-            int hi = (b->hmask[e % 32] >> (e / 32)) & 1;
-            k->lv[e] = ((pair_of(b->qs, e, &sh) >> sh) & 3) + 4 * hi - 4;
-        }
+        for (int e = 0; e < LC_QK_K; e++) k->lv[e] = lc_k_pair(b->qs, e) + 4 * lc_q3k_hbit(b->hmask, e) - 4;
         for (int g = 0; g < 16; g++) k->sc[g] = sc[g];
         k->d = lc_f16_to_f32(b->d);
         break;
@@ -74,12 +63,7 @@ static void unpack_ref(lc_type t, const void *blk, kblock *k) {
         const lc_block_q4_K *b4 = blk;
         const lc_block_q5_K *b5 = blk;
         const uint8_t *qs = five ? b5->qs : b4->qs, *s12 = five ? b5->scales : b4->scales;
-        for (int e = 0; e < LC_QK_K; e++) {
-            int c = e / 64, l = e % 32, hi = (e % 64) >= 32;
-            int q = hi ? qs[32 * c + l] >> 4 : qs[32 * c + l] & 0xF;
-            if (five) q |= ((b5->qh[l] >> (2 * c + hi)) & 1) << 4;
-            k->lv[e] = q;
-        }
+        for (int e = 0; e < LC_QK_K; e++) k->lv[e] = lc_k4_level(qs, five ? b5->qh : NULL, e);
         for (int j = 0; j < 8; j++) {
             uint8_t sc, m;
             lc_k4_scale_min(j, s12, &sc, &m);
@@ -93,13 +77,7 @@ static void unpack_ref(lc_type t, const void *blk, kblock *k) {
     }
     default: { /* LC_TYPE_Q6_K */
         const lc_block_q6_K *b = blk;
-        for (int e = 0; e < LC_QK_K; e++) {
-            int c = e / 128, l = e % 32, quarter = (e % 128) / 32; /* ql[l], ql[l+32] lo, then hi */
-            int lo = b->ql[64 * c + l + 32 * (quarter & 1)];
-            lo = quarter >= 2 ? lo >> 4 : lo & 0xF;
-            int hi = (pair_of(b->qh, e, &sh) >> sh) & 3;
-            k->lv[e] = (lo | (hi << 4)) - 32;
-        }
+        for (int e = 0; e < LC_QK_K; e++) k->lv[e] = lc_q6k_level(b->ql, b->qh, e) - 32;
         for (int g = 0; g < 16; g++) k->sc[g] = b->scales[g];
         k->d = lc_f16_to_f32(b->d);
         break;
@@ -107,50 +85,39 @@ static void unpack_ref(lc_type t, const void *blk, kblock *k) {
     }
 }
 
-static size_t block_bytes(lc_type t) {
-    switch (t) {
-    case LC_TYPE_Q2_K: return sizeof(lc_block_q2_K);
-    case LC_TYPE_Q3_K: return sizeof(lc_block_q3_K);
-    case LC_TYPE_Q4_K: return sizeof(lc_block_q4_K);
-    case LC_TYPE_Q5_K: return sizeof(lc_block_q5_K);
-    default: return sizeof(lc_block_q6_K);
-    }
-}
-
+/* Each weight super-block is unpacked once and added into the outputs of every token; each
+ * output still accumulates its super-blocks in order, from zero. */
 static void kgemm_ref(lc_type t, int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs,
                       float *out, size_t ldo) {
+    const size_t bsz = lc_type_get(t)->type_size;
     kblock k;
-    for (int r = 0; r < nr; r++)
-        for (int c = 0; c < nc; c++) {
-            const lc_block_q8_K *y = (const lc_block_q8_K *)((const uint8_t *)x + (size_t)c * xs);
-            float acc = 0;
-            for (int b = 0; b < n / LC_QK_K; b++) {
-                unpack_ref(t, (const uint8_t *)w + (size_t)r * ws + (size_t)b * block_bytes(t), &k);
+    for (int r = 0; r < nr; r++) {
+        for (int c = 0; c < nc; c++) out[(size_t)c * ldo + r] = 0;
+        for (int b = 0; b < n / LC_QK_K; b++) {
+            unpack_ref(t, (const uint8_t *)w + (size_t)r * ws + (size_t)b * bsz, &k);
+            for (int c = 0; c < nc; c++) {
+                const lc_block_q8_K *y = (const lc_block_q8_K *)((const uint8_t *)x + (size_t)c * xs) + b;
                 int s1 = 0, s2 = 0;
                 for (int g = 0; g < 16; g++) {
                     int raw = 0;
-                    for (int e = 16 * g; e < 16 * g + 16; e++) raw += k.lv[e] * y[b].qs[e];
+                    for (int e = 16 * g; e < 16 * g + 16; e++) raw += k.lv[e] * y->qs[e];
                     s1 += k.sc[g] * raw;
-                    s2 += k.mn[g] * y[b].bsums[g];
+                    s2 += k.mn[g] * y->bsums[g];
                 }
                 float v = (float)s1 * k.d;
                 if (k.has_min) v = fmaf(-k.dmin, (float)s2, v);
-                acc = fmaf(v, y[b].d, acc);
+                float *o = &out[(size_t)c * ldo + r];
+                *o = fmaf(v, y->d, *o);
             }
-            out[(size_t)c * ldo + r] = acc;
         }
+    }
 }
 
-#define KGEMM_REF(name, type)                                                                    \
-    static void name(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, \
-                     float *out, size_t ldo) {                                                   \
-        kgemm_ref(type, n, nr, nc, w, ws, x, xs, out, ldo);                                      \
-    }
-KGEMM_REF(gemm_q2_K_ref, LC_TYPE_Q2_K)
-KGEMM_REF(gemm_q3_K_ref, LC_TYPE_Q3_K)
-KGEMM_REF(gemm_q4_K_ref, LC_TYPE_Q4_K)
-KGEMM_REF(gemm_q5_K_ref, LC_TYPE_Q5_K)
-KGEMM_REF(gemm_q6_K_ref, LC_TYPE_Q6_K)
+LC_GEMM_OF_TYPE(gemm_q2_K_ref, kgemm_ref, LC_TYPE_Q2_K)
+LC_GEMM_OF_TYPE(gemm_q3_K_ref, kgemm_ref, LC_TYPE_Q3_K)
+LC_GEMM_OF_TYPE(gemm_q4_K_ref, kgemm_ref, LC_TYPE_Q4_K)
+LC_GEMM_OF_TYPE(gemm_q5_K_ref, kgemm_ref, LC_TYPE_Q5_K)
+LC_GEMM_OF_TYPE(gemm_q6_K_ref, kgemm_ref, LC_TYPE_Q6_K)
 
 void lc_kgemm_fill_ref(lc_kernels *k) {
     k->gemm[LC_TYPE_Q2_K] = gemm_q2_K_ref;

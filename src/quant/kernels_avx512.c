@@ -352,10 +352,6 @@ typedef struct {
     float d[KP_SB][16], dmin[KP_SB][16];
 } kpanel;
 
-enum { KP_Q2_K, KP_Q3_K, KP_Q4_K, KP_Q5_K, KP_Q6_K };
-
-static const size_t kp_block_bytes[] = {sizeof(lc_block_q2_K), sizeof(lc_block_q3_K), sizeof(lc_block_q4_K),
-                                        sizeof(lc_block_q5_K), sizeof(lc_block_q6_K)};
 
 /* In-place transpose of a 16 x 16 matrix of dwords held in 16 zmm (row i -> column i). */
 static inline void tr16x16(__m512i r[16]) {
@@ -382,20 +378,20 @@ static inline void tr16x16(__m512i r[16]) {
     for (int i = 0; i < 16; i++) r[i] = t[i];
 }
 
-static void kp_unpack(int ty, const uint8_t *blk, kunpacked *u) {
+static void kp_unpack(lc_type ty, const uint8_t *blk, kunpacked *u) {
     switch (ty) {
-    case KP_Q2_K: unpack_q2_K((const lc_block_q2_K *)blk, u); break;
-    case KP_Q3_K: unpack_q3_K((const lc_block_q3_K *)blk, u); break;
-    case KP_Q4_K: unpack_q4_K((const lc_block_q4_K *)blk, u); break;
-    case KP_Q5_K: unpack_q5_K((const lc_block_q5_K *)blk, u); break;
+    case LC_TYPE_Q2_K: unpack_q2_K((const lc_block_q2_K *)blk, u); break;
+    case LC_TYPE_Q3_K: unpack_q3_K((const lc_block_q3_K *)blk, u); break;
+    case LC_TYPE_Q4_K: unpack_q4_K((const lc_block_q4_K *)blk, u); break;
+    case LC_TYPE_Q5_K: unpack_q5_K((const lc_block_q5_K *)blk, u); break;
     default: unpack_q6_K((const lc_block_q6_K *)blk, u); break;
     }
 }
 
 /* Unpacks super-blocks b0 .. b0+nsb-1 of the 16 rows (row pointers; padding rows repeat the
  * last one) into the panel. */
-static void kp_pack(kpanel *p, int ty, const uint8_t *const rows[16], int b0, int nsb) {
-    const size_t bsz = kp_block_bytes[ty];
+static void kp_pack(kpanel *p, lc_type ty, const uint8_t *const rows[16], int b0, int nsb) {
+    const size_t bsz = lc_type_get(ty)->type_size;
     _Alignas(64) kunpacked u[16];
     for (int sb = 0; sb < nsb; sb++) {
         for (int r = 0; r < 16; r++) kp_unpack(ty, rows[r] + (size_t)(b0 + sb) * bsz, &u[r]);
@@ -412,7 +408,7 @@ static void kp_pack(kpanel *p, int ty, const uint8_t *const rows[16], int b0, in
             p->d[sb][r] = u[r].d;
             p->dmin[sb][r] = u[r].dmin;
         }
-        if (ty == KP_Q3_K || ty == KP_Q6_K) continue; /* no mins: kp_tile centres them instead */
+        if (ty == LC_TYPE_Q3_K || ty == LC_TYPE_Q6_K) continue; /* no mins: kp_tile centres them instead */
         for (int r = 0; r < 16; r++) v[r] = _mm512_zextsi256_si512(load256(u[r].mins)); /* i16 pairs */
         tr16x16(v);
         for (int j = 0; j < 8; j++) _mm512_store_si512(p->mq[sb][j], v[j]);
@@ -500,7 +496,7 @@ LC_INLINE void kp_tile(const kpanel *p, int nsb, int SUBG, int CSH, int RN, cons
     }
 
 /* out (nc, ldo) rows 0..nr-1 = W (nr rows of n) . x (nc Q8_K rows of n), panel by panel. */
-static void kp_gemm(int ty, int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs,
+static void kp_gemm(lc_type ty, int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs,
                     float *out, size_t ldo) {
     const int nb = n / LC_QK_K;
     _Alignas(64) kpanel p;
@@ -517,9 +513,9 @@ static void kp_gemm(int ty, int n, int nr, int nc, const void *w, size_t ws, con
                 const uint8_t *xc = (const uint8_t *)x + (size_t)c0 * xs;
                 float *o = out + (size_t)c0 * ldo + r0;
                 switch (ty) {
-                case KP_Q2_K: KP_TILES(1, 0) break;
-                case KP_Q3_K: KP_TILES(1, 2) break;
-                case KP_Q6_K: KP_TILES(1, 5) break;
+                case LC_TYPE_Q2_K: KP_TILES(1, 0) break;
+                case LC_TYPE_Q3_K: KP_TILES(1, 2) break;
+                case LC_TYPE_Q6_K: KP_TILES(1, 5) break;
                 default: KP_TILES(2, 0) break;
                 }
             }
@@ -527,16 +523,11 @@ static void kp_gemm(int ty, int n, int nr, int nc, const void *w, size_t ws, con
     }
 }
 
-#define KP_GEMM(name, ty)                                                                        \
-    static void name(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, \
-                     float *out, size_t ldo) {                                                   \
-        kp_gemm(ty, n, nr, nc, w, ws, x, xs, out, ldo);                                          \
-    }
-KP_GEMM(gemm_q2_K, KP_Q2_K)
-KP_GEMM(gemm_q3_K, KP_Q3_K)
-KP_GEMM(gemm_q4_K, KP_Q4_K)
-KP_GEMM(gemm_q5_K, KP_Q5_K)
-KP_GEMM(gemm_q6_K, KP_Q6_K)
+LC_GEMM_OF_TYPE(gemm_q2_K, kp_gemm, LC_TYPE_Q2_K)
+LC_GEMM_OF_TYPE(gemm_q3_K, kp_gemm, LC_TYPE_Q3_K)
+LC_GEMM_OF_TYPE(gemm_q4_K, kp_gemm, LC_TYPE_Q4_K)
+LC_GEMM_OF_TYPE(gemm_q5_K, kp_gemm, LC_TYPE_Q5_K)
+LC_GEMM_OF_TYPE(gemm_q6_K, kp_gemm, LC_TYPE_Q6_K)
 
 /* ==== Panel GEMM for Q4_0 and Q8_0 ==== */
 

@@ -203,9 +203,6 @@ static void k_dot_lanes(const int *q, const int *sc16, const int8_t *y, int32_t 
     for (int e = 0; e < LC_QK_K; e++) lane[(e % 32) / 4] += sc16[e / 16] * q[e] * y[e];
 }
 
-/* Q2_K / Q3_K level bits: element e = 128 j + 32 k + b sits in bits 2k..2k+1 of qs[32 j + b]. */
-static int k_low2(const uint8_t *qs, int e) { return (qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3; }
-
 /* Q2_K: levels 0..3 with 4-bit scales; the min term dmin * m * bsum goes into the same 8 lanes
  * first (lane l: m[2l] bsums[2l] + m[2l+1] bsums[2l+1], times -y.d*dmin), then the levels'. */
 static void dot_q2_K(int n, float *s, const void *vx, const void *vy) {
@@ -219,7 +216,7 @@ static void dot_q2_K(int n, float *s, const void *vx, const void *vy) {
         for (int l = 0; l < 8; l++)
             lane[l] = (x[i].scales[2 * l] >> 4) * y[i].bsums[2 * l] + (x[i].scales[2 * l + 1] >> 4) * y[i].bsums[2 * l + 1];
         k_lanes(lane, dmin, acc);
-        for (int e = 0; e < LC_QK_K; e++) q[e] = k_low2(x[i].qs, e);
+        for (int e = 0; e < LC_QK_K; e++) q[e] = lc_k_pair(x[i].qs, e);
         for (int j = 0; j < 16; j++) sc[j] = x[i].scales[j] & 0xF;
         k_dot_lanes(q, sc, y[i].qs, lane);
         k_lanes(lane, d, acc);
@@ -240,20 +237,16 @@ static void dot_q3_K(int n, float *s, const void *vx, const void *vy) {
         lc_q3k_scales(x[i].scales, sc8);
         for (int j = 0; j < 16; j++) sc[j] = sc8[j];
         for (int e = 0; e < LC_QK_K; e++)
-            q[e] = k_low2(x[i].qs, e) - ((x[i].hmask[e % 32] >> (e / 32)) & 1 ? 0 : 4);
+            q[e] = lc_k_pair(x[i].qs, e) - (lc_q3k_hbit(x[i].hmask, e) ? 0 : 4);
         k_dot_lanes(q, sc, y[i].qs, lane);
         k_lanes(lane, y[i].d * lc_f16_to_f32(x[i].d), acc);
     }
     *s = hsum8(acc);
 }
 
-/* Q4_K / Q5_K levels: element e = 64 j + 32 h + b is nibble h of qs[32 j + b]; Q5_K's fifth bit
- * is bit e / 32 of qh[e % 32]. Scales and mins per 32-element sub-block. */
+/* Q4_K / Q5_K levels (Q4_K: qh NULL), with the scales and mins of the 32-element sub-blocks. */
 static void k4_levels(const uint8_t *qs, const uint8_t *qh, const uint8_t *s12, int *q, int *sc16, int *mins) {
-    for (int e = 0; e < LC_QK_K; e++) {
-        q[e] = (qs[32 * (e / 64) + e % 32] >> (4 * ((e % 64) / 32))) & 0xF;
-        if (qh) q[e] |= ((qh[e % 32] >> (e / 32)) & 1) << 4;
-    }
+    for (int e = 0; e < LC_QK_K; e++) q[e] = lc_k4_level(qs, qh, e);
     for (int j = 0; j < 8; j++) {
         uint8_t sc, m;
         lc_k4_scale_min(j, s12, &sc, &m);
@@ -305,8 +298,7 @@ static void dot_q5_K(int n, float *s, const void *vx, const void *vy) {
     *s = hsum8(acc) + summs;
 }
 
-/* Q6_K: unsigned levels 0..63 (element e = 128 j + 32 k + b: nibble k / 2 of ql[64 j + 32 (k % 2)
- * + b], bits 2k..2k+1 of qh[32 j + b] above it), int8 scales; the -32 comes off lane l as
+/* Q6_K: unsigned levels 0..63 (lc_q6k_level), int8 scales; the -32 comes off lane l as
  * 32 (sc[2l] bsums[2l] + sc[2l+1] bsums[2l+1]) before the lanes go to float. */
 static void dot_q6_K(int n, float *s, const void *vx, const void *vy) {
     const lc_block_q6_K *x = vx;
@@ -315,11 +307,7 @@ static void dot_q6_K(int n, float *s, const void *vx, const void *vy) {
     int q[LC_QK_K], sc[16];
     int32_t lane[8];
     for (int i = 0; i < n / LC_QK_K; i++) {
-        for (int e = 0; e < LC_QK_K; e++) {
-            int j = e / 128, k = (e % 128) / 32, b = e % 32;
-            int lo = (x[i].ql[64 * j + 32 * (k % 2) + b] >> (4 * (k / 2))) & 0xF;
-            q[e] = lo | (((x[i].qh[32 * j + b] >> (2 * k)) & 3) << 4);
-        }
+        for (int e = 0; e < LC_QK_K; e++) q[e] = lc_q6k_level(x[i].ql, x[i].qh, e);
         for (int j = 0; j < 16; j++) sc[j] = x[i].scales[j];
         k_dot_lanes(q, sc, y[i].qs, lane);
         for (int l = 0; l < 8; l++)

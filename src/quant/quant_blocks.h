@@ -3,7 +3,8 @@
  * Each struct is byte-for-byte ggml's block of the same name (checked by the static asserts at
  * the bottom), so quantized weights are read in place from a mapped GGUF file. Half-precision
  * fields are raw IEEE binary16 bits (uint16_t); convert with lc_f16_to_f32 from base.h.
- * Not here: code. Reference (de)quantizers are in quant_ref.c, kernels in kernels_<isa>.c.
+ * Not here: code beyond the small inline decoders of scales and levels at the end. Reference
+ * (de)quantizers are in quant_ref.c, kernels in kernels_<isa>.c.
  */
 #ifndef LC_QUANT_BLOCKS_H
 #define LC_QUANT_BLOCKS_H
@@ -105,6 +106,24 @@ static inline void lc_q3k_scales(const uint8_t *s12, int8_t out[16]) {
         int hi = (s12[8 + j % 4] >> (2 * (j / 4))) & 3;
         out[j] = (int8_t)((lo | (hi << 4)) - 32);
     }
+}
+
+/* The level of element e (0..255) of a K-format super-block, one element at a time (the scalar
+ * table and the reference GEMMs; the layouts are the structs' comments above):
+ *   lc_k_pair: bit pair of e in a 64-byte run packed as Q2_K's qs (Q2_K/Q3_K's low bits, Q6_K's
+ *              high bits in qh);
+ *   lc_q3k_hbit: Q3_K's third bit (hmask);
+ *   lc_k4_level: Q4_K's nibble, with Q5_K's fifth bit from qh (qh NULL: Q4_K);
+ *   lc_q6k_level: Q6_K's 6 bits, unsigned (the stored q, 0..63). */
+static inline int lc_k_pair(const uint8_t *q, int e) { return (q[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3; }
+static inline int lc_q3k_hbit(const uint8_t *hmask, int e) { return (hmask[e % 32] >> (e / 32)) & 1; }
+static inline int lc_k4_level(const uint8_t *qs, const uint8_t *qh, int e) {
+    int q = (qs[32 * (e / 64) + e % 32] >> (4 * ((e % 64) / 32))) & 0xF;
+    return qh ? q | (((qh[e % 32] >> (e / 32)) & 1) << 4) : q;
+}
+static inline int lc_q6k_level(const uint8_t *ql, const uint8_t *qh, int e) {
+    const int j = e / 128, k = (e % 128) / 32, b = e % 32;
+    return ((ql[64 * j + 32 * (k % 2) + b] >> (4 * (k / 2))) & 0xF) | (lc_k_pair(qh, e) << 4);
 }
 
 #endif /* LC_QUANT_BLOCKS_H */

@@ -1,7 +1,8 @@
-/* tile_macros.h — the macros every SIMD GEMM unit builds its tiles with: always-inlined helpers,
- * fully unrolled tile loops (so accumulator arrays stay in registers) and the driver that covers
- * an nr x nc output with GM x GN tiles plus edge tiles. Included by kernels_x86_impl.h and
- * kernels_avx512bf16.c; no code of its own.
+/* tile_macros.h — the macros every GEMM unit builds its entry points with: always-inlined
+ * helpers, fully unrolled tile loops (so accumulator arrays stay in registers), the driver that
+ * covers an nr x nc output with GM x GN tiles plus edge tiles, and the per-type entry points of a
+ * GEMM that takes the type. Included by kernels_x86_impl.h, kernels_avx512bf16.c and gemm_ref.c;
+ * no code of its own.
  */
 #ifndef LC_TILE_MACROS_H
 #define LC_TILE_MACROS_H
@@ -30,6 +31,13 @@
                 tile(nb, 1, GN, W + r * ws, ws, X + c * xs, xs, out + c * ldo + r, ldo);         \
             for (; c < nc; c++) tile(nb, 1, 1, W + r * ws, ws, X + c * xs, xs, out + c * ldo + r, ldo); \
         }                                                                                        \
+    }
+
+/* The lc_gemm_fn of one type: fn(type, ...), a GEMM written once for several formats. */
+#define LC_GEMM_OF_TYPE(name, fn, type)                                                          \
+    static void name(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, \
+                     float *out, size_t ldo) {                                                   \
+        fn(type, n, nr, nc, w, ws, x, xs, out, ldo);                                             \
     }
 
 #endif
