@@ -342,50 +342,49 @@ __device__ __forceinline__ void fa_ldmatrix_t(uint32_t *r, const __half *row) {
                  : "r"(addr));
 }
 
-/* Block (tile, KV head, split). Warp w owns rows 16w .. 16w+15; in the m16n8k16 fragments lane
- * (g = lane / 4, c = lane % 4) holds rows g and g + 8, columns 2c and 2c + 1 of each 8 wide
- * column tile, so a row's softmax statistics are reduced over the 4 lanes of its quad. The score
- * fragments of two adjacent 8-position tiles are, as f16 pairs, exactly the A fragment of the
- * 16-position step of P V. */
-template <int D, int KT, int NBUF>
-__global__ void __launch_bounds__(32 * 4) k_fattn(fa_args a) {
-    cu_pdl_wait();
-    if (!a.late) cu_pdl_trigger();
-    __shared__ __align__(16) __half ks[NBUF][KT][D + FA_PAD];
-    __shared__ __align__(16) __half vs[NBUF][KT][D + FA_PAD];
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, qc = lane & 3;
-    const int kvh = blockIdx.y, s = blockIdx.z;
-    /* the tile: TQ consecutive tokens of one run (tokens sharing a block table) */
+/* ==== Tensor-core attention: the steps both kernels (full and decode) share ==== */
+
+/* The tile of this block: TQ consecutive tokens of one run (tokens sharing a block table), t0
+ * and nt of them, their block table, and the positions [lo, hi) of split blockIdx.z (chunks of
+ * whole KT tiles). False, uniform over the block, when the block has no tile. */
+template <int KT>
+__device__ __forceinline__ bool fa_tile(const fa_args &a, int *t0, int *nt, const int32_t **table, int *lo, int *hi) {
     const int32_t *runs = a.pk + PK_RUNS(a.T);
-    int tile = blockIdx.x, t0 = 0, nt = 0;
+    int tile = blockIdx.x;
+    *t0 = 0, *nt = 0;
     for (int r = 0; r < runs[0]; r++) {
         const int cnt = runs[2 + 2 * r], n_tiles = (cnt + a.TQ - 1) / a.TQ;
         if (tile < n_tiles) {
-            t0 = runs[1 + 2 * r] + tile * a.TQ;
-            nt = min(a.TQ, cnt - tile * a.TQ);
+            *t0 = runs[1 + 2 * r] + tile * a.TQ;
+            *nt = min(a.TQ, cnt - tile * a.TQ);
             break;
         }
         tile -= n_tiles;
     }
-    if (nt == 0) return; /* uniform over the block */
-    const int32_t *table = a.pk + a.pk[2 * a.T + t0];
+    if (*nt == 0) return false;
+    *table = a.pk + a.pk[2 * a.T + *t0];
     int len = 0;
-    for (int t = 0; t < nt; t++) len = max(len, a.pk[t0 + t] + 1);
+    for (int t = 0; t < *nt; t++) len = max(len, a.pk[*t0 + t] + 1);
     const int chunk = ((len + a.n_split - 1) / a.n_split + KT - 1) / KT * KT;
-    const int lo = s * chunk, hi = min(len, lo + chunk);
+    *lo = blockIdx.z * chunk;
+    *hi = min(len, *lo + chunk);
+    return true;
+}
 
-    int tok[2], head[2], rpos[2];
-    bool valid[2];
+/* Rows r0 + g and r0 + g + 8 of the tile (g = lane / 4, qc = lane % 4): their token, query head,
+ * position (-1 past the tile) and whether they are real, and their Q fragments scaled into base 2,
+ * as f16 (zero for rows past the tile). */
+template <int D>
+__device__ __forceinline__ void fa_rows(const fa_args &a, int kvh, int t0, int nt, int r0, int g, int qc, int tok[2],
+                                        int head[2], int rpos[2], bool valid[2], uint32_t (*qa)[4]) {
 #pragma unroll
     for (int i = 0; i < 2; i++) {
-        const int r = 16 * warp + g + 8 * i, ti = r / a.G;
+        const int r = r0 + g + 8 * i, ti = r / a.G;
         valid[i] = ti < nt;
         tok[i] = t0 + ti;
         head[i] = kvh * a.G + r % a.G;
         rpos[i] = valid[i] ? a.pk[tok[i]] : -1;
     }
-    /* Q fragments, scaled into base 2, f16 */
-    uint32_t qa[D / 16][4];
 #pragma unroll
     for (int kk = 0; kk < D / 16; kk++) {
 #pragma unroll
@@ -400,105 +399,153 @@ __global__ void __launch_bounds__(32 * 4) k_fattn(fa_args a) {
             qa[kk][2 + i] = fa_pack(x1.x * a.scale_log2, x1.y * a.scale_log2);
         }
     }
-    float o[D / 8][4];
-#pragma unroll
-    for (int n = 0; n < D / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
-    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+}
 
-    /* K and V rows p0 .. p0 + KT - 1 into buffer buf (zeros past hi: a masked weight times a
-     * stale row could make NaN), every copy in flight at once (cp.async, one commit group) */
-    auto stage = [&](int buf, int p0) {
-        for (int i = threadIdx.x; i < KT * (D / 8); i += 32 * 4) {
-            const int rr = i / (D / 8), cc = i % (D / 8), p = p0 + rr;
-            size_t off = 0;
-            if (p < hi)
-                off = ((size_t)table[p / a.BT] * a.BT + p % a.BT) * a.row_bytes + (size_t)kvh * a.head_bytes +
-                      (size_t)cc * 16;
-            fa_cp16(&ks[buf][rr][cc * 8], a.k + off, p < hi ? 16 : 0);
-            fa_cp16(&vs[buf][rr][cc * 8], a.v + off, p < hi ? 16 : 0);
-        }
-        asm volatile("cp.async.commit_group;\n" ::);
-    };
-    /* NBUF 2: the next tile is copied while this one is multiplied */
-    if (lo < hi) stage(0, lo);
-    for (int p0 = lo, it = 0; p0 < hi; p0 += KT, it++) {
-        const int cur = NBUF == 2 ? it & 1 : 0;
-        if (NBUF == 2 && p0 + KT < hi) {
-            stage(cur ^ 1, p0 + KT);
-            asm volatile("cp.async.wait_group 1;\n" ::);
-        } else {
-            asm volatile("cp.async.wait_group 0;\n" ::);
-        }
-        __syncthreads();
-        /* S = Q K^T: KT / 8 column tiles of 8 positions */
-        float sc[KT / 8][4];
-#pragma unroll
-        for (int j = 0; j < KT / 8; j++) {
-            sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.0f;
-#pragma unroll
-            for (int kk = 0; kk < D / 16; kk++) {
-                const __half *kr = &ks[cur][8 * j + g][16 * kk + 2 * qc];
-                fa_mma(sc[j], qa[kk], *(const uint32_t *)kr, *(const uint32_t *)(kr + 8));
-            }
-        }
-        /* causal mask, online softmax */
-        float mx[2] = {m[0], m[1]};
-#pragma unroll
-        for (int j = 0; j < KT / 8; j++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int i = e >> 1, p = p0 + 8 * j + 2 * qc + (e & 1);
-                if (p > rpos[i] || p >= hi) sc[j][e] = -INFINITY;
-                mx[i] = fmaxf(mx[i], sc[j][e]);
-            }
-        float base[2], corr[2];
-#pragma unroll
-        for (int i = 0; i < 2; i++) {
-            mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
-            mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
-            base[i] = mx[i] == -INFINITY ? 0.0f : mx[i]; /* a row with nothing visible yet */
-            corr[i] = exp2f(m[i] - base[i]);
-            m[i] = mx[i];
-            l[i] *= corr[i];
-        }
-#pragma unroll
-        for (int j = 0; j < KT / 8; j++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const float pw = exp2f(sc[j][e] - base[e >> 1]);
-                l[e >> 1] += pw;
-                sc[j][e] = pw;
-            }
-#pragma unroll
-        for (int n = 0; n < D / 8; n++) {
-            o[n][0] *= corr[0];
-            o[n][1] *= corr[0];
-            o[n][2] *= corr[1];
-            o[n][3] *= corr[1];
-        }
-        /* O += P V: steps of 16 positions; V's B fragments by transposed ldmatrix */
-#pragma unroll
-        for (int kk = 0; kk < KT / 16; kk++) {
-            const uint32_t pa[4] = {fa_pack(sc[2 * kk][0], sc[2 * kk][1]), fa_pack(sc[2 * kk][2], sc[2 * kk][3]),
-                                    fa_pack(sc[2 * kk + 1][0], sc[2 * kk + 1][1]),
-                                    fa_pack(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
-            const int mi = lane >> 3, ri = lane & 7;
-#pragma unroll
-            for (int np = 0; np < D / 16; np++) {
-                uint32_t b[4];
-                fa_ldmatrix_t(b, &vs[cur][16 * kk + (mi & 1) * 8 + ri][16 * np + (mi >> 1) * 8]);
-                fa_mma(o[2 * np], pa, b[0], b[1]);
-                fa_mma(o[2 * np + 1], pa, b[2], b[3]);
-            }
-        }
-        __syncthreads(); /* every warp is done with buffer cur before it is filled again */
-        if (NBUF == 1 && p0 + KT < hi) stage(0, p0 + KT);
+/* K and V rows p0 .. p0 + KT - 1 of KV head kvh into ks, vs (zeros past hi: a masked weight times
+ * a stale row could make NaN), every copy in flight at once (cp.async, one commit group). */
+template <int D, int KT>
+__device__ __forceinline__ void fa_stage(const fa_args &a, const int32_t *table, int kvh, int p0, int hi,
+                                         __half (*ks)[D + FA_PAD], __half (*vs)[D + FA_PAD]) {
+    for (int i = threadIdx.x; i < KT * (D / 8); i += 32 * 4) {
+        const int rr = i / (D / 8), cc = i % (D / 8), p = p0 + rr;
+        size_t off = 0;
+        if (p < hi)
+            off = ((size_t)table[p / a.BT] * a.BT + p % a.BT) * a.row_bytes + (size_t)kvh * a.head_bytes +
+                  (size_t)cc * 16;
+        fa_cp16(&ks[rr][cc * 8], a.k + off, p < hi ? 16 : 0);
+        fa_cp16(&vs[rr][cc * 8], a.v + off, p < hi ? 16 : 0);
     }
+    asm volatile("cp.async.commit_group;\n" ::);
+}
+
+/* S = Q K^T for NJ column tiles of 8 positions, the K rows kt[0 .. 8 NJ - 1]. */
+template <int NJ, int D>
+__device__ __forceinline__ void fa_scores(float (*sc)[4], const uint32_t (*qa)[4], const __half (*kt)[D + FA_PAD],
+                                          int g, int qc) {
+#pragma unroll
+    for (int j = 0; j < NJ; j++) {
+        sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            const __half *kr = &kt[8 * j + g][16 * kk + 2 * qc];
+            fa_mma(sc[j], qa[kk], *(const uint32_t *)kr, *(const uint32_t *)(kr + 8));
+        }
+    }
+}
+
+/* One online-softmax step over the NJ score tiles of positions p0 ..: the causal mask and the
+ * positions past hi to -inf, the running maximum m (base 2) and sum l updated and o rescaled, and
+ * sc turned into the step's weights exp2(s - m). */
+template <int NJ, int D>
+__device__ __forceinline__ void fa_softmax(float (*sc)[4], int p0, int qc, const int rpos[2], int hi, float m[2],
+                                           float l[2], float (*o)[4]) {
+    float mx[2] = {m[0], m[1]};
+#pragma unroll
+    for (int j = 0; j < NJ; j++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int i = e >> 1, p = p0 + 8 * j + 2 * qc + (e & 1);
+            if (p > rpos[i] || p >= hi) sc[j][e] = -INFINITY;
+            mx[i] = fmaxf(mx[i], sc[j][e]);
+        }
+    float base[2], corr[2];
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
+        mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
+        base[i] = mx[i] == -INFINITY ? 0.0f : mx[i]; /* a row with nothing visible yet */
+        corr[i] = exp2f(m[i] - base[i]);
+        m[i] = mx[i];
+        l[i] *= corr[i];
+    }
+#pragma unroll
+    for (int j = 0; j < NJ; j++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const float pw = exp2f(sc[j][e] - base[e >> 1]);
+            l[e >> 1] += pw;
+            sc[j][e] = pw;
+        }
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) {
+        o[n][0] *= corr[0];
+        o[n][1] *= corr[0];
+        o[n][2] *= corr[1];
+        o[n][3] *= corr[1];
+    }
+}
+
+/* O += P V over 16 positions: the weights of two adjacent 8-position tiles s0, s1 are, as f16
+ * pairs, the A fragment of m16n8k16; V's rows vt[0 .. 15] give the B fragments by transposed
+ * ldmatrix (lane i names row i % 8 of matrix i / 8). */
+template <int D>
+__device__ __forceinline__ void fa_pv16(float (*o)[4], const float *s0, const float *s1, const __half (*vt)[D + FA_PAD],
+                                        int lane) {
+    const uint32_t pa[4] = {fa_pack(s0[0], s0[1]), fa_pack(s0[2], s0[3]), fa_pack(s1[0], s1[1]), fa_pack(s1[2], s1[3])};
+    const int mi = lane >> 3, ri = lane & 7;
+#pragma unroll
+    for (int np = 0; np < D / 16; np++) {
+        uint32_t b[4];
+        fa_ldmatrix_t(b, &vt[(mi & 1) * 8 + ri][16 * np + (mi >> 1) * 8]);
+        fa_mma(o[2 * np], pa, b[0], b[1]);
+        fa_mma(o[2 * np + 1], pa, b[2], b[3]);
+    }
+}
+
+/* A row's sum l over the 4 lanes of its quad. */
+__device__ __forceinline__ void fa_quad_sum(float l[2]) {
 #pragma unroll
     for (int i = 0; i < 2; i++) {
         l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
         l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
     }
+}
+
+/* Block (tile, KV head, split). Warp w owns rows 16w .. 16w+15; in the m16n8k16 fragments lane
+ * (g = lane / 4, c = lane % 4) holds rows g and g + 8, columns 2c and 2c + 1 of each 8 wide
+ * column tile, so a row's softmax statistics are reduced over the 4 lanes of its quad. The score
+ * fragments of two adjacent 8-position tiles are, as f16 pairs, exactly the A fragment of the
+ * 16-position step of P V. */
+template <int D, int KT, int NBUF>
+__global__ void __launch_bounds__(32 * 4) k_fattn(fa_args a) {
+    cu_pdl_wait();
+    if (!a.late) cu_pdl_trigger();
+    __shared__ __align__(16) __half ks[NBUF][KT][D + FA_PAD];
+    __shared__ __align__(16) __half vs[NBUF][KT][D + FA_PAD];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, qc = lane & 3;
+    const int kvh = blockIdx.y, s = blockIdx.z;
+    int t0, nt, lo, hi;
+    const int32_t *table;
+    if (!fa_tile<KT>(a, &t0, &nt, &table, &lo, &hi)) return; /* uniform over the block */
+    int tok[2], head[2], rpos[2];
+    bool valid[2];
+    uint32_t qa[D / 16][4];
+    fa_rows<D>(a, kvh, t0, nt, 16 * warp, g, qc, tok, head, rpos, valid, qa);
+    float o[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+
+    /* NBUF 2: the next tile is copied while this one is multiplied */
+    if (lo < hi) fa_stage<D, KT>(a, table, kvh, lo, hi, ks[0], vs[0]);
+    for (int p0 = lo, it = 0; p0 < hi; p0 += KT, it++) {
+        const int cur = NBUF == 2 ? it & 1 : 0;
+        if (NBUF == 2 && p0 + KT < hi) {
+            fa_stage<D, KT>(a, table, kvh, p0 + KT, hi, ks[cur ^ 1], vs[cur ^ 1]);
+            asm volatile("cp.async.wait_group 1;\n" ::);
+        } else {
+            asm volatile("cp.async.wait_group 0;\n" ::);
+        }
+        __syncthreads();
+        float sc[KT / 8][4];
+        fa_scores<KT / 8, D>(sc, qa, ks[cur], g, qc);
+        fa_softmax<KT / 8, D>(sc, p0, qc, rpos, hi, m, l, o);
+#pragma unroll
+        for (int kk = 0; kk < KT / 16; kk++) fa_pv16<D>(o, sc[2 * kk], sc[2 * kk + 1], vs[cur] + 16 * kk, lane);
+        __syncthreads(); /* every warp is done with buffer cur before it is filled again */
+        if (NBUF == 1 && p0 + KT < hi) fa_stage<D, KT>(a, table, kvh, p0 + KT, hi, ks[0], vs[0]);
+    }
+    fa_quad_sum(l);
 #pragma unroll
     for (int i = 0; i < 2; i++) {
         if (!valid[i]) continue;
@@ -554,77 +601,26 @@ __global__ void __launch_bounds__(32 * 4) k_fattn_dec(fa_args a) {
     static_assert(sizeof(float) * 4 * 16 * (D + FD_OPAD) <= sizeof kvs, "the merge buffer fits the K/V buffers");
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, qc = lane & 3;
     const int kvh = blockIdx.y, s = blockIdx.z;
-    /* the tile: TQ consecutive tokens of one run, as in k_fattn (the host launches this kernel
-     * only when nt * G <= 16 for every tile) */
-    const int32_t *runs = a.pk + PK_RUNS(a.T);
-    int tile = blockIdx.x, t0 = 0, nt = 0;
-    for (int r = 0; r < runs[0]; r++) {
-        const int cnt = runs[2 + 2 * r], n_tiles = (cnt + a.TQ - 1) / a.TQ;
-        if (tile < n_tiles) {
-            t0 = runs[1 + 2 * r] + tile * a.TQ;
-            nt = min(a.TQ, cnt - tile * a.TQ);
-            break;
-        }
-        tile -= n_tiles;
-    }
-    if (nt == 0) return; /* uniform over the block */
-    const int32_t *table = a.pk + a.pk[2 * a.T + t0];
-    int len = 0;
-    for (int t = 0; t < nt; t++) len = max(len, a.pk[t0 + t] + 1);
-    const int chunk = ((len + a.n_split - 1) / a.n_split + KT - 1) / KT * KT;
-    const int lo = s * chunk, hi = min(len, lo + chunk);
+    /* the tile as in k_fattn (the host launches this kernel only when nt * G <= 16 for every tile) */
+    int t0, nt, lo, hi;
+    const int32_t *table;
+    if (!fa_tile<KT>(a, &t0, &nt, &table, &lo, &hi)) return; /* uniform over the block */
     const int n_rows = nt * a.G;
-
     /* rows g and g + 8 of the tile, the same in every warp */
     int tok[2], head[2], rpos[2];
     bool valid[2];
-#pragma unroll
-    for (int i = 0; i < 2; i++) {
-        const int r = g + 8 * i, ti = r / a.G;
-        valid[i] = r < n_rows;
-        tok[i] = t0 + ti;
-        head[i] = kvh * a.G + r % a.G;
-        rpos[i] = valid[i] ? a.pk[tok[i]] : -1;
-    }
     uint32_t qa[D / 16][4];
-#pragma unroll
-    for (int kk = 0; kk < D / 16; kk++) {
-#pragma unroll
-        for (int i = 0; i < 2; i++) {
-            float2 x0 = make_float2(0.0f, 0.0f), x1 = x0;
-            if (valid[i]) {
-                const float *qr = a.q + ((size_t)tok[i] * a.n_head + head[i]) * D + 16 * kk + 2 * qc;
-                x0 = *(const float2 *)qr;
-                x1 = *(const float2 *)(qr + 8);
-            }
-            qa[kk][i] = fa_pack(x0.x * a.scale_log2, x0.y * a.scale_log2);
-            qa[kk][2 + i] = fa_pack(x1.x * a.scale_log2, x1.y * a.scale_log2);
-        }
-    }
+    fa_rows<D>(a, kvh, t0, nt, 0, g, qc, tok, head, rpos, valid, qa);
     float o[D / 8][4];
 #pragma unroll
     for (int n = 0; n < D / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
 
-    /* K and V rows p0 .. p0 + KT - 1 into buffer buf, zeros past hi (a masked weight times a
-     * stale row could make NaN), one commit group */
-    auto stage = [&](int buf, int p0) {
-        for (int i = threadIdx.x; i < KT * (D / 8); i += 32 * 4) {
-            const int rr = i / (D / 8), cc = i % (D / 8), p = p0 + rr;
-            size_t off = 0;
-            if (p < hi)
-                off = ((size_t)table[p / a.BT] * a.BT + p % a.BT) * a.row_bytes + (size_t)kvh * a.head_bytes +
-                      (size_t)cc * 16;
-            fa_cp16(&kvs[0][buf][rr][cc * 8], a.k + off, p < hi ? 16 : 0);
-            fa_cp16(&kvs[1][buf][rr][cc * 8], a.v + off, p < hi ? 16 : 0);
-        }
-        asm volatile("cp.async.commit_group;\n" ::);
-    };
-    if (lo < hi) stage(0, lo);
+    if (lo < hi) fa_stage<D, KT>(a, table, kvh, lo, hi, kvs[0][0], kvs[1][0]);
     for (int p0 = lo, it = 0; p0 < hi; p0 += KT, it++) {
         const int cur = NBUF == 2 ? it & 1 : 0;
         if (NBUF == 2 && p0 + KT < hi) {
-            stage(cur ^ 1, p0 + KT);
+            fa_stage<D, KT>(a, table, kvh, p0 + KT, hi, kvs[0][cur ^ 1], kvs[1][cur ^ 1]);
             asm volatile("cp.async.wait_group 1;\n" ::);
         } else {
             asm volatile("cp.async.wait_group 0;\n" ::);
@@ -632,71 +628,16 @@ __global__ void __launch_bounds__(32 * 4) k_fattn_dec(fa_args a) {
         __syncthreads();
         const int pw0 = p0 + PW * warp; /* this warp's first position */
         if (pw0 < hi) { /* warp-uniform; no barrier inside */
-            /* S = Q K^T over the warp's PW positions: column tiles of 8 */
             float sc[PW / 8][4];
-#pragma unroll
-            for (int j = 0; j < PW / 8; j++) {
-                sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.0f;
-#pragma unroll
-                for (int kk = 0; kk < D / 16; kk++) {
-                    const __half *kr = &kvs[0][cur][PW * warp + 8 * j + g][16 * kk + 2 * qc];
-                    fa_mma(sc[j], qa[kk], *(const uint32_t *)kr, *(const uint32_t *)(kr + 8));
-                }
-            }
-            /* causal mask, online softmax (as k_fattn) */
-            float mx[2] = {m[0], m[1]};
-#pragma unroll
-            for (int j = 0; j < PW / 8; j++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const int i = e >> 1, p = pw0 + 8 * j + 2 * qc + (e & 1);
-                    if (p > rpos[i] || p >= hi) sc[j][e] = -INFINITY;
-                    mx[i] = fmaxf(mx[i], sc[j][e]);
-                }
-            float base[2], corr[2];
-#pragma unroll
-            for (int i = 0; i < 2; i++) {
-                mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
-                mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
-                base[i] = mx[i] == -INFINITY ? 0.0f : mx[i]; /* a row with nothing visible yet */
-                corr[i] = exp2f(m[i] - base[i]);
-                m[i] = mx[i];
-                l[i] *= corr[i];
-            }
-#pragma unroll
-            for (int j = 0; j < PW / 8; j++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const float pw = exp2f(sc[j][e] - base[e >> 1]);
-                    l[e >> 1] += pw;
-                    sc[j][e] = pw;
-                }
-#pragma unroll
-            for (int n = 0; n < D / 8; n++) {
-                o[n][0] *= corr[0];
-                o[n][1] *= corr[0];
-                o[n][2] *= corr[1];
-                o[n][3] *= corr[1];
-            }
-            /* O += P V: one step over the warp's PW positions; V's B fragments by transposed
-             * ldmatrix (lane i names row i % 8 of matrix i / 8) */
-            const int mi = lane >> 3, ri = lane & 7;
+            fa_scores<PW / 8, D>(sc, qa, kvs[0][cur] + PW * warp, g, qc);
+            fa_softmax<PW / 8, D>(sc, pw0, qc, rpos, hi, m, l, o);
+            /* O += P V over the warp's PW positions */
             if constexpr (PW == 16) {
-                /* m16n8k16: the two score tiles are the A fragment; matrices: positions +0/+8 x
-                 * dims +0/+8 of a 16-dim step, two n-tiles */
-                const uint32_t pa[4] = {fa_pack(sc[0][0], sc[0][1]), fa_pack(sc[0][2], sc[0][3]),
-                                        fa_pack(sc[1][0], sc[1][1]),
-                                        fa_pack(sc[1][2], sc[1][3])};
-#pragma unroll
-                for (int np = 0; np < D / 16; np++) {
-                    uint32_t b[4];
-                    fa_ldmatrix_t(b, &kvs[1][cur][PW * warp + (mi & 1) * 8 + ri][16 * np + (mi >> 1) * 8]);
-                    fa_mma(o[2 * np], pa, b[0], b[1]);
-                    fa_mma(o[2 * np + 1], pa, b[2], b[3]);
-                }
+                fa_pv16<D>(o, sc[0], sc[1], kvs[1][cur] + PW * warp, lane);
             } else {
                 /* m16n8k8: the score tile is the A fragment (rows g, g + 8; positions 2c, 2c + 1);
                  * matrix i of a load is the 8 positions x dims 8 (4 nq + i) .. +7, one n-tile */
+                const int mi = lane >> 3, ri = lane & 7;
                 const uint32_t a0 = fa_pack(sc[0][0], sc[0][1]), a1 = fa_pack(sc[0][2], sc[0][3]);
 #pragma unroll
                 for (int nq = 0; nq < D / 32; nq++) {
@@ -708,16 +649,12 @@ __global__ void __launch_bounds__(32 * 4) k_fattn_dec(fa_args a) {
             }
         }
         __syncthreads(); /* every warp is done with buffer cur before it is filled again */
-        if (NBUF == 1 && p0 + KT < hi) stage(0, p0 + KT);
+        if (NBUF == 1 && p0 + KT < hi) fa_stage<D, KT>(a, table, kvh, p0 + KT, hi, kvs[0][0], kvs[1][0]);
     }
 
     /* merge the four warps' states: o into the K/V buffers (no copy is in flight: the last
      * iteration waited for all), m and l beside */
-#pragma unroll
-    for (int i = 0; i < 2; i++) {
-        l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
-        l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
-    }
+    fa_quad_sum(l);
     __syncthreads(); /* also when this split had no tile: nobody reads K/V any more */
     float(*mo)[16][D + FD_OPAD] = reinterpret_cast<float(*)[16][D + FD_OPAD]>(&kvs[0][0][0][0]);
 #pragma unroll

@@ -313,44 +313,40 @@ typedef struct mq_args {
     const float2 *dx; /* (T, cols / 32) */
 } mq_args;
 
-/* out_w (T, rows_w) for up to 4 weights of one type sharing the input; one warp per row. */
-template <int TYPE, int NT>
+/* out_w (T, rows_w) for up to 4 weights of one type sharing the input, S warps a row. S 1: one
+ * warp a row. S 2 or 4 (one token, products of few rows: one warp a row left most of the chip
+ * idle, ncu: 12% occupancy for 1024 rows): warp w of a block takes share w % S of row
+ * (MQ_WARPS / S) * block + w / S, and the row's first warp adds the S partial dots in order. */
+template <int TYPE, int NT, int S>
 __global__ void __launch_bounds__(32 * MQ_WARPS) k_mmvq(mq_args a) {
     cu_pdl_entry();
     int wi;
-    const int row = cu_group_row(a, MQ_WARPS, &wi);
-    if (row >= a.rows[wi]) return;
-    float acc[NT];
-    row_dot_q8<TYPE, NT>(a.w[wi] + (size_t)row * a.row_bytes[wi], a.cols, a.xq, a.dx, a.T, acc);
-    if ((threadIdx.x & 31) == 0) {
-#pragma unroll
-        for (int t = 0; t < NT; t++)
-            if (t < a.T) a.out[wi][(size_t)t * a.rows[wi] + row] = acc[t];
-    }
-}
-
-/* One token's out_w for up to 4 weights of one type sharing the input, S warps a row (products of
- * few rows: one warp a row left most of the chip idle, ncu: 12% occupancy for 1024 rows): warp w
- * of a block takes share w % S of row (MQ_WARPS / S) * block + w / S, and the row's first warp
- * adds the S partial dots in order. */
-template <int TYPE, int S>
-__global__ void __launch_bounds__(32 * MQ_WARPS) k_mmvq_split(mq_args a) {
-    cu_pdl_entry();
-    __shared__ float part[MQ_WARPS];
-    int wi;
     const int w = threadIdx.x >> 5, row = cu_group_row(a, MQ_WARPS / S, &wi, S);
-    float acc[1][1] = {{0.0f}};
-    if (row < a.rows[wi]) {
-        const uint8_t *wr = a.w[wi] + (size_t)row * a.row_bytes[wi];
-        rows_dot_q8<TYPE, 1, 1, S>(&wr, a.cols, a.xq, a.dx, 1, acc, w % S);
-    }
-    if ((threadIdx.x & 31) == 0) part[w] = acc[0][0];
-    __syncthreads();
-    if (threadIdx.x % (32 * S) == 0 && row < a.rows[wi]) {
-        float sum = part[w];
+    if constexpr (S == 1) {
+        if (row >= a.rows[wi]) return;
+        float acc[NT];
+        row_dot_q8<TYPE, NT>(a.w[wi] + (size_t)row * a.row_bytes[wi], a.cols, a.xq, a.dx, a.T, acc);
+        if ((threadIdx.x & 31) == 0) {
 #pragma unroll
-        for (int j = 1; j < S; j++) sum += part[w + j];
-        a.out[wi][row] = sum;
+            for (int t = 0; t < NT; t++)
+                if (t < a.T) a.out[wi][(size_t)t * a.rows[wi] + row] = acc[t];
+        }
+    } else {
+        static_assert(NT == 1, "several warps a row: one token");
+        __shared__ float part[MQ_WARPS];
+        float acc[1][1] = {{0.0f}};
+        if (row < a.rows[wi]) {
+            const uint8_t *wr = a.w[wi] + (size_t)row * a.row_bytes[wi];
+            rows_dot_q8<TYPE, 1, 1, S>(&wr, a.cols, a.xq, a.dx, 1, acc, w % S);
+        }
+        if ((threadIdx.x & 31) == 0) part[w] = acc[0][0];
+        __syncthreads();
+        if (threadIdx.x % (32 * S) == 0 && row < a.rows[wi]) {
+            float sum = part[w];
+#pragma unroll
+            for (int j = 1; j < S; j++) sum += part[w + j];
+            a.out[wi][row] = sum;
+        }
     }
 }
 
@@ -476,6 +472,14 @@ lc_status lc_cu_quantize_q8(lc_cuda *c, const float *x, int n_rows, int cols, co
 
 /* out[i] (T, rows_i) = x (T, cols) @ W_i^T for n_w (<= 4) weights of one lc_cu_mmvq_ok type; x is
  * already quantized (lc_cu_quantize_q8). */
+/* Launches k_mmvq<type, NT, S> over the blocks. */
+template <int NT, int S>
+static void mmvq_launch(lc_cuda *c, lc_type t, int blocks, const mq_args &a) {
+#define L(TY) cu_k(c, k_mmvq<TY, NT, S>, blocks, 32 * MQ_WARPS, a)
+    MQ_DISPATCH(t, L);
+#undef L
+}
+
 lc_status lc_cu_mmvq(lc_cuda *c, int n_w, const lc_weight *const *w, const uint8_t *const *wd, float *const *out,
                      const int8_t *xq, const float2 *dx, int T) {
     mq_args a;
@@ -487,27 +491,11 @@ lc_status lc_cu_mmvq(lc_cuda *c, int n_w, const lc_weight *const *w, const uint8
     int blocks = lc_cu_group_args(a, n_w, w, wd, out, T, MQ_WARPS / S);
     a.xq = xq;
     a.dx = dx;
-    if (S == 2) {
-#define L(TY) cu_k(c, k_mmvq_split<TY, 2>, blocks, 32 * MQ_WARPS, a)
-        MQ_DISPATCH(w[0]->type, L);
-#undef L
-    } else if (S == 4) {
-#define L(TY) cu_k(c, k_mmvq_split<TY, 4>, blocks, 32 * MQ_WARPS, a)
-        MQ_DISPATCH(w[0]->type, L);
-#undef L
-    } else if (T == 1) {
-#define L(TY) cu_k(c, k_mmvq<TY, 1>, blocks, 32 * MQ_WARPS, a)
-        MQ_DISPATCH(w[0]->type, L);
-#undef L
-    } else if (T <= 4) {
-#define L(TY) cu_k(c, k_mmvq<TY, 4>, blocks, 32 * MQ_WARPS, a)
-        MQ_DISPATCH(w[0]->type, L);
-#undef L
-    } else {
-#define L(TY) cu_k(c, k_mmvq<TY, MQ_MAX_TOK>, blocks, 32 * MQ_WARPS, a)
-        MQ_DISPATCH(w[0]->type, L);
-#undef L
-    }
+    if (S == 2) mmvq_launch<1, 2>(c, w[0]->type, blocks, a);
+    else if (S == 4) mmvq_launch<1, 4>(c, w[0]->type, blocks, a);
+    else if (T == 1) mmvq_launch<1, 1>(c, w[0]->type, blocks, a);
+    else if (T <= 4) mmvq_launch<4, 1>(c, w[0]->type, blocks, a);
+    else mmvq_launch<MQ_MAX_TOK, 1>(c, w[0]->type, blocks, a);
     return CU_LAUNCH(c);
 }
 
