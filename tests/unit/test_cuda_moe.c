@@ -231,62 +231,135 @@ static void test_modes(env *e) {
  * on the default backend, whose expert products wait for the op that reads them and run fused
  * with it (PEND_EXPERTS), on one with LOCARA_CUDA_MOE_FUSE=0 and on one whose fused gate/up
  * kernel takes 32-row blocks (LOCARA_CUDA_MOE_GLU_ROWS=32): the same bits, for 1 and 3 tokens,
- * top 4 and top 8, every int8 type. */
+ * top 4 and top 8, every int8 type, rows of 256 elements (8 lanes a row everywhere) and the
+ * Qwen3-30B-A3B shapes (hidden 2048: gate/up a warp a row, two chunks at a time; down rows of 768:
+ * 8 lanes). With LOCARA_CUDA_MOE_DOT=0 (a warp a row, a chunk at a time) the sums run in another
+ * order: within 1e-5. */
 static void test_fused_block(void) {
-    const int n_exp = 16, E = 256, F = 256, toks[] = {1, 3}, ks[] = {4, 8};
-    lc_backend *be[3] = {NULL, NULL, NULL}; /* fused, apart, fused with the 32-row gate/up blocks */
-    for (int s = 0; s < 3; s++) {
-        if (s == 1) setenv("LOCARA_CUDA_MOE_FUSE", "0", 1);
-        if (s == 2) setenv("LOCARA_CUDA_MOE_GLU_ROWS", "32", 1);
+    enum { NB = 4 };
+    const int n_exp = 16, shapes[][2] = {{256, 256}, {2048, 768}}, toks[] = {1, 3}, ks[] = {4, 8};
+    const char *env_var[NB] = {NULL, "LOCARA_CUDA_MOE_FUSE", "LOCARA_CUDA_MOE_GLU_ROWS", "LOCARA_CUDA_MOE_DOT"};
+    const char *env_val[NB] = {NULL, "0", "32", "0"};
+    lc_backend *be[NB] = {NULL};
+    for (int s = 0; s < NB; s++) {
+        if (env_var[s]) setenv(env_var[s], env_val[s], 1);
         lc_status st = lc_backend_cuda_create(NULL, 0, 0, &be[s]);
-        unsetenv("LOCARA_CUDA_MOE_FUSE"), unsetenv("LOCARA_CUDA_MOE_GLU_ROWS");
+        if (env_var[s]) unsetenv(env_var[s]);
         CHECKF(st == LC_OK, "%s", lc_last_error());
         if (st) return;
     }
-    for (size_t ti = 0; ti < LC_ARRAY_LEN(TYPES); ti++) {
-        float *f[3];
-        lc_weight wg = make_weight(TYPES[ti], F, E, n_exp, &f[0]), wu = make_weight(TYPES[ti], F, E, n_exp, &f[1]);
-        lc_weight wd = make_weight(TYPES[ti], E, F, n_exp, &f[2]);
-        for (int s = 0; s < 3; s++)
-            CHECK(lc_backend_cuda_add_weight(be[s], &wg) == LC_OK && lc_backend_cuda_add_weight(be[s], &wu) == LC_OK &&
-                  lc_backend_cuda_add_weight(be[s], &wd) == LC_OK);
-        for (size_t qi = 0; qi < LC_ARRAY_LEN(toks); qi++)
-            for (size_t ki = 0; ki < LC_ARRAY_LEN(ks); ki++) {
-                const int T = toks[qi], k = ks[ki], P = T * k;
-                float *lg = malloc((size_t)T * n_exp * 4), *h = malloc((size_t)T * E * 4), *res[3];
-                fill(lg, (size_t)T * n_exp, 3.0f), fill(h, (size_t)T * E, 1.0f);
-                for (int s = 0; s < 3; s++) {
-                    lc_backend *b = be[s];
-                    int32_t *ids = malloc((size_t)P * 4);
-                    float *glg = b->ops->alloc(b, (size_t)T * n_exp), *gw = b->ops->alloc(b, (size_t)P);
-                    float *gh = b->ops->alloc(b, (size_t)T * E), *gg = b->ops->alloc(b, (size_t)P * F);
-                    float *gu = b->ops->alloc(b, (size_t)P * F), *gdn = b->ops->alloc(b, (size_t)P * E);
-                    float *go = b->ops->alloc(b, (size_t)T * E);
-                    lc_backend_cuda_from_host(b, glg, lg, (size_t)T * n_exp);
-                    lc_backend_cuda_from_host(b, gh, h, (size_t)T * E);
-                    b->ops->moe_route(b, glg, T, n_exp, k, true, ids, gw);
-                    CHECKF(b->ops->matmul_experts(b, &wg, gg, gh, false, ids, T, k) == LC_OK &&
-                               b->ops->matmul_experts(b, &wu, gu, gh, false, ids, T, k) == LC_OK,
-                           "%s", lc_last_error());
-                    b->ops->swiglu(b, gg, gg, gu, (size_t)P * F);
-                    CHECKF(b->ops->matmul_experts(b, &wd, gdn, gg, true, ids, T, k) == LC_OK, "%s", lc_last_error());
-                    b->ops->moe_combine(b, go, gdn, gw, T, k, E);
-                    res[s] = malloc((size_t)T * E * 4);
-                    b->ops->to_host(b, res[s], go, (size_t)T * E);
-                    float *bufs[] = {glg, gw, gh, gg, gu, gdn, go};
-                    for (size_t i = 0; i < LC_ARRAY_LEN(bufs); i++) b->ops->free(b, bufs[i]);
-                    free(ids);
+    for (size_t si = 0; si < LC_ARRAY_LEN(shapes); si++)
+        for (size_t ti = 0; ti < LC_ARRAY_LEN(TYPES); ti++) {
+            const int E = shapes[si][0], F = shapes[si][1];
+            float *f[3];
+            lc_weight wg = make_weight(TYPES[ti], F, E, n_exp, &f[0]), wu = make_weight(TYPES[ti], F, E, n_exp, &f[1]);
+            lc_weight wd = make_weight(TYPES[ti], E, F, n_exp, &f[2]);
+            for (int s = 0; s < NB; s++)
+                CHECK(lc_backend_cuda_add_weight(be[s], &wg) == LC_OK && lc_backend_cuda_add_weight(be[s], &wu) == LC_OK &&
+                      lc_backend_cuda_add_weight(be[s], &wd) == LC_OK);
+            for (size_t qi = 0; qi < LC_ARRAY_LEN(toks); qi++)
+                for (size_t ki = 0; ki < LC_ARRAY_LEN(ks); ki++) {
+                    const int T = toks[qi], k = ks[ki], P = T * k;
+                    float *lg = malloc((size_t)T * n_exp * 4), *h = malloc((size_t)T * E * 4), *res[NB];
+                    fill(lg, (size_t)T * n_exp, 3.0f), fill(h, (size_t)T * E, 1.0f);
+                    for (int s = 0; s < NB; s++) {
+                        lc_backend *b = be[s];
+                        int32_t *ids = malloc((size_t)P * 4);
+                        float *glg = b->ops->alloc(b, (size_t)T * n_exp), *gw = b->ops->alloc(b, (size_t)P);
+                        float *gh = b->ops->alloc(b, (size_t)T * E), *gg = b->ops->alloc(b, (size_t)P * F);
+                        float *gu = b->ops->alloc(b, (size_t)P * F), *gdn = b->ops->alloc(b, (size_t)P * E);
+                        float *go = b->ops->alloc(b, (size_t)T * E);
+                        lc_backend_cuda_from_host(b, glg, lg, (size_t)T * n_exp);
+                        lc_backend_cuda_from_host(b, gh, h, (size_t)T * E);
+                        b->ops->moe_route(b, glg, T, n_exp, k, true, ids, gw);
+                        CHECKF(b->ops->matmul_experts(b, &wg, gg, gh, false, ids, T, k) == LC_OK &&
+                                   b->ops->matmul_experts(b, &wu, gu, gh, false, ids, T, k) == LC_OK,
+                               "%s", lc_last_error());
+                        b->ops->swiglu(b, gg, gg, gu, (size_t)P * F);
+                        CHECKF(b->ops->matmul_experts(b, &wd, gdn, gg, true, ids, T, k) == LC_OK, "%s", lc_last_error());
+                        b->ops->moe_combine(b, go, gdn, gw, T, k, E);
+                        res[s] = malloc((size_t)T * E * 4);
+                        b->ops->to_host(b, res[s], go, (size_t)T * E);
+                        float *bufs[] = {glg, gw, gh, gg, gu, gdn, go};
+                        for (size_t i = 0; i < LC_ARRAY_LEN(bufs); i++) b->ops->free(b, bufs[i]);
+                        free(ids);
+                    }
+                    for (int s = 1; s < NB; s++) {
+                        const double err = rel_err(res[s], res[0], (size_t)T * E);
+                        CHECKF(s < 3 ? !memcmp(res[0], res[s], (size_t)T * E * 4) : err < 1e-5,
+                               "%s %dx%d T=%d top-%d: the fused MoE block differs with %s=%s (rel err %.2e)",
+                               lc_type_name(TYPES[ti]), E, F, T, k, env_var[s], env_val[s], err);
+                    }
+                    for (int s = 0; s < NB; s++) free(res[s]);
+                    free(lg), free(h);
                 }
-                CHECKF(!memcmp(res[0], res[1], (size_t)T * E * 4), "%s T=%d top-%d: the fused MoE block differs from LOCARA_CUDA_MOE_FUSE=0",
-                       lc_type_name(TYPES[ti]), T, k);
-                CHECKF(!memcmp(res[0], res[2], (size_t)T * E * 4), "%s T=%d top-%d: the fused MoE block differs with LOCARA_CUDA_MOE_GLU_ROWS=32",
-                       lc_type_name(TYPES[ti]), T, k);
-                free(res[0]), free(res[1]), free(res[2]), free(lg), free(h);
-            }
-        for (int i = 0; i < 3; i++) free(f[i]);
-        keep((void *)wg.data), keep((void *)wu.data), keep((void *)wd.data);
-    }
-    for (int s = 0; s < 3; s++) lc_backend_cuda_free(be[s]);
+            for (int i = 0; i < 3; i++) free(f[i]);
+            keep((void *)wg.data), keep((void *)wu.data), keep((void *)wd.data);
+        }
+    for (int s = 0; s < NB; s++) lc_backend_cuda_free(be[s]);
+}
+
+/* MoE routing on the device (k_moe_route_rank) against LOCARA_CUDA_ROUTE=old (k rounds of a warp
+ * arg-max): the same ids and the same weight bits, and the CPU's ids, for 8 to 256 experts (not
+ * all multiples of 32), top 1 to 8 and more than there are experts (ids -1, weight 0), normalised
+ * and not, logits with ties (the lower id first); with NaN logits, distinct ids that take the
+ * NaNs last. */
+static void test_route(env *e) {
+    const int n_exps[] = {8, 100, 128, 256}, ks[] = {1, 2, 8, 12}, T = 5;
+    lc_backend *old = NULL;
+    setenv("LOCARA_CUDA_ROUTE", "old", 1);
+    lc_status st = lc_backend_cuda_create(NULL, 0, 0, &old);
+    unsetenv("LOCARA_CUDA_ROUTE");
+    CHECKF(st == LC_OK, "%s", lc_last_error());
+    if (st) return;
+    for (size_t ni = 0; ni < LC_ARRAY_LEN(n_exps); ni++)
+        for (size_t ki = 0; ki < LC_ARRAY_LEN(ks); ki++)
+            for (int norm = 0; norm < 2; norm++)
+                for (int ties = 0; ties < 3; ties++) {
+                    const int n_exp = n_exps[ni], k = ks[ki], P = T * k;
+                    float *lg = malloc((size_t)T * n_exp * 4), *w[3];
+                    int32_t *ids[3];
+                    fill(lg, (size_t)T * n_exp, 3.0f);
+                    for (int i = 0; i < T * n_exp; i++) {
+                        if (ties == 1) lg[i] = (float)(int)(lg[i] * 2.0f); /* many equal logits */
+                        if (ties == 2 && i % 7 == 3) lg[i] = NAN;
+                    }
+                    lc_backend *bs[3] = {e->gpu, old, e->cpu};
+                    for (int s = 0; s < 3; s++) {
+                        lc_backend *b = bs[s];
+                        float *blg = b->ops->alloc(b, (size_t)T * n_exp), *bw = b->ops->alloc(b, (size_t)P);
+                        if (s < 2) lc_backend_cuda_from_host(b, blg, lg, (size_t)T * n_exp);
+                        else memcpy(blg, lg, (size_t)T * n_exp * 4);
+                        ids[s] = malloc((size_t)P * 4), w[s] = malloc((size_t)P * 4);
+                        b->ops->moe_route(b, blg, T, n_exp, k, norm, ids[s], bw);
+                        if (s < 2) b->ops->to_host(b, w[s], bw, (size_t)P);
+                        else memcpy(w[s], bw, (size_t)P * 4);
+                        if (s < 2) CHECK(lc_backend_cuda_route_ids(b, ids[s], (size_t)P) == LC_OK);
+                        b->ops->free(b, blg), b->ops->free(b, bw);
+                    }
+                    if (ties < 2)
+                        CHECKF(!memcmp(ids[0], ids[1], (size_t)P * 4) && !memcmp(w[0], w[1], (size_t)P * 4),
+                               "routing %d experts top-%d norm %d logits %d: differs from LOCARA_CUDA_ROUTE=old", n_exp,
+                               k, norm, ties);
+                    else /* the old kernel may pick a NaN; the new one takes them last */
+                        for (int t = 0; t < T; t++) {
+                            int finite = 0, bad = 0;
+                            for (int i = 0; i < n_exp; i++) finite += !isnan(lg[t * n_exp + i]);
+                            for (int s = 0; s < k; s++) {
+                                const int id = ids[0][t * k + s];
+                                bad += s < LC_MIN(k, n_exp) ? id < 0 || id >= n_exp || (s < finite && isnan(lg[t * n_exp + id]))
+                                                            : id != -1;
+                                for (int s2 = 0; s2 < s; s2++) bad += id >= 0 && ids[0][t * k + s2] == id;
+                            }
+                            CHECKF(!bad, "routing %d experts top-%d with NaN logits: token %d's ids", n_exp, k, t);
+                        }
+                    if (ties < 2 && k <= n_exp)
+                        CHECKF(!memcmp(ids[0], ids[2], (size_t)P * 4) && rel_err(w[0], w[2], (size_t)P) < 1e-5,
+                               "routing %d experts top-%d norm %d logits %d: differs from the CPU's", n_exp, k, norm, ties);
+                    for (int s = 0; s < 3; s++) free(ids[s]), free(w[s]);
+                    free(lg);
+                }
+    lc_backend_cuda_free(old);
 }
 
 /* ==== Timing (--bench) ==== */
@@ -370,6 +443,7 @@ int main(int argc, char **argv) {
     test_routed(&e);
     test_modes(&e);
     test_fused_block();
+    test_route(&e);
     lc_backend_cuda_free(e.gpu);
     lc_backend_cpu_free(e.cpu);
     for (int i = 0; i < n_kept; i++) free(kept[i]);

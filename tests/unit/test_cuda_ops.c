@@ -697,11 +697,13 @@ static void test_q8_reuse(env *e) {
     }
 }
 
-/* One-token int8 products of few rows take 2 or 4 warps a row (LOCARA_CUDA_MMVQ_WARPS): the same
- * dots as one warp a row up to the order of the partial sums, for every int8 type, one weight and
- * a group of three (uneven rows), with 1 warp (0), the default and 2 or 4 warps a row forced. */
+/* One-token products of few rows take 2 or 4 warps a row (LOCARA_CUDA_MMVQ_WARPS): the same
+ * dots as one warp a row up to the order of the partial sums, for every int8 type and three float
+ * path types (4 warps a row there: a MoE router), one weight and a group of three (uneven rows),
+ * with 1 warp (0), the default and 2 or 4 warps a row forced. */
 static void test_mmvq_split(void) {
-    const lc_type types[] = {LC_TYPE_Q4_K, LC_TYPE_Q5_K, LC_TYPE_Q6_K, LC_TYPE_Q8_0, LC_TYPE_Q4_0};
+    const lc_type types[] = {LC_TYPE_Q4_K, LC_TYPE_Q5_K, LC_TYPE_Q6_K, LC_TYPE_Q8_0, LC_TYPE_Q4_0,
+                             LC_TYPE_F32,  LC_TYPE_F16,  LC_TYPE_Q4_1};
     const char *modes[] = {"0", NULL, "1", "100000"}; /* one warp a row; default; few; as many as 4 */
     const int cols = 1024, rows[3] = {67, 1500, 33};
     lc_backend *be[4] = {NULL, NULL, NULL, NULL};

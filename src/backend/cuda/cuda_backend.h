@@ -57,6 +57,10 @@ typedef struct lc_cuda_graph_stats {
 /* Fills *out with the backend's graph counters; LC_ERR_UNSUPPORTED without CUDA. */
 lc_status lc_backend_cuda_graph_stats(lc_backend *be, lc_cuda_graph_stats *out);
 
+/* Copies the first n expert ids of the backend's last moe_route, which stay on the device, to ids
+ * (tests). */
+lc_status lc_backend_cuda_route_ids(lc_backend *be, int32_t *ids, size_t n);
+
 /* Device bytes the backend holds in weights, KV pools and its internal scratch (activation
  * buffers from ops->alloc are not counted), for memory accounting. */
 size_t lc_backend_cuda_bytes(lc_backend *be);

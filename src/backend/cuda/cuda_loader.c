@@ -29,6 +29,7 @@ typedef struct cuda_api {
     lc_status (*add_weight)(lc_backend *be, const lc_weight *w);
     size_t (*bytes)(lc_backend *be);
     lc_status (*graph_stats)(lc_backend *be, lc_cuda_graph_stats *out); /* optional */
+    lc_status (*route_ids)(lc_backend *be, int32_t *ids, size_t n);       /* optional */
 } cuda_api;
 
 /* The core functions the module calls (nm -D --undefined-only liblocara_cuda.so): referenced
@@ -84,6 +85,7 @@ static void open_module(void) {
     *(void **)&a.add_weight = dlsym(h, "lc_backend_cuda_add_weight");
     *(void **)&a.bytes = dlsym(h, "lc_backend_cuda_bytes");
     *(void **)&a.graph_stats = dlsym(h, "lc_backend_cuda_graph_stats");
+    *(void **)&a.route_ids = dlsym(h, "lc_backend_cuda_route_ids");
     if (!a.device_count || !a.mem_used || !a.create || !a.free || !a.from_host || !a.add_weight || !a.bytes) {
         snprintf(g_why, sizeof g_why, "%.300s lacks the backend's entry points", path);
         dlclose(h);
@@ -133,4 +135,9 @@ lc_status lc_backend_cuda_graph_stats(lc_backend *be, lc_cuda_graph_stats *out) 
     memset(out, 0, sizeof *out);
     if (!api() || !g_api.graph_stats) return lc_fail(LC_ERR_UNSUPPORTED, "no CUDA graph counters: %s", g_why);
     return g_api.graph_stats(be, out);
+}
+
+lc_status lc_backend_cuda_route_ids(lc_backend *be, int32_t *ids, size_t n) {
+    if (!api() || !g_api.route_ids) return lc_fail(LC_ERR_UNSUPPORTED, "no CUDA routing ids: %s", g_why);
+    return g_api.route_ids(be, ids, n);
 }

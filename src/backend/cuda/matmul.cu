@@ -37,15 +37,17 @@ typedef struct mv_args {
     const float *x; /* (T, cols) */
 } mv_args;
 
-/* One warp: acc[t] = dot(W row, x[t]) for t < T (NT a compile-time bound on T). */
+/* One warp: acc[t] = dot(W row, x[t]) for t < T (NT a compile-time bound on T). With S > 1 the
+ * warp takes only its share `part` of the chunks (32-chunk groups part, part + S, ...). */
 template <int TYPE, int NT>
-__device__ __forceinline__ void row_dot(const uint8_t *wr, int cols, const float *x, int T, float *acc) {
+__device__ __forceinline__ void row_dot(const uint8_t *wr, int cols, const float *x, int T, float *acc, int part = 0,
+                                        int S = 1) {
     const int per_blk = qt<TYPE>::BS / 8, lane = threadIdx.x & 31;
     const int n_chunks = cols / 8;
 #pragma unroll
     for (int t = 0; t < NT; t++) acc[t] = 0.0f;
 #pragma unroll 2
-    for (int c = lane; c < n_chunks; c += 32) {
+    for (int c = lane + 32 * part; c < n_chunks; c += 32 * S) {
         float v[8];
         deq8<TYPE>(wr + (size_t)(c / per_blk) * qt<TYPE>::BYTES, c % per_blk, v);
 #pragma unroll
@@ -62,18 +64,29 @@ __device__ __forceinline__ void row_dot(const uint8_t *wr, int cols, const float
     for (int t = 0; t < NT; t++) acc[t] = cu_warp_sum(acc[t]);
 }
 
-template <int TYPE, int NT>
+/* out_w (T, rows_w) for up to 4 weights sharing the input, S warps a row (S > 1: one token, few
+ * rows, as k_mmvq: a MoE router's 128 rows of 2048 floats took 4.9 us a launch with one warp
+ * a row, each lane walking 8 chunks). */
+template <int TYPE, int NT, int S>
 __global__ void __launch_bounds__(32 * MV_WARPS) k_matvec(mv_args a) {
     cu_pdl_entry();
     int wi;
-    const int row = cu_group_row(a, MV_WARPS, &wi);
-    if (row >= a.rows[wi]) return;
-    float acc[NT];
-    row_dot<TYPE, NT>(a.w[wi] + (size_t)row * a.row_bytes[wi], a.cols, a.x, a.T, acc);
-    if ((threadIdx.x & 31) == 0) {
+    const int row = cu_group_row(a, MV_WARPS / S, &wi, S);
+    if constexpr (S == 1) {
+        if (row >= a.rows[wi]) return;
+        float acc[NT];
+        row_dot<TYPE, NT>(a.w[wi] + (size_t)row * a.row_bytes[wi], a.cols, a.x, a.T, acc);
+        if ((threadIdx.x & 31) == 0) {
 #pragma unroll
-        for (int t = 0; t < NT; t++)
-            if (t < a.T) a.out[wi][(size_t)t * a.rows[wi] + row] = acc[t];
+            for (int t = 0; t < NT; t++)
+                if (t < a.T) a.out[wi][(size_t)t * a.rows[wi] + row] = acc[t];
+        }
+    } else {
+        static_assert(NT == 1, "several warps a row: one token");
+        float acc = 0.0f;
+        const bool ok = row < a.rows[wi];
+        if (ok) row_dot<TYPE, 1>(a.w[wi] + (size_t)row * a.row_bytes[wi], a.cols, a.x, 1, &acc, (threadIdx.x >> 5) % S, S);
+        cu_split_store<S, MV_WARPS>(acc, ok, a.out[wi] + row);
     }
 }
 
@@ -155,14 +168,21 @@ static lc_status check_weight(lc_cuda *c, const lc_weight *w, const uint8_t **de
 static lc_status matvec(lc_cuda *c, int n_w, const lc_weight *const *w, const uint8_t *const *wd, float *const *out,
                         const float *x, int T) {
     mv_args a;
-    int blocks = lc_cu_group_args(a, n_w, w, wd, out, T, MV_WARPS);
+    int rows = 0;
+    for (int i = 0; i < n_w; i++) rows += (int)w[i]->rows;
+    const bool split = T == 1 && (int64_t)rows * MV_WARPS <= (int64_t)c->mmvq_warps * c->n_sm; /* as lc_cu_mmvq */
+    int blocks = lc_cu_group_args(a, n_w, w, wd, out, T, split ? 1 : MV_WARPS);
     a.x = x;
-    if (T == 1) {
-#define L(TY) cu_k(c, k_matvec<TY, 1>, blocks, 32 * MV_WARPS, a)
+    if (split) {
+#define L(TY) cu_k(c, k_matvec<TY, 1, MV_WARPS>, blocks, 32 * MV_WARPS, a)
+        LC_CU_DISPATCH((int)w[0]->type, L);
+#undef L
+    } else if (T == 1) {
+#define L(TY) cu_k(c, k_matvec<TY, 1, 1>, blocks, 32 * MV_WARPS, a)
         LC_CU_DISPATCH((int)w[0]->type, L);
 #undef L
     } else {
-#define L(TY) cu_k(c, k_matvec<TY, MV_MAX_TOK>, blocks, 32 * MV_WARPS, a)
+#define L(TY) cu_k(c, k_matvec<TY, MV_MAX_TOK, 1>, blocks, 32 * MV_WARPS, a)
         LC_CU_DISPATCH((int)w[0]->type, L);
 #undef L
     }

@@ -264,41 +264,71 @@ __device__ __forceinline__ void mq_dot(const mq_chunk<LC_TYPE_Q4_0> &k, int b, i
 }
 
 /* acc[r][t] = dot(W_r row, x[t]) for NR rows of one type and shape (a gate and an up row) and
- * t < T, summed over the warp (every lane gets them); the rows' chunks are loaded together. With
- * S > 1 the warp takes only its share `part` of the chunks (32-chunk groups part, part + S, ...):
- * S warps make a row. */
-template <int TYPE, int NT, int NR, int S = 1>
+ * t < T, summed over the L lanes that make the rows (L = 32: the warp; L < 32: the warp's lane
+ * group lane / L, every group with rows of its own) and returned in each of them. With S > 1 the
+ * group takes only its share `part` of the chunks (S groups make a row). A lane takes the chunks
+ * ci = lane % L + L * part + L * S * i in ascending order, U at a time: their loads are all issued
+ * before any is multiplied (U changes no bit: each lane still adds its chunks in order). With pre,
+ * the kernel's wait for its predecessor (cu_pdl_entry) comes after the first loads: weight rows
+ * are no kernel's output, so they are on their way while the predecessor finishes; the caller
+ * must not have read anything another kernel writes. Every lane of the warp must call it. */
+template <int TYPE, int NT, int NR, int S = 1, int L = 32, int U = 1>
 __device__ __forceinline__ void rows_dot_q8(const uint8_t *const *wr, int cols, const int8_t *xq, const float2 *dx,
-                                            int T, float (*acc)[NT], int part = 0) {
+                                            int T, float (*acc)[NT], int part = 0, bool pre = false) {
     typedef mq_chunk<TYPE> K;
-    const int lane = threadIdx.x & 31, n_chunks = cols / K::CH;
+    const int li = threadIdx.x & (L - 1), n_chunks = cols / K::CH;
 #pragma unroll
     for (int r = 0; r < NR; r++)
 #pragma unroll
         for (int t = 0; t < NT; t++) acc[r][t] = 0.0f;
 #pragma unroll 1
-    for (int ci = lane + 32 * part; ci < n_chunks; ci += 32 * S) {
-        K k[NR];
+    for (int c0 = li + L * part; c0 < n_chunks; c0 += L * S * U) {
+        K k[U][NR];
 #pragma unroll
-        for (int r = 0; r < NR; r++) mq_load(k[r], wr[r], ci);
+        for (int u = 0; u < U; u++)
+            if (c0 + L * S * u < n_chunks)
 #pragma unroll
-        for (int r = 0; r < NR; r++) mq_dot<NT>(k[r], ci, cols, xq, dx, T, acc[r]);
+                for (int r = 0; r < NR; r++) mq_load(k[u][r], wr[r], c0 + L * S * u);
+        if (pre) {
+            cu_pdl_entry();
+            pre = false;
+        }
+#pragma unroll
+        for (int u = 0; u < U; u++)
+            if (c0 + L * S * u < n_chunks)
+#pragma unroll
+                for (int r = 0; r < NR; r++) mq_dot<NT>(k[u][r], c0 + L * S * u, cols, xq, dx, T, acc[r]);
     }
+    if (pre) cu_pdl_entry(); /* a lane with no chunk */
 #pragma unroll
     for (int r = 0; r < NR; r++)
 #pragma unroll
-        for (int t = 0; t < NT; t++) acc[r][t] = cu_warp_sum(acc[r][t]);
+        for (int t = 0; t < NT; t++)
+#pragma unroll
+            for (int o = L / 2; o > 0; o >>= 1) acc[r][t] += __shfl_xor_sync(0xffffffffu, acc[r][t], o);
 }
 
-/* acc[t] = dot(W row, x[t]) for t < T, summed over the warp (every lane gets it). */
+/* acc[t] = dot(W row, x[t]) for t < T, summed over the warp (every lane gets it); pre as rows_dot_q8's. */
 template <int TYPE, int NT>
 __device__ __forceinline__ void row_dot_q8(const uint8_t *wr, int cols, const int8_t *xq, const float2 *dx, int T,
-                                           float *acc) {
+                                           float *acc, bool pre = false) {
     float a[1][NT];
-    rows_dot_q8<TYPE, NT, 1>(&wr, cols, xq, dx, T, a);
+    rows_dot_q8<TYPE, NT, 1>(&wr, cols, xq, dx, T, a, 0, pre);
 #pragma unroll
     for (int t = 0; t < NT; t++) acc[t] = a[0][t];
 }
+
+/* Expert rows are short (Qwen3-30B-A3B's down rows: 768 elements, 24 chunks), so their dots take
+ * a lane group of L lanes, U chunks at a time, chosen from the row length alone (ids_layout), so
+ * that every kernel multiplying a weight (fused or not) adds in the same order. */
+#define IDS_L_SHORT 8 /* rows of at most 32 chunks: 4 rows a warp, 8 lanes and up to 4 chunks each */
+static void ids_layout(const lc_cuda *c, int n_chunks, int *L, int *U) {
+    const bool shortrow = c->moe_dot && n_chunks <= 32;
+    *L = shortrow ? IDS_L_SHORT : 32;
+    *U = !c->moe_dot ? 1 : shortrow ? 4 : 2;
+}
+
+static int chunk_elems(lc_type t) { return t == LC_TYPE_Q8_0 ? 16 : 32; } /* mq_chunk<t>::CH */
 
 /* ==== Kernels ==== */
 
@@ -309,6 +339,7 @@ typedef struct mq_args {
     int rows[4];
     int first_blk[5]; /* first grid block of each weight */
     int n_w, cols, T;
+    int pre;          /* the weights' first loads before the wait for the predecessor (rows_dot_q8) */
     const int8_t *xq; /* (T, cols) */
     const float2 *dx; /* (T, cols / 32) */
 } mq_args;
@@ -319,13 +350,13 @@ typedef struct mq_args {
  * (MQ_WARPS / S) * block + w / S, and the row's first warp adds the S partial dots in order. */
 template <int TYPE, int NT, int S>
 __global__ void __launch_bounds__(32 * MQ_WARPS) k_mmvq(mq_args a) {
-    cu_pdl_entry();
+    if (!a.pre) cu_pdl_entry();
     int wi;
     const int w = threadIdx.x >> 5, row = cu_group_row(a, MQ_WARPS / S, &wi, S);
     if constexpr (S == 1) {
         if (row >= a.rows[wi]) return;
         float acc[NT];
-        row_dot_q8<TYPE, NT>(a.w[wi] + (size_t)row * a.row_bytes[wi], a.cols, a.xq, a.dx, a.T, acc);
+        row_dot_q8<TYPE, NT>(a.w[wi] + (size_t)row * a.row_bytes[wi], a.cols, a.xq, a.dx, a.T, acc, a.pre);
         if ((threadIdx.x & 31) == 0) {
 #pragma unroll
             for (int t = 0; t < NT; t++)
@@ -333,90 +364,92 @@ __global__ void __launch_bounds__(32 * MQ_WARPS) k_mmvq(mq_args a) {
         }
     } else {
         static_assert(NT == 1, "several warps a row: one token");
-        __shared__ float part[MQ_WARPS];
         float acc[1][1] = {{0.0f}};
-        if (row < a.rows[wi]) {
+        const bool ok = row < a.rows[wi];
+        if (ok) {
             const uint8_t *wr = a.w[wi] + (size_t)row * a.row_bytes[wi];
-            rows_dot_q8<TYPE, 1, 1, S>(&wr, a.cols, a.xq, a.dx, 1, acc, w % S);
+            rows_dot_q8<TYPE, 1, 1, S>(&wr, a.cols, a.xq, a.dx, 1, acc, w % S, a.pre);
         }
-        if ((threadIdx.x & 31) == 0) part[w] = acc[0][0];
-        __syncthreads();
-        if (threadIdx.x % (32 * S) == 0 && row < a.rows[wi]) {
-            float sum = part[w];
-#pragma unroll
-            for (int j = 1; j < S; j++) sum += part[w + j];
-            a.out[wi][row] = sum;
-        }
+        cu_split_store<S, MQ_WARPS>(acc[0][0], ok, a.out[wi] + row);
     }
 }
 
-/* Expert pairs: pair p = blockIdx.y uses expert ids[p] and input row p (x_per_pair) or p / k. */
-template <int TYPE>
+/* Expert pairs: pair p = blockIdx.y uses expert ids[p] and input row p (x_per_pair) or p / k; lane
+ * group g of warp w takes row (MQ_WARPS * blockIdx.x + w) * (32 / L) + g (ids_layout). */
+template <int TYPE, int L, int U>
 __global__ void __launch_bounds__(32 * MQ_WARPS)
     k_mmvq_ids(const uint8_t *w, size_t row_bytes, size_t expert_bytes, int rows, int cols, int n_expert,
                const int8_t *xq, const float2 *dx, bool x_per_pair, int k, const int32_t *ids, float *out) {
     cu_pdl_entry();
-    const int p = blockIdx.y, row = blockIdx.x * MQ_WARPS + (threadIdx.x >> 5);
-    if (row >= rows) return;
+    constexpr int R = 32 / L;
+    const int p = blockIdx.y, row0 = (blockIdx.x * MQ_WARPS + (threadIdx.x >> 5)) * R, row = row0 + (threadIdx.x & 31) / L;
+    if (row0 >= rows) return;
     const int e = ids[p];
     if (e < 0 || e >= n_expert) return;
     const int xr = x_per_pair ? p : p / k;
-    float acc[1];
-    row_dot_q8<TYPE, 1>(w + (size_t)e * expert_bytes + (size_t)row * row_bytes, cols, xq + (size_t)xr * cols,
-                        dx + (size_t)xr * (cols / 32), 1, acc);
-    if ((threadIdx.x & 31) == 0) out[(size_t)p * rows + row] = acc[0];
+    const uint8_t *wr = w + (size_t)e * expert_bytes + (size_t)min(row, rows - 1) * row_bytes;
+    float acc[1][1];
+    rows_dot_q8<TYPE, 1, 1, 1, L, U>(&wr, cols, xq + (size_t)xr * cols, dx + (size_t)xr * (cols / 32), 1, acc);
+    if ((threadIdx.x & (L - 1)) == 0 && row < rows) out[(size_t)p * rows + row] = acc[0][0];
 }
 
-/* Gate and up products of the same pairs and their SwiGLU, one launch (decode): block (ROWS rows,
- * pair p), warp w takes row ROWS * blockIdx.x + w of both weights of expert ids[p], loading their
- * chunks together; up_out gets u, out gets silu(g) * u as k_swiglu computes it, and with q (ROWS
- * 32, rows a multiple of 32) the q8 form of out, each block of 32 as k_swiglu's. */
-template <int TYPE, int ROWS>
-__global__ void __launch_bounds__(32 * ROWS)
+/* Gate and up products of the same pairs and their SwiGLU, one launch (decode): block (RB rows,
+ * pair p), lane group g (ids_layout) of the block takes row RB * blockIdx.x + g of both weights of
+ * expert ids[p], loading their chunks together; up_out gets u, out gets silu(g) * u as k_swiglu
+ * computes it, and with q (RB 32, rows a multiple of 32) the q8 form of out, each block of 32 as
+ * k_swiglu's. */
+template <int TYPE, int RB, int L, int U>
+__global__ void __launch_bounds__(RB * L)
     k_mmvq_ids_glu(const uint8_t *wg, const uint8_t *wu, size_t row_bytes, size_t expert_bytes, int rows, int cols,
                    int n_expert, const int8_t *xq, const float2 *dx, int k, const int32_t *ids, float *out,
                    float *up_out, int8_t *q, float2 *dq) {
     cu_pdl_entry();
     __shared__ float vals[32];
-    const int p = blockIdx.y, w = threadIdx.x >> 5, row = blockIdx.x * ROWS + w, e = ids[p];
+    const int p = blockIdx.y, g = threadIdx.x / L, row = blockIdx.x * RB + g, e = ids[p];
     float v = 0.0f;
-    if (row < rows && e >= 0 && e < n_expert) {
-        const size_t off = (size_t)e * expert_bytes + (size_t)row * row_bytes;
+    if (e >= 0 && e < n_expert && (int)blockIdx.x * RB + (int)(threadIdx.x >> 5) * (32 / L) < rows) {
+        const size_t off = (size_t)e * expert_bytes + (size_t)min(row, rows - 1) * row_bytes;
         const uint8_t *wr[2] = {wg + off, wu + off};
         float acc[2][1];
         const int xr = p / k;
-        rows_dot_q8<TYPE, 1, 2>(wr, cols, xq + (size_t)xr * cols, dx + (size_t)xr * (cols / 32), 1, acc);
+        rows_dot_q8<TYPE, 1, 2, 1, L, U>(wr, cols, xq + (size_t)xr * cols, dx + (size_t)xr * (cols / 32), 1, acc);
         const float a = acc[0][0];
         v = a / (1.0f + expf(-a)) * acc[1][0];
-        if ((threadIdx.x & 31) == 0) up_out[(size_t)p * rows + row] = acc[1][0], out[(size_t)p * rows + row] = v;
+        if ((threadIdx.x & (L - 1)) == 0 && row < rows)
+            up_out[(size_t)p * rows + row] = acc[1][0], out[(size_t)p * rows + row] = v;
     }
-    if (ROWS != 32 || !q) return;
-    if ((threadIdx.x & 31) == 0) vals[w] = v;
+    if (RB != 32 || !q) return;
+    if ((threadIdx.x & (L - 1)) == 0) vals[g] = v;
     __syncthreads();
     const size_t i0 = (size_t)p * rows + (size_t)blockIdx.x * 32;
-    if (w == 0) cu_q8_block(vals[threadIdx.x], q + i0, dq + i0 / 32);
+    if (threadIdx.x < 32) cu_q8_block(vals[threadIdx.x], q + i0, dq + i0 / 32);
 }
 
 /* Down products of each token's k pairs and their weighted sum (moe_combine), one launch
- * (decode): block (row, token t), warp j takes pair t * k + j; out[t, row] = sum over j in order
- * of weights[pair] * dot, as k_moe_combine adds them. */
-template <int TYPE>
+ * (decode): block (32 / L rows, token t), warp j takes pair t * k + j, its lane group g row
+ * (32 / L) * blockIdx.x + g; out[t, row] = sum over j in order of weights[pair] * dot, as
+ * k_moe_combine adds them. */
+template <int TYPE, int L, int U>
 __global__ void k_mmvq_ids_sum(const uint8_t *w, size_t row_bytes, size_t expert_bytes, int rows, int cols,
                                int n_expert, const int8_t *xq, const float2 *dx, int k, const int32_t *ids,
                                const float *weights, float *out) {
     cu_pdl_entry();
-    __shared__ float dots[32];
-    const int t = blockIdx.y, row = blockIdx.x, j = threadIdx.x >> 5, p = t * k + j, e = ids[p];
-    float acc[1] = {0.0f};
-    if (e >= 0 && e < n_expert)
-        row_dot_q8<TYPE, 1>(w + (size_t)e * expert_bytes + (size_t)row * row_bytes, cols, xq + (size_t)p * cols,
-                            dx + (size_t)p * (cols / 32), 1, acc);
-    if ((threadIdx.x & 31) == 0) dots[j] = acc[0];
+    constexpr int R = 32 / L;
+    __shared__ float dots[32][R];
+    const int t = blockIdx.y, j = threadIdx.x >> 5, g = (threadIdx.x & 31) / L, row = blockIdx.x * R + g;
+    const int p = t * k + j, e = ids[p];
+    float acc[1][1] = {{0.0f}};
+    if (e >= 0 && e < n_expert) {
+        const uint8_t *wr = w + (size_t)e * expert_bytes + (size_t)min(row, rows - 1) * row_bytes;
+        rows_dot_q8<TYPE, 1, 1, 1, L, U>(&wr, cols, xq + (size_t)p * cols, dx + (size_t)p * (cols / 32), 1, acc);
+    }
+    if ((threadIdx.x & (L - 1)) == 0) dots[j][g] = acc[0][0];
     __syncthreads();
-    if (threadIdx.x == 0) {
+    const int r = blockIdx.x * R + threadIdx.x;
+    if (threadIdx.x < R && r < rows) {
         float s = 0.0f;
-        for (int i = 0; i < k; i++) s += weights[t * k + i] * dots[i];
-        out[(size_t)t * rows + row] = s;
+        for (int i = 0; i < k; i++) s += weights[t * k + i] * dots[i][threadIdx.x];
+        out[(size_t)t * rows + r] = s;
     }
 }
 
@@ -491,6 +524,7 @@ lc_status lc_cu_mmvq(lc_cuda *c, int n_w, const lc_weight *const *w, const uint8
     int blocks = lc_cu_group_args(a, n_w, w, wd, out, T, MQ_WARPS / S);
     a.xq = xq;
     a.dx = dx;
+    a.pre = T == 1 && (c->preload == 2 || (c->preload == 1 && S > 1));
     if (S == 2) mmvq_launch<1, 2>(c, w[0]->type, blocks, a);
     else if (S == 4) mmvq_launch<1, 4>(c, w[0]->type, blocks, a);
     else if (T == 1) mmvq_launch<1, 1>(c, w[0]->type, blocks, a);
@@ -499,15 +533,29 @@ lc_status lc_cu_mmvq(lc_cuda *c, int n_w, const lc_weight *const *w, const uint8
     return CU_LAUNCH(c);
 }
 
-static void launch_ids(lc_cuda *c, const cu_experts *e) {
+/* Calls F<L, U> for the expert dot layout (ids_layout) of rows of `cols` elements of type t. */
+#define IDS_LAYOUT(c, t, cols, F, ...)                                  \
+    do {                                                                \
+        int l_, u_;                                                     \
+        ids_layout(c, (cols) / chunk_elems(t), &l_, &u_);               \
+        if (l_ == IDS_L_SHORT) F<IDS_L_SHORT, 4>(__VA_ARGS__);          \
+        else if (u_ == 2) F<32, 2>(__VA_ARGS__);                        \
+        else F<32, 1>(__VA_ARGS__);                                     \
+    } while (0)
+
+template <int LN, int UN>
+static void launch_ids_lu(lc_cuda *c, const cu_experts *e) {
     const lc_weight *w = e->w;
-    dim3 grid((unsigned)((w->rows + MQ_WARPS - 1) / MQ_WARPS), (unsigned)(e->n_tok * e->k));
-#define L(TY)                                                                                                      \
-    cu_k(c, k_mmvq_ids<TY>, grid, 32 * MQ_WARPS, e->wd, w->row_bytes, w->expert_bytes, (int)w->rows, (int)w->cols, \
-         (int)w->n_expert, e->xq, e->dx, e->x_per_pair, e->k, e->ids, e->out)
+    const int rows_per_block = MQ_WARPS * (32 / LN);
+    dim3 grid((unsigned)((w->rows + rows_per_block - 1) / rows_per_block), (unsigned)(e->n_tok * e->k));
+#define L(TY)                                                                                                 \
+    cu_k(c, k_mmvq_ids<TY, LN, UN>, grid, 32 * MQ_WARPS, e->wd, w->row_bytes, w->expert_bytes, (int)w->rows, \
+         (int)w->cols, (int)w->n_expert, e->xq, e->dx, e->x_per_pair, e->k, e->ids, e->out)
     MQ_DISPATCH(w->type, L);
 #undef L
 }
+
+static void launch_ids(lc_cuda *c, const cu_experts *e) { IDS_LAYOUT(c, e->w->type, (int)e->w->cols, launch_ids_lu, c, e); }
 
 /* Whether b is the up product that may join the held gate product a: same input and routing, the
  * same type and shape, a weight of its own. */
@@ -550,6 +598,38 @@ lc_status lc_cu_mmvq_ids(lc_cuda *c, const lc_weight *w, const uint8_t *wd, floa
     return CU_LAUNCH(c);
 }
 
+/* k_mmvq_ids_glu over the held gate and up products: 32 rows a block (the block makes the q8 form
+ * q of its outputs) with c->moe_glu_rows 32, else 4 warps a block (1024-thread blocks ran one a SM:
+ * 192 of them for a 30B-A3B layer took two waves; the down product quantizes). */
+template <int LN, int UN>
+static void launch_glu(lc_cuda *c, const cu_experts *g, const cu_experts *u, int8_t *q, float2 *dq) {
+    const lc_weight *w = g->w;
+    const int rb = c->moe_glu_rows == 32 ? 32 : 4 * (32 / LN);
+    dim3 grid((unsigned)((w->rows + rb - 1) / rb), (unsigned)(g->n_tok * g->k));
+#define ARGS                                                                                                      \
+    g->wd, u->wd, w->row_bytes, w->expert_bytes, (int)w->rows, (int)w->cols, (int)w->n_expert, g->xq, g->dx, g->k, \
+        g->ids, g->out, u->out, q, dq
+#define L(TY)                                                                              \
+    if (rb == 32) cu_k(c, k_mmvq_ids_glu<TY, 32, LN, UN>, grid, 32 * LN, ARGS);            \
+    else cu_k(c, k_mmvq_ids_glu<TY, 4 * (32 / LN), LN, UN>, grid, 4 * 32, ARGS)
+    MQ_DISPATCH(w->type, L);
+#undef L
+#undef ARGS
+}
+
+/* k_mmvq_ids_sum over the held down product: a block per token and 32 / LN rows. */
+template <int LN, int UN>
+static void launch_sum(lc_cuda *c, const cu_experts *d, const float *weights, float *out) {
+    const lc_weight *w = d->w;
+    const int R = 32 / LN;
+    dim3 grid((unsigned)((w->rows + R - 1) / R), (unsigned)d->n_tok);
+#define L(TY)                                                                                                   \
+    cu_k(c, k_mmvq_ids_sum<TY, LN, UN>, grid, 32 * d->k, d->wd, w->row_bytes, w->expert_bytes, (int)w->rows,     \
+         (int)w->cols, (int)w->n_expert, d->xq, d->dx, d->k, d->ids, weights, out)
+    MQ_DISPATCH(w->type, L);
+#undef L
+}
+
 bool lc_cu_experts_swiglu(lc_cuda *c, float *out, const float *gate, const float *up, size_t n) {
     cu_pend *pd = &c->pend;
     if (pd->kind != PEND_EXPERTS || pd->n_ex != 2) return false;
@@ -569,19 +649,7 @@ bool lc_cu_experts_swiglu(lc_cuda *c, float *out, const float *gate, const float
         if (lc_cu_q8_scratch(c, nx, n, &q, &dq)) return false;
     }
     pd->kind = PEND_NONE;
-    /* 32 rows a block (the q8 form of the output made by the block) or 4 (1024-thread blocks ran
-     * one a SM: 192 of them for a 30B-A3B layer took two waves; the down product quantizes) */
-    const int R = c->moe_glu_rows == 32 ? 32 : 4;
-    dim3 grid((unsigned)((w->rows + R - 1) / R), (unsigned)n_pairs);
-#define L(TY)                                                                                                     \
-    if (R == 32)                                                                                                  \
-        cu_k(c, k_mmvq_ids_glu<TY, 32>, grid, 1024, g.wd, u.wd, w->row_bytes, w->expert_bytes, (int)w->rows,       \
-             (int)w->cols, (int)w->n_expert, g.xq, g.dx, g.k, g.ids, out, u.out, q, dq);                          \
-    else                                                                                                          \
-        cu_k(c, k_mmvq_ids_glu<TY, 4>, grid, 128, g.wd, u.wd, w->row_bytes, w->expert_bytes, (int)w->rows,         \
-             (int)w->cols, (int)w->n_expert, g.xq, g.dx, g.k, g.ids, out, u.out, q, dq)
-    MQ_DISPATCH(w->type, L);
-#undef L
+    IDS_LAYOUT(c, w->type, (int)w->cols, launch_glu, c, &g, &u, q, dq);
     if (q) cu_q8_set(c, out, n, q, dq); /* after the launch, which clears it */
     CU_LAUNCH(c);
     return true;
@@ -594,12 +662,7 @@ bool lc_cu_experts_combine(lc_cuda *c, float *out, const float *y, const float *
     const lc_weight *w = d.w;
     if (!d.x_per_pair || y != d.out || n_tok != d.n_tok || k != d.k || n != w->rows || out == d.x) return false;
     pd->kind = PEND_NONE;
-    dim3 grid((unsigned)w->rows, (unsigned)n_tok);
-#define L(TY)                                                                                                 \
-    cu_k(c, k_mmvq_ids_sum<TY>, grid, 32 * k, d.wd, w->row_bytes, w->expert_bytes, (int)w->rows, (int)w->cols, \
-         (int)w->n_expert, d.xq, d.dx, k, d.ids, weights, out)
-    MQ_DISPATCH(w->type, L);
-#undef L
+    IDS_LAYOUT(c, w->type, (int)w->cols, launch_sum, c, &d, weights, out);
     CU_LAUNCH(c);
     return true;
 }

@@ -40,6 +40,23 @@ __device__ __forceinline__ void cu_q8_block(float v, int8_t *q, float2 *d) {
     if ((threadIdx.x & 31) == 0) *d = make_float2(dd, dd * (float)s);
 }
 
+/* The end of a one-token product that takes S warps a row (WARPS warps a block, WARPS / S rows):
+ * lane 0 of each warp holds its share of the row's dot in acc, the row's first warp adds the S
+ * shares in warp order and writes the sum to *dst when ok. Every thread of the block calls it. */
+template <int S, int WARPS>
+__device__ __forceinline__ void cu_split_store(float acc, bool ok, float *dst) {
+    __shared__ float part[WARPS];
+    const int w = threadIdx.x >> 5;
+    if ((threadIdx.x & 31) == 0) part[w] = acc;
+    __syncthreads();
+    if (threadIdx.x % (32 * S) == 0 && ok) {
+        float sum = part[w];
+#pragma unroll
+        for (int j = 1; j < S; j++) sum += part[w + j];
+        *dst = sum;
+    }
+}
+
 /* Block size (elements) and bytes of each type the GPU computes with. */
 template <int T> struct qt;
 template <> struct qt<0> { enum { BS = 8, BYTES = 32 }; };   /* F32 */
