@@ -172,12 +172,13 @@ typedef struct lc_cuda {
                        * (default) or 32 (it also makes the q8 form of its output; A/B) */
     int mmvq_warps; /* LOCARA_CUDA_MMVQ_WARPS: a one-token int8 product takes 2 or 4 warps a row while its
                      * rows are fewer than this many warps per SM (0: one warp a row always) */
-    bool moe_dot;   /* expert rows of at most 32 chunks take 8 lanes each, every expert row's chunks
-                     * are loaded 2 or 4 at a time (mmvq.cu ids_layout; LOCARA_CUDA_MOE_DOT=0: a warp a
-                     * row, a chunk at a time, A/B) */
-    int preload;    /* one-token int8 products load their first weight chunks before waiting for the
-                     * kernel before them: 1 those of several warps a row, 2 all (LOCARA_CUDA_PRELOAD;
-                     * 0 none, A/B) */
+    int moe_dot;    /* 1 (default): expert rows of at most 32 chunks take 8 lanes each, every expert
+                     * row's chunks are loaded 2 or 4 at a time (mmvq.cu ids_layout); 2: longer rows a
+                     * chunk at a time; 0: a warp a row, a chunk at a time (LOCARA_CUDA_MOE_DOT, A/B) */
+    int preload;    /* which decode products load their first weight chunks before waiting for the
+                     * kernel before them, bits: 1 one-token int8 products of several warps a row, 2 the
+                     * other one-token int8 products, 4 the expert down + weighted sum
+                     * (LOCARA_CUDA_PRELOAD; A/B) */
     bool route_rank; /* MoE routing ranks the logits in one block a token (k_moe_route_rank;
                       * LOCARA_CUDA_ROUTE=old: k rounds of a warp arg-max, A/B) */
     bool pdl;       /* kernels launched as programmatic dependents of the one before (cu_k; compute

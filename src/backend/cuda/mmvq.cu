@@ -325,7 +325,7 @@ __device__ __forceinline__ void row_dot_q8(const uint8_t *wr, int cols, const in
 static void ids_layout(const lc_cuda *c, int n_chunks, int *L, int *U) {
     const bool shortrow = c->moe_dot && n_chunks <= 32;
     *L = shortrow ? IDS_L_SHORT : 32;
-    *U = !c->moe_dot ? 1 : shortrow ? 4 : 2;
+    *U = !c->moe_dot ? 1 : shortrow ? 4 : c->moe_dot == 2 ? 1 : 2;
 }
 
 static int chunk_elems(lc_type t) { return t == LC_TYPE_Q8_0 ? 16 : 32; } /* mq_chunk<t>::CH */
@@ -428,20 +428,26 @@ __global__ void __launch_bounds__(RB * L)
 /* Down products of each token's k pairs and their weighted sum (moe_combine), one launch
  * (decode): block (32 / L rows, token t), warp j takes pair t * k + j, its lane group g row
  * (32 / L) * blockIdx.x + g; out[t, row] = sum over j in order of weights[pair] * dot, as
- * k_moe_combine adds them. */
+ * k_moe_combine adds them. With pre, the ids and the first weight chunks are read before the wait
+ * for the predecessor: the ids were written by the routing, at least two launches back (the gate
+ * and up products came between), and a kernel is let in only once every block of its
+ * predecessor has waited for the one before (cu_pdl_entry); they are read through L2 (__ldcg). */
 template <int TYPE, int L, int U>
 __global__ void k_mmvq_ids_sum(const uint8_t *w, size_t row_bytes, size_t expert_bytes, int rows, int cols,
                                int n_expert, const int8_t *xq, const float2 *dx, int k, const int32_t *ids,
-                               const float *weights, float *out) {
-    cu_pdl_entry();
+                               const float *weights, float *out, bool pre) {
+    if (!pre) cu_pdl_entry();
     constexpr int R = 32 / L;
     __shared__ float dots[32][R];
     const int t = blockIdx.y, j = threadIdx.x >> 5, g = (threadIdx.x & 31) / L, row = blockIdx.x * R + g;
-    const int p = t * k + j, e = ids[p];
+    const int p = t * k + j, e = pre ? __ldcg(ids + p) : ids[p];
     float acc[1][1] = {{0.0f}};
     if (e >= 0 && e < n_expert) {
         const uint8_t *wr = w + (size_t)e * expert_bytes + (size_t)min(row, rows - 1) * row_bytes;
-        rows_dot_q8<TYPE, 1, 1, 1, L, U>(&wr, cols, xq + (size_t)p * cols, dx + (size_t)p * (cols / 32), 1, acc);
+        rows_dot_q8<TYPE, 1, 1, 1, L, U>(&wr, cols, xq + (size_t)p * cols, dx + (size_t)p * (cols / 32), 1, acc, 0,
+                                         pre);
+    } else if (pre) {
+        cu_pdl_entry();
     }
     if ((threadIdx.x & (L - 1)) == 0) dots[j][g] = acc[0][0];
     __syncthreads();
@@ -524,7 +530,7 @@ lc_status lc_cu_mmvq(lc_cuda *c, int n_w, const lc_weight *const *w, const uint8
     int blocks = lc_cu_group_args(a, n_w, w, wd, out, T, MQ_WARPS / S);
     a.xq = xq;
     a.dx = dx;
-    a.pre = T == 1 && (c->preload == 2 || (c->preload == 1 && S > 1));
+    a.pre = T == 1 && (c->preload & (S > 1 ? 1 : 2));
     if (S == 2) mmvq_launch<1, 2>(c, w[0]->type, blocks, a);
     else if (S == 4) mmvq_launch<1, 4>(c, w[0]->type, blocks, a);
     else if (T == 1) mmvq_launch<1, 1>(c, w[0]->type, blocks, a);
@@ -622,10 +628,11 @@ template <int LN, int UN>
 static void launch_sum(lc_cuda *c, const cu_experts *d, const float *weights, float *out) {
     const lc_weight *w = d->w;
     const int R = 32 / LN;
+    const bool pre = (c->preload & 4) && d->ids == c->route_dev; /* ids from a device routing (not just uploaded) */
     dim3 grid((unsigned)((w->rows + R - 1) / R), (unsigned)d->n_tok);
 #define L(TY)                                                                                                   \
     cu_k(c, k_mmvq_ids_sum<TY, LN, UN>, grid, 32 * d->k, d->wd, w->row_bytes, w->expert_bytes, (int)w->rows,     \
-         (int)w->cols, (int)w->n_expert, d->xq, d->dx, d->k, d->ids, weights, out)
+         (int)w->cols, (int)w->n_expert, d->xq, d->dx, d->k, d->ids, weights, out, pre)
     MQ_DISPATCH(w->type, L);
 #undef L
 }

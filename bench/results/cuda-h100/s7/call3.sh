@@ -1,0 +1,20 @@
+#!/bin/bash
+# session 7, call 3: tests with the down/sum preload, ncu details of one 30B-A3B decode layer, A/B
+OUT=${OUT:-/tmp/out}; mkdir -p $OUT /tmp/m
+B=.cudacarry/bin; export LD_LIBRARY_PATH=$PWD/.cudacarry/lib
+[ -d .cudacarry/lib ] || tar -C .cudacarry -xJf .cudacarry/lib.tar.xz
+for s in llama8b qwen3moe30b; do gunzip -c .cudacarry/$s.tmpl.gguf.gz > /tmp/m/$s.tmpl.gguf; $B/make_model /tmp/m/$s.tmpl.gguf Q4_K_M /tmp/m/$s-Q4_K_M.gguf > /dev/null; done
+for t in test_cuda_moe test_cuda_graph test_cuda_ops; do
+  timeout 300 $B/$t > $OUT/$t.txt 2>&1; echo "$t rc=$? $(tail -1 $OUT/$t.txt)"; grep -m8 "CHECK failed" $OUT/$t.txt
+done
+LOCARA_CUDA_GRAPH=0 timeout 300 ncu --launch-skip 700 --launch-count 26 --section SpeedOfLight --section Occupancy --section LaunchStats \
+  --section WarpStateStats --section MemoryWorkloadAnalysis $B/locara run -m /tmp/m/qwen3moe30b-Q4_K_M.gguf -p "Hello" -n 4 --temp 0 -q > $OUT/ncu-30b-layer.txt 2>&1
+echo "ncu rc=$?"; grep -E "^  [a-z_]+.*\(|Duration|DRAM Throughput|Achieved Occupancy|Registers Per|Waves Per SM|Theoretical Occ|Memory Throughput" $OUT/ncu-30b-layer.txt | head -150
+ab() { # model reps variants...
+  local m=$1 reps=$2; shift 2
+  for r in $(seq $reps); do for v in "$@"; do
+    echo "$(basename $m) [$v] $(env $v timeout 90 $B/locara bench -m $m -r 1 -p 0 -n 512 2>/dev/null | grep tg | awk -F'|' '{print $(NF-1)}')"
+  done; done
+}
+ab /tmp/m/qwen3moe30b-Q4_K_M.gguf 3 "X=1" "LOCARA_CUDA_PRELOAD=1" "LOCARA_CUDA_MOE_DOT=2" "LOCARA_CUDA_PRELOAD=7" | tee $OUT/ab30.txt
+ab /tmp/m/llama8b-Q4_K_M.gguf 3 "X=1" "LOCARA_CUDA_PRELOAD=7" | tee $OUT/ab8.txt
