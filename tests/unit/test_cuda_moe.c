@@ -232,8 +232,7 @@ static void test_modes(env *e) {
  * with it (PEND_EXPERTS), on one with LOCARA_CUDA_MOE_FUSE=0 and on one whose fused gate/up
  * kernel takes 32-row blocks (LOCARA_CUDA_MOE_GLU_ROWS=32): the same bits, for 1 and 3 tokens,
  * top 4 and top 8, every int8 type, rows of 256 elements (8 lanes a row everywhere) and the
- * Qwen3-30B-A3B shapes (hidden 2048: gate/up a warp a row, two chunks at a time; down rows of 768:
- * 8 lanes). With LOCARA_CUDA_MOE_DOT=0 (a warp a row, a chunk at a time) the sums run in another
+ * Qwen3-30B-A3B shapes (hidden 2048: gate/up a warp a row; down rows of 768: 8 lanes). With LOCARA_CUDA_MOE_DOT=0 (a warp a row, a chunk at a time) the sums run in another
  * order: within 1e-5. */
 static void test_fused_block(void) {
     enum { NB = 4 };

@@ -748,6 +748,54 @@ static void test_mmvq_split(void) {
     for (int m = 0; m < 4; m++) lc_backend_cuda_free(be[m]);
 }
 
+/* One-token products of weights of different int8 types sharing the input (a Q4_K Q and K beside a
+ * Q6_K V, uneven rows) run in one launch (k_mmvq_mix): the same dots as one launch per type
+ * (LOCARA_CUDA_MMVQ_MIX=0) up to the order of the split rows' partial sums, and a CPU product. */
+static void test_mmvq_mix(env *e) {
+    const lc_type types[][3] = {{LC_TYPE_Q4_K, LC_TYPE_Q4_K, LC_TYPE_Q6_K}, {LC_TYPE_Q8_0, LC_TYPE_Q5_K, LC_TYPE_Q4_0}};
+    const int cols = 2048, rows[3] = {4096, 512, 520};
+    lc_backend *apart = NULL;
+    setenv("LOCARA_CUDA_MMVQ_MIX", "0", 1);
+    lc_status st = lc_backend_cuda_create(NULL, 0, 0, &apart);
+    unsetenv("LOCARA_CUDA_MMVQ_MIX");
+    CHECKF(st == LC_OK, "%s", lc_last_error());
+    if (st) return;
+    float *x = malloc((size_t)cols * 4);
+    fill(x, (size_t)cols, 2.0f);
+    for (size_t gi = 0; gi < LC_ARRAY_LEN(types); gi++) {
+        float *f[3], *got[3];
+        lc_weight w[3];
+        const lc_weight *ws[3] = {&w[0], &w[1], &w[2]};
+        const size_t n = (size_t)rows[0] + rows[1] + rows[2];
+        for (int i = 0; i < 3; i++) {
+            w[i] = make_weight(types[gi][i], rows[i], cols, 1, &f[i]);
+            CHECK(lc_backend_cuda_add_weight(e->gpu, &w[i]) == LC_OK && lc_backend_cuda_add_weight(apart, &w[i]) == LC_OK);
+        }
+        lc_backend *bs[3] = {e->gpu, apart, e->cpu};
+        for (int s = 0; s < 3; s++) {
+            lc_backend *b = bs[s];
+            float *bx = b->ops->alloc(b, (size_t)cols), *bo[3];
+            if (s < 2) lc_backend_cuda_from_host(b, bx, x, (size_t)cols);
+            else memcpy(bx, x, (size_t)cols * 4);
+            for (int i = 0; i < 3; i++) bo[i] = b->ops->alloc(b, (size_t)rows[i]);
+            CHECKF(b->ops->matmul(b, 3, ws, bo, bx, 1) == LC_OK, "%s", lc_last_error());
+            got[s] = malloc(n * 4);
+            for (int i = 0, at = 0; i < 3; at += rows[i], i++) {
+                if (s < 2) b->ops->to_host(b, got[s] + at, bo[i], (size_t)rows[i]);
+                else memcpy(got[s] + at, bo[i], (size_t)rows[i] * 4);
+                b->ops->free(b, bo[i]);
+            }
+            b->ops->free(b, bx);
+        }
+        CHECKF(rel_err(got[0], got[1], n) < 1e-5, "mixed group %zu: rel err %.2e from one launch per type", gi,
+               rel_err(got[0], got[1], n));
+        CHECKF(rel_err(got[0], got[2], n) < 3e-2, "mixed group %zu: rel err %.2e from the CPU", gi, rel_err(got[0], got[2], n));
+        for (int i = 0; i < 3; i++) free(got[i]), free(f[i]), keep(w[i].data);
+    }
+    free(x);
+    lc_backend_cuda_free(apart);
+}
+
 int main(int argc, char **argv) {
     if (lc_cuda_device_count() <= 0) return test_skip("no CUDA device");
     env e;
@@ -764,6 +812,7 @@ int main(int argc, char **argv) {
     test_q8_reuse(&e);
     test_rope_store(&e);
     test_mmvq_split();
+    test_mmvq_mix(&e);
     if (argc > 1 && strcmp(argv[1], "--bench") == 0) bench(&e);
     lc_backend_cuda_free(e.gpu);
     lc_backend_cpu_free(e.cpu);

@@ -998,8 +998,9 @@ extern "C" lc_status lc_backend_cuda_create(const lc_model *model, int il0, int 
         c->rope_norm = !env_is("LOCARA_CUDA_ROPE_NORM", "0");
         c->moe_glu_rows = env_int("LOCARA_CUDA_MOE_GLU_ROWS", 4); /* 4: H100 30B-A3B tg512 +3% over 32 */
         c->mmvq_warps = env_int("LOCARA_CUDA_MMVQ_WARPS", 64); /* 64: H100, tg512 8B +4.5%, 30B-A3B +2% over 0 */
-        c->moe_dot = env_int("LOCARA_CUDA_MOE_DOT", 1);
-        c->preload = env_int("LOCARA_CUDA_PRELOAD", 5);
+        c->moe_dot = !env_is("LOCARA_CUDA_MOE_DOT", "0"); /* H100 30B-A3B tg512: +2% over 0 */
+        c->preload = env_int("LOCARA_CUDA_PRELOAD", 1);    /* H100 tg512: 8B +3%, 30B-A3B +1% over 0 */
+        c->mmvq_mix = !env_is("LOCARA_CUDA_MMVQ_MIX", "0");
         c->route_rank = !env_is("LOCARA_CUDA_ROUTE", "old");
         c->graph.on = env_int("LOCARA_CUDA_GRAPH", 1); /* 0 off, 1 capture and replay, 2 capture every step */
     }

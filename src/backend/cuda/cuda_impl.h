@@ -172,13 +172,13 @@ typedef struct lc_cuda {
                        * (default) or 32 (it also makes the q8 form of its output; A/B) */
     int mmvq_warps; /* LOCARA_CUDA_MMVQ_WARPS: a one-token int8 product takes 2 or 4 warps a row while its
                      * rows are fewer than this many warps per SM (0: one warp a row always) */
-    int moe_dot;    /* 1 (default): expert rows of at most 32 chunks take 8 lanes each, every expert
-                     * row's chunks are loaded 2 or 4 at a time (mmvq.cu ids_layout); 2: longer rows a
-                     * chunk at a time; 0: a warp a row, a chunk at a time (LOCARA_CUDA_MOE_DOT, A/B) */
+    bool moe_dot;   /* expert rows of at most 32 chunks take 8 lanes each, 3 chunks at a time
+                     * (mmvq.cu ids_layout; LOCARA_CUDA_MOE_DOT=0: a warp a row, A/B) */
     int preload;    /* which decode products load their first weight chunks before waiting for the
-                     * kernel before them, bits: 1 one-token int8 products of several warps a row, 2 the
-                     * other one-token int8 products, 4 the expert down + weighted sum
-                     * (LOCARA_CUDA_PRELOAD; A/B) */
+                     * kernel before them, bits: 1 (default) one-token int8 products of several warps a
+                     * row, 2 the other one-token int8 products (LOCARA_CUDA_PRELOAD; A/B) */
+    bool mmvq_mix;  /* one-token int8 products of weights of different types sharing the input run
+                     * in one launch (k_mmvq_mix; LOCARA_CUDA_MMVQ_MIX=0 off, A/B) */
     bool route_rank; /* MoE routing ranks the logits in one block a token (k_moe_route_rank;
                       * LOCARA_CUDA_ROUTE=old: k rounds of a warp arg-max, A/B) */
     bool pdl;       /* kernels launched as programmatic dependents of the one before (cu_k; compute
@@ -339,6 +339,7 @@ void lc_cu_get_rows(lc_backend *be, float *out, const lc_weight *w, const int32_
 bool lc_cu_type_ok(lc_type t);
 /* mmvq.cu: decode products on int8 activations for the types lc_cu_mmvq_ok accepts. */
 bool lc_cu_mmvq_ok(const lc_cuda *c, lc_type t);
+bool lc_cu_mmvq_mixes(const lc_cuda *c, lc_type a, lc_type b, int T);
 lc_status lc_cu_quantize_q8(lc_cuda *c, const float *x, int n_rows, int cols, const int8_t **xq, const float2 **dx);
 lc_status lc_cu_q8_scratch(lc_cuda *c, size_t skip, size_t nq, int8_t **xq, float2 **dx);
 lc_status lc_cu_mmvq(lc_cuda *c, int n_w, const lc_weight *const *w, const uint8_t *const *wd, float *const *out,

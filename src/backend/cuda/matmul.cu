@@ -237,7 +237,9 @@ lc_status lc_cu_matmul(lc_backend *be, int n_w, const lc_weight *const *w, float
         int i = 0;
         while (i < n_w) {
             int j = i + 1;
-            while (j < n_w && j - i < 4 && w[j]->type == w[i]->type) j++;
+            while (j < n_w && j - i < 4 &&
+                   (w[j]->type == w[i]->type || lc_cu_mmvq_mixes(c, w[i]->type, w[j]->type, n_tok)))
+                j++;
             if (lc_cu_mmvq_ok(c, w[i]->type)) {
                 if (!xq && (st = lc_cu_quantize_q8(c, x, n_tok, (int)w[0]->cols, &xq, &dx))) return st;
                 if (xq) tag = cu_q8_take(c);

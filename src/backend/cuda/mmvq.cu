@@ -14,6 +14,12 @@
 #define MQ_WARPS 4   /* rows (one per warp) per thread block */
 #define MQ_MAX_TOK 8 /* most tokens one launch takes */
 
+/* Whether a one-token product group may hold weights of two int8 types (a and b) in one launch
+ * (k_mmvq_mix; LOCARA_CUDA_MMVQ_MIX=0 turns it off, A/B). */
+bool lc_cu_mmvq_mixes(const lc_cuda *c, lc_type a, lc_type b, int T) {
+    return c->mmvq_mix && T == 1 && lc_cu_mmvq_ok(c, a) && lc_cu_mmvq_ok(c, b);
+}
+
 bool lc_cu_mmvq_ok(const lc_cuda *c, lc_type t) {
     if (c->mmv_float) return false;
     return t == LC_TYPE_Q4_K || t == LC_TYPE_Q5_K || t == LC_TYPE_Q6_K || t == LC_TYPE_Q8_0 || t == LC_TYPE_Q4_0;
@@ -319,14 +325,13 @@ __device__ __forceinline__ void row_dot_q8(const uint8_t *wr, int cols, const in
 }
 
 /* Expert rows are short (Qwen3-30B-A3B's down rows: 768 elements, 24 chunks), so their dots take
- * a lane group of L lanes, U chunks at a time, chosen from the row length alone (ids_layout), so
- * that every kernel multiplying a weight (fused or not) adds in the same order. */
-#define IDS_L_SHORT 8 /* rows of at most 32 chunks: 4 rows a warp, 8 lanes and up to 4 chunks each */
-static void ids_layout(const lc_cuda *c, int n_chunks, int *L, int *U) {
-    const bool shortrow = c->moe_dot && n_chunks <= 32;
-    *L = shortrow ? IDS_L_SHORT : 32;
-    *U = !c->moe_dot ? 1 : shortrow ? 4 : c->moe_dot == 2 ? 1 : 2;
-}
+ * a lane group of L lanes, U chunks at a time, chosen from the row length alone (ids_short), so
+ * that every kernel multiplying a weight (fused or not) adds in the same order. Longer rows take
+ * a warp, a chunk at a time: 2 at a time measured no faster for 30B-A3B's gate/up rows (2048
+ * elements; 89 registers, 2.3 waves against one). */
+#define IDS_L_SHORT 8 /* rows of at most 32 chunks: 4 rows a warp, 8 lanes and 3 chunks at a time each (768
+                       * elements: 24 chunks; 4 at a time spilled Q5_K's registers under 64) */
+static bool ids_short(const lc_cuda *c, int n_chunks) { return c->moe_dot && n_chunks <= 32; }
 
 static int chunk_elems(lc_type t) { return t == LC_TYPE_Q8_0 ? 16 : 32; } /* mq_chunk<t>::CH */
 
@@ -340,6 +345,7 @@ typedef struct mq_args {
     int first_blk[5]; /* first grid block of each weight */
     int n_w, cols, T;
     int pre;          /* the weights' first loads before the wait for the predecessor (rows_dot_q8) */
+    int type[4];      /* the weights' types (k_mmvq_mix) */
     const int8_t *xq; /* (T, cols) */
     const float2 *dx; /* (T, cols / 32) */
 } mq_args;
@@ -349,10 +355,7 @@ typedef struct mq_args {
  * idle, ncu: 12% occupancy for 1024 rows): warp w of a block takes share w % S of row
  * (MQ_WARPS / S) * block + w / S, and the row's first warp adds the S partial dots in order. */
 template <int TYPE, int NT, int S>
-__global__ void __launch_bounds__(32 * MQ_WARPS) k_mmvq(mq_args a) {
-    if (!a.pre) cu_pdl_entry();
-    int wi;
-    const int w = threadIdx.x >> 5, row = cu_group_row(a, MQ_WARPS / S, &wi, S);
+__device__ __forceinline__ void mmvq_rows(const mq_args &a, int wi, int row) {
     if constexpr (S == 1) {
         if (row >= a.rows[wi]) return;
         float acc[NT];
@@ -368,9 +371,33 @@ __global__ void __launch_bounds__(32 * MQ_WARPS) k_mmvq(mq_args a) {
         const bool ok = row < a.rows[wi];
         if (ok) {
             const uint8_t *wr = a.w[wi] + (size_t)row * a.row_bytes[wi];
-            rows_dot_q8<TYPE, 1, 1, S>(&wr, a.cols, a.xq, a.dx, 1, acc, w % S, a.pre);
+            rows_dot_q8<TYPE, 1, 1, S>(&wr, a.cols, a.xq, a.dx, 1, acc, (threadIdx.x >> 5) % S, a.pre);
         }
         cu_split_store<S, MQ_WARPS>(acc[0][0], ok, a.out[wi] + row);
+    }
+}
+
+template <int TYPE, int NT, int S>
+__global__ void __launch_bounds__(32 * MQ_WARPS) k_mmvq(mq_args a) {
+    if (!a.pre) cu_pdl_entry();
+    int wi;
+    const int row = cu_group_row(a, MQ_WARPS / S, &wi, S);
+    mmvq_rows<TYPE, NT, S>(a, wi, row);
+}
+
+/* k_mmvq<type, 1, S> for one token and weights of different int8 types sharing the input (a Q4_K Q
+ * and K beside a Q6_K V): each block multiplies rows of one weight, so the type is the block's. */
+template <int S>
+__global__ void __launch_bounds__(32 * MQ_WARPS) k_mmvq_mix(mq_args a) {
+    if (!a.pre) cu_pdl_entry();
+    int wi;
+    const int row = cu_group_row(a, MQ_WARPS / S, &wi, S);
+    switch (a.type[wi]) {
+    case LC_TYPE_Q4_K: mmvq_rows<LC_TYPE_Q4_K, 1, S>(a, wi, row); break;
+    case LC_TYPE_Q5_K: mmvq_rows<LC_TYPE_Q5_K, 1, S>(a, wi, row); break;
+    case LC_TYPE_Q6_K: mmvq_rows<LC_TYPE_Q6_K, 1, S>(a, wi, row); break;
+    case LC_TYPE_Q8_0: mmvq_rows<LC_TYPE_Q8_0, 1, S>(a, wi, row); break;
+    default: mmvq_rows<LC_TYPE_Q4_0, 1, S>(a, wi, row); break;
     }
 }
 
@@ -399,7 +426,7 @@ __global__ void __launch_bounds__(32 * MQ_WARPS)
  * computes it, and with q (RB 32, rows a multiple of 32) the q8 form of out, each block of 32 as
  * k_swiglu's. */
 template <int TYPE, int RB, int L, int U>
-__global__ void __launch_bounds__(RB * L)
+__global__ void __launch_bounds__(RB * L, RB * L == 128 && L == 32 ? 12 : 1) /* 12 blocks an SM: one wave, 30B-A3B */
     k_mmvq_ids_glu(const uint8_t *wg, const uint8_t *wu, size_t row_bytes, size_t expert_bytes, int rows, int cols,
                    int n_expert, const int8_t *xq, const float2 *dx, int k, const int32_t *ids, float *out,
                    float *up_out, int8_t *q, float2 *dq) {
@@ -428,26 +455,20 @@ __global__ void __launch_bounds__(RB * L)
 /* Down products of each token's k pairs and their weighted sum (moe_combine), one launch
  * (decode): block (32 / L rows, token t), warp j takes pair t * k + j, its lane group g row
  * (32 / L) * blockIdx.x + g; out[t, row] = sum over j in order of weights[pair] * dot, as
- * k_moe_combine adds them. With pre, the ids and the first weight chunks are read before the wait
- * for the predecessor: the ids were written by the routing, at least two launches back (the gate
- * and up products came between), and a kernel is let in only once every block of its
- * predecessor has waited for the one before (cu_pdl_entry); they are read through L2 (__ldcg). */
+ * k_moe_combine adds them. */
 template <int TYPE, int L, int U>
-__global__ void k_mmvq_ids_sum(const uint8_t *w, size_t row_bytes, size_t expert_bytes, int rows, int cols,
-                               int n_expert, const int8_t *xq, const float2 *dx, int k, const int32_t *ids,
-                               const float *weights, float *out, bool pre) {
-    if (!pre) cu_pdl_entry();
+__global__ void __launch_bounds__(1024) /* top-32: 64 registers; 30B-A3B's top-8: 4 blocks an SM, one wave */
+    k_mmvq_ids_sum(const uint8_t *w, size_t row_bytes, size_t expert_bytes, int rows, int cols, int n_expert,
+                   const int8_t *xq, const float2 *dx, int k, const int32_t *ids, const float *weights, float *out) {
+    cu_pdl_entry();
     constexpr int R = 32 / L;
     __shared__ float dots[32][R];
     const int t = blockIdx.y, j = threadIdx.x >> 5, g = (threadIdx.x & 31) / L, row = blockIdx.x * R + g;
-    const int p = t * k + j, e = pre ? __ldcg(ids + p) : ids[p];
+    const int p = t * k + j, e = ids[p];
     float acc[1][1] = {{0.0f}};
     if (e >= 0 && e < n_expert) {
         const uint8_t *wr = w + (size_t)e * expert_bytes + (size_t)min(row, rows - 1) * row_bytes;
-        rows_dot_q8<TYPE, 1, 1, 1, L, U>(&wr, cols, xq + (size_t)p * cols, dx + (size_t)p * (cols / 32), 1, acc, 0,
-                                         pre);
-    } else if (pre) {
-        cu_pdl_entry();
+        rows_dot_q8<TYPE, 1, 1, 1, L, U>(&wr, cols, xq + (size_t)p * cols, dx + (size_t)p * (cols / 32), 1, acc);
     }
     if ((threadIdx.x & (L - 1)) == 0) dots[j][g] = acc[0][0];
     __syncthreads();
@@ -531,7 +552,13 @@ lc_status lc_cu_mmvq(lc_cuda *c, int n_w, const lc_weight *const *w, const uint8
     a.xq = xq;
     a.dx = dx;
     a.pre = T == 1 && (c->preload & (S > 1 ? 1 : 2));
-    if (S == 2) mmvq_launch<1, 2>(c, w[0]->type, blocks, a);
+    bool mixed = false;
+    for (int i = 0; i < n_w; i++) a.type[i] = (int)w[i]->type, mixed |= w[i]->type != w[0]->type;
+    if (mixed) { /* lc_cu_mmvq_mixes allowed it: one token */
+        if (S == 1) cu_k(c, k_mmvq_mix<1>, blocks, 32 * MQ_WARPS, a);
+        else if (S == 2) cu_k(c, k_mmvq_mix<2>, blocks, 32 * MQ_WARPS, a);
+        else cu_k(c, k_mmvq_mix<4>, blocks, 32 * MQ_WARPS, a);
+    } else if (S == 2) mmvq_launch<1, 2>(c, w[0]->type, blocks, a);
     else if (S == 4) mmvq_launch<1, 4>(c, w[0]->type, blocks, a);
     else if (T == 1) mmvq_launch<1, 1>(c, w[0]->type, blocks, a);
     else if (T <= 4) mmvq_launch<4, 1>(c, w[0]->type, blocks, a);
@@ -539,14 +566,11 @@ lc_status lc_cu_mmvq(lc_cuda *c, int n_w, const lc_weight *const *w, const uint8
     return CU_LAUNCH(c);
 }
 
-/* Calls F<L, U> for the expert dot layout (ids_layout) of rows of `cols` elements of type t. */
-#define IDS_LAYOUT(c, t, cols, F, ...)                                  \
-    do {                                                                \
-        int l_, u_;                                                     \
-        ids_layout(c, (cols) / chunk_elems(t), &l_, &u_);               \
-        if (l_ == IDS_L_SHORT) F<IDS_L_SHORT, 4>(__VA_ARGS__);          \
-        else if (u_ == 2) F<32, 2>(__VA_ARGS__);                        \
-        else F<32, 1>(__VA_ARGS__);                                     \
+/* Calls F<L, U> for the expert dot layout of rows of `cols` elements of type t (ids_short). */
+#define IDS_LAYOUT(c, t, cols, F, ...)                                                       \
+    do {                                                                                     \
+        if (ids_short(c, (cols) / chunk_elems(t))) F<IDS_L_SHORT, 3>(__VA_ARGS__);           \
+        else F<32, 1>(__VA_ARGS__);                                                          \
     } while (0)
 
 template <int LN, int UN>
@@ -628,13 +652,14 @@ template <int LN, int UN>
 static void launch_sum(lc_cuda *c, const cu_experts *d, const float *weights, float *out) {
     const lc_weight *w = d->w;
     const int R = 32 / LN;
-    const bool pre = (c->preload & 4) && d->ids == c->route_dev; /* ids from a device routing (not just uploaded) */
     dim3 grid((unsigned)((w->rows + R - 1) / R), (unsigned)d->n_tok);
-#define L(TY)                                                                                                   \
-    cu_k(c, k_mmvq_ids_sum<TY, LN, UN>, grid, 32 * d->k, d->wd, w->row_bytes, w->expert_bytes, (int)w->rows,     \
-         (int)w->cols, (int)w->n_expert, d->xq, d->dx, d->k, d->ids, weights, out, pre)
+#define ARGS                                                                                                        \
+    d->wd, w->row_bytes, w->expert_bytes, (int)w->rows, (int)w->cols, (int)w->n_expert, d->xq, d->dx, d->k, d->ids, \
+        weights, out
+#define L(TY) cu_k(c, k_mmvq_ids_sum<TY, LN, UN>, grid, 32 * d->k, ARGS)
     MQ_DISPATCH(w->type, L);
 #undef L
+#undef ARGS
 }
 
 bool lc_cu_experts_swiglu(lc_cuda *c, float *out, const float *gate, const float *up, size_t n) {
