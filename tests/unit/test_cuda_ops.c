@@ -605,14 +605,15 @@ static void bench(env *e) {
 }
 
 /* A decode variant chosen by an environment variable at backend creation must not change a bit:
- * the default backend (RMS norm and SwiGLU leave the q8 form of their output for the next
- * product) against one with LOCARA_CUDA_FUSE_Q8=0, on norm -> product and SwiGLU -> product
- * chains of 1, 3 and 8 tokens, every int8 type. */
-static void test_decode_variants(env *e) {
-    setenv("LOCARA_CUDA_FUSE_Q8", "0", 1);
+ * the default backend against one with var=val (LOCARA_CUDA_FUSE_Q8=0: RMS norm and SwiGLU no longer
+ * leave the q8 form of their output for the next product; LOCARA_CUDA_PRELOAD=0: nothing is read
+ * before the wait for the kernel before), on norm -> product and SwiGLU -> product chains of 1, 3
+ * and 8 tokens, every int8 type. */
+static void test_decode_variants(env *e, const char *var, const char *val) {
+    setenv(var, val, 1);
     lc_backend *b2 = NULL;
     lc_status st = lc_backend_cuda_create(NULL, 0, 0, &b2);
-    unsetenv("LOCARA_CUDA_FUSE_Q8");
+    unsetenv(var);
     CHECKF(st == LC_OK, "second CUDA backend: %s", lc_last_error());
     if (st) return;
     lc_backend *be[2] = {e->gpu, b2};
@@ -646,8 +647,8 @@ static void test_decode_variants(env *e) {
             }
             for (int chain = 0; chain < 2; chain++) {
                 CHECKF(memcmp(out[0][chain], out[1][chain], no * 4) == 0,
-                       "%s T=%d %s -> product: FUSE_Q8=0 differs from the default", lc_type_name(types[ti]),
-                       T, chain ? "swiglu" : "rms_norm");
+                       "%s T=%d %s -> product: %s=%s differs from the default", lc_type_name(types[ti]), T,
+                       chain ? "swiglu" : "rms_norm", var, val);
                 free(out[0][chain]), free(out[1][chain]);
             }
             free(x), free(u), free(g);
@@ -808,7 +809,8 @@ int main(int argc, char **argv) {
     test_attention_decode(&e);
     test_matmul(&e);
     test_moe(&e);
-    test_decode_variants(&e);
+    test_decode_variants(&e, "LOCARA_CUDA_FUSE_Q8", "0");
+    test_decode_variants(&e, "LOCARA_CUDA_PRELOAD", "0");
     test_q8_reuse(&e);
     test_rope_store(&e);
     test_mmvq_split();

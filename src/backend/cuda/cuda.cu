@@ -353,13 +353,20 @@ __device__ __forceinline__ void q8_store4(float4 v, bool ok, int8_t *q, float2 *
  * its q-norm). With y, the sum x + y is written back to x; out may be y. With q, the q8 form of A's
  * out too (n % 32 == 0, B empty). */
 template <int V>
-__global__ void k_norm_v(cu_norm_rows A, cu_norm_rows B, int n, float eps, int8_t *q, float2 *dq) {
-    cu_pdl_entry();
+__global__ void k_norm_v(cu_norm_rows A, cu_norm_rows B, int n, float eps, int8_t *q, float2 *dq, bool pre) {
     __shared__ float red[32];
     const bool in_a = (int)blockIdx.x < A.rows;
     const cu_norm_rows &R = in_a ? A : B;
     const size_t row = in_a ? blockIdx.x : blockIdx.x - A.rows;
     const int n4 = n / 4;
+    const float4 *g4 = (const float4 *)R.g;
+    float4 gv[V]; /* with pre the weights are read before the wait for the predecessor (no kernel writes them) */
+#pragma unroll
+    for (int k = 0; k < V; k++) {
+        const int f = threadIdx.x + k * blockDim.x;
+        gv[k] = pre && g4 && f < n4 ? g4[f] : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
+    }
+    cu_pdl_entry();
     float4 *xr = (float4 *)(R.x + row * n);
     const float4 *yr = R.y ? (const float4 *)(R.y + row * n) : NULL;
     float4 v[V];
@@ -376,7 +383,6 @@ __global__ void k_norm_v(cu_norm_rows A, cu_norm_rows B, int n, float eps, int8_
     }
     const float scale = 1.0f / sqrtf(block_sum(ss, red) / (float)n + eps);
     float4 *o = (float4 *)(R.out + row * n);
-    const float4 *g4 = (const float4 *)R.g;
 #pragma unroll
     for (int k = 0; k < V; k++) {
         const int f = threadIdx.x + k * blockDim.x;
@@ -384,7 +390,7 @@ __global__ void k_norm_v(cu_norm_rows A, cu_norm_rows B, int n, float eps, int8_
         if (yr && ok) xr[f] = v[k];
         float4 r = make_float4(v[k].x * scale, v[k].y * scale, v[k].z * scale, v[k].w * scale);
         if (g4 && ok) {
-            const float4 gg = g4[f];
+            const float4 gg = pre ? gv[k] : g4[f];
             r.x *= gg.x, r.y *= gg.y, r.z *= gg.z, r.w *= gg.w;
         }
         if (ok) o[f] = r;
@@ -436,11 +442,12 @@ static bool norm_v(lc_cuda *c, cu_norm_rows A, cu_norm_rows B, int n, float eps,
     if (!norm_v_fits(c, &A, n, q != NULL, &v, &threads) || (B.rows && !norm_v_fits(c, &B, n, false, &v, &threads)))
         return false;
     const unsigned blocks = (unsigned)(A.rows + B.rows);
+    const bool pre = (c->preload & 4) != 0;
     switch (v) {
-    case 1: cu_k(c, k_norm_v<1>, blocks, threads, A, B, n, eps, q, dq); break;
-    case 2: cu_k(c, k_norm_v<2>, blocks, threads, A, B, n, eps, q, dq); break;
-    case 4: cu_k(c, k_norm_v<4>, blocks, threads, A, B, n, eps, q, dq); break;
-    default: cu_k(c, k_norm_v<8>, blocks, threads, A, B, n, eps, q, dq); break;
+    case 1: cu_k(c, k_norm_v<1>, blocks, threads, A, B, n, eps, q, dq, pre); break;
+    case 2: cu_k(c, k_norm_v<2>, blocks, threads, A, B, n, eps, q, dq, pre); break;
+    case 4: cu_k(c, k_norm_v<4>, blocks, threads, A, B, n, eps, q, dq, pre); break;
+    default: cu_k(c, k_norm_v<8>, blocks, threads, A, B, n, eps, q, dq, pre); break;
     }
     return true;
 }
@@ -516,7 +523,8 @@ typedef struct cu_rope_store {
 typedef struct cu_rope_norm {
     const float *gq, *gk;
     float eps;
-    int pad_; /* zero: no uninitialised bytes (cu_k's signature) */
+    int pre;  /* the weights and the rotation angles before the wait for the predecessor (no kernel
+               * writes them: the positions are uploaded by a copy, a full dependency) */
 } cu_rope_norm;
 
 /* One thread per (token, head, pair); the angle follows the CPU's float steps (theta *= scale).
@@ -530,7 +538,6 @@ typedef struct cu_rope_norm {
 __global__ void k_rope(float *x, float *x2, const int32_t *pos, int n_tok, int n_head, int n_head2, int head_dim,
                        int n_dims, bool neox, float theta_scale, float freq_scale, const float *ff,
                        cu_rope_store st, cu_rope_norm nm) {
-    cu_pdl_entry();
     __shared__ __align__(16) float hs[256]; /* the norm: the block's 128 / half heads */
     __shared__ float hscale[4];
     const int half = n_dims / 2;
@@ -544,6 +551,21 @@ __global__ void k_rope(float *x, float *x2, const int32_t *pos, int n_tok, int n
     const int p = (int)(i % half);
     const size_t th = i / half;
     const int ia = neox ? p : 2 * p, ib = neox ? p + half : 2 * p + 1;
+    float gA = 1.0f, gB = 1.0f, cs = 0.0f, sn = 0.0f;
+    auto constants = [&]() { /* the norm weights and the angle's cos and sin */
+        if (!pair) return;
+        if (nm.gq) {
+            const float *g = second ? nm.gk : nm.gq;
+            gA = g[ia], gB = g[ib];
+        }
+        float theta = (float)pos[th / nh];
+        for (int k = 0; k < p; k++) theta *= theta_scale;
+        const float a = freq_scale * (theta / (ff ? ff[p] : 1.0f));
+        cs = cosf(a), sn = sinf(a);
+    };
+    if (nm.pre) constants();
+    cu_pdl_entry();
+    if (!nm.pre) constants();
     float x0 = 0.0f, x1 = 0.0f;
     if (pair) x0 = xs[th * head_dim + ia], x1 = xs[th * head_dim + ib];
     if (nm.gq) { /* uniform over the launch: every thread reaches both barriers */
@@ -560,11 +582,11 @@ __global__ void k_rope(float *x, float *x2, const int32_t *pos, int n_tok, int n
         }
         __syncthreads();
         if (pair) {
-            const float *g = second ? nm.gk : nm.gq, sc = hscale[hl];
+            const float sc = hscale[hl];
             x0 = x0 * sc;
             x1 = x1 * sc;
-            x0 *= g[ia];
-            x1 *= g[ib];
+            x0 *= gA;
+            x1 *= gB;
         }
     }
     if (!pair) { /* V into its cache */
@@ -576,10 +598,6 @@ __global__ void k_rope(float *x, float *x2, const int32_t *pos, int n_tok, int n
         return;
     }
     const int t = (int)(th / nh);
-    float theta = (float)pos[t];
-    for (int k = 0; k < p; k++) theta *= theta_scale;
-    float a = freq_scale * (theta / (ff ? ff[p] : 1.0f));
-    float cs = cosf(a), sn = sinf(a);
     float *v = xs + th * head_dim;
     const float y0 = x0 * cs - x1 * sn, y1 = x0 * sn + x1 * cs;
     v[ia] = y0;
@@ -646,6 +664,7 @@ static void rope_launch(lc_cuda *c, const cu_pend *q, cu_rope_store st) {
     if (st.ck) n += (size_t)q->n_tok * q->n_head2 * q->head_dim;
     cu_rope_norm nm;
     memset(&nm, 0, sizeof nm);
+    nm.pre = (c->preload & 4) != 0;
     if (q->norm.rows && q->x2) {
         nm.gq = q->norm.g, nm.gk = q->norm2.g, nm.eps = q->eps;
     } else if (q->norm.rows) {
@@ -999,7 +1018,7 @@ extern "C" lc_status lc_backend_cuda_create(const lc_model *model, int il0, int 
         c->moe_glu_rows = env_int("LOCARA_CUDA_MOE_GLU_ROWS", 4); /* 4: H100 30B-A3B tg512 +3% over 32 */
         c->mmvq_warps = env_int("LOCARA_CUDA_MMVQ_WARPS", 64); /* 64: H100, tg512 8B +4.5%, 30B-A3B +2% over 0 */
         c->moe_dot = !env_is("LOCARA_CUDA_MOE_DOT", "0"); /* H100 30B-A3B tg512: +2% over 0 */
-        c->preload = env_int("LOCARA_CUDA_PRELOAD", 1);    /* H100 tg512: 8B +3%, 30B-A3B +1% over 0 */
+        c->preload = env_int("LOCARA_CUDA_PRELOAD", 5);    /* H100 tg512: 8B +3%, 30B-A3B +1% with 1 over 0 */
         c->mmvq_mix = !env_is("LOCARA_CUDA_MMVQ_MIX", "0");
         c->route_rank = !env_is("LOCARA_CUDA_ROUTE", "old");
         c->graph.on = env_int("LOCARA_CUDA_GRAPH", 1); /* 0 off, 1 capture and replay, 2 capture every step */

@@ -174,9 +174,10 @@ typedef struct lc_cuda {
                      * rows are fewer than this many warps per SM (0: one warp a row always) */
     bool moe_dot;   /* expert rows of at most 32 chunks take 8 lanes each, 3 chunks at a time
                      * (mmvq.cu ids_layout; LOCARA_CUDA_MOE_DOT=0: a warp a row, A/B) */
-    int preload;    /* which decode products load their first weight chunks before waiting for the
-                     * kernel before them, bits: 1 (default) one-token int8 products of several warps a
-                     * row, 2 the other one-token int8 products (LOCARA_CUDA_PRELOAD; A/B) */
+    int preload;    /* which kernels read constants before waiting for the kernel before them, bits:
+                     * 1 one-token int8 products of several warps a row (their first weight chunks), 2
+                     * the other one-token int8 products, 4 RMS norms (weights) and RoPE (norm weights,
+                     * angles); LOCARA_CUDA_PRELOAD, A/B */
     bool mmvq_mix;  /* one-token int8 products of weights of different types sharing the input run
                      * in one launch (k_mmvq_mix; LOCARA_CUDA_MMVQ_MIX=0 off, A/B) */
     bool route_rank; /* MoE routing ranks the logits in one block a token (k_moe_route_rank;
