@@ -240,13 +240,8 @@ static void test_fused_block(void) {
     const char *env_var[NB] = {NULL, "LOCARA_CUDA_MOE_FUSE", "LOCARA_CUDA_MOE_GLU_ROWS", "LOCARA_CUDA_MOE_DOT"};
     const char *env_val[NB] = {NULL, "0", "32", "0"};
     lc_backend *be[NB] = {NULL};
-    for (int s = 0; s < NB; s++) {
-        if (env_var[s]) setenv(env_var[s], env_val[s], 1);
-        lc_status st = lc_backend_cuda_create(NULL, 0, 0, &be[s]);
-        if (env_var[s]) unsetenv(env_var[s]);
-        CHECKF(st == LC_OK, "%s", lc_last_error());
-        if (st) return;
-    }
+    for (int s = 0; s < NB; s++)
+        if (!(be[s] = test_cuda_backend_env(env_var[s], env_val[s]))) return;
     for (size_t si = 0; si < LC_ARRAY_LEN(shapes); si++)
         for (size_t ti = 0; ti < LC_ARRAY_LEN(TYPES); ti++) {
             const int E = shapes[si][0], F = shapes[si][1];
@@ -305,12 +300,8 @@ static void test_fused_block(void) {
  * NaNs last. */
 static void test_route(env *e) {
     const int n_exps[] = {8, 100, 128, 256}, ks[] = {1, 2, 8, 12}, T = 5;
-    lc_backend *old = NULL;
-    setenv("LOCARA_CUDA_ROUTE", "old", 1);
-    lc_status st = lc_backend_cuda_create(NULL, 0, 0, &old);
-    unsetenv("LOCARA_CUDA_ROUTE");
-    CHECKF(st == LC_OK, "%s", lc_last_error());
-    if (st) return;
+    lc_backend *old = test_cuda_backend_env("LOCARA_CUDA_ROUTE", "old");
+    if (!old) return;
     for (size_t ni = 0; ni < LC_ARRAY_LEN(n_exps); ni++)
         for (size_t ki = 0; ki < LC_ARRAY_LEN(ks); ki++)
             for (int norm = 0; norm < 2; norm++)

@@ -546,12 +546,8 @@ static void test_attention_decode(env *e) {
         const int past3[3] = {700, 20, 4100}, n3[3] = {2, 4, 3}; /* several tokens a sequence, group 4 */
         attn_multi(e, 128, 32, 8, 3, past3, n3);
     }
-    setenv("LOCARA_CUDA_FA", "3", 1);
     env e3 = *e;
-    lc_status st = lc_backend_cuda_create(NULL, 0, 0, &e3.gpu);
-    unsetenv("LOCARA_CUDA_FA");
-    CHECKF(st == LC_OK, "CUDA backend with LOCARA_CUDA_FA=3: %s", lc_last_error());
-    if (st) return;
+    if (!(e3.gpu = test_cuda_backend_env("LOCARA_CUDA_FA", "3"))) return;
     attn_case(&e3, LC_TYPE_F16, 128, 32, 8, 1000, 1);
     attn_case(&e3, LC_TYPE_F16, 64, 16, 1, 65, 1);
     attn_case(&e3, LC_TYPE_F16, 128, 32, 8, 300, 3);
@@ -610,12 +606,8 @@ static void bench(env *e) {
  * before the wait for the kernel before), on norm -> product and SwiGLU -> product chains of 1, 3
  * and 8 tokens, every int8 type. */
 static void test_decode_variants(env *e, const char *var, const char *val) {
-    setenv(var, val, 1);
-    lc_backend *b2 = NULL;
-    lc_status st = lc_backend_cuda_create(NULL, 0, 0, &b2);
-    unsetenv(var);
-    CHECKF(st == LC_OK, "second CUDA backend: %s", lc_last_error());
-    if (st) return;
+    lc_backend *b2 = test_cuda_backend_env(var, val);
+    if (!b2) return;
     lc_backend *be[2] = {e->gpu, b2};
     const lc_type types[] = {LC_TYPE_Q4_K, LC_TYPE_Q5_K, LC_TYPE_Q6_K, LC_TYPE_Q8_0, LC_TYPE_Q4_0};
     const int cols = 512, rows = 67, toks[] = {1, 3, 8};
@@ -708,13 +700,8 @@ static void test_mmvq_split(void) {
     const char *modes[] = {"0", NULL, "1", "100000"}; /* one warp a row; default; few; as many as 4 */
     const int cols = 1024, rows[3] = {67, 1500, 33};
     lc_backend *be[4] = {NULL, NULL, NULL, NULL};
-    for (int m = 0; m < 4; m++) {
-        if (modes[m]) setenv("LOCARA_CUDA_MMVQ_WARPS", modes[m], 1);
-        lc_status st = lc_backend_cuda_create(NULL, 0, 0, &be[m]);
-        unsetenv("LOCARA_CUDA_MMVQ_WARPS");
-        CHECKF(st == LC_OK, "%s", lc_last_error());
-        if (st) return;
-    }
+    for (int m = 0; m < 4; m++)
+        if (!(be[m] = test_cuda_backend_env(modes[m] ? "LOCARA_CUDA_MMVQ_WARPS" : NULL, modes[m]))) return;
     float *x = malloc((size_t)cols * 4);
     fill(x, (size_t)cols, 2.0f);
     for (size_t ti = 0; ti < LC_ARRAY_LEN(types); ti++) {
@@ -755,12 +742,8 @@ static void test_mmvq_split(void) {
 static void test_mmvq_mix(env *e) {
     const lc_type types[][3] = {{LC_TYPE_Q4_K, LC_TYPE_Q4_K, LC_TYPE_Q6_K}, {LC_TYPE_Q8_0, LC_TYPE_Q5_K, LC_TYPE_Q4_0}};
     const int cols = 2048, rows[3] = {4096, 512, 520};
-    lc_backend *apart = NULL;
-    setenv("LOCARA_CUDA_MMVQ_MIX", "0", 1);
-    lc_status st = lc_backend_cuda_create(NULL, 0, 0, &apart);
-    unsetenv("LOCARA_CUDA_MMVQ_MIX");
-    CHECKF(st == LC_OK, "%s", lc_last_error());
-    if (st) return;
+    lc_backend *apart = test_cuda_backend_env("LOCARA_CUDA_MMVQ_MIX", "0");
+    if (!apart) return;
     float *x = malloc((size_t)cols * 4);
     fill(x, (size_t)cols, 2.0f);
     for (size_t gi = 0; gi < LC_ARRAY_LEN(types); gi++) {

@@ -1,6 +1,7 @@
 /* testutil.c — counters and helpers behind testutil.h. */
 #include "testutil.h"
 
+#include "backend/cuda/cuda_backend.h"
 #include "base/base.h"
 #include "quant/quant.h"
 
@@ -62,4 +63,13 @@ lc_weight test_random_weight(lc_type t, int64_t rows, int64_t cols, int64_t n_ex
     w.data = q;
     *f32_out = f;
     return w;
+}
+
+lc_backend *test_cuda_backend_env(const char *var, const char *val) {
+    if (var) setenv(var, val, 1);
+    lc_backend *be = NULL;
+    lc_status st = lc_backend_cuda_create(NULL, 0, 0, &be);
+    if (var) unsetenv(var);
+    CHECKF(st == LC_OK, "CUDA backend with %s=%s: %s", var ? var : "(defaults)", var ? val : "", lc_last_error());
+    return st == LC_OK ? be : NULL;
 }

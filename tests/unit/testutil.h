@@ -49,5 +49,8 @@ const char *test_default_model(void);
  * w.data and *f32_out. */
 lc_weight test_random_weight(lc_type t, int64_t rows, int64_t cols, int64_t n_expert,
                              void (*fill)(float *x, size_t n, float scale), float **f32_out);
+/* A CUDA backend without a model, created while the environment variable var is val (var NULL:
+ * as is); the variable is unset again. NULL, with a failed check, when it cannot be made. */
+lc_backend *test_cuda_backend_env(const char *var, const char *val);
 
 #endif
