@@ -173,7 +173,7 @@ typedef struct lc_cuda {
     int mmvq_warps; /* LOCARA_CUDA_MMVQ_WARPS: a one-token int8 product takes 2 or 4 warps a row while its
                      * rows are fewer than this many warps per SM (0: one warp a row always) */
     bool moe_dot;   /* expert rows of at most 32 chunks take 8 lanes each, 3 chunks at a time
-                     * (mmvq.cu ids_layout; LOCARA_CUDA_MOE_DOT=0: a warp a row, A/B) */
+                     * (mmvq.cu ids_short; LOCARA_CUDA_MOE_DOT=0: a warp a row, A/B) */
     int preload;    /* which kernels read constants before waiting for the kernel before them, bits:
                      * 1 one-token int8 products of several warps a row (their first weight chunks), 2
                      * the other one-token int8 products, 4 RMS norms (weights) and RoPE (norm weights,

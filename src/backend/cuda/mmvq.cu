@@ -6,7 +6,11 @@
  * few mask/shift operations and needs one float multiply-add per 16-32 elements instead of one
  * per element (the float path of matmul.cu was instruction-bound at ~20% of bandwidth). Every
  * weight byte is read once per call; up to 8 tokens share it. Other types stay on matmul.cu's
- * float path. Entry points: lc_cu_mmvq_ok, lc_cu_mmvq, lc_cu_mmvq_ids.
+ * float path. One-token products of few rows split rows over 2 or 4 warps and may start loading
+ * weights before their predecessor kernel ends (PDL); a group of weights of different int8 types
+ * runs as one launch (k_mmvq_mix). Expert products of decode fuse with their SwiGLU and with the
+ * weighted sum. Entry points: lc_cu_mmvq_ok, lc_cu_mmvq_mixes, lc_cu_mmvq, lc_cu_mmvq_ids,
+ * lc_cu_experts_swiglu, lc_cu_experts_combine.
  */
 #include "backend/cuda/cuda_impl.h"
 #include "backend/cuda/quant_dev.cuh"
@@ -402,7 +406,7 @@ __global__ void __launch_bounds__(32 * MQ_WARPS) k_mmvq_mix(mq_args a) {
 }
 
 /* Expert pairs: pair p = blockIdx.y uses expert ids[p] and input row p (x_per_pair) or p / k; lane
- * group g of warp w takes row (MQ_WARPS * blockIdx.x + w) * (32 / L) + g (ids_layout). */
+ * group g of warp w takes row (MQ_WARPS * blockIdx.x + w) * (32 / L) + g (ids_short). */
 template <int TYPE, int L, int U>
 __global__ void __launch_bounds__(32 * MQ_WARPS)
     k_mmvq_ids(const uint8_t *w, size_t row_bytes, size_t expert_bytes, int rows, int cols, int n_expert,
@@ -421,7 +425,7 @@ __global__ void __launch_bounds__(32 * MQ_WARPS)
 }
 
 /* Gate and up products of the same pairs and their SwiGLU, one launch (decode): block (RB rows,
- * pair p), lane group g (ids_layout) of the block takes row RB * blockIdx.x + g of both weights of
+ * pair p), lane group g (ids_short) of the block takes row RB * blockIdx.x + g of both weights of
  * expert ids[p], loading their chunks together; up_out gets u, out gets silu(g) * u as k_swiglu
  * computes it, and with q (RB 32, rows a multiple of 32) the q8 form of out, each block of 32 as
  * k_swiglu's. */
