@@ -791,15 +791,62 @@ static void gemm_q8_0_exact(int n, int nr, int nc, const void *w, size_t ws, con
     else lx_gemm(T_Q8_0, n, nr, nc, w, ws, x, xs, out, ldo);
 }
 
-/* One token: the row dots (Q8_0: in ggml's order, rows_q8_0); more: the panels. */
+/* One token: the row dots (Q8_0: in ggml's order, rows_q8_0; up to 7 tokens too, rows_q8_0_n); more:
+ * the panels. */
 static void gemm_q4_0(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, float *out,
                       size_t ldo) {
     if (nc == 1) for (int r = 0; r < nr; r++) dot_q4_0_512(n, out + r, (const uint8_t *)w + (size_t)r * ws, x);
     else gemm_q4_0_panel(n, nr, nc, w, ws, x, xs, out, ldo);
 }
+/* rows_q8_0 for 2-7 tokens of x (stride xs) at once: each pair of weight blocks is loaded once for
+ * all of them, and every token's sums are rows_q8_0's, bit for bit, so that a sequence's logits do not
+ * depend on how many others share a decode step (the panel adds in another order: a server's
+ * concurrent requests flipped near ties of the default model's Q8_0 output head). */
+#define RQ8_MAX_TOK 7
+static void rows_q8_0_n(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, float *out,
+                        size_t ldo) {
+    const int nb = n / LC_QK;
+    int r = 0;
+    for (; r + 2 <= nr; r += 2) {
+        const lc_block_q8_0 *w0 = (const lc_block_q8_0 *)((const uint8_t *)w + (size_t)r * ws);
+        const lc_block_q8_0 *w1 = (const lc_block_q8_0 *)((const uint8_t *)w0 + ws);
+        const bool four = r + 4 <= nr;
+        const lc_block_q8_0 *w2 = four ? (const lc_block_q8_0 *)((const uint8_t *)w1 + ws) : w1;
+        const lc_block_q8_0 *w3 = four ? (const lc_block_q8_0 *)((const uint8_t *)w2 + ws) : w1;
+        __m512 a0[RQ8_MAX_TOK], a1[RQ8_MAX_TOK];
+        for (int t = 0; t < nc; t++) a0[t] = a1[t] = _mm512_setzero_ps();
+        for (int b = 0; b < nb; b++) {
+            const __m512i q01 = join256(load256(w0[b].qs), load256(w1[b].qs));
+            const __m512i q23 = join256(load256(w2[b].qs), load256(w3[b].qs));
+            const __m512 d01 = f16_pair(w0[b].d, w1[b].d), d23 = f16_pair(w2[b].d, w3[b].d);
+            for (int t = 0; t < nc; t++) {
+                const lc_block_q8_0 *y = (const lc_block_q8_0 *)((const uint8_t *)x + (size_t)t * xs);
+                const __m512i yv = _mm512_broadcast_i64x4(load256(y[b].qs));
+                const __m512 dy = _mm512_set1_ps(f16(y[b].d));
+                a0[t] = _mm512_fmadd_ps(_mm512_mul_ps(d01, dy), _mm512_cvtepi32_ps(dot_ss512(q01, yv)), a0[t]);
+                if (four) a1[t] = _mm512_fmadd_ps(_mm512_mul_ps(d23, dy), _mm512_cvtepi32_ps(dot_ss512(q23, yv)), a1[t]);
+            }
+        }
+        for (int t = 0; t < nc; t++) {
+            float *o = out + (size_t)t * ldo + r;
+            o[0] = hsum_ps(_mm512_castps512_ps256(a0[t]));
+            o[1] = hsum_ps(_mm512_extractf32x8_ps(a0[t], 1));
+            if (four) {
+                o[2] = hsum_ps(_mm512_castps512_ps256(a1[t]));
+                o[3] = hsum_ps(_mm512_extractf32x8_ps(a1[t], 1));
+            }
+        }
+        if (four) r += 2;
+    }
+    if (r < nr)
+        for (int t = 0; t < nc; t++)
+            dot_q8_0(n, out + (size_t)t * ldo + r, (const uint8_t *)w + (size_t)r * ws, (const uint8_t *)x + (size_t)t * xs);
+}
+
 static void gemm_q8_0(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, float *out,
                       size_t ldo) {
     if (nc == 1) rows_q8_0(n, nr, w, ws, x, out);
+    else if (nc <= RQ8_MAX_TOK) rows_q8_0_n(n, nr, nc, w, ws, x, xs, out, ldo);
     else gemm_q8_0_panel(n, nr, nc, w, ws, x, xs, out, ldo);
 }
 

@@ -9,7 +9,9 @@
  * Which kernel takes a product follows llama.cpp's x86 CPU backend, so that every output is summed
  * as there (use_gemm): the K formats go to their tile from 8 tokens on (its tiled K-quant matmul)
  * and to vec_dot below; F32/F16 from 2 tokens where tinyBLAS takes the shape; the other formats
- * with a tile take it for any batch.
+ * with a tile take it for any batch. One exception: the AVX-512 Q8_0 tile gives 2-7 tokens the
+ * one-token row dot's order (kernels_avx512.c rows_q8_0_n), so that a decode step's sequences get
+ * the bits each would get alone (test_matmul's batch invariance).
  */
 #include "cpu_impl.h"
 
