@@ -107,16 +107,24 @@ LC_DOT_PAIRS(dot_q4_0_512, lc_block_q4_0, lc_block_q8_0, q4_0_pair, dot_q4_0)
  * block), each += dw*dy * lane by FMA block after block, then hsum_ps. Two rows share a 512-bit
  * vector (row r in lanes 0-7, r+1 in 8-15), four rows (two chains) a pass: quant_bench, one
  * thread, gemm(nc=1) 15 -> 18 GB/s in L2 and 7 -> 9 from memory against the pairwise row dot. */
+/* Rows r .. r + 3 of w for rows_q8_0's step (w2, w3 repeat w1 when only two are left); whether four. */
+LC_INLINE bool q8_rows4(const void *w, size_t ws, int r, int nr, const lc_block_q8_0 *wr[4]) {
+    const bool four = r + 4 <= nr;
+    wr[0] = (const lc_block_q8_0 *)((const uint8_t *)w + (size_t)r * ws);
+    wr[1] = (const lc_block_q8_0 *)((const uint8_t *)wr[0] + ws);
+    wr[2] = four ? (const lc_block_q8_0 *)((const uint8_t *)wr[1] + ws) : wr[1];
+    wr[3] = four ? (const lc_block_q8_0 *)((const uint8_t *)wr[2] + ws) : wr[1];
+    return four;
+}
+
 static void rows_q8_0(int n, int nr, const void *w, size_t ws, const void *x, float *out) {
     const lc_block_q8_0 *y = x;
     const int nb = n / LC_QK;
     int r = 0;
     for (; r + 2 <= nr; r += 2) {
-        const lc_block_q8_0 *w0 = (const lc_block_q8_0 *)((const uint8_t *)w + (size_t)r * ws);
-        const lc_block_q8_0 *w1 = (const lc_block_q8_0 *)((const uint8_t *)w0 + ws);
-        const bool four = r + 4 <= nr;
-        const lc_block_q8_0 *w2 = four ? (const lc_block_q8_0 *)((const uint8_t *)w1 + ws) : w1;
-        const lc_block_q8_0 *w3 = four ? (const lc_block_q8_0 *)((const uint8_t *)w2 + ws) : w1;
+        const lc_block_q8_0 *wr[4];
+        const bool four = q8_rows4(w, ws, r, nr, wr);
+        const lc_block_q8_0 *w0 = wr[0], *w1 = wr[1], *w2 = wr[2], *w3 = wr[3];
         __m512 a0 = _mm512_setzero_ps(), a1 = a0;
         for (int b = 0; b < nb; b++) {
             __m512i yv = _mm512_broadcast_i64x4(load256(y[b].qs));
@@ -808,17 +816,14 @@ static void rows_q8_0_n(int n, int nr, int nc, const void *w, size_t ws, const v
     const int nb = n / LC_QK;
     int r = 0;
     for (; r + 2 <= nr; r += 2) {
-        const lc_block_q8_0 *w0 = (const lc_block_q8_0 *)((const uint8_t *)w + (size_t)r * ws);
-        const lc_block_q8_0 *w1 = (const lc_block_q8_0 *)((const uint8_t *)w0 + ws);
-        const bool four = r + 4 <= nr;
-        const lc_block_q8_0 *w2 = four ? (const lc_block_q8_0 *)((const uint8_t *)w1 + ws) : w1;
-        const lc_block_q8_0 *w3 = four ? (const lc_block_q8_0 *)((const uint8_t *)w2 + ws) : w1;
+        const lc_block_q8_0 *q[4];
+        const bool four = q8_rows4(w, ws, r, nr, q);
         __m512 a0[RQ8_MAX_TOK], a1[RQ8_MAX_TOK];
         for (int t = 0; t < nc; t++) a0[t] = a1[t] = _mm512_setzero_ps();
-        for (int b = 0; b < nb; b++) {
-            const __m512i q01 = join256(load256(w0[b].qs), load256(w1[b].qs));
-            const __m512i q23 = join256(load256(w2[b].qs), load256(w3[b].qs));
-            const __m512 d01 = f16_pair(w0[b].d, w1[b].d), d23 = f16_pair(w2[b].d, w3[b].d);
+        for (int b = 0; b < nb; b++) { /* the four rows' blocks b, loaded once for every token */
+            const __m512i q01 = join256(load256(q[0][b].qs), load256(q[1][b].qs));
+            const __m512i q23 = join256(load256(q[2][b].qs), load256(q[3][b].qs));
+            const __m512 d01 = f16_pair(q[0][b].d, q[1][b].d), d23 = f16_pair(q[2][b].d, q[3][b].d);
             for (int t = 0; t < nc; t++) {
                 const lc_block_q8_0 *y = (const lc_block_q8_0 *)((const uint8_t *)x + (size_t)t * xs);
                 const __m512i yv = _mm512_broadcast_i64x4(load256(y[b].qs));
