@@ -790,6 +790,9 @@ static void cu_gather(lc_backend *be, float *out, const float *x, const int32_t 
 
 /* ==== MoE routing ==== */
 
+#define ROUTE_MAX_EXPERT 256 /* k_moe_route's 8 logits a lane; k_moe_route_rank's threads */
+#define ROUTE_MAX_K 32       /* a warp's lanes */
+
 /* One warp per token: softmax over the expert logits, then k rounds of a warp arg-max (ties to
  * the lower id) over the experts not yet taken. Lane l holds the logits of experts l, l + 32, ...
  * in registers (n_expert <= 256), so the k rounds read no memory; a taken expert drops out. */
@@ -851,11 +854,11 @@ __global__ void k_moe_route(const float *logits, int n_tok, int n_expert, int k,
  * k_moe_route's order, found in one pass over shared memory instead of k dependent warp rounds
  * (5.8 us a launch under ncu on an H100). The softmax sum and the top-k total add in
  * k_moe_route's orders, so the weights are its bits. */
-__global__ void __launch_bounds__(1024) k_moe_route_rank(const float *logits, int n_expert, int k, bool norm,
+__global__ void __launch_bounds__(ROUTE_MAX_EXPERT) k_moe_route_rank(const float *logits, int n_expert, int k, bool norm,
                                                          int32_t *ids, float *w) {
     cu_pdl_entry();
-    __shared__ float sv[1024], red[32], sel[32];
-    __shared__ int sid[32];
+    __shared__ float sv[ROUTE_MAX_EXPERT], red[ROUTE_MAX_EXPERT / 32], sel[ROUTE_MAX_K];
+    __shared__ int sid[ROUTE_MAX_K];
     const int t = blockIdx.x, i = threadIdx.x, lane = i & 31, nw = blockDim.x >> 5;
     const float v = i < n_expert ? logits[(size_t)t * n_expert + i] : -INFINITY;
     sv[i] = v;
@@ -899,8 +902,9 @@ static void cu_moe_route(lc_backend *be, const float *logits, int n_tok, int n_e
                          float *weights) {
     lc_cuda *c = cu_of(be);
     if (c->err) return;
-    if (k > 32 || n_expert > 256) {
-        c->err = lc_fail(LC_ERR_UNSUPPORTED, "CUDA MoE routing: %d experts, top %d (at most 256, top 32)", n_expert, k);
+    if (k > ROUTE_MAX_K || n_expert > ROUTE_MAX_EXPERT) {
+        c->err = lc_fail(LC_ERR_UNSUPPORTED, "CUDA MoE routing: %d experts, top %d (at most %d, top %d)", n_expert, k,
+                         ROUTE_MAX_EXPERT, ROUTE_MAX_K);
         return;
     }
     size_t need = (size_t)n_tok * k * 4;

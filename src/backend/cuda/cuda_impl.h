@@ -265,7 +265,9 @@ void lc_cu_flush(lc_cuda *c);
  * the one before, so its blocks are placed on SMs that its predecessor's last blocks leave free
  * and wait there: the launch gap between two dependent kernels is hidden (H100, tg128: 30B-A3B
  * +7%, 8B unchanged; asking L2 for a product's weight rows before the wait made the 8B 7% slower,
- * bench/results/cuda-h100.md). Without c->pdl, or before compute capability 9, both are no-ops.
+ * bench/results/cuda-h100.md). A kernel may read what no kernel writes (weights, constants) before
+ * its wait instead (c->preload: products load their first weight chunks into registers, norms and
+ * RoPE their weights). Without c->pdl, or before compute capability 9, both are no-ops.
  * A kernel that lets the next one in only at its exit calls cu_pdl_wait alone (the split
  * attention, whose waiting successors cost 5% of a decode step at depth 32k on the H100). */
 __device__ __forceinline__ void cu_pdl_wait() {

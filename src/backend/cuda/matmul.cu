@@ -76,11 +76,7 @@ __global__ void __launch_bounds__(32 * MV_WARPS) k_matvec(mv_args a) {
         if (row >= a.rows[wi]) return;
         float acc[NT];
         row_dot<TYPE, NT>(a.w[wi] + (size_t)row * a.row_bytes[wi], a.cols, a.x, a.T, acc);
-        if ((threadIdx.x & 31) == 0) {
-#pragma unroll
-            for (int t = 0; t < NT; t++)
-                if (t < a.T) a.out[wi][(size_t)t * a.rows[wi] + row] = acc[t];
-        }
+        cu_row_store<NT>(acc, a.T, a.out[wi], a.rows[wi], row);
     } else {
         static_assert(NT == 1, "several warps a row: one token");
         float acc = 0.0f;

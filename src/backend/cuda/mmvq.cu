@@ -339,6 +339,16 @@ static bool ids_short(const lc_cuda *c, int n_chunks) { return c->moe_dot && n_c
 
 static int chunk_elems(lc_type t) { return t == LC_TYPE_Q8_0 ? 16 : 32; } /* mq_chunk<t>::CH */
 
+/* Calls L(type) with the type as a compile-time constant, for the types lc_cu_mmvq_ok takes. */
+#define MQ_DISPATCH(type, L)                        \
+    switch ((int)(type)) {                          \
+    case LC_TYPE_Q4_K: L(LC_TYPE_Q4_K); break;      \
+    case LC_TYPE_Q5_K: L(LC_TYPE_Q5_K); break;      \
+    case LC_TYPE_Q6_K: L(LC_TYPE_Q6_K); break;      \
+    case LC_TYPE_Q8_0: L(LC_TYPE_Q8_0); break;      \
+    default: L(LC_TYPE_Q4_0); break;                \
+    }
+
 /* ==== Kernels ==== */
 
 typedef struct mq_args {
@@ -364,11 +374,7 @@ __device__ __forceinline__ void mmvq_rows(const mq_args &a, int wi, int row) {
         if (row >= a.rows[wi]) return;
         float acc[NT];
         row_dot_q8<TYPE, NT>(a.w[wi] + (size_t)row * a.row_bytes[wi], a.cols, a.xq, a.dx, a.T, acc, a.pre);
-        if ((threadIdx.x & 31) == 0) {
-#pragma unroll
-            for (int t = 0; t < NT; t++)
-                if (t < a.T) a.out[wi][(size_t)t * a.rows[wi] + row] = acc[t];
-        }
+        cu_row_store<NT>(acc, a.T, a.out[wi], a.rows[wi], row);
     } else {
         static_assert(NT == 1, "several warps a row: one token");
         float acc[1][1] = {{0.0f}};
@@ -396,13 +402,9 @@ __global__ void __launch_bounds__(32 * MQ_WARPS) k_mmvq_mix(mq_args a) {
     if (!a.pre) cu_pdl_entry();
     int wi;
     const int row = cu_group_row(a, MQ_WARPS / S, &wi, S);
-    switch (a.type[wi]) {
-    case LC_TYPE_Q4_K: mmvq_rows<LC_TYPE_Q4_K, 1, S>(a, wi, row); break;
-    case LC_TYPE_Q5_K: mmvq_rows<LC_TYPE_Q5_K, 1, S>(a, wi, row); break;
-    case LC_TYPE_Q6_K: mmvq_rows<LC_TYPE_Q6_K, 1, S>(a, wi, row); break;
-    case LC_TYPE_Q8_0: mmvq_rows<LC_TYPE_Q8_0, 1, S>(a, wi, row); break;
-    default: mmvq_rows<LC_TYPE_Q4_0, 1, S>(a, wi, row); break;
-    }
+#define L(TY) mmvq_rows<TY, 1, S>(a, wi, row)
+    MQ_DISPATCH(a.type[wi], L);
+#undef L
 }
 
 /* Expert pairs: pair p = blockIdx.y uses expert ids[p] and input row p (x_per_pair) or p / k; lane
@@ -484,15 +486,6 @@ __global__ void __launch_bounds__(1024) /* top-32: 64 registers; 30B-A3B's top-8
     }
 }
 
-#define MQ_DISPATCH(type, L)                        \
-    switch ((int)(type)) {                          \
-    case LC_TYPE_Q4_K: L(LC_TYPE_Q4_K); break;      \
-    case LC_TYPE_Q5_K: L(LC_TYPE_Q5_K); break;      \
-    case LC_TYPE_Q6_K: L(LC_TYPE_Q6_K); break;      \
-    case LC_TYPE_Q8_0: L(LC_TYPE_Q8_0); break;      \
-    default: L(LC_TYPE_Q4_0); break;                \
-    }
-
 /* ==== Entry points ==== */
 
 /* Bytes of the q8 form of n elements (a multiple of 32) in the scratch: the int8 values, then the
@@ -534,8 +527,6 @@ lc_status lc_cu_quantize_q8(lc_cuda *c, const float *x, int n_rows, int cols, co
     return CU_LAUNCH(c);
 }
 
-/* out[i] (T, rows_i) = x (T, cols) @ W_i^T for n_w (<= 4) weights of one lc_cu_mmvq_ok type; x is
- * already quantized (lc_cu_quantize_q8). */
 /* Launches k_mmvq<type, NT, S> over the blocks. */
 template <int NT, int S>
 static void mmvq_launch(lc_cuda *c, lc_type t, int blocks, const mq_args &a) {
@@ -544,6 +535,8 @@ static void mmvq_launch(lc_cuda *c, lc_type t, int blocks, const mq_args &a) {
 #undef L
 }
 
+/* out[i] (T, rows_i) = x (T, cols) @ W_i^T for n_w (<= 4) weights of lc_cu_mmvq_ok types (of one
+ * type, or mixed where lc_cu_mmvq_mixes allows); x is already quantized (lc_cu_quantize_q8). */
 lc_status lc_cu_mmvq(lc_cuda *c, int n_w, const lc_weight *const *w, const uint8_t *const *wd, float *const *out,
                      const int8_t *xq, const float2 *dx, int T) {
     mq_args a;

@@ -40,6 +40,16 @@ __device__ __forceinline__ void cu_q8_block(float v, int8_t *q, float2 *d) {
     if ((threadIdx.x & 31) == 0) *d = make_float2(dd, dd * (float)s);
 }
 
+/* The end of a product of one warp a row: lane 0 writes the row's dot with each of the T tokens
+ * (acc[t], NT a compile-time bound on T) to out (T, rows). */
+template <int NT>
+__device__ __forceinline__ void cu_row_store(const float *acc, int T, float *out, int rows, int row) {
+    if ((threadIdx.x & 31) != 0) return;
+#pragma unroll
+    for (int t = 0; t < NT; t++)
+        if (t < T) out[(size_t)t * rows + row] = acc[t];
+}
+
 /* The end of a one-token product that takes S warps a row (WARPS warps a block, WARPS / S rows):
  * lane 0 of each warp holds its share of the row's dot in acc, the row's first warp adds the S
  * shares in warp order and writes the sum to *dst when ok. Every thread of the block calls it. */
