@@ -166,7 +166,9 @@ static lc_status matvec(lc_cuda *c, int n_w, const lc_weight *const *w, const ui
     mv_args a;
     int rows = 0;
     for (int i = 0; i < n_w; i++) rows += (int)w[i]->rows;
-    const bool split = T == 1 && (int64_t)rows * MV_WARPS <= (int64_t)c->mmvq_warps * c->n_sm; /* as lc_cu_mmvq */
+    /* one token: 4 warps a row while that keeps within lc_cu_mmvq's target of c->mmvq_warps warps an
+     * SM (only 4 is compiled here: the float path's few-row products are routers) */
+    const bool split = T == 1 && (int64_t)rows * MV_WARPS <= (int64_t)c->mmvq_warps * c->n_sm;
     int blocks = lc_cu_group_args(a, n_w, w, wd, out, T, split ? 1 : MV_WARPS);
     a.x = x;
     if (split) {
