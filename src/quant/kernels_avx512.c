@@ -102,11 +102,6 @@ static inline __m512 q4_0_pair(__m512 acc, const lc_block_q4_0 *x, const lc_bloc
 
 LC_DOT_PAIRS(dot_q4_0_512, lc_block_q4_0, lc_block_q8_0, q4_0_pair, dot_q4_0)
 
-/* Q8_0 rows against one Q8_0 activation row, each output summed exactly as ggml_vec_dot_q8_0_q8_0
- * (x86) and the 256-bit dot_q8_0 sum it: 8 lanes (lane j: the i32 sum of elements 4j..4j+3 of a
- * block), each += dw*dy * lane by FMA block after block, then hsum_ps. Two rows share a 512-bit
- * vector (row r in lanes 0-7, r+1 in 8-15), four rows (two chains) a pass: quant_bench, one
- * thread, gemm(nc=1) 15 -> 18 GB/s in L2 and 7 -> 9 from memory against the pairwise row dot. */
 /* Rows r .. r + 3 of w for rows_q8_0's step (w2, w3 repeat w1 when only two are left); whether four. */
 LC_INLINE bool q8_rows4(const void *w, size_t ws, int r, int nr, const lc_block_q8_0 *wr[4]) {
     const bool four = r + 4 <= nr;
@@ -117,6 +112,11 @@ LC_INLINE bool q8_rows4(const void *w, size_t ws, int r, int nr, const lc_block_
     return four;
 }
 
+/* Q8_0 rows against one Q8_0 activation row, each output summed exactly as ggml_vec_dot_q8_0_q8_0
+ * (x86) and the 256-bit dot_q8_0 sum it: 8 lanes (lane j: the i32 sum of elements 4j..4j+3 of a
+ * block), each += dw*dy * lane by FMA block after block, then hsum_ps. Two rows share a 512-bit
+ * vector (row r in lanes 0-7, r+1 in 8-15), four rows (two chains) a pass: quant_bench, one
+ * thread, gemm(nc=1) 15 -> 18 GB/s in L2 and 7 -> 9 from memory against the pairwise row dot. */
 static void rows_q8_0(int n, int nr, const void *w, size_t ws, const void *x, float *out) {
     const lc_block_q8_0 *y = x;
     const int nb = n / LC_QK;
