@@ -55,6 +55,10 @@ typedef struct lc_rope {
     const float *freq_factors; /* Llama-3 rope factors per pair (n_dims/2), or NULL */
 } lc_rope;
 
+/* cos and sin of the n_dims / 2 rotation angles of position pos (rope.c): glibc's cosf / sinf of
+ * ggml's float angles, shared by the backends so that they rotate by the same floats. */
+void lc_rope_angles(const lc_rope *r, int32_t pos, float *cs, float *sn);
+
 /* Where each token of a batch lives: its sequence, position, and cache slot. */
 typedef struct lc_attn_batch {
     int n_tokens;

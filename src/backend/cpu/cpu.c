@@ -161,18 +161,11 @@ static void rope_worker(void *arg, int ith, int nth) {
     rope_job *j = arg;
     const lc_rope *r = j->r;
     int half = r->n_dims / 2;
-    float theta_scale = powf(r->freq_base, -2.0f / (float)r->n_dims);
     float cs[512], sn[512]; /* head_dim <= 1024 is checked at load */
     int64_t lo, hi;
     lc_split(j->n_tok, ith, nth, &lo, &hi);
     for (int64_t t = lo; t < hi; t++) {
-        float theta = (float)j->pos[t]; /* same float steps as ggml's rope cache */
-        for (int i = 0; i < half; i++) {
-            float th = r->freq_scale * (theta / (r->freq_factors ? r->freq_factors[i] : 1.0f));
-            cs[i] = cosf(th);
-            sn[i] = sinf(th);
-            theta *= theta_scale;
-        }
+        lc_rope_angles(r, j->pos[t], cs, sn);
         for (int h = 0; h < j->n_head; h++) {
             j->vec->rope(half, r->neox, cs, sn, j->x + ((size_t)t * j->n_head + h) * j->head_dim);
         }

@@ -99,7 +99,8 @@ __global__ void k_store_f16(const float *xk, const float *xv, const int32_t *pk,
     row[e] = __float2half_rn(x[i]);
 }
 
-/* q8_0 / q4_0 cache: one warp per block of 32 elements, quantized as the CPU reference does. */
+/* q8_0 / q4_0 cache: one warp per block of 32 elements, quantized as the CPU backend's kv_store does
+ * (q8_0: its activation quantizer, cu_q8_mul / cu_q8_ds; q4_0: the reference quantizer). */
 __global__ void k_store_q(const float *x, const int32_t *pk, int T, int width, size_t row_bytes, int type,
                           uint8_t *cache) {
     cu_pdl_entry();
@@ -112,10 +113,9 @@ __global__ void k_store_q(const float *x, const int32_t *pk, int T, int width, s
     if (type == LC_TYPE_Q8_0) {
         float amax = fabsf(v);
         for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-        float d = amax / 127, id = d != 0.0f ? 1.0f / d : 0.0f;
         uint8_t *bp = row + blk * 34;
-        if (lane == 0) *(__half *)bp = __float2half_rn(d); /* row_bytes are even: 2-byte aligned */
-        ((int8_t *)bp)[2 + lane] = (int8_t)roundf(v * id);
+        if (lane == 0) *(__half *)bp = __float2half_rn(cu_q8_ds(amax, 0).x); /* row_bytes are even: 2-byte aligned */
+        ((int8_t *)bp)[2 + lane] = (int8_t)__float2int_rn(v * cu_q8_mul(amax));
     } else {
         /* q4_0: the element of largest magnitude (first on ties) maps to -8 */
         float amax = fabsf(v), mx = v;
@@ -178,6 +178,7 @@ typedef struct at_args {
     const uint8_t *k, *v;
     const int32_t *pk; /* packed batch */
     float *part;       /* (T, n_head, n_split, AT_WARPS) x (D + 2) */
+    float *out;        /* (T, n_head, D): k_attn_exact's output */
     int T, n_head, n_kv_head, D, BT, type, n_split;
     size_t row_bytes, head_bytes;
     float scale;
@@ -289,6 +290,155 @@ __global__ void k_attn_merge(const float *part, float *out, int n_part, int D, i
         }
         out[th * D + d] = den > 0.0f ? num / den : 0.0f;
     }
+}
+
+/* ==== Short contexts in the CPU backend's arithmetic (f16 cache) ==== */
+
+#define AX_MAX_POS 1024 /* the most positions a token attends to here: the CPU's unsplit decode token */
+#define AX_MAX_TOK 32   /* the most tokens of a batch here: longer prompts take the tensor cores (their
+                         * products take f16 tiles too, matmul.cu) */
+#define AX_THREADS 256
+
+__device__ __forceinline__ float round16(float x) { return __half2float(__float2half_rn(x)); }
+
+/* The CPU's (lc_vec_tree16: GCC's _mm512_reduce_add_ps) sum of 16 floats. */
+__device__ __forceinline__ float tree16(const float *a) {
+    float t3[8], t6[4];
+#pragma unroll
+    for (int k = 0; k < 8; k++) t3[k] = __fadd_rn(a[8 + k], a[k]);
+#pragma unroll
+    for (int k = 0; k < 4; k++) t6[k] = __fadd_rn(t3[4 + k], t3[k]);
+    return __fadd_rn(__fadd_rn(t6[0], t6[2]), __fadd_rn(t6[1], t6[3]));
+}
+
+/* Element d of a row of D halves held as D / 8 uint4s (d a compile-time constant after unrolling). */
+template <int D>
+__device__ __forceinline__ float half_at(const uint4 *r, int d) {
+    const uint4 u = r[d / 8];
+    const int k = (d % 8) / 2;
+    const uint32_t w = k == 0 ? u.x : k == 1 ? u.y : k == 2 ? u.z : u.w;
+    return __half2float(__ushort_as_half((uint16_t)(d % 2 ? w >> 16 : w & 0xFFFF)));
+}
+
+/* One (query head, token) a block, over the token's positions (at most AX_MAX_POS), in the CPU
+ * backend's arithmetic for unsplit tiles with an f16 cache (attn.c attend_tile_g, vec.h's "_g"
+ * entries: llama.cpp's attention without flash attention, ggml's AVX-512 orders), bit for bit:
+ * q rounded to f16; a key's score the dot of its K row with q in LANES lanes (64: lane r sums
+ * terms r, r + 64, ... by FMA, lanes folded (r + r+32) + (r+16 + r+48), then the 16-tree; 16:
+ * lane r sums terms r, r + 16, ..., then the tree), times scale; exps by cu_gexp; their sum in
+ * double over 16-key chunks, each chunk's tree first; probabilities f16(e * (float)(1 / sum));
+ * output d the sum over LANES lanes of FMA chains, lane L taking the keys j = L (mod LANES) in
+ * order, folded as the scores' lanes. LANES 64 for a batch of one token, 16 for more, as the CPU
+ * chooses (ggml_vec_dot_f16 / tinyBLAS). A thread scores a key at a time; the chains of (lane,
+ * element) pairs are spread over the threads. */
+template <int D, int LANES>
+__global__ void __launch_bounds__(AX_THREADS) k_attn_exact(at_args a) {
+    cu_pdl_entry();
+    __shared__ float qs[D], sc[AX_MAX_POS], csum[AX_MAX_POS / 16], acc[LANES][D], red[AX_THREADS / 32];
+    __shared__ int32_t rows[AX_MAX_POS]; /* each key's cache row */
+    __shared__ float inv_s;
+    const int h = blockIdx.x, t = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int g = h / (a.n_head / a.n_kv_head), n = a.pk[t] + 1;
+    const int32_t *table = a.pk + a.pk[2 * a.T + t];
+    const float *qh = a.q + ((size_t)t * a.n_head + h) * D;
+    const uint8_t *kb = a.k + (size_t)g * a.head_bytes, *vb = a.v + (size_t)g * a.head_bytes;
+    for (int d = threadIdx.x; d < D; d += AX_THREADS) qs[d] = round16(qh[d]);
+    __syncthreads();
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j < n; j += AX_THREADS) {
+        const int32_t row = table[j / a.BT] * a.BT + j % a.BT;
+        rows[j] = row;
+        const uint4 *kp = (const uint4 *)(kb + (size_t)row * a.row_bytes);
+        uint4 kr[D / 8];
+#pragma unroll
+        for (int i = 0; i < D / 8; i++) kr[i] = kp[i];
+        float v[16];
+#pragma unroll
+        for (int l = 0; l < 16; l++) {
+            if (LANES == 64) {
+                float c[4] = {0.0f, 0.0f, 0.0f, 0.0f}; /* lanes l, l + 16, l + 32, l + 48 */
+#pragma unroll
+                for (int d0 = 0; d0 < D; d0 += 64)
+#pragma unroll
+                    for (int m = 0; m < 4; m++) c[m] = fmaf(half_at<D>(kr, d0 + l + 16 * m), qs[d0 + l + 16 * m], c[m]);
+                v[l] = __fadd_rn(__fadd_rn(c[0], c[2]), __fadd_rn(c[1], c[3]));
+            } else {
+                float c = 0.0f;
+#pragma unroll
+                for (int d = l; d < D; d += 16) c = fmaf(half_at<D>(kr, d), qs[d], c);
+                v[l] = c;
+            }
+        }
+        const float x = __fmul_rn(tree16(v), a.scale);
+        sc[j] = x;
+        mx = fmaxf(mx, x);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    if (lane == 0) red[warp] = mx;
+    __syncthreads();
+    mx = red[0];
+#pragma unroll
+    for (int w = 1; w < AX_THREADS / 32; w++) mx = fmaxf(mx, red[w]);
+    const int nc = (n + 15) / 16; /* 16-key chunks; keys past n count as 0, as the CPU's masked ones */
+    for (int j = threadIdx.x; j < 16 * nc; j += AX_THREADS) sc[j] = j < n ? cu_gexp(__fsub_rn(sc[j], mx)) : 0.0f;
+    __syncthreads();
+    for (int ci = threadIdx.x; ci < nc; ci += AX_THREADS) csum[ci] = tree16(sc + 16 * ci);
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double sum = 0.0;
+        for (int ci = 0; ci < nc; ci++) sum += (double)csum[ci];
+        inv_s = (float)(1.0 / sum);
+    }
+    __syncthreads();
+    const float inv = inv_s;
+    for (int j = threadIdx.x; j < n; j += AX_THREADS) sc[j] = round16(__fmul_rn(sc[j], inv));
+    __syncthreads();
+    /* P.V: thread (part, d) holds the chains of lanes part * LP .. + LP - 1 of element d, each over
+     * its keys in order (a key's V row is read by consecutive threads) */
+    constexpr int PARTS = AX_THREADS / D, LP = LANES / PARTS;
+    static_assert(LANES % PARTS == 0, "lanes split evenly");
+    {
+        const int d = threadIdx.x % D, part = threadIdx.x / D;
+        float c[LP];
+#pragma unroll
+        for (int k = 0; k < LP; k++) c[k] = 0.0f;
+        for (int j0 = part * LP; j0 < n; j0 += LANES) {
+#pragma unroll
+            for (int k = 0; k < LP; k++) {
+                const int j = j0 + k;
+                if (j < n) c[k] = fmaf(sc[j], __half2float(((const __half *)(vb + (size_t)rows[j] * a.row_bytes))[d]), c[k]);
+            }
+        }
+#pragma unroll
+        for (int k = 0; k < LP; k++) acc[part * LP + k][d] = c[k];
+    }
+    __syncthreads();
+    float *o = a.out + ((size_t)t * a.n_head + h) * D;
+    for (int d = threadIdx.x; d < D; d += AX_THREADS) {
+        float v[16];
+#pragma unroll
+        for (int l = 0; l < 16; l++)
+            v[l] = LANES == 64 ? __fadd_rn(__fadd_rn(acc[l][d], acc[l + 32][d]), __fadd_rn(acc[l + 16][d], acc[l + 48][d]))
+                               : acc[l][d];
+        o[d] = tree16(v);
+    }
+}
+
+/* Whether the CPU backend computes every token of b in its llama.cpp arithmetic (attn.c: f16
+ * cache, AVX-512 tables): its tiles are runs of up to 32 consecutive tokens of one sequence; a
+ * run of one token is unsplit up to 32 cache blocks (1024 keys), a longer one when its scores fit
+ * the score cache (blocks x 32 x its query rows rounded up to 16 <= 65536). Then the GPU follows
+ * it (k_attn_exact), else it takes its own kernels. */
+static bool cpu_arith(const lc_attn_batch *b, int G) {
+    for (int t = 0; t < b->n_tokens;) {
+        int nq = 1;
+        while (nq < 32 && t + nq < b->n_tokens && b->seq[t + nq] == b->seq[t] && b->pos[t + nq] == b->pos[t] + nq) nq++;
+        const int nb = (b->pos[t] + nq - 1) / 32 + 1;
+        if (nq == 1 ? nb > 32 || b->pos[t] >= AX_MAX_POS : (long)nb * 32 * ((nq * G + 15) / 16 * 16) > 65536) return false;
+        t += nq;
+    }
+    return true;
 }
 
 /* ==== Tensor-core attention (f16 cache) ==== */
@@ -796,6 +946,20 @@ void lc_cu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int 
     const int32_t *pk = upload_batch(c, b, kv->block_tokens, &mp);
     if (!pk) return;
     int T = b->n_tokens, len = mp + 1;
+    const int D = kv->head_dim, G = n_head / kv->n_kv_head;
+    if (c->attn_exact && c->cpu_model && kv->type == LC_TYPE_F16 && kv->block_tokens == 32 && n_head % kv->n_kv_head == 0 &&
+        (D == 64 || D == 128) && T <= AX_MAX_TOK && len <= AX_MAX_POS && cpu_arith(b, G)) {
+        at_args a;
+        memset(&a, 0, sizeof a); /* padding too: the arguments are a recorded step's signature */
+        a.q = q, a.k = kv->k[il], a.v = kv->v[il], a.pk = pk, a.out = out;
+        a.T = T, a.n_head = n_head, a.n_kv_head = kv->n_kv_head, a.D = D, a.BT = kv->block_tokens;
+        a.type = kv->type, a.row_bytes = kv->row_bytes, a.head_bytes = (size_t)D * 2, a.scale = scale;
+        const dim3 grid((unsigned)n_head, (unsigned)T);
+        if (D == 64) cu_k(c, T == 1 ? k_attn_exact<64, 64> : k_attn_exact<64, 16>, grid, AX_THREADS, a);
+        else cu_k(c, T == 1 ? k_attn_exact<128, 64> : k_attn_exact<128, 16>, grid, AX_THREADS, a);
+        CU_LAUNCH(c);
+        return;
+    }
     if (fa_ok(c, kv, n_head)) {
         fattn(c, out, q, kv, il, pk, T, len, n_head, scale);
         return;

@@ -229,6 +229,7 @@ static lc_status upload_weights(lc_cuda *c, const lc_model *m, int il0, int il1)
             return st;
         }
         c->wmap[i] = (cu_wmap){(const uint8_t *)ws[i]->data, lc_weight_bytes(ws[i]), NULL, false};
+        if (ws[i]->rows > 1 && ws[i]->cols > 1 && !lc_cu_cpu_type(ws[i]->type)) c->cpu_model = false;
     }
     lc_free(ws);
     qsort(c->wmap, (size_t)n, sizeof *c->wmap, wmap_cmp); /* lc_cu_weight searches by host address */
@@ -289,13 +290,14 @@ static const float *dev_vec(lc_cuda *c, const float *p) {
 
 /* ==== RMS norm ==== */
 
-/* The sum of every thread's v over the block (red: 32 floats of shared memory); all threads get it. */
-__device__ __forceinline__ float block_sum(float v, float *red) {
+/* The sum of every thread's v over the block (red: 32 values of shared memory); all threads get it. */
+template <typename F>
+__device__ __forceinline__ F block_sum(F v, F *red) {
     v = cu_warp_sum(v);
     if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
     __syncthreads();
     if (threadIdx.x < 32) {
-        float s = threadIdx.x < (blockDim.x >> 5) ? red[threadIdx.x] : 0.0f;
+        F s = threadIdx.x < (blockDim.x >> 5) ? red[threadIdx.x] : (F)0;
         s = cu_warp_sum(s);
         if (threadIdx.x == 0) red[0] = s;
     }
@@ -314,36 +316,39 @@ __device__ __forceinline__ void norm_store(float *o, const float *xr, const floa
     }
 }
 
+/* 1 / sqrt(mean + eps) from the sum of squares in double, as the CPU backend (ggml's rms_norm)
+ * computes it: each square a float, added in double, the mean rounded to float. */
+__device__ __forceinline__ float norm_scale(double ss, int n, float eps) { return 1.0f / sqrtf((float)(ss / n) + eps); }
+
 /* One block per row: out = x / sqrt(mean(x^2) + eps) * g (and its q8 form in q, dq when given).
  * Rows of any length; k_norm_v is the fast path. */
 __global__ void k_rms_norm(float *out, const float *x, const float *g, int n, float eps, int8_t *q, float2 *dq) {
     cu_pdl_entry();
-    __shared__ float red[32];
+    __shared__ double red[32];
     const float *xr = x + (size_t)blockIdx.x * n;
-    float ss = 0.0f;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
-    const float scale = 1.0f / sqrtf(block_sum(ss, red) / (float)n + eps);
+    double ss = 0.0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) ss += (double)(xr[i] * xr[i]);
+    const float scale = norm_scale(block_sum(ss, red), n, eps);
     norm_store(out + (size_t)blockIdx.x * n, xr, g, scale, n, q ? q + (size_t)blockIdx.x * n : NULL,
                q ? dq + (size_t)blockIdx.x * (n / 32) : NULL);
 }
 
 /* q8 form of 4 consecutive values held by one lane, where 8 neighbouring lanes hold one block of 32
- * (the same arithmetic as cu_q8_block: d = amax / 127, q = round(v / d), {d, d * sum(q)}). Every
- * lane of the warp calls it; lanes with ok == false (whole blocks past the row) write nothing. */
+ * (the same arithmetic as cu_q8_block). Every lane of the warp calls it; lanes with ok == false
+ * (whole blocks past the row) write nothing. */
 __device__ __forceinline__ void q8_store4(float4 v, bool ok, int8_t *q, float2 *dq) {
     float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
 #pragma unroll
     for (int o = 4; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-    const float dd = amax / 127.0f;
-    int q0 = 0, q1 = 0, q2 = 0, q3 = 0;
-    if (amax != 0.0f) q0 = __float2int_rn(v.x / dd), q1 = __float2int_rn(v.y / dd),
-                      q2 = __float2int_rn(v.z / dd), q3 = __float2int_rn(v.w / dd);
+    const float id = cu_q8_mul(amax);
+    const int q0 = __float2int_rn(v.x * id), q1 = __float2int_rn(v.y * id), q2 = __float2int_rn(v.z * id),
+              q3 = __float2int_rn(v.w * id);
     int s = q0 + q1 + q2 + q3;
 #pragma unroll
     for (int o = 4; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
     if (!ok) return;
     *(char4 *)q = make_char4((signed char)q0, (signed char)q1, (signed char)q2, (signed char)q3);
-    if ((threadIdx.x & 7) == 0) *dq = make_float2(dd, dd * (float)s);
+    if ((threadIdx.x & 7) == 0) *dq = cu_q8_ds(amax, s);
 }
 
 /* RMS norm of rows whose float4s fit V per thread (n % 4 == 0): every load of a row is issued before
@@ -354,7 +359,7 @@ __device__ __forceinline__ void q8_store4(float4 v, bool ok, int8_t *q, float2 *
  * out too (n % 32 == 0, B empty). */
 template <int V>
 __global__ void k_norm_v(cu_norm_rows A, cu_norm_rows B, int n, float eps, int8_t *q, float2 *dq, bool pre) {
-    __shared__ float red[32];
+    __shared__ double red[32];
     const bool in_a = (int)blockIdx.x < A.rows;
     const cu_norm_rows &R = in_a ? A : B;
     const size_t row = in_a ? blockIdx.x : blockIdx.x - A.rows;
@@ -370,7 +375,7 @@ __global__ void k_norm_v(cu_norm_rows A, cu_norm_rows B, int n, float eps, int8_
     float4 *xr = (float4 *)(R.x + row * n);
     const float4 *yr = R.y ? (const float4 *)(R.y + row * n) : NULL;
     float4 v[V];
-    float ss = 0.0f;
+    double ss = 0.0;
 #pragma unroll
     for (int k = 0; k < V; k++) {
         const int f = threadIdx.x + k * blockDim.x;
@@ -379,9 +384,9 @@ __global__ void k_norm_v(cu_norm_rows A, cu_norm_rows B, int n, float eps, int8_
             const float4 w = yr[f];
             v[k].x += w.x, v[k].y += w.y, v[k].z += w.z, v[k].w += w.w;
         }
-        ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
+        ss += (double)(v[k].x * v[k].x) + (double)(v[k].y * v[k].y) + (double)(v[k].z * v[k].z) + (double)(v[k].w * v[k].w);
     }
-    const float scale = 1.0f / sqrtf(block_sum(ss, red) / (float)n + eps);
+    const float scale = norm_scale(block_sum(ss, red), n, eps);
     float4 *o = (float4 *)(R.out + row * n);
 #pragma unroll
     for (int k = 0; k < V; k++) {
@@ -527,7 +532,8 @@ typedef struct cu_rope_norm {
                * writes them: the positions are uploaded by a copy, a full dependency) */
 } cu_rope_norm;
 
-/* One thread per (token, head, pair); the angle follows the CPU's float steps (theta *= scale).
+/* One thread per (token, head, pair); the angles are the host's (tab, cu_rope_table) for short
+ * batches, else computed here in the CPU's float steps (theta *= scale) with the device's cos / sin.
  * Two tensors of the same tokens in one launch: x (n_head heads) then x2 (n_head2, may be 0).
  * With st.ck (every dimension rotated), x2's rotated pairs also go to the K cache, and one thread
  * per element of V after them copies V to the V cache, each rounded to f16 as k_store_f16 does.
@@ -536,7 +542,7 @@ typedef struct cu_rope_norm {
  * values go through shared memory to the head's first warp, lane l sums float4 l's squares and
  * the warp adds them as k_norm_v's one-warp rows do. */
 __global__ void k_rope(float *x, float *x2, const int32_t *pos, int n_tok, int n_head, int n_head2, int head_dim,
-                       int n_dims, bool neox, float theta_scale, float freq_scale, const float *ff,
+                       int n_dims, bool neox, float theta_scale, float freq_scale, const float *ff, const float *tab,
                        cu_rope_store st, cu_rope_norm nm) {
     __shared__ __align__(16) float hs[256]; /* the norm: the block's 128 / half heads */
     __shared__ float hscale[4];
@@ -558,6 +564,11 @@ __global__ void k_rope(float *x, float *x2, const int32_t *pos, int n_tok, int n
             const float *g = second ? nm.gk : nm.gq;
             gA = g[ia], gB = g[ib];
         }
+        if (tab) { /* the host's cos and sin (cu_rope_table) */
+            const float2 a = ((const float2 *)tab)[(th / nh) * half + p];
+            cs = a.x, sn = a.y;
+            return;
+        }
         float theta = (float)pos[th / nh];
         for (int k = 0; k < p; k++) theta *= theta_scale;
         const float a = freq_scale * (theta / (ff ? ff[p] : 1.0f));
@@ -575,10 +586,9 @@ __global__ void k_rope(float *x, float *x2, const int32_t *pos, int n_tok, int n
         __syncthreads();
         if (pair && p < 32) { /* the head's first warp */
             const float4 f = 4 * p < head_dim ? *(const float4 *)(hv + 4 * p) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-            float ss = 0.0f;
-            ss += f.x * f.x + f.y * f.y + f.z * f.z + f.w * f.w;
+            double ss = (double)(f.x * f.x) + (double)(f.y * f.y) + (double)(f.z * f.z) + (double)(f.w * f.w);
             ss = cu_warp_sum(ss);
-            if (p == 0) hscale[hl] = 1.0f / sqrtf(ss / (float)head_dim + nm.eps);
+            if (p == 0) hscale[hl] = norm_scale(ss, head_dim, nm.eps);
         }
         __syncthreads();
         if (pair) {
@@ -599,7 +609,8 @@ __global__ void k_rope(float *x, float *x2, const int32_t *pos, int n_tok, int n
     }
     const int t = (int)(th / nh);
     float *v = xs + th * head_dim;
-    const float y0 = x0 * cs - x1 * sn, y1 = x0 * sn + x1 * cs;
+    /* the CPU's rotation (vec.h: ggml's rotate_pairs as GCC contracts it), rounding for rounding */
+    const float y0 = fmaf(x0, cs, -__fmul_rn(x1, sn)), y1 = fmaf(x0, sn, __fmul_rn(x1, cs));
     v[ia] = y0;
     v[ib] = y1;
     if (second && st.ck) {
@@ -607,6 +618,45 @@ __global__ void k_rope(float *x, float *x2, const int32_t *pos, int n_tok, int n
         row[ia] = __float2half_rn(y0);
         row[ib] = __float2half_rn(y1);
     }
+}
+
+/* The cos and sin of every rotated pair of a batch of up to CU_ROPE_HOST_TOK tokens, as the CPU
+ * backend takes them (lc_rope_angles: glibc's cosf / sinf, which the device's differ from in ~1% of
+ * the floats), uploaded as (cos, sin) pairs per token and pair; computed again only when the
+ * positions or the RoPE change (the q and k of every layer share them). NULL for longer batches
+ * and for factors in a device buffer: the kernel computes its angles. */
+#define CU_ROPE_HOST_TOK 32
+static const float *cu_rope_table(lc_cuda *c, const int32_t *pos, int n_tok, const lc_rope *r) {
+    const int half = r->n_dims / 2;
+    if (n_tok > CU_ROPE_HOST_TOK || half > 512) return NULL;
+    if (r->freq_factors && !lc_cu_weight(c, r->freq_factors)) return NULL; /* a device buffer (tests) */
+    const size_t n = (size_t)n_tok * half * 2;
+    const lc_rope *k = &c->rope_key;
+    const bool same = c->rope_n == n_tok && k->n_dims == r->n_dims && k->neox == r->neox && k->freq_base == r->freq_base &&
+                      k->freq_scale == r->freq_scale && k->freq_factors == r->freq_factors &&
+                      !memcmp(c->rope_pos, pos, (size_t)n_tok * 4);
+    if (!same) {
+        if (n > c->rope_cap) {
+            float *h = (float *)lc_realloc(c->rope_host, n * sizeof(float));
+            int32_t *p = (int32_t *)lc_realloc(c->rope_pos, CU_ROPE_HOST_TOK * sizeof(int32_t));
+            if (h) c->rope_host = h;
+            if (p) c->rope_pos = p;
+            if (!h || !p) {
+                c->err = LC_ERR_OOM;
+                return NULL;
+            }
+            c->rope_cap = n;
+        }
+        float cs[512], sn[512];
+        for (int t = 0; t < n_tok; t++) {
+            lc_rope_angles(r, pos[t], cs, sn);
+            for (int i = 0; i < half; i++) c->rope_host[((size_t)t * half + i) * 2] = cs[i], c->rope_host[((size_t)t * half + i) * 2 + 1] = sn[i];
+        }
+        memcpy(c->rope_pos, pos, (size_t)n_tok * 4);
+        c->rope_key = *r;
+        c->rope_n = n_tok;
+    }
+    return (const float *)lc_cu_upload(c, SLOT_ROPE, (const int32_t *)c->rope_host, n);
 }
 
 /* RoPE is held back (PEND_ROPE): the forward ropes q then k with the same positions, and the two
@@ -621,10 +671,12 @@ static void cu_rope(lc_backend *be, float *x, const int32_t *pos, int n_tok, int
     if (!n) return;
     float theta_scale = powf(r->freq_base, -2.0f / (float)r->n_dims);
     const float *ff = dev_vec(c, r->freq_factors);
+    const float *tab = cu_rope_table(c, pos, n_tok, r);
+    if (c->err) return;
     cu_pend *pd = &c->pend;
     if (pd->kind == PEND_ROPE && !pd->x2 && pd->pos == dp && pd->n_tok == n_tok && pd->head_dim == head_dim &&
         pd->n_dims == r->n_dims && pd->neox == r->neox && pd->theta_scale == theta_scale &&
-        pd->freq_scale == r->freq_scale && pd->ff == ff && pd->x != x &&
+        pd->freq_scale == r->freq_scale && pd->ff == ff && pd->tab == tab && pd->x != x &&
         (!pd->norm.rows || (x == pd->norm2.x && pd->norm2.rows == n_tok * n_head))) {
         pd->x2 = x; /* q and k: one launch, still held */
         pd->n_head2 = n_head;
@@ -654,6 +706,7 @@ static void cu_rope(lc_backend *be, float *x, const int32_t *pos, int n_tok, int
     pd->theta_scale = theta_scale;
     pd->freq_scale = r->freq_scale;
     pd->ff = ff;
+    pd->tab = tab;
 }
 
 /* Launches the held RoPE of q (and k), and with st.ck the K/V store of k and v. The per-head norms
@@ -671,7 +724,7 @@ static void rope_launch(lc_cuda *c, const cu_pend *q, cu_rope_store st) {
         norm_v(c, q->norm, q->norm2, (int)q->n, q->eps, NULL, NULL); /* fits: it was held */
     }
     cu_k(c, k_rope, (unsigned)((n + 127) / 128), 128, q->x, q->x2, q->pos, q->n_tok, q->n_head, q->n_head2,
-         q->head_dim, q->n_dims, q->neox, q->theta_scale, q->freq_scale, q->ff, st, nm);
+         q->head_dim, q->n_dims, q->neox, q->theta_scale, q->freq_scale, q->ff, q->tab, st, nm);
 }
 
 bool lc_cu_rope_store(lc_cuda *c, const float *k, const float *v, const int32_t *pk, int T, const lc_kv *kv, int il) {
@@ -718,7 +771,7 @@ __global__ void k_swiglu(float *out, const float *g, const float *u, size_t n, i
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) {
         float a = g[i];
-        const float v = a / (1.0f + expf(-a)) * u[i];
+        const float v = cu_silu(a) * u[i];
         out[i] = v;
         if (q) cu_q8_block(v, q + (i & ~(size_t)31), dq + i / 32);
     }
@@ -1025,6 +1078,10 @@ extern "C" lc_status lc_backend_cuda_create(const lc_model *model, int il0, int 
         c->preload = env_int("LOCARA_CUDA_PRELOAD", 5);    /* H100 tg512: 8B +3%, 30B-A3B +1% with 1 over 0 */
         c->mmvq_mix = !env_is("LOCARA_CUDA_MMVQ_MIX", "0");
         c->route_rank = !env_is("LOCARA_CUDA_ROUTE", "old");
+        c->attn_exact = !env_is("LOCARA_CUDA_ATTN_EXACT", "0");
+        c->cpu_order = !env_is("LOCARA_CUDA_CPU_ORDER", "0");
+        c->cpu_model = true; /* until a weight says otherwise (upload_weights) */
+        c->q8_tok = env_int("LOCARA_CUDA_Q8_TOK", 32); /* prompts of up to this many tokens: int8 products */
         c->graph.on = env_int("LOCARA_CUDA_GRAPH", 1); /* 0 off, 1 capture and replay, 2 capture every step */
     }
     if ((st = CUBLAS(c, cublasCreate(&c->blas))) || (st = CUBLAS(c, cublasSetStream(c->blas, c->stream)))) goto fail;
@@ -1062,6 +1119,8 @@ extern "C" void lc_backend_cuda_free(lc_backend *be) {
     cudaFree(c->xq);
     cudaFree(c->attn_part);
     lc_free(c->attn_host);
+    lc_free(c->rope_host);
+    lc_free(c->rope_pos);
     lc_free(c->host_ids);
     lc_free(c->wmap);
     if (c->blas) cublasDestroy(c->blas);

@@ -16,7 +16,7 @@
 /* Upload slots: host arrays the forward passes by pointer, mirrored on the device. A slot keeps
  * a host shadow of what it last uploaded, so an unchanged array (the positions every layer of a
  * decode step passes again) costs a memcmp instead of a copy. */
-enum { SLOT_POS, SLOT_TOK, SLOT_IDX, SLOT_IDS, SLOT_ATTN, SLOT_COUNT };
+enum { SLOT_POS, SLOT_TOK, SLOT_IDX, SLOT_IDS, SLOT_ATTN, SLOT_ROPE, SLOT_COUNT };
 
 typedef struct cu_slot {
     int32_t *dev;
@@ -107,6 +107,7 @@ typedef struct cu_pend {
     bool neox;
     float theta_scale, freq_scale;
     const float *ff;
+    const float *tab;     /* rope: the device copy of the host's angles (cu_rope_table), or NULL */
     cu_norm_rows norm;    /* norm: the rows (n floats each), eps; rope: the per-head norm of q held with it */
     cu_norm_rows norm2;   /* norm: a second norm joined to it (k after q); rope: the norm of k */
     float eps;
@@ -170,6 +171,20 @@ typedef struct lc_cuda {
     bool rope_norm; /* Qwen3's q- and k-norm run inside the RoPE launch (LOCARA_CUDA_ROPE_NORM=0 off, A/B) */
     int moe_glu_rows; /* LOCARA_CUDA_MOE_GLU_ROWS: rows a block of the fused expert gate/up/SwiGLU kernel, 4
                        * (default) or 32 (it also makes the q8 form of its output; A/B) */
+    bool attn_exact; /* LOCARA_CUDA_ATTN_EXACT (default 1): short contexts' attention in the CPU backend's
+                      * arithmetic (attn.cu, k_attn_exact) when cpu_model; 0: the other kernels everywhere */
+    bool cpu_model;  /* every weight matrix has a product in the CPU's order (lc_cu_cpu_type), so the
+                      * model can follow the CPU bit for bit (or no model: tests) */
+    /* RoPE angles of the last short batch, as the host computed them (cu_rope_table) */
+    float *rope_host;
+    int32_t *rope_pos;
+    size_t rope_cap;
+    int rope_n;
+    lc_rope rope_key;
+    bool cpu_order;  /* LOCARA_CUDA_CPU_ORDER (default 1): the legacy formats' products sum in the CPU
+                      * backend's order (mmvq.cu, k_mmvq_cpu); 0: the chunked layout of the others */
+    int q8_tok;     /* LOCARA_CUDA_Q8_TOK: prompts of up to this many tokens take the int8 products (matmul.cu,
+                     * q8_prompt), 8 tokens a launch; 0 or 8: only decode batches */
     int mmvq_warps; /* LOCARA_CUDA_MMVQ_WARPS: a one-token int8 product takes 2 or 4 warps a row while its
                      * rows are fewer than this many warps per SM (0: one warp a row always) */
     bool moe_dot;   /* expert rows of at most 32 chunks take 8 lanes each, 3 chunks at a time
@@ -343,6 +358,7 @@ bool lc_cu_type_ok(lc_type t);
 /* mmvq.cu: decode products on int8 activations for the types lc_cu_mmvq_ok accepts. */
 bool lc_cu_mmvq_ok(const lc_cuda *c, lc_type t);
 bool lc_cu_mmvq_mixes(const lc_cuda *c, lc_type a, lc_type b, int T);
+bool lc_cu_cpu_type(lc_type t);
 lc_status lc_cu_quantize_q8(lc_cuda *c, const float *x, int n_rows, int cols, const int8_t **xq, const float2 **dx);
 lc_status lc_cu_q8_scratch(lc_cuda *c, size_t skip, size_t nq, int8_t **xq, float2 **dx);
 lc_status lc_cu_mmvq(lc_cuda *c, int n_w, const lc_weight *const *w, const uint8_t *const *wd, float *const *out,

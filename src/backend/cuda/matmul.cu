@@ -3,9 +3,11 @@
  *
  * Decode (T <= 8): one warp per weight row, fused dequantize-and-dot: each lane decodes 8
  * elements of a block in registers and multiplies them into up to 8 token accumulators, so every
- * weight byte is read once per step. Several weights sharing an input (Q/K/V, gate/up) of one
- * type run in one launch. Prefill (T > 8): tiles of W are dequantized to f16 and multiplied on
- * the tensor cores by cuBLAS (f32 accumulation), with the activations converted to f16 once.
+ * weight byte is read once per step (int8 activations for the types mmvq.cu takes). Several
+ * weights sharing an input (Q/K/V, gate/up) of one type run in one launch. Short prompts (up to
+ * LOCARA_CUDA_Q8_TOK tokens) of int8 types take the same products, 8 tokens a launch (q8_prompt).
+ * Prefill (T > 8): tiles of W are dequantized to f16 and multiplied on the tensor cores by cuBLAS
+ * (f32 accumulation), with the activations converted to f16 once.
  * Experts: decode runs one matrix-vector product per (token, expert) pair with the expert id read
  * on the device (no host round trip); prefill runs moe.cu's grouped tensor-core kernel, or with
  * LOCARA_CUDA_MOE=old (A/B) the pairs grouped by expert on the host and one GEMM per expert.
@@ -218,6 +220,18 @@ static lc_status gemm_scratch(lc_cuda *c, int64_t cols, int T, __half **x_h, __h
     return LC_OK;
 }
 
+/* Whether a prompt of n_tok > MV_MAX_TOK tokens takes the int8 products (mmvq.cu, 8 tokens a
+ * launch) instead of f16 tiles: up to c->q8_tok tokens (LOCARA_CUDA_Q8_TOK, default 32), when
+ * every weight has an int8 kernel. Then the activations are int8 as the CPU backend's are at every
+ * batch size, so a short prompt's logits follow the CPU's to float rounding (the f16 tiles round
+ * every activation to 11 bits), and no weight is expanded to f16. */
+static bool q8_prompt(const lc_cuda *c, int n_w, const lc_weight *const *w, int n_tok) {
+    if (n_tok > c->q8_tok) return false;
+    for (int i = 0; i < n_w; i++)
+        if (!lc_cu_mmvq_ok(c, w[i]->type)) return false;
+    return true;
+}
+
 lc_status lc_cu_matmul(lc_backend *be, int n_w, const lc_weight *const *w, float *const *out,
                                   const float *x, int n_tok) {
     lc_cuda *c = cu_of(be);
@@ -228,7 +242,7 @@ lc_status lc_cu_matmul(lc_backend *be, int n_w, const lc_weight *const *w, float
         if (w[i]->cols != w[0]->cols) return lc_fail(LC_ERR_INVALID, "matmul inputs of different widths");
         if ((st = check_weight(c, w[i], &wd[i]))) return st;
     }
-    if (n_tok <= MV_MAX_TOK) {
+    if (n_tok <= MV_MAX_TOK || q8_prompt(c, n_w, w, n_tok)) {
         const int8_t *xq = NULL; /* x quantized once for every int8 group */
         const float2 *dx = NULL;
         cu_q8_tag tag = cu_q8_take(c);

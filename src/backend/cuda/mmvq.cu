@@ -1,4 +1,5 @@
-/* mmvq.cu — decode matrix-vector products on int8 activations (Q4_K, Q5_K, Q6_K, Q8_0, Q4_0 weights).
+/* mmvq.cu — decode matrix-vector products on int8 activations (Q4_K, Q5_K, Q6_K, Q8_0 and the
+ * legacy Q4_0, Q4_1, Q5_0, Q5_1 weights).
  *
  * The input rows are quantized once per call to q8_1 style blocks of 32 (int8 values, a scale
  * d and d * sum(q)), then each weight row is dotted with integer dp4a instructions: a lane takes
@@ -21,12 +22,14 @@
 /* Whether a one-token product group may hold weights of two int8 types (a and b) in one launch
  * (k_mmvq_mix; LOCARA_CUDA_MMVQ_MIX=0 turns it off, A/B). */
 bool lc_cu_mmvq_mixes(const lc_cuda *c, lc_type a, lc_type b, int T) {
-    return c->mmvq_mix && T == 1 && lc_cu_mmvq_ok(c, a) && lc_cu_mmvq_ok(c, b);
+    return c->mmvq_mix && T == 1 && lc_cu_mmvq_ok(c, a) && lc_cu_mmvq_ok(c, b) &&
+           !(c->cpu_order && (lc_cu_cpu_type(a) || lc_cu_cpu_type(b)));
 }
 
 bool lc_cu_mmvq_ok(const lc_cuda *c, lc_type t) {
     if (c->mmv_float) return false;
-    return t == LC_TYPE_Q4_K || t == LC_TYPE_Q5_K || t == LC_TYPE_Q6_K || t == LC_TYPE_Q8_0 || t == LC_TYPE_Q4_0;
+    return t == LC_TYPE_Q4_K || t == LC_TYPE_Q5_K || t == LC_TYPE_Q6_K || t == LC_TYPE_Q8_0 || t == LC_TYPE_Q4_0 ||
+           t == LC_TYPE_Q4_1 || t == LC_TYPE_Q5_0 || t == LC_TYPE_Q5_1;
 }
 
 /* ==== Activation quantization ==== */
@@ -55,7 +58,14 @@ __device__ __forceinline__ int ld_u16x2(const uint8_t *p) { /* 4 bytes at a 2-by
 __device__ __forceinline__ float h16_lo(uint32_t w) { return __half2float(__ushort_as_half((uint16_t)(w & 0xFFFF))); }
 __device__ __forceinline__ float h16_hi(uint32_t w) { return __half2float(__ushort_as_half((uint16_t)(w >> 16))); }
 
-template <int TYPE> struct mq_chunk;
+/* The primary template: the legacy formats of blocks of 32, a chunk a block (legacy_fmt, below);
+ * the others specialize it. */
+template <int TYPE> struct mq_chunk {
+    enum { CH = 32 };
+    int w[4];    /* the 16 bytes of nibbles */
+    uint32_t qh; /* Q5_0 / Q5_1: the fifth bits */
+    float d, m;  /* Q4_1 / Q5_1: m */
+};
 
 /* Q4_K (144-byte blocks of 256, 16-byte aligned in a row): chunk c = 2j + h of block b takes
  * qs[32j + 16h .. +16], i.e. elements 64j + 16h + 0..15 (low nibbles, sub-block 2j) and
@@ -238,38 +248,64 @@ __device__ __forceinline__ void mq_dot(const mq_chunk<LC_TYPE_Q8_0> &k, int ci, 
     }
 }
 
-/* Q4_0 (18-byte blocks of 32, value q - 8): a chunk is one block. */
-template <> struct mq_chunk<LC_TYPE_Q4_0> {
-    enum { CH = 32 };
-    int w[4];
-    float d;
-};
-
-__device__ __forceinline__ void mq_load(mq_chunk<LC_TYPE_Q4_0> &k, const uint8_t *wr, int ci) {
-    const uint8_t *blk = wr + (size_t)ci * 18;
-    k.d = __half2float(__ushort_as_half(*(const uint16_t *)blk));
+/* The legacy formats (blocks of 32, a chunk is one block) sum as the CPU backend does up to the
+ * order of the float additions: the integer dot of the block's levels with the activation's
+ * int8 values, times d_w * d_x, plus for Q4_1 / Q5_1 m_w * s_x (kernels_scalar.c); Q4_0 and
+ * Q5_0 subtract their offset from the levels (__vsub4 per byte: the results fit int8), as the CPU
+ * does, rather than through s_x, which holds the activation sum only to f16 precision. */
+__device__ __forceinline__ int legacy_dot(const int *lo, const int *hi, const int8_t *xb) {
+    const int4 xa = *(const int4 *)xb, xc = *(const int4 *)(xb + 16);
+    const int xl[4] = {xa.x, xa.y, xa.z, xa.w}, xh[4] = {xc.x, xc.y, xc.z, xc.w};
+    int s = 0;
 #pragma unroll
-    for (int i = 0; i < 4; i++) k.w[i] = ld_u16x2(blk + 2 + 4 * i);
+    for (int i = 0; i < 4; i++) s = __dp4a(hi[i], xh[i], __dp4a(lo[i], xl[i], s));
+    return s;
 }
 
-template <int NT>
-__device__ __forceinline__ void mq_dot(const mq_chunk<LC_TYPE_Q4_0> &k, int b, int cols, const int8_t *xq,
+/* The fifth bits of four consecutive elements (bits 0..3 of b) as bit 4 of four bytes. */
+__device__ __forceinline__ int q5_bits(uint32_t b) {
+    return (int)(((b & 1u) << 4) | ((b & 2u) << 11) | ((b & 4u) << 18) | ((b & 8u) << 25));
+}
+
+/* Q4_0 (18 bytes: d, 16 bytes of nibbles; value q - 8), Q4_1 (20: d, m, nibbles; value d q + m),
+ * Q5_0 (22: d, qh, nibbles; value q - 16), Q5_1 (24: d, m, qh, nibbles). Element j < 16 is the low
+ * nibble of byte j, element j + 16 the high one; the fifth bit of element j is bit j of qh. */
+template <int TYPE> struct legacy_fmt;
+template <> struct legacy_fmt<LC_TYPE_Q4_0> { enum { BYTES = 18, QS = 2, MIN = 0, HIGH = 0, OFF = 8 }; };
+template <> struct legacy_fmt<LC_TYPE_Q4_1> { enum { BYTES = 20, QS = 4, MIN = 1, HIGH = 0, OFF = 0 }; };
+template <> struct legacy_fmt<LC_TYPE_Q5_0> { enum { BYTES = 22, QS = 6, MIN = 0, HIGH = 1, OFF = 16 }; };
+template <> struct legacy_fmt<LC_TYPE_Q5_1> { enum { BYTES = 24, QS = 8, MIN = 1, HIGH = 1, OFF = 0 }; };
+
+template <int TYPE>
+__device__ __forceinline__ void mq_load(mq_chunk<TYPE> &k, const uint8_t *wr, int ci) {
+    typedef legacy_fmt<TYPE> F;
+    const uint8_t *blk = wr + (size_t)ci * F::BYTES; /* 2-byte aligned (Q4_0, Q5_0) or 4 */
+    k.d = __half2float(__ushort_as_half(*(const uint16_t *)blk));
+    k.m = F::MIN ? __half2float(__ushort_as_half(*(const uint16_t *)(blk + 2))) : 0.0f;
+    k.qh = F::HIGH ? (uint32_t)ld_u16x2(blk + F::QS - 4) : 0u;
+#pragma unroll
+    for (int i = 0; i < 4; i++) k.w[i] = ld_u16x2(blk + F::QS + 4 * i);
+}
+
+template <int NT, int TYPE>
+__device__ __forceinline__ void mq_dot(const mq_chunk<TYPE> &k, int b, int cols, const int8_t *xq,
                                        const float2 *dx, int T, float *acc) {
+    typedef legacy_fmt<TYPE> F;
     const int nxb = cols / 32;
+    int lo[4], hi[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        lo[i] = k.w[i] & 0x0F0F0F0F, hi[i] = (k.w[i] >> 4) & 0x0F0F0F0F;
+        if (F::HIGH) lo[i] |= q5_bits(k.qh >> (4 * i)), hi[i] |= q5_bits(k.qh >> (16 + 4 * i));
+        if (F::OFF) lo[i] = (int)__vsub4((unsigned)lo[i], F::OFF * 0x01010101u), hi[i] = (int)__vsub4((unsigned)hi[i], F::OFF * 0x01010101u);
+    }
 #pragma unroll
     for (int t = 0; t < NT; t++) {
         if (t >= T) break;
-        const int4 xa = *(const int4 *)(xq + (size_t)t * cols + 32 * b);
-        const int4 xc = *(const int4 *)(xq + (size_t)t * cols + 32 * b + 16);
-        const int xl[4] = {xa.x, xa.y, xa.z, xa.w}, xh[4] = {xc.x, xc.y, xc.z, xc.w};
-        int s = 0;
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            s = __dp4a(k.w[i] & 0x0F0F0F0F, xl[i], s);
-            s = __dp4a((k.w[i] >> 4) & 0x0F0F0F0F, xh[i], s);
-        }
+        const int s = legacy_dot(lo, hi, xq + (size_t)t * cols + 32 * b);
         const float2 dd = dx[(size_t)t * nxb + b];
-        acc[t] += k.d * (dd.x * (float)s - 8.0f * dd.y);
+        if (F::MIN) acc[t] += (k.d * dd.x) * (float)s + k.m * dd.y;
+        else acc[t] += (k.d * dd.x) * (float)s;
     }
 }
 
@@ -346,6 +382,9 @@ static int chunk_elems(lc_type t) { return t == LC_TYPE_Q8_0 ? 16 : 32; } /* mq_
     case LC_TYPE_Q5_K: L(LC_TYPE_Q5_K); break;      \
     case LC_TYPE_Q6_K: L(LC_TYPE_Q6_K); break;      \
     case LC_TYPE_Q8_0: L(LC_TYPE_Q8_0); break;      \
+    case LC_TYPE_Q4_1: L(LC_TYPE_Q4_1); break;      \
+    case LC_TYPE_Q5_0: L(LC_TYPE_Q5_0); break;      \
+    case LC_TYPE_Q5_1: L(LC_TYPE_Q5_1); break;      \
     default: L(LC_TYPE_Q4_0); break;                \
     }
 
@@ -363,6 +402,100 @@ typedef struct mq_args {
     const int8_t *xq; /* (T, cols) */
     const float2 *dx; /* (T, cols / 32) */
 } mq_args;
+
+/* ==== The legacy formats in the CPU backend's order ====
+ *
+ * With c->cpu_order (LOCARA_CUDA_CPU_ORDER, default on) a row of Q8_0, Q4_1, Q5_0 or Q5_1 sums
+ * exactly as the CPU backend's row dot (kernels_scalar.c, ggml's x86 order): 8 lanes, lane l the
+ * integer dot of elements 4l..4l+3 of each block, each lane += (d_w * d_x) * that dot by FMA block
+ * after block, the lanes added as hsum8 ((0+4) + (2+6)) + ((1+5) + (3+7)), then for Q4_1 / Q5_1
+ * the min terms m_w * s_x (exact products), added in block order apart, added last. With the
+ * activations quantized as the CPU does (cu_q8_block), every output has the CPU's bits, so a model
+ * of these formats decodes the CPU's tokens. (Q4_0 is left out: the CPU's AVX-512 build sums its
+ * blocks in pairs, ggml's AVX-512 path.)
+ * A warp takes a row, 32 blocks at a time: each lane the integer dots and d_w * d_x of one block
+ * (the loads of 32 consecutive blocks at once), staged in shared memory; then the sequential FMA
+ * chains (8 a token, and the min terms' sum) each run on a lane of their own. */
+template <int TYPE> struct cpu_fmt : legacy_fmt<TYPE> {};
+template <> struct cpu_fmt<LC_TYPE_Q8_0> { enum { BYTES = 34, QS = 2, MIN = 0, HIGH = 0, OFF = 0 }; };
+
+/* The types k_mmvq_cpu takes. */
+bool lc_cu_cpu_type(lc_type t) { return t == LC_TYPE_Q8_0 || t == LC_TYPE_Q4_1 || t == LC_TYPE_Q5_0 || t == LC_TYPE_Q5_1; }
+
+/* Lane l's levels of a block (elements 4l..4l+3) as int8 bytes: qs the 16 level bytes (Q8_0: the
+ * 32) as words, qh the fifth bits. */
+template <int TYPE>
+__device__ __forceinline__ int cpu_levels(const int *qs, uint32_t qh, int l) {
+    typedef cpu_fmt<TYPE> F;
+    if (TYPE == LC_TYPE_Q8_0) return qs[l];
+    int v = (l < 4 ? qs[l] : qs[l - 4] >> 4) & 0x0F0F0F0F; /* element j < 16: low nibble of byte j */
+    if (F::HIGH) v |= q5_bits(qh >> (4 * l));
+    if (F::OFF) v = (int)__vsub4((unsigned)v, F::OFF * 0x01010101u);
+    return v;
+}
+
+template <int TYPE, int NT>
+__global__ void __launch_bounds__(32 * MQ_WARPS) k_mmvq_cpu(mq_args a) {
+    typedef cpu_fmt<TYPE> F;
+    constexpr int NC = NT * 9; /* chains: 8 lanes and the min terms, per token */
+    __shared__ float st[MQ_WARPS][NT][32][10]; /* per block: the 8 dots, m_w * s_x, d_w * d_x */
+    cu_pdl_entry();
+    int wi;
+    const int row = cu_group_row(a, MQ_WARPS, &wi), lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    if (row >= a.rows[wi]) return; /* whole warps */
+    const int nb = a.cols / 32;
+    const uint8_t *wr = a.w[wi] + (size_t)row * a.row_bytes[wi];
+    float acc[(NC + 31) / 32];
+#pragma unroll
+    for (int k = 0; k < (NC + 31) / 32; k++) acc[k] = 0.0f;
+    for (int b0 = 0; b0 < nb; b0 += 32) {
+        const int b = b0 + lane;
+        if (b < nb) {
+            const uint8_t *blk = wr + (size_t)b * F::BYTES;
+            const float d = __half2float(__ushort_as_half(*(const uint16_t *)blk));
+            const float m = F::MIN ? __half2float(__ushort_as_half(*(const uint16_t *)(blk + 2))) : 0.0f;
+            const uint32_t qh = F::HIGH ? (uint32_t)ld_u16x2(blk + F::QS - 4) : 0u;
+            int qs[8];
+#pragma unroll
+            for (int i = 0; i < (TYPE == LC_TYPE_Q8_0 ? 8 : 4); i++) qs[i] = ld_u16x2(blk + F::QS + 4 * i);
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                if (t >= a.T) break;
+                const int4 *xp = (const int4 *)(a.xq + (size_t)t * a.cols + 32 * b);
+                const int4 x0 = xp[0], x1 = xp[1];
+                const int xs[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+                const float2 dd = a.dx[(size_t)t * nb + b];
+                float *o = st[w][t][lane];
+#pragma unroll
+                for (int l = 0; l < 8; l++) o[l] = (float)__dp4a(cpu_levels<TYPE>(qs, qh, l), xs[l], 0);
+                o[8] = __fmul_rn(m, dd.y); /* f16 x f16: exact */
+                o[9] = __fmul_rn(d, dd.x);
+            }
+        }
+        __syncwarp();
+        const int n = min(32, nb - b0);
+#pragma unroll
+        for (int k = 0; k < (NC + 31) / 32; k++) {
+            const int ch = lane + 32 * k, t = ch / 9, l = ch % 9;
+            if (ch < NC && t < a.T)
+                for (int i = 0; i < n; i++) {
+                    const float *o = st[w][t][i];
+                    acc[k] = l < 8 ? fmaf(o[9], o[l], acc[k]) : __fadd_rn(acc[k], o[8]);
+                }
+        }
+        __syncwarp();
+    }
+    float *red = &st[w][0][0][0]; /* the chains' ends: NC floats */
+#pragma unroll
+    for (int k = 0; k < (NC + 31) / 32; k++)
+        if (lane + 32 * k < NC) red[lane + 32 * k] = acc[k];
+    __syncwarp();
+    if (lane < a.T) {
+        const float *c = red + 9 * lane;
+        const float r0 = __fadd_rn(c[0], c[4]), r1 = __fadd_rn(c[1], c[5]), r2 = __fadd_rn(c[2], c[6]), r3 = __fadd_rn(c[3], c[7]);
+        a.out[wi][(size_t)lane * a.rows[wi] + row] = __fadd_rn(__fadd_rn(__fadd_rn(r0, r2), __fadd_rn(r1, r3)), c[8]);
+    }
+}
 
 /* out_w (T, rows_w) for up to 4 weights of one type sharing the input, S warps a row. S 1: one
  * warp a row. S 2 or 4 (one token, products of few rows: one warp a row left most of the chip
@@ -447,7 +580,7 @@ __global__ void __launch_bounds__(RB * L, RB * L == 128 && L == 32 ? 12 : 1) /* 
         const int xr = p / k;
         rows_dot_q8<TYPE, 1, 2, 1, L, U>(wr, cols, xq + (size_t)xr * cols, dx + (size_t)xr * (cols / 32), 1, acc);
         const float a = acc[0][0];
-        v = a / (1.0f + expf(-a)) * acc[1][0];
+        v = cu_silu(a) * acc[1][0];
         if ((threadIdx.x & (L - 1)) == 0 && row < rows)
             up_out[(size_t)p * rows + row] = acc[1][0], out[(size_t)p * rows + row] = v;
     }
@@ -536,10 +669,38 @@ static void mmvq_launch(lc_cuda *c, lc_type t, int blocks, const mq_args &a) {
 }
 
 /* out[i] (T, rows_i) = x (T, cols) @ W_i^T for n_w (<= 4) weights of lc_cu_mmvq_ok types (of one
- * type, or mixed where lc_cu_mmvq_mixes allows); x is already quantized (lc_cu_quantize_q8). */
+ * type, or mixed where lc_cu_mmvq_mixes allows); x is already quantized (lc_cu_quantize_q8). More
+ * than MQ_MAX_TOK tokens take one launch per MQ_MAX_TOK (each reads the weights again). */
 lc_status lc_cu_mmvq(lc_cuda *c, int n_w, const lc_weight *const *w, const uint8_t *const *wd, float *const *out,
                      const int8_t *xq, const float2 *dx, int T) {
+    if (T > MQ_MAX_TOK) { /* a short prompt (lc_cu_matmul): MQ_MAX_TOK tokens a launch */
+        const size_t cols = (size_t)w[0]->cols;
+        for (int t0 = 0; t0 < T; t0 += MQ_MAX_TOK) {
+            float *o[4];
+            for (int i = 0; i < n_w; i++) o[i] = out[i] + (size_t)t0 * w[i]->rows;
+            lc_status st = lc_cu_mmvq(c, n_w, w, wd, o, xq + t0 * cols, dx + t0 * cols / 32, LC_MIN(MQ_MAX_TOK, T - t0));
+            if (st) return st;
+        }
+        return LC_OK;
+    }
     mq_args a;
+    if (c->cpu_order && lc_cu_cpu_type(w[0]->type)) { /* one type (lc_cu_mmvq_mixes), a warp a row */
+        const int blocks = lc_cu_group_args(a, n_w, w, wd, out, T, MQ_WARPS);
+        a.xq = xq;
+        a.dx = dx;
+#define L(TY)                                                                                     \
+    if (T == 1) cu_k(c, k_mmvq_cpu<TY, 1>, blocks, 32 * MQ_WARPS, a);                            \
+    else if (T <= 4) cu_k(c, k_mmvq_cpu<TY, 4>, blocks, 32 * MQ_WARPS, a);                       \
+    else cu_k(c, k_mmvq_cpu<TY, MQ_MAX_TOK>, blocks, 32 * MQ_WARPS, a)
+        switch ((int)w[0]->type) {
+        case LC_TYPE_Q8_0: L(LC_TYPE_Q8_0); break;
+        case LC_TYPE_Q4_1: L(LC_TYPE_Q4_1); break;
+        case LC_TYPE_Q5_0: L(LC_TYPE_Q5_0); break;
+        default: L(LC_TYPE_Q5_1); break;
+        }
+#undef L
+        return CU_LAUNCH(c);
+    }
     /* one token: S warps a row when the products have too few rows to keep about c->mmvq_warps
      * warps on each SM */
     int rows = 0, S = 1;

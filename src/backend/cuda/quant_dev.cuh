@@ -2,7 +2,8 @@
  * consecutive elements 8j .. 8j+7 of one block as floats. Every matrix product, embedding lookup
  * and prefill dequantization in matmul.cu is built on these, so each format is decoded in one
  * place. Layouts as in src/quant/quant_blocks.h (ggml's); offsets are written out because the
- * blocks are byte-packed (most are not 4-byte aligned).
+ * blocks are byte-packed (most are not 4-byte aligned). Also the arithmetic the kernels share with
+ * the CPU backend (int8 activations, its exp and silu) and warp sums.
  */
 #ifndef LC_QUANT_DEV_CUH
 #define LC_QUANT_DEV_CUH
@@ -17,27 +18,54 @@ __device__ __forceinline__ float cu_h2f(const uint8_t *p) {
 }
 
 /* Sum over the 32 lanes of a warp, returned to every lane. */
-__device__ __forceinline__ float cu_warp_sum(float v) {
+template <typename F>
+__device__ __forceinline__ F cu_warp_sum(F v) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
 }
 
+/* exp(x) as the CPU backend's lc_vec_gexp (ggml_v_expf's polynomial): the same operations, so the
+ * same bits. Used where the CPU backend uses it (silu, the short-context softmax). */
+__device__ __forceinline__ float cu_gexp(float x) {
+    const float r = 0x1.8p23f;
+    const float z = fmaf(x, 0x1.715476p+0f, r), n = z - r;
+    const float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x)), u = b * b;
+    const float p = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), u,
+                         fmaf(0x1.ffffecp-1f, b, 1.0f));
+    if (fabsf(n) > 192) return n <= 0 ? 0.0f : INFINITY;
+    return ldexpf(p, (int)n);
+}
+
+/* silu(g) as the CPU backend's AVX-512 swiglu computes it: g / (1 + gexp(0 - g)). */
+__device__ __forceinline__ float cu_silu(float g) { return g / (1.0f + cu_gexp(0.0f - g)); }
+
+/* Activation quantization in the CPU backend's arithmetic (src/quant/kernels_scalar.c, act_block32:
+ * ggml's x86 quantize_row_q8_0/q8_1), so that the GPU's int8 products of the legacy types take the
+ * CPU's int8 values and scales: the multiplier is 127 / amax (not 1 / d), rounded half to even, and
+ * the block's d = amax / 127 and q8_1's s = d * sum(q) are kept as f16 values, as the CPU's blocks
+ * store them. cu_q8_mul gives the multiplier, cu_q8_ds the pair {d, s} a product reads. */
+__device__ __forceinline__ float cu_q8_mul(float amax) { return amax != 0.0f ? 127.0f / amax : 0.0f; }
+
+__device__ __forceinline__ float2 cu_q8_ds(float amax, int sum) {
+    const float d = amax / 127.0f;
+    return make_float2(__half2float(__float2half_rn(d)), __half2float(__float2half_rn(d * (float)sum)));
+}
+
 /* q8_1-style activation quantization of one block of 32 floats held one per lane of a warp (all
- * lanes active): q[lane] = round(v / d) with d = amax / 127, and lane 0 writes {d, d * sum(q)}.
- * The decode products' input format (mmvq.cu); also written directly by the ops that produce
- * their input (cuda.cu's RMS norm and SwiGLU), with the same arithmetic. */
+ * lanes active): q[lane] and, from lane 0, the block's {d, s} (cu_q8_ds). The decode products'
+ * input format (mmvq.cu); also written directly by the ops that produce their input (cuda.cu's
+ * RMS norm and SwiGLU), with the same arithmetic. */
 __device__ __forceinline__ void cu_q8_block(float v, int8_t *q, float2 *d) {
     float amax = fabsf(v);
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-    const float dd = amax / 127.0f;
-    const int qi = amax == 0.0f ? 0 : __float2int_rn(v / dd);
+    const int qi = __float2int_rn(v * cu_q8_mul(amax));
     int s = qi;
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
     q[threadIdx.x & 31] = (int8_t)qi;
-    if ((threadIdx.x & 31) == 0) *d = make_float2(dd, dd * (float)s);
+    if ((threadIdx.x & 31) == 0) *d = cu_q8_ds(amax, s);
 }
 
 /* The end of a product of one warp a row: lane 0 writes the row's dot with each of the T tokens
