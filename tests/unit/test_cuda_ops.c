@@ -776,6 +776,53 @@ static void test_q8_reuse(env *e) {
     }
 }
 
+/* The short-context attention leaves its output's q8 form for the output projection (1 to 8
+ * tokens): attention -> product must equal the product of the same output uploaded afresh, bit for
+ * bit (both quantize the same floats), for a Q4_1 (the CPU's order) and a Q4_K weight. */
+static void test_attn_q8(env *e) {
+    const int D = 64, n_head = 8, n_kv = 2, BT = 32, W = n_kv * D, Hq = n_head * D, rows = 67; /* Hq 512: Q4_K rows */
+    const lc_type types[] = {LC_TYPE_Q4_1, LC_TYPE_Q4_K};
+    lc_backend *b = e->gpu;
+    for (int T = 1; T <= 8; T += 7) {
+        const int len = 40 + T, nblk = (len + BT - 1) / BT;
+        lc_kv kv = {.n_layer = 1, .n_kv_head = n_kv, .head_dim = D, .block_tokens = BT, .n_blocks = nblk,
+                    .type = LC_TYPE_F16, .row_bytes = lc_type_row_size(LC_TYPE_F16, (int64_t)W)};
+        CHECK(b->ops->kv_alloc(b, &kv) == LC_OK);
+        int32_t table[8], pos[48], slot[48], seq[48] = {0};
+        const int32_t *tabs[48];
+        for (int i = 0; i < nblk; i++) table[i] = nblk - 1 - i;
+        for (int p = 0; p < len; p++) pos[p] = p, slot[p] = table[p / BT] * BT + p % BT, tabs[p] = table;
+        float *k = malloc((size_t)len * W * 4), *v = malloc((size_t)len * W * 4), *q = malloc((size_t)T * Hq * 4);
+        fill(k, (size_t)len * W, 2.0f), fill(v, (size_t)len * W, 1.0f), fill(q, (size_t)T * Hq, 2.0f);
+        float *bk = gbuf(e, k, (size_t)len * W), *bv = gbuf(e, v, (size_t)len * W), *bq = gbuf(e, q, (size_t)T * Hq);
+        float *bo = gbuf(e, NULL, (size_t)T * Hq), *bc = gbuf(e, NULL, (size_t)T * Hq), *by = gbuf(e, NULL, (size_t)T * rows);
+        lc_attn_batch b0 = {len - T, pos, seq, slot, tabs}, b1 = {T, pos + len - T, seq, slot + len - T, tabs};
+        b->ops->kv_store(b, &kv, 0, bk, bv, &b0);
+        b->ops->kv_store(b, &kv, 0, bk + (size_t)(len - T) * W, bv + (size_t)(len - T) * W, &b1);
+        float *h = malloc((size_t)T * Hq * 4), *got = malloc((size_t)T * rows * 4), *want = malloc((size_t)T * rows * 4);
+        for (size_t ti = 0; ti < LC_ARRAY_LEN(types); ti++) {
+            float *f0;
+            lc_weight w = make_weight(types[ti], rows, Hq, 1, &f0);
+            CHECK(lc_backend_cuda_add_weight(b, &w) == LC_OK);
+            const lc_weight *ws[1] = {&w};
+            float *o1[1] = {by};
+            b->ops->attention(b, bo, bq, &kv, 0, &b1, n_head, 0.125f);
+            CHECKF(b->ops->matmul(b, 1, ws, o1, bo, T) == LC_OK, "%s", lc_last_error());
+            b->ops->to_host(b, got, by, (size_t)T * rows);
+            b->ops->to_host(b, h, bo, (size_t)T * Hq);
+            lc_backend_cuda_from_host(b, bc, h, (size_t)T * Hq);
+            CHECKF(b->ops->matmul(b, 1, ws, o1, bc, T) == LC_OK, "%s", lc_last_error());
+            b->ops->to_host(b, want, by, (size_t)T * rows);
+            CHECKF(!memcmp(got, want, (size_t)T * rows * 4), "attention -> %s product, T=%d: not the product of the output uploaded afresh",
+                   lc_type_name(types[ti]), T);
+            keep(w.data), free(f0);
+        }
+        b->ops->free(b, bk), b->ops->free(b, bv), b->ops->free(b, bq), b->ops->free(b, bo), b->ops->free(b, bc);
+        b->ops->free(b, by), b->ops->kv_free(b, &kv);
+        free(k), free(v), free(q), free(h), free(got), free(want);
+    }
+}
+
 /* One-token products of few rows take 2 or 4 warps a row (LOCARA_CUDA_MMVQ_WARPS): the same
  * dots as one warp a row up to the order of the partial sums, for every int8 type and three float
  * path types (4 warps a row there: a MoE router), one weight and a group of three (uneven rows),
@@ -892,6 +939,7 @@ int main(int argc, char **argv) {
     test_decode_variants(&e, "LOCARA_CUDA_FUSE_Q8", "0");
     test_decode_variants(&e, "LOCARA_CUDA_PRELOAD", "0");
     test_q8_reuse(&e);
+    test_attn_q8(&e);
     test_rope_store(&e);
     test_mmvq_split();
     test_mmvq_mix(&e);

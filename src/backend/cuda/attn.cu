@@ -179,6 +179,8 @@ typedef struct at_args {
     const int32_t *pk; /* packed batch */
     float *part;       /* (T, n_head, n_split, AT_WARPS) x (D + 2) */
     float *out;        /* (T, n_head, D): k_attn_exact's output */
+    int8_t *q8;        /* k_attn_exact: and its q8 form (cu_q8_block), or NULL */
+    float2 *dq8;
     int T, n_head, n_kv_head, D, BT, type, n_split;
     size_t row_bytes, head_bytes;
     float scale;
@@ -330,7 +332,8 @@ __device__ __forceinline__ float half_at(const uint4 *r, int d) {
  * output d the sum over LANES lanes of FMA chains, lane L taking the keys j = L (mod LANES) in
  * order, folded as the scores' lanes. LANES 64 for a batch of one token, 16 for more, as the CPU
  * chooses (ggml_vec_dot_f16 / tinyBLAS). A thread scores a key at a time; the chains of (lane,
- * element) pairs are spread over the threads. */
+ * element) pairs are spread over the threads. With a.q8 the output's q8 form too (cu_q8_block),
+ * which the output projection reads instead of quantizing it in a launch of its own. */
 template <int D, int LANES>
 __global__ void __launch_bounds__(AX_THREADS) k_attn_exact(at_args a) {
     cu_pdl_entry();
@@ -414,14 +417,17 @@ __global__ void __launch_bounds__(AX_THREADS) k_attn_exact(at_args a) {
         for (int k = 0; k < LP; k++) acc[part * LP + k][d] = c[k];
     }
     __syncthreads();
-    float *o = a.out + ((size_t)t * a.n_head + h) * D;
-    for (int d = threadIdx.x; d < D; d += AX_THREADS) {
+    const size_t base = ((size_t)t * a.n_head + h) * D;
+    if (threadIdx.x < D) { /* whole warps (D a multiple of 32): the q8 blocks are theirs */
+        const int d = threadIdx.x;
         float v[16];
 #pragma unroll
         for (int l = 0; l < 16; l++)
             v[l] = LANES == 64 ? __fadd_rn(__fadd_rn(acc[l][d], acc[l + 32][d]), __fadd_rn(acc[l + 16][d], acc[l + 48][d]))
                                : acc[l][d];
-        o[d] = tree16(v);
+        const float r = tree16(v);
+        a.out[base + d] = r;
+        if (a.q8) cu_q8_block(r, a.q8 + base + (d & ~31), a.dq8 + (base + d) / 32);
     }
 }
 
@@ -954,9 +960,11 @@ void lc_cu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int 
         a.q = q, a.k = kv->k[il], a.v = kv->v[il], a.pk = pk, a.out = out;
         a.T = T, a.n_head = n_head, a.n_kv_head = kv->n_kv_head, a.D = D, a.BT = kv->block_tokens;
         a.type = kv->type, a.row_bytes = kv->row_bytes, a.head_bytes = (size_t)D * 2, a.scale = scale;
+        a.q8 = lc_cu_fused_q8(c, T, (size_t)n_head * D, &a.dq8); /* for the output projection */
         const dim3 grid((unsigned)n_head, (unsigned)T);
         if (D == 64) cu_k(c, T == 1 ? k_attn_exact<64, 64> : k_attn_exact<64, 16>, grid, AX_THREADS, a);
         else cu_k(c, T == 1 ? k_attn_exact<128, 64> : k_attn_exact<128, 16>, grid, AX_THREADS, a);
+        if (a.q8) cu_q8_set(c, out, (size_t)T * n_head * D, a.q8, a.dq8); /* after the launch, which clears it */
         CU_LAUNCH(c);
         return;
     }

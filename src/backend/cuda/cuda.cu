@@ -406,7 +406,7 @@ __global__ void k_norm_v(cu_norm_rows A, cu_norm_rows B, int n, float eps, int8_
 
 /* Where an op of n_rows x n outputs may also leave their q8 form for the decode product that reads
  * them next (LOCARA_CUDA_FUSE_Q8): the scratch, or NULL when the op should not. */
-static int8_t *fused_q8(lc_cuda *c, int n_rows, size_t n, float2 **dq) {
+int8_t *lc_cu_fused_q8(lc_cuda *c, int n_rows, size_t n, float2 **dq) {
     int8_t *q = NULL;
     *dq = NULL;
     if (!c->fuse_q8 || n_rows > CU_GRAPH_MAX_TOK || n % 32 || lc_cu_q8_scratch(c, 0, (size_t)n_rows * n, &q, dq))
@@ -495,7 +495,7 @@ static void cu_rms_norm(lc_backend *be, float *out, const float *x, const float 
         return;
     }
     float2 *dq;
-    int8_t *q = fused_q8(c, n_rows, (size_t)n, &dq);
+    int8_t *q = lc_cu_fused_q8(c, n_rows, (size_t)n, &dq);
     if (pd->kind == PEND_ADD && pd->x == x && pd->n == (size_t)n_rows * n) { /* the residual add, fused */
         float *xs = pd->x;
         const float *ys = pd->y;
@@ -795,7 +795,7 @@ static void cu_swiglu(lc_backend *be, float *out, const float *gate, const float
     if (lc_cu_experts_swiglu(c, out, gate, up, n)) return; /* the held gate and up products, fused */
     /* the rows' width is not known here, but q8 blocks of the flat array are those of its rows */
     float2 *dq = NULL;
-    int8_t *q = n <= (size_t)CU_GRAPH_MAX_TOK * 32768 ? fused_q8(c, 1, n, &dq) : NULL; /* decode-sized */
+    int8_t *q = n <= (size_t)CU_GRAPH_MAX_TOK * 32768 ? lc_cu_fused_q8(c, 1, n, &dq) : NULL; /* decode-sized */
     cu_k(c, k_swiglu, (unsigned)((n + 255) / 256), 256, out, gate, up, n, q, dq);
     if (q) cu_q8_set(c, out, n, q, dq);
     CU_LAUNCH(c);

@@ -359,6 +359,9 @@ bool lc_cu_type_ok(lc_type t);
 bool lc_cu_mmvq_ok(const lc_cuda *c, lc_type t);
 bool lc_cu_mmvq_mixes(const lc_cuda *c, lc_type a, lc_type b, int T);
 bool lc_cu_cpu_type(lc_type t);
+/* Where an op of n_rows x n outputs may also leave their q8 form for the decode product that reads
+ * them next (LOCARA_CUDA_FUSE_Q8): the scratch, or NULL when the op should not (cuda.cu). */
+int8_t *lc_cu_fused_q8(lc_cuda *c, int n_rows, size_t n, float2 **dq);
 lc_status lc_cu_quantize_q8(lc_cuda *c, const float *x, int n_rows, int cols, const int8_t **xq, const float2 **dx);
 lc_status lc_cu_q8_scratch(lc_cuda *c, size_t skip, size_t nq, int8_t **xq, float2 **dx);
 lc_status lc_cu_mmvq(lc_cuda *c, int n_w, const lc_weight *const *w, const uint8_t *const *wd, float *const *out,
