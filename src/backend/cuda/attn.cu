@@ -271,26 +271,65 @@ __global__ void __launch_bounds__(32 * AT_WARPS) k_attn(at_args a) {
     }
 }
 
-/* Merges the n_split * AT_WARPS partial results of each (token, head): one block, D threads; with
- * late, the kernel after it is let in only at its exit. */
-__global__ void k_attn_merge(const float *part, float *out, int n_part, int D, int late) {
+/* Merges the n_part partial results of each (token, head): one block of AM_THREADS threads, with
+ * late the kernel after it let in only at its exit. The maximum first (each thread a strided share
+ * of the parts), then, a chunk of AM_CHUNK parts at a time, each part's factor exp(m - M) into shared
+ * memory (a thread a part, its l weighted into the thread's share of the denominator), and thread d
+ * adds element d of every part of the chunk, loads independent of one another. (One part at a time,
+ * a chain of n_part dependent round trips, it took longer than the split attention at depth.) */
+#define AM_THREADS 128
+#define AM_CHUNK 256
+__global__ void __launch_bounds__(AM_THREADS) k_attn_merge(const float *part, float *out, int n_part, int D, int late) {
     cu_pdl_wait();
     if (!late) cu_pdl_trigger();
-    size_t th = (size_t)blockIdx.y * gridDim.x + blockIdx.x; /* t * n_head + h */
+    __shared__ float fs[AM_CHUNK], red[AM_THREADS / 32];
+    const size_t th = (size_t)blockIdx.y * gridDim.x + blockIdx.x; /* t * n_head + h */
     const float *pp = part + th * n_part * (D + 2);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     float M = -INFINITY;
-    for (int i = 0; i < n_part; i++) M = fmaxf(M, pp[(size_t)i * (D + 2) + D]);
-    for (int d = threadIdx.x; d < D; d += blockDim.x) {
-        float num = 0.0f, den = 0.0f;
-        for (int i = 0; i < n_part; i++) {
-            const float *pi = pp + (size_t)i * (D + 2);
-            float mi = pi[D];
-            if (mi == -INFINITY) continue;
-            float f = __expf(mi - M);
-            num += f * pi[d];
+    for (int i = threadIdx.x; i < n_part; i += AM_THREADS) M = fmaxf(M, pp[(size_t)i * (D + 2) + D]);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
+    if (lane == 0) red[warp] = M;
+    __syncthreads();
+    M = red[0];
+#pragma unroll
+    for (int w = 1; w < AM_THREADS / 32; w++) M = fmaxf(M, red[w]);
+    float den = 0.0f, num[AT_MAX_PER_LANE * 32 / AM_THREADS];
+#pragma unroll
+    for (int k = 0; k < AT_MAX_PER_LANE * 32 / AM_THREADS; k++) num[k] = 0.0f;
+    for (int c0 = 0; c0 < n_part; c0 += AM_CHUNK) {
+        const int n = min(AM_CHUNK, n_part - c0);
+        __syncthreads(); /* the chunk before is read */
+        for (int i = threadIdx.x; i < n; i += AM_THREADS) {
+            const float *pi = pp + (size_t)(c0 + i) * (D + 2);
+            const float mi = pi[D], f = mi == -INFINITY ? 0.0f : __expf(mi - M);
+            fs[i] = f;
             den += f * pi[D + 1];
         }
-        out[th * D + d] = den > 0.0f ? num / den : 0.0f;
+        __syncthreads();
+#pragma unroll
+        for (int k = 0; k < AT_MAX_PER_LANE * 32 / AM_THREADS; k++) {
+            const int d = threadIdx.x + AM_THREADS * k;
+            if (d >= D) break;
+            float acc = num[k];
+#pragma unroll 8
+            for (int i = 0; i < n; i++) acc += fs[i] * pp[(size_t)(c0 + i) * (D + 2) + d];
+            num[k] = acc;
+        }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) den += __shfl_xor_sync(0xffffffffu, den, o);
+    if (lane == 0) red[warp] = den;
+    __syncthreads();
+    den = 0.0f;
+#pragma unroll
+    for (int w = 0; w < AM_THREADS / 32; w++) den += red[w];
+#pragma unroll
+    for (int k = 0; k < AT_MAX_PER_LANE * 32 / AM_THREADS; k++) {
+        const int d = threadIdx.x + AM_THREADS * k;
+        if (d < D) out[th * D + d] = den > 0.0f ? num[k] / den : 0.0f;
     }
 }
 
@@ -936,7 +975,7 @@ static void fattn(lc_cuda *c, float *out, const float *q, const lc_kv *kv, int i
     dim3 grid((unsigned)n_tiles, (unsigned)kv->n_kv_head, (unsigned)n_split);
     cu_k(c, fa_kernel(c, D, dec), grid, 32 * 4, a);
     if (n_split > 1)
-        cu_k(c, k_attn_merge, dim3((unsigned)n_head, (unsigned)T), 128, c->attn_part, out, n_split, D, a.late);
+        cu_k(c, k_attn_merge, dim3((unsigned)n_head, (unsigned)T), AM_THREADS, c->attn_part, out, n_split, D, a.late);
     CU_LAUNCH(c);
 }
 
@@ -999,7 +1038,7 @@ void lc_cu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int 
     a.head_bytes = lc_type_row_size(kv->type, kv->head_dim);
     a.scale = scale;
     cu_k(c, k_attn, dim3((unsigned)n_head, (unsigned)T, (unsigned)n_split), 32 * AT_WARPS, a);
-    cu_k(c, k_attn_merge, dim3((unsigned)n_head, (unsigned)T), 128, c->attn_part, out, n_split * AT_WARPS,
+    cu_k(c, k_attn_merge, dim3((unsigned)n_head, (unsigned)T), AM_THREADS, c->attn_part, out, n_split * AT_WARPS,
          kv->head_dim, 0);
     CU_LAUNCH(c);
 }
