@@ -271,6 +271,20 @@ __global__ void __launch_bounds__(32 * AT_WARPS) k_attn(at_args a) {
     }
 }
 
+/* The maximum of every thread's v over a block of THREADS threads (red: a float per warp, free
+ * until the next barrier); every thread gets it. */
+template <int THREADS>
+__device__ __forceinline__ float block_max(float v, float *red) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
+    __syncthreads();
+    v = red[0];
+#pragma unroll
+    for (int w = 1; w < THREADS / 32; w++) v = fmaxf(v, red[w]);
+    return v;
+}
+
 /* Merges the n_part partial results of each (token, head): one block of AM_THREADS threads, with
  * late the kernel after it let in only at its exit. The maximum first (each thread a strided share
  * of the parts), then, a chunk of AM_CHUNK parts at a time, each part's factor exp(m - M) into shared
@@ -288,13 +302,7 @@ __global__ void __launch_bounds__(AM_THREADS) k_attn_merge(const float *part, fl
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     float M = -INFINITY;
     for (int i = threadIdx.x; i < n_part; i += AM_THREADS) M = fmaxf(M, pp[(size_t)i * (D + 2) + D]);
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
-    if (lane == 0) red[warp] = M;
-    __syncthreads();
-    M = red[0];
-#pragma unroll
-    for (int w = 1; w < AM_THREADS / 32; w++) M = fmaxf(M, red[w]);
+    M = block_max<AM_THREADS>(M, red);
     float den = 0.0f, num[AT_MAX_PER_LANE * 32 / AM_THREADS];
 #pragma unroll
     for (int k = 0; k < AT_MAX_PER_LANE * 32 / AM_THREADS; k++) num[k] = 0.0f;
@@ -379,7 +387,7 @@ __global__ void __launch_bounds__(AX_THREADS) k_attn_exact(at_args a) {
     __shared__ float qs[D], sc[AX_MAX_POS], csum[AX_MAX_POS / 16], acc[LANES][D], red[AX_THREADS / 32];
     __shared__ int32_t rows[AX_MAX_POS]; /* each key's cache row */
     __shared__ float inv_s;
-    const int h = blockIdx.x, t = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int h = blockIdx.x, t = blockIdx.y;
     const int g = h / (a.n_head / a.n_kv_head), n = a.pk[t] + 1;
     const int32_t *table = a.pk + a.pk[2 * a.T + t];
     const float *qh = a.q + ((size_t)t * a.n_head + h) * D;
@@ -415,13 +423,7 @@ __global__ void __launch_bounds__(AX_THREADS) k_attn_exact(at_args a) {
         sc[j] = x;
         mx = fmaxf(mx, x);
     }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-    if (lane == 0) red[warp] = mx;
-    __syncthreads();
-    mx = red[0];
-#pragma unroll
-    for (int w = 1; w < AX_THREADS / 32; w++) mx = fmaxf(mx, red[w]);
+    mx = block_max<AX_THREADS>(mx, red);
     const int nc = (n + 15) / 16; /* 16-key chunks; keys past n count as 0, as the CPU's masked ones */
     for (int j = threadIdx.x; j < 16 * nc; j += AX_THREADS) sc[j] = j < n ? cu_gexp(__fsub_rn(sc[j], mx)) : 0.0f;
     __syncthreads();
