@@ -14,6 +14,8 @@
 #include "base/base.h"
 #include "quant/quant.h"
 
+#include <math.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -55,9 +57,20 @@ typedef struct lc_rope {
     const float *freq_factors; /* Llama-3 rope factors per pair (n_dims/2), or NULL */
 } lc_rope;
 
-/* cos and sin of the n_dims / 2 rotation angles of position pos (rope.c): glibc's cosf / sinf of
- * ggml's float angles, shared by the backends so that they rotate by the same floats. */
-void lc_rope_angles(const lc_rope *r, int32_t pos, float *cs, float *sn);
+/* cos and sin of the n_dims / 2 rotation angles of position pos: libm's cosf / sinf of ggml's float
+ * angles (theta *= base^(-2/n_dims) pair after pair), one definition for both backends so that they
+ * rotate by the same floats (the CUDA backend uploads them for short batches; a header function, as
+ * the CUDA module must not depend on which core objects a program links). */
+static inline void lc_rope_angles(const lc_rope *r, int32_t pos, float *cs, float *sn) {
+    const float theta_scale = powf(r->freq_base, -2.0f / (float)r->n_dims);
+    float theta = (float)pos;
+    for (int i = 0; i < r->n_dims / 2; i++) {
+        const float th = r->freq_scale * (theta / (r->freq_factors ? r->freq_factors[i] : 1.0f));
+        cs[i] = cosf(th);
+        sn[i] = sinf(th);
+        theta *= theta_scale;
+    }
+}
 
 /* Where each token of a batch lives: its sequence, position, and cache slot. */
 typedef struct lc_attn_batch {
