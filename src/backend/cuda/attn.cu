@@ -100,7 +100,8 @@ __global__ void k_store_f16(const float *xk, const float *xv, const int32_t *pk,
 }
 
 /* q8_0 / q4_0 cache: one warp per block of 32 elements, quantized as the CPU backend's kv_store does
- * (q8_0: its activation quantizer, cu_q8_mul / cu_q8_ds; q4_0: the reference quantizer). */
+ * (q8_0: its activation quantizer, the multiplier cu_q8_mul, d = amax / 127; q4_0: the reference
+ * quantizer). */
 __global__ void k_store_q(const float *x, const int32_t *pk, int T, int width, size_t row_bytes, int type,
                           uint8_t *cache) {
     cu_pdl_entry();
@@ -114,7 +115,7 @@ __global__ void k_store_q(const float *x, const int32_t *pk, int T, int width, s
         float amax = fabsf(v);
         for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
         uint8_t *bp = row + blk * 34;
-        if (lane == 0) *(__half *)bp = __float2half_rn(cu_q8_ds(amax, 0).x); /* row_bytes are even: 2-byte aligned */
+        if (lane == 0) *(__half *)bp = __float2half_rn(amax / 127.0f); /* row_bytes are even: 2-byte aligned */
         ((int8_t *)bp)[2 + lane] = (int8_t)__float2int_rn(v * cu_q8_mul(amax));
     } else {
         /* q4_0: the element of largest magnitude (first on ties) maps to -8 */
@@ -271,20 +272,6 @@ __global__ void __launch_bounds__(32 * AT_WARPS) k_attn(at_args a) {
     }
 }
 
-/* The maximum of every thread's v over a block of THREADS threads (red: a float per warp, free
- * until the next barrier); every thread gets it. */
-template <int THREADS>
-__device__ __forceinline__ float block_max(float v, float *red) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
-    __syncthreads();
-    v = red[0];
-#pragma unroll
-    for (int w = 1; w < THREADS / 32; w++) v = fmaxf(v, red[w]);
-    return v;
-}
-
 /* Merges the n_part partial results of each (token, head): one block of AM_THREADS threads, with
  * late the kernel after it let in only at its exit. The maximum first (each thread a strided share
  * of the parts), then, a chunk of AM_CHUNK parts at a time, each part's factor exp(m - M) into shared
@@ -302,7 +289,7 @@ __global__ void __launch_bounds__(AM_THREADS) k_attn_merge(const float *part, fl
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     float M = -INFINITY;
     for (int i = threadIdx.x; i < n_part; i += AM_THREADS) M = fmaxf(M, pp[(size_t)i * (D + 2) + D]);
-    M = block_max<AM_THREADS>(M, red);
+    M = cu_block_max(M, red);
     float den = 0.0f, num[AT_MAX_PER_LANE * 32 / AM_THREADS];
 #pragma unroll
     for (int k = 0; k < AT_MAX_PER_LANE * 32 / AM_THREADS; k++) num[k] = 0.0f;
@@ -423,7 +410,7 @@ __global__ void __launch_bounds__(AX_THREADS) k_attn_exact(at_args a) {
         sc[j] = x;
         mx = fmaxf(mx, x);
     }
-    mx = block_max<AX_THREADS>(mx, red);
+    mx = cu_block_max(mx, red);
     const int nc = (n + 15) / 16; /* 16-key chunks; keys past n count as 0, as the CPU's masked ones */
     for (int j = threadIdx.x; j < 16 * nc; j += AX_THREADS) sc[j] = j < n ? cu_gexp(__fsub_rn(sc[j], mx)) : 0.0f;
     __syncthreads();

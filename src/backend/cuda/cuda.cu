@@ -912,17 +912,11 @@ __global__ void __launch_bounds__(ROUTE_MAX_EXPERT) k_moe_route_rank(const float
     cu_pdl_entry();
     __shared__ float sv[ROUTE_MAX_EXPERT], red[ROUTE_MAX_EXPERT / 32], sel[ROUTE_MAX_K];
     __shared__ int sid[ROUTE_MAX_K];
-    const int t = blockIdx.x, i = threadIdx.x, lane = i & 31, nw = blockDim.x >> 5;
+    const int t = blockIdx.x, i = threadIdx.x, lane = i & 31;
     const float v = i < n_expert ? logits[(size_t)t * n_expert + i] : -INFINITY;
     sv[i] = v;
     if (i < k) sid[i] = -1, sel[i] = 0.0f;
-    float mx = v;
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-    if (lane == 0) red[i >> 5] = mx;
-    __syncthreads();
-    mx = red[0];
-    for (int j = 1; j < nw; j++) mx = fmaxf(mx, red[j]);
+    const float mx = cu_block_max(v, red);
     float sum = 0.0f; /* k_moe_route's order: lane l adds experts l, l + 32, ..., then the warp adds */
     if (i < 32) {
         for (int j = lane; j < n_expert; j += 32) sum += expf(sv[j] - mx);

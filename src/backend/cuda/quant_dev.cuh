@@ -3,7 +3,7 @@
  * and prefill dequantization in matmul.cu is built on these, so each format is decoded in one
  * place. Layouts as in src/quant/quant_blocks.h (ggml's); offsets are written out because the
  * blocks are byte-packed (most are not 4-byte aligned). Also the arithmetic the kernels share with
- * the CPU backend (int8 activations, its exp and silu) and warp sums.
+ * the CPU backend (int8 activations, its exp and silu) and warp and block reductions.
  */
 #ifndef LC_QUANT_DEV_CUH
 #define LC_QUANT_DEV_CUH
@@ -22,6 +22,18 @@ template <typename F>
 __device__ __forceinline__ F cu_warp_sum(F v) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+/* The maximum of every thread's v over the block (red: a float per warp, free until the next
+ * barrier after the call); every thread gets it. */
+__device__ __forceinline__ float cu_block_max(float v, float *red) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
+    __syncthreads();
+    v = red[0];
+    for (int w = 1; w < (int)(blockDim.x >> 5); w++) v = fmaxf(v, red[w]);
     return v;
 }
 
