@@ -416,27 +416,46 @@ typedef struct mq_args {
  * A warp takes a row, 32 blocks at a time: each lane the integer dots and d_w * d_x of one block
  * (the loads of 32 consecutive blocks at once), staged in shared memory; then the sequential FMA
  * chains (8 a token, and the min terms' sum) each run on a lane of their own. */
-template <int TYPE> struct cpu_fmt : legacy_fmt<TYPE> {};
-template <> struct cpu_fmt<LC_TYPE_Q8_0> { enum { BYTES = 34, QS = 2, MIN = 0, HIGH = 0, OFF = 0 }; };
-
 /* The types k_mmvq_cpu takes. */
 bool lc_cu_cpu_type(lc_type t) { return t == LC_TYPE_Q8_0 || t == LC_TYPE_Q4_1 || t == LC_TYPE_Q5_0 || t == LC_TYPE_Q5_1; }
 
-/* Lane l's levels of a block (elements 4l..4l+3) as int8 bytes: qs the 16 level bytes (Q8_0: the
- * 32) as words, qh the fifth bits. */
+/* Block b of a row (mq_load's layouts; Q8_0 as its two half-block chunks): its levels as 8 words
+ * (Q8_0: the 32 bytes; else the 16 bytes of nibbles, then nothing), fifth bits, d and m (0 but for
+ * Q4_1 / Q5_1). */
+template <int TYPE>
+__device__ __forceinline__ void cpu_block(const uint8_t *wr, int b, int *qs, uint32_t *qh, float *d, float *m) {
+    if constexpr (TYPE == LC_TYPE_Q8_0) {
+        mq_chunk<TYPE> k0, k1;
+        mq_load(k0, wr, 2 * b);
+        mq_load(k1, wr, 2 * b + 1);
+#pragma unroll
+        for (int i = 0; i < 4; i++) qs[i] = k0.w[i], qs[4 + i] = k1.w[i];
+        *qh = 0, *d = k0.d, *m = 0.0f;
+    } else {
+        mq_chunk<TYPE> k;
+        mq_load(k, wr, b);
+#pragma unroll
+        for (int i = 0; i < 4; i++) qs[i] = k.w[i];
+        *qh = k.qh, *d = k.d, *m = k.m;
+    }
+}
+
+/* Lane l's levels of a block (elements 4l..4l+3) as int8 bytes, from cpu_block's words. */
 template <int TYPE>
 __device__ __forceinline__ int cpu_levels(const int *qs, uint32_t qh, int l) {
-    typedef cpu_fmt<TYPE> F;
-    if (TYPE == LC_TYPE_Q8_0) return qs[l];
-    int v = (l < 4 ? qs[l] : qs[l - 4] >> 4) & 0x0F0F0F0F; /* element j < 16: low nibble of byte j */
-    if (F::HIGH) v |= q5_bits(qh >> (4 * l));
-    if (F::OFF) v = (int)__vsub4((unsigned)v, F::OFF * 0x01010101u);
-    return v;
+    if constexpr (TYPE == LC_TYPE_Q8_0) {
+        return qs[l];
+    } else {
+        typedef legacy_fmt<TYPE> F;
+        int v = (l < 4 ? qs[l] : qs[l - 4] >> 4) & 0x0F0F0F0F; /* element j < 16: low nibble of byte j */
+        if (F::HIGH) v |= q5_bits(qh >> (4 * l));
+        if (F::OFF) v = (int)__vsub4((unsigned)v, F::OFF * 0x01010101u);
+        return v;
+    }
 }
 
 template <int TYPE, int NT>
 __global__ void __launch_bounds__(32 * MQ_WARPS) k_mmvq_cpu(mq_args a) {
-    typedef cpu_fmt<TYPE> F;
     constexpr int NC = NT * 9; /* chains: 8 lanes and the min terms, per token */
     __shared__ float st[MQ_WARPS][NT][32][10]; /* per block: the 8 dots, m_w * s_x, d_w * d_x */
     cu_pdl_entry();
@@ -451,13 +470,10 @@ __global__ void __launch_bounds__(32 * MQ_WARPS) k_mmvq_cpu(mq_args a) {
     for (int b0 = 0; b0 < nb; b0 += 32) {
         const int b = b0 + lane;
         if (b < nb) {
-            const uint8_t *blk = wr + (size_t)b * F::BYTES;
-            const float d = __half2float(__ushort_as_half(*(const uint16_t *)blk));
-            const float m = F::MIN ? __half2float(__ushort_as_half(*(const uint16_t *)(blk + 2))) : 0.0f;
-            const uint32_t qh = F::HIGH ? (uint32_t)ld_u16x2(blk + F::QS - 4) : 0u;
             int qs[8];
-#pragma unroll
-            for (int i = 0; i < (TYPE == LC_TYPE_Q8_0 ? 8 : 4); i++) qs[i] = ld_u16x2(blk + F::QS + 4 * i);
+            uint32_t qh;
+            float d, m;
+            cpu_block<TYPE>(wr, b, qs, &qh, &d, &m);
 #pragma unroll
             for (int t = 0; t < NT; t++) {
                 if (t >= a.T) break;
