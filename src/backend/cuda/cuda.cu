@@ -404,8 +404,6 @@ __global__ void k_norm_v(cu_norm_rows A, cu_norm_rows B, int n, float eps, int8_
     }
 }
 
-/* Where an op of n_rows x n outputs may also leave their q8 form for the decode product that reads
- * them next (LOCARA_CUDA_FUSE_Q8): the scratch, or NULL when the op should not. */
 int8_t *lc_cu_fused_q8(lc_cuda *c, int n_rows, size_t n, float2 **dq) {
     int8_t *q = NULL;
     *dq = NULL;
@@ -625,7 +623,6 @@ __global__ void k_rope(float *x, float *x2, const int32_t *pos, int n_tok, int n
  * the floats), uploaded as (cos, sin) pairs per token and pair; computed again only when the
  * positions or the RoPE change (the q and k of every layer share them). NULL for longer batches
  * and for factors in a device buffer: the kernel computes its angles. */
-#define CU_ROPE_HOST_TOK 32
 static const float *cu_rope_table(lc_cuda *c, const int32_t *pos, int n_tok, const lc_rope *r) {
     const int half = r->n_dims / 2;
     if (n_tok > CU_ROPE_HOST_TOK || half > 512) return NULL;
@@ -638,13 +635,11 @@ static const float *cu_rope_table(lc_cuda *c, const int32_t *pos, int n_tok, con
     if (!same) {
         if (n > c->rope_cap) {
             float *h = (float *)lc_realloc(c->rope_host, n * sizeof(float));
-            int32_t *p = (int32_t *)lc_realloc(c->rope_pos, CU_ROPE_HOST_TOK * sizeof(int32_t));
-            if (h) c->rope_host = h;
-            if (p) c->rope_pos = p;
-            if (!h || !p) {
+            if (!h) {
                 c->err = LC_ERR_OOM;
                 return NULL;
             }
+            c->rope_host = h;
             c->rope_cap = n;
         }
         float cs[512], sn[512];
@@ -1114,7 +1109,6 @@ extern "C" void lc_backend_cuda_free(lc_backend *be) {
     cudaFree(c->attn_part);
     lc_free(c->attn_host);
     lc_free(c->rope_host);
-    lc_free(c->rope_pos);
     lc_free(c->host_ids);
     lc_free(c->wmap);
     if (c->blas) cublasDestroy(c->blas);

@@ -41,6 +41,7 @@ typedef struct cu_wmap {
  * synchronisation) call lc_cu_graph_break and the step runs again with direct launches. Host
  * arrays are copied into a pinned staging area at the op call and reach the device through
  * recorded copies. */
+#define CU_ROPE_HOST_TOK 32 /* batches of at most this many tokens rotate by the host's angles (cu_rope_table) */
 #define CU_GRAPH_MAX_TOK 8 /* steps of at most this many tokens are recorded */
 
 typedef enum cu_mode { CU_DIRECT, CU_CAPTURE, CU_REPLAY } cu_mode;
@@ -177,7 +178,7 @@ typedef struct lc_cuda {
                       * model can follow the CPU bit for bit (or no model: tests) */
     /* RoPE angles of the last short batch, as the host computed them (cu_rope_table) */
     float *rope_host;
-    int32_t *rope_pos;
+    int32_t rope_pos[CU_ROPE_HOST_TOK];
     size_t rope_cap;
     int rope_n;
     lc_rope rope_key;

@@ -6,7 +6,7 @@
  * weight byte is read once per step (int8 activations for the types mmvq.cu takes). Several
  * weights sharing an input (Q/K/V, gate/up) of one type run in one launch. Short prompts (up to
  * LOCARA_CUDA_Q8_TOK tokens) of int8 types take the same products, 8 tokens a launch (q8_prompt).
- * Prefill (T > 8): tiles of W are dequantized to f16 and multiplied on the tensor cores by cuBLAS
+ * Longer prompts: tiles of W are dequantized to f16 and multiplied on the tensor cores by cuBLAS
  * (f32 accumulation), with the activations converted to f16 once.
  * Experts: decode runs one matrix-vector product per (token, expert) pair with the expert id read
  * on the device (no host round trip); prefill runs moe.cu's grouped tensor-core kernel, or with
@@ -223,8 +223,8 @@ static lc_status gemm_scratch(lc_cuda *c, int64_t cols, int T, __half **x_h, __h
 /* Whether a prompt of n_tok > MV_MAX_TOK tokens takes the int8 products (mmvq.cu, 8 tokens a
  * launch) instead of f16 tiles: up to c->q8_tok tokens (LOCARA_CUDA_Q8_TOK, default 32), when
  * every weight has an int8 kernel. Then the activations are int8 as the CPU backend's are at every
- * batch size, so a short prompt's logits follow the CPU's to float rounding (the f16 tiles round
- * every activation to 11 bits), and no weight is expanded to f16. */
+ * batch size, so a short prompt's logits follow the CPU's (bit for bit for the formats of
+ * k_mmvq_cpu; the f16 tiles round every activation to 11 bits), and no weight is expanded to f16. */
 static bool q8_prompt(const lc_cuda *c, int n_w, const lc_weight *const *w, int n_tok) {
     if (n_tok > c->q8_tok) return false;
     for (int i = 0; i < n_w; i++)
