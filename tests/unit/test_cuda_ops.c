@@ -689,7 +689,7 @@ static void bench(env *e) {
  * the default backend against one with var=val (LOCARA_CUDA_FUSE_Q8=0: RMS norm and SwiGLU no longer
  * leave the q8 form of their output for the next product; LOCARA_CUDA_PRELOAD=0: nothing is read
  * before the wait for the kernel before), on norm -> product and SwiGLU -> product chains of 1, 3
- * and 8 tokens, every int8 type. */
+ * and 8 tokens in decode steps (recorded as graphs), every int8 type. */
 static void test_decode_variants(env *e, const char *var, const char *val) {
     lc_backend *b2 = test_cuda_backend_env(var, val);
     if (!b2) return;
@@ -714,10 +714,20 @@ static void test_decode_variants(env *e, const char *var, const char *val) {
                 lc_backend_cuda_from_host(b, bg, g, cols);
                 const lc_weight *ws[1] = {&w};
                 for (int chain = 0; chain < 2; chain++) {
-                    if (chain == 0) b->ops->rms_norm(b, bn, bx, bg, T, cols, 1e-5f);
-                    else b->ops->swiglu(b, bn, bx, bu, nx);
-                    float *o1[1] = {bo};
-                    CHECKF(b->ops->matmul(b, 1, ws, o1, bn, T) == LC_OK, "%s", lc_last_error());
+                    /* a decode step as context.c's run_forward runs one: a recording an op cannot
+                     * make (a buffer that grows) is dropped and the step runs again */
+                    bool redo = true;
+                    lc_status st = LC_OK;
+                    for (int pass = 0; pass < 3 && redo; pass++) {
+                        b->ops->step_begin(b, T);
+                        if (chain == 0) b->ops->rms_norm(b, bn, bx, bg, T, cols, 1e-5f);
+                        else b->ops->swiglu(b, bn, bx, bu, nx);
+                        float *o1[1] = {bo};
+                        st = b->ops->matmul(b, 1, ws, o1, bn, T);
+                        lc_status e2 = b->ops->step_end(b, st == LC_OK, &redo);
+                        if (!st && !redo) st = e2;
+                    }
+                    CHECKF(st == LC_OK && !redo, "%s", lc_last_error());
                     out[s][chain] = malloc(no * 4);
                     b->ops->to_host(b, out[s][chain], bo, no);
                 }
@@ -776,22 +786,27 @@ static void test_q8_reuse(env *e) {
     }
 }
 
-/* The short-context attention leaves its output's q8 form for the output projection (1 to 8
- * tokens): attention -> product must equal the product of the same output uploaded afresh, bit for
- * bit (both quantize the same floats), for a Q4_1 (the CPU's order) and a Q4_K weight. */
+/* Attention leaves its output's q8 form for the output projection: the short-context kernel (1 to
+ * 8 tokens), the tensor-core decode kernel (one split) and the merges of split ranges (f16 cache:
+ * the tensor-core kernel's; q8_0 cache: the CUDA-core kernel's). Attention -> product must equal
+ * the product of the same output uploaded afresh, bit for bit (both quantize the same floats), for
+ * a Q4_1 (the CPU's order) and a Q4_K weight. */
 static void test_attn_q8(env *e) {
     const int D = 64, n_head = 8, n_kv = 2, BT = 32, W = n_kv * D, Hq = n_head * D, rows = 67; /* Hq 512: Q4_K rows */
     const lc_type types[] = {LC_TYPE_Q4_1, LC_TYPE_Q4_K};
+    const struct { int T, len; lc_type kv; } cases[] = {
+        {1, 41, LC_TYPE_F16}, {8, 48, LC_TYPE_F16}, {1, 300, LC_TYPE_F16}, {1, 700, LC_TYPE_Q8_0}, {2, 41, LC_TYPE_Q8_0}};
+    enum { MAX_LEN = 700, MAX_BLK = (MAX_LEN + 31) / 32 };
     lc_backend *b = e->gpu;
-    for (int T = 1; T <= 8; T += 7) {
-        const int len = 40 + T, nblk = (len + BT - 1) / BT;
+    for (size_t ci = 0; ci < LC_ARRAY_LEN(cases); ci++) {
+        const int T = cases[ci].T, len = cases[ci].len, nblk = (len + BT - 1) / BT;
         lc_kv kv = {.n_layer = 1, .n_kv_head = n_kv, .head_dim = D, .block_tokens = BT, .n_blocks = nblk,
-                    .type = LC_TYPE_F16, .row_bytes = lc_type_row_size(LC_TYPE_F16, (int64_t)W)};
+                    .type = cases[ci].kv, .row_bytes = lc_type_row_size(cases[ci].kv, (int64_t)W)};
         CHECK(b->ops->kv_alloc(b, &kv) == LC_OK);
-        int32_t table[8], pos[48], slot[48], seq[48] = {0};
-        const int32_t *tabs[48];
+        static int32_t table[MAX_BLK], pos[MAX_LEN], slot[MAX_LEN], seq[MAX_LEN];
+        static const int32_t *tabs[MAX_LEN];
         for (int i = 0; i < nblk; i++) table[i] = nblk - 1 - i;
-        for (int p = 0; p < len; p++) pos[p] = p, slot[p] = table[p / BT] * BT + p % BT, tabs[p] = table;
+        for (int p = 0; p < len; p++) pos[p] = p, slot[p] = table[p / BT] * BT + p % BT, tabs[p] = table, seq[p] = 0;
         float *k = malloc((size_t)len * W * 4), *v = malloc((size_t)len * W * 4), *q = malloc((size_t)T * Hq * 4);
         fill(k, (size_t)len * W, 2.0f), fill(v, (size_t)len * W, 1.0f), fill(q, (size_t)T * Hq, 2.0f);
         float *bk = gbuf(e, k, (size_t)len * W), *bv = gbuf(e, v, (size_t)len * W), *bq = gbuf(e, q, (size_t)T * Hq);
@@ -813,8 +828,9 @@ static void test_attn_q8(env *e) {
             lc_backend_cuda_from_host(b, bc, h, (size_t)T * Hq);
             CHECKF(b->ops->matmul(b, 1, ws, o1, bc, T) == LC_OK, "%s", lc_last_error());
             b->ops->to_host(b, want, by, (size_t)T * rows);
-            CHECKF(!memcmp(got, want, (size_t)T * rows * 4), "attention -> %s product, T=%d: not the product of the output uploaded afresh",
-                   lc_type_name(types[ti]), T);
+            CHECKF(!memcmp(got, want, (size_t)T * rows * 4),
+                   "attention (%s cache, %d positions) -> %s product, T=%d: not the product of the output uploaded afresh",
+                   lc_type_name(cases[ci].kv), len, lc_type_name(types[ti]), T);
             keep(w.data), free(f0);
         }
         b->ops->free(b, bk), b->ops->free(b, bv), b->ops->free(b, bq), b->ops->free(b, bo), b->ops->free(b, bc);

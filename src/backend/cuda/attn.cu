@@ -277,10 +277,12 @@ __global__ void __launch_bounds__(32 * AT_WARPS) k_attn(at_args a) {
  * of the parts), then, a chunk of AM_CHUNK parts at a time, each part's factor exp(m - M) into shared
  * memory (a thread a part, its l weighted into the thread's share of the denominator), and thread d
  * adds element d of every part of the chunk, loads independent of one another. (One part at a time,
- * a chain of n_part dependent round trips, it took longer than the split attention at depth.) */
+ * a chain of n_part dependent round trips, it took longer than the split attention at depth.) With
+ * q8, the output's q8 form too (cu_q8_block: a warp's 32 elements are one block), for Wo. */
 #define AM_THREADS 128
 #define AM_CHUNK 256
-__global__ void __launch_bounds__(AM_THREADS) k_attn_merge(const float *part, float *out, int n_part, int D, int late) {
+__global__ void __launch_bounds__(AM_THREADS) k_attn_merge(const float *part, float *out, int n_part, int D, int late,
+                                                             int8_t *q8, float2 *dq8) {
     cu_pdl_wait();
     if (!late) cu_pdl_trigger();
     __shared__ float fs[AM_CHUNK], red[AM_THREADS / 32];
@@ -324,7 +326,10 @@ __global__ void __launch_bounds__(AM_THREADS) k_attn_merge(const float *part, fl
 #pragma unroll
     for (int k = 0; k < AT_MAX_PER_LANE * 32 / AM_THREADS; k++) {
         const int d = threadIdx.x + AM_THREADS * k;
-        if (d < D) out[th * D + d] = den > 0.0f ? num[k] / den : 0.0f;
+        if (d >= D) break; /* warp-uniform: D is a multiple of 32 */
+        const float r = den > 0.0f ? num[k] / den : 0.0f;
+        out[th * D + d] = r;
+        if (q8) cu_q8_block(r, q8 + th * D + (d & ~31), dq8 + (th * D + d) / 32); /* a warp, a block */
     }
 }
 
@@ -490,7 +495,34 @@ typedef struct fa_args {
     size_t row_bytes, head_bytes;
     float scale_log2; /* softmax scale x log2(e): scores are kept in base 2 */
     int late;         /* the kernel after it is let in only at its exit (no cu_pdl_trigger) */
+    int8_t *q8;       /* k_fattn_dec unsplit: the output's q8 form too (fa_q8_row), or NULL */
+    float2 *dq8;
 } fa_args;
+
+/* The q8 form of one output row of D floats held by the 8 neighbouring lanes sub = lane % 8, lane
+ * sub holding columns 2 sub + 16 k, + 1 in r[k] (k_fattn_dec's final layout): q8 block b is
+ * r[2b], r[2b + 1] of all 8 lanes. The arithmetic of cu_q8_block (its maximum and sum do not
+ * depend on the order). */
+template <int D>
+__device__ __forceinline__ void fa_q8_row(const float2 *r, int sub, int8_t *q, float2 *dq) {
+    const unsigned grp = 0xffu << (threadIdx.x & 24); /* the row's lanes: the rows past n_rows left whole */
+#pragma unroll
+    for (int b = 0; b < D / 32; b++) {
+        const float2 x = r[2 * b], y = r[2 * b + 1];
+        float amax = fmaxf(fmaxf(fabsf(x.x), fabsf(x.y)), fmaxf(fabsf(y.x), fabsf(y.y)));
+#pragma unroll
+        for (int o = 4; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(grp, amax, o));
+        const float id = cu_q8_mul(amax);
+        const int q0 = __float2int_rn(x.x * id), q1 = __float2int_rn(x.y * id), q2 = __float2int_rn(y.x * id),
+                  q3 = __float2int_rn(y.y * id);
+        int s = q0 + q1 + q2 + q3;
+#pragma unroll
+        for (int o = 4; o > 0; o >>= 1) s += __shfl_xor_sync(grp, s, o);
+        *(char2 *)(q + 32 * b + 2 * sub) = make_char2((signed char)q0, (signed char)q1);
+        *(char2 *)(q + 32 * b + 16 + 2 * sub) = make_char2((signed char)q2, (signed char)q3);
+        if (sub == 0) dq[b] = cu_q8_ds(amax, s);
+    }
+}
 
 __device__ __forceinline__ uint32_t fa_pack(float lo, float hi) {
     __half2 h = __floats2half2_rn(lo, hi);
@@ -771,7 +803,8 @@ __global__ void __launch_bounds__(32 * 4) k_fattn(fa_args a) {
  * meet in shared memory (the K/V buffers, after a barrier): o (16 x D f32 per warp) and m, l per
  * row; thread (row = tid / 8, sub = tid % 8) rescales the four by exp2(m_w - M), sums them and
  * writes the columns 2 sub + 16 k of its row: the normalized output (one split) or the partial
- * (o, m in base e, l) that k_attn_merge reads, exactly as k_fattn writes them.
+ * (o, m in base e, l) that k_attn_merge reads, exactly as k_fattn writes them; one split with
+ * a.q8 also writes the output's q8 form for Wo (fa_q8_row: no quantizing launch before it).
  * H100, 8B shape (32/8 heads, D 128), one token: 65.3 us at depth 32k vs 67.1 for k_fattn (1.03x),
  * 1.02x at 16k, 1.06x at 4k; the single-buffered 64-position form for D 128 was 0.98x. */
 template <int D, int KT, int NBUF>
@@ -866,6 +899,7 @@ __global__ void __launch_bounds__(32 * 4) k_fattn_dec(fa_args a) {
     const size_t th = (size_t)(t0 + row / a.G) * a.n_head + kvh * a.G + row % a.G;
     const float inv = a.n_split == 1 ? (L > 0.0f ? 1.0f / L : 0.0f) : 1.0f;
     float *dst = a.n_split == 1 ? a.out + th * D : a.part + (th * a.n_split + s) * (D + 2);
+    float2 res[D / 16];
 #pragma unroll
     for (int k = 0; k < D / 16; k++) {
         const int col = 2 * sub + 16 * k;
@@ -876,8 +910,10 @@ __global__ void __launch_bounds__(32 * 4) k_fattn_dec(fa_args a) {
             acc.x += f[w] * x.x;
             acc.y += f[w] * x.y;
         }
-        *(float2 *)(dst + col) = make_float2(acc.x * inv, acc.y * inv); /* D + 2 is even: 8-byte aligned */
+        res[k] = make_float2(acc.x * inv, acc.y * inv);
+        *(float2 *)(dst + col) = res[k]; /* D + 2 is even: 8-byte aligned */
     }
+    if (a.n_split == 1 && a.q8) fa_q8_row<D>(res, sub, a.q8 + th * D, a.dq8 + th * D / 32);
     if (a.n_split > 1 && sub == 0) {
         dst[D] = M == -INFINITY ? -INFINITY : M * 0.69314718056f; /* back to base e */
         dst[D + 1] = L;
@@ -961,10 +997,14 @@ static void fattn(lc_cuda *c, float *out, const float *q, const lc_kv *kv, int i
      * H100, 8B tg128 at depth 32k 189-191 tok/s letting them in at entry, 200 at exit, as without
      * programmatic launches; bench/results/cuda-h100.md) */
     a.late = n_split > 1;
+    /* the output's q8 form for Wo, from the decode kernel (one split) or the merge */
+    if (c->attn_q8 && (dec || n_split > 1)) a.q8 = lc_cu_fused_q8(c, T, (size_t)n_head * D, &a.dq8);
     dim3 grid((unsigned)n_tiles, (unsigned)kv->n_kv_head, (unsigned)n_split);
     cu_k(c, fa_kernel(c, D, dec), grid, 32 * 4, a);
     if (n_split > 1)
-        cu_k(c, k_attn_merge, dim3((unsigned)n_head, (unsigned)T), AM_THREADS, c->attn_part, out, n_split, D, a.late);
+        cu_k(c, k_attn_merge, dim3((unsigned)n_head, (unsigned)T), AM_THREADS, c->attn_part, out, n_split, D, a.late,
+             a.q8, a.dq8);
+    if (a.q8) cu_q8_set(c, out, (size_t)T * n_head * D, a.q8, a.dq8); /* after the launches, which clear it */
     CU_LAUNCH(c);
 }
 
@@ -1026,8 +1066,11 @@ void lc_cu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int 
     a.row_bytes = kv->row_bytes;
     a.head_bytes = lc_type_row_size(kv->type, kv->head_dim);
     a.scale = scale;
+    float2 *dq8 = NULL; /* for Wo, from the merge: a warp's 32 elements one block of one head */
+    int8_t *q8 = kv->head_dim % 32 || !c->attn_q8 ? NULL : lc_cu_fused_q8(c, T, (size_t)n_head * kv->head_dim, &dq8);
     cu_k(c, k_attn, dim3((unsigned)n_head, (unsigned)T, (unsigned)n_split), 32 * AT_WARPS, a);
     cu_k(c, k_attn_merge, dim3((unsigned)n_head, (unsigned)T), AM_THREADS, c->attn_part, out, n_split * AT_WARPS,
-         kv->head_dim, 0);
+         kv->head_dim, 0, q8, dq8);
+    if (q8) cu_q8_set(c, out, (size_t)T * n_head * kv->head_dim, q8, dq8);
     CU_LAUNCH(c);
 }

@@ -66,6 +66,7 @@ lc_status lc_cu_grow(lc_cuda *c, void **p, size_t *cap, size_t n) {
     lc_status st = CU(c, cudaStreamSynchronize(c->stream));
     if (st || (st = CU(c, cudaMalloc(&q, n)))) return st;
     cudaFree(*p);
+    if (*p == c->xq) c->xq_tag.src = NULL; /* what it held is gone */
     c->bytes += n - *cap;
     *p = q;
     *cap = n;
@@ -1067,6 +1068,7 @@ extern "C" lc_status lc_backend_cuda_create(const lc_model *model, int il0, int 
         c->preload = env_int("LOCARA_CUDA_PRELOAD", 5);    /* H100 tg512: 8B +3%, 30B-A3B +1% with 1 over 0 */
         c->mmvq_mix = !env_is("LOCARA_CUDA_MMVQ_MIX", "0");
         c->route_rank = !env_is("LOCARA_CUDA_ROUTE", "old");
+        c->attn_q8 = !env_is("LOCARA_CUDA_ATTN_Q8", "0");
         c->attn_exact = !env_is("LOCARA_CUDA_ATTN_EXACT", "0");
         c->cpu_order = !env_is("LOCARA_CUDA_CPU_ORDER", "0");
         c->cpu_model = true; /* until a weight says otherwise (upload_weights) */

@@ -65,6 +65,7 @@ typedef struct cu_graph {
     uint8_t *stage;  /* pinned staging for host arrays (cudaMallocHost) */
     size_t stage_cap, stage_used, stage_want;
     lc_cuda_graph_stats stats;
+    int64_t t_begin, t_launch; /* lc_time_us at this step's start and at the last replayed launch (0: none) */
 } cu_graph;
 
 /* Rows one k_norm_v launch norms: out = x / rms(x) * g (g may be NULL), after x += y when y is given. */
@@ -172,6 +173,8 @@ typedef struct lc_cuda {
     bool rope_norm; /* Qwen3's q- and k-norm run inside the RoPE launch (LOCARA_CUDA_ROPE_NORM=0 off, A/B) */
     int moe_glu_rows; /* LOCARA_CUDA_MOE_GLU_ROWS: rows a block of the fused expert gate/up/SwiGLU kernel, 4
                        * (default) or 32 (it also makes the q8 form of its output; A/B) */
+    bool attn_q8;     /* the decode attention (and its merges) also writes its output's q8 form for Wo
+                       * (LOCARA_CUDA_ATTN_Q8=0: Wo quantizes it, A/B) */
     bool attn_exact; /* LOCARA_CUDA_ATTN_EXACT (default 1): short contexts' attention in the CPU backend's
                       * arithmetic (attn.cu, k_attn_exact) when cpu_model; 0: the other kernels everywhere */
     bool cpu_model;  /* every weight matrix has a product in the CPU's order (lc_cu_cpu_type), so the
@@ -222,7 +225,9 @@ static inline lc_cuda *cu_of(lc_backend *be) { return (lc_cuda *)be->impl; }
 lc_status lc_cu_check(lc_cuda *c, cudaError_t e, const char *what, const char *file, int line);
 lc_status lc_cu_check_blas(lc_cuda *c, cublasStatus_t e, const char *what, const char *file, int line);
 #define CU(c, call) lc_cu_check((c), (call), #call, __FILE__, __LINE__)
-#define CU_LAUNCH(c) lc_cu_check((c), cudaGetLastError(), "kernel launch", __FILE__, __LINE__)
+/* The launches' error, if any (none are made while a step is only checked against its graph). */
+#define CU_LAUNCH(c)                                                                                      \
+    ((c)->graph.mode == CU_REPLAY ? LC_OK : lc_cu_check((c), cudaGetLastError(), "kernel launch", __FILE__, __LINE__))
 #define CUBLAS(c, call) lc_cu_check_blas((c), (call), #call, __FILE__, __LINE__)
 
 /* Device pointer of the host bytes p (inside a bound weight); NULL if p is not a weight. */

@@ -99,6 +99,9 @@ void lc_cu_step_begin(lc_backend *be, int n_tokens) {
         g->stage_cap = cap;
     }
     forget_uploads(c);
+    g->t_begin = lc_time_us();
+    if (g->t_launch) g->stats.after_us += g->t_begin - g->t_launch;
+    g->t_launch = 0;
     if (forced != CU_CAPTURE && g->on == 1 && g->exec[n_tokens] && !g->capture_only[n_tokens]) {
         g->mode = CU_REPLAY;
         return;
@@ -216,6 +219,8 @@ lc_status lc_cu_step_end(lc_backend *be, bool run, bool *redo) {
             return ask_again(c, true, redo);
         }
         g->stats.replayed++;
+        g->t_launch = lc_time_us();
+        g->stats.host_us += g->t_launch - g->t_begin;
         g->fails[T] = 0;
         g->misses[T] = 0;
         return LC_OK;
@@ -249,9 +254,12 @@ void lc_cu_graph_free(lc_cuda *c) {
     if (st->launched || st->redone)
         lc_log(LC_LOG_INFO,
                "CUDA graphs: %lld steps from graphs (%lld replayed, %lld captured again), %lld instantiated, "
-               "%lld updated, %lld steps redone, %lld direct",
+               "%lld updated, %lld steps redone, %lld direct; a replayed step: %.0f us on the host to its launch, "
+               "%.0f us from there to the next step",
                (long long)st->launched, (long long)st->replayed, (long long)st->missed, (long long)st->instantiated,
-               (long long)st->updated, (long long)st->redone, (long long)st->direct);
+               (long long)st->updated, (long long)st->redone, (long long)st->direct,
+               st->replayed ? (double)st->host_us / (double)st->replayed : 0.0,
+               st->replayed ? (double)st->after_us / (double)st->replayed : 0.0);
     if (g->mode == CU_CAPTURE) {
         cudaGraph_t gr = NULL;
         if (cudaStreamEndCapture(c->stream, &gr) == cudaSuccess && gr) cudaGraphDestroy(gr);
