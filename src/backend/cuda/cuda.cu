@@ -1074,6 +1074,7 @@ extern "C" lc_status lc_backend_cuda_create(const lc_model *model, int il0, int 
         c->cpu_model = true; /* until a weight says otherwise (upload_weights) */
         c->q8_tok = env_int("LOCARA_CUDA_Q8_TOK", 32); /* prompts of up to this many tokens: int8 products */
         c->graph.on = env_int("LOCARA_CUDA_GRAPH", 1); /* 0 off, 1 capture and replay, 2 capture every step */
+        c->graph.seg_items = LC_MAX(0, env_int("LOCARA_CUDA_GRAPH_SEG", 128)); /* items a graph of a step (0: one graph) */
     }
     if ((st = CUBLAS(c, cublasCreate(&c->blas))) || (st = CUBLAS(c, cublasSetStream(c->blas, c->stream)))) goto fail;
     if (model) {

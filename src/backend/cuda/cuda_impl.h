@@ -43,6 +43,7 @@ typedef struct cu_wmap {
  * recorded copies. */
 #define CU_ROPE_HOST_TOK 32 /* batches of at most this many tokens rotate by the host's angles (cu_rope_table) */
 #define CU_GRAPH_MAX_TOK 8 /* steps of at most this many tokens are recorded */
+#define CU_GRAPH_MAX_SEG 16 /* graphs a step is cut into, at most */
 
 typedef enum cu_mode { CU_DIRECT, CU_CAPTURE, CU_REPLAY } cu_mode;
 
@@ -54,9 +55,25 @@ typedef struct cu_graph {
     bool broken;     /* an op could not be recorded in this step */
     bool never;      /* ... and never will be at this shape */
     int T;           /* tokens of the step being recorded */
-    uint64_t sig;    /* signature of this step's launches so far */
-    cudaGraphExec_t exec[CU_GRAPH_MAX_TOK + 1]; /* the instantiated graph of each step size */
-    uint64_t exec_sig[CU_GRAPH_MAX_TOK + 1];     /* the signature exec[T] was recorded with */
+    uint64_t sig;    /* signature of the current segment's launches so far */
+    /* A step is cut into segments of about seg_items items (kernel launches and host copies; 0: one
+     * segment), each its own graph, launched as soon as the host has recorded or checked it, so the
+     * device runs the first while the host goes through the rest. A pass that stops after some
+     * segments ran (a recording failed, or a segment differs from its graph) asks for the step
+     * again, and that pass skips the items those segments held (skip). */
+    int seg_items;   /* LOCARA_CUDA_GRAPH_SEG */
+    int item;        /* items of this pass so far */
+    int seg;         /* the segment being recorded or checked */
+    int seg_start;   /* the item it began with */
+    int skip;        /* items run by earlier passes of this step: this pass leaves them out */
+    int skip_seg;    /* the segment this pass begins with */
+    bool capturing;  /* the stream is being captured (a capture pass begins at its first item) */
+    bool stop;       /* this pass records or checks nothing more: step_end asks for the step again */
+    bool captured;   /* this step captured a segment (not only replayed) */
+    bool inst_new, inst_upd; /* a segment of this step was instantiated anew / updated in place */
+    cudaGraphExec_t exec[CU_GRAPH_MAX_TOK + 1][CU_GRAPH_MAX_SEG]; /* the graphs of each step size's segments */
+    uint64_t exec_sig[CU_GRAPH_MAX_TOK + 1][CU_GRAPH_MAX_SEG];     /* the signatures they were recorded with */
+    int n_seg[CU_GRAPH_MAX_TOK + 1];                               /* segments of the last recorded step */
     uint8_t fails[CU_GRAPH_MAX_TOK + 1];         /* consecutive failed recordings per size */
     uint8_t reinst[CU_GRAPH_MAX_TOK + 1];        /* consecutive refused updates per size */
     bool off[CU_GRAPH_MAX_TOK + 1];              /* given up on this size */
@@ -320,6 +337,11 @@ __device__ __forceinline__ void cu_pdl_entry() {
     cu_pdl_trigger();
 }
 
+/* Counts one item (a kernel launch or host copy) of a step recorded, checked or asked again, and
+ * ends a segment when its length is reached; false: leave the item out (an earlier pass ran it,
+ * or this pass stopped). */
+bool lc_cu_graph_item(lc_cuda *c);
+
 /* Launches kernel k on the backend's stream, every launch of the backend goes through here:
  * while a step is recorded the kernel, its grid and its arguments (as passed: struct arguments
  * must be fully initialised, padding included) are folded into the step's signature, and when
@@ -329,6 +351,7 @@ static inline void cu_k(lc_cuda *c, void (*k)(P...), dim3 grid, dim3 block, cons
     cu_graph *g = &c->graph;
     if (c->pend.kind) lc_cu_flush(c);
     c->xq_tag.src = NULL;
+    if ((g->mode != CU_DIRECT || g->skip) && !lc_cu_graph_item(c)) return;
     if (g->mode != CU_DIRECT) {
         const unsigned d[6] = {grid.x, grid.y, grid.z, block.x, block.y, block.z};
         cu_sig_mix(g, &k, sizeof k);

@@ -1,10 +1,12 @@
-/* graph.cu — decode steps (<= 8 tokens) run from CUDA graphs, one launch per step instead of
- * ~16-27 per layer. A step of a size whose graph exists is replayed: its ops only fold their
+/* graph.cu — decode steps (<= 8 tokens) run from CUDA graphs, a few launches per step instead of
+ * ~16-27 per layer. A step of a size whose graphs exist is replayed: its ops only fold their
  * launches into a signature (cu_k) and stage their host arrays (positions, slots, block tables,
- * token ids) in pinned memory at the places the graph copies them from; equal signatures
- * relaunch the graph. Otherwise, or when the signature differs (new buffers, another attention
- * split), the step is captured from the stream and the graph of its size updated in place
- * (cudaGraphExecUpdate), or instantiated anew when the update is refused.
+ * token ids) in pinned memory at the places the graphs copy them from; equal signatures
+ * relaunch the graphs. Otherwise, or when a signature differs (new buffers, another attention
+ * split), the step is captured from the stream and the graphs of its size updated in place
+ * (cudaGraphExecUpdate), or instantiated anew when the update is refused. A step is cut into
+ * segments of about LOCARA_CUDA_GRAPH_SEG items, a graph each, launched as soon as the host is
+ * through with it: the device runs the first layers while the host checks the rest.
  * Not here: what an op does. Ops that cannot be recorded (a buffer that grows, a download, a
  * synchronisation) call lc_cu_graph_break; the step is dropped and the caller runs the forward
  * again (step_end's *redo), then with direct launches: a failure costs time, never a result.
@@ -40,6 +42,7 @@ lc_status lc_cu_copy_in(lc_cuda *c, void *dev, const void *host, size_t n) {
     if (!n) return LC_OK;
     lc_cu_flush(c);
     c->xq_tag.src = NULL; /* the copy may overwrite activations whose q8 form the scratch holds */
+    if ((g->mode != CU_DIRECT || g->skip) && !lc_cu_graph_item(c)) return LC_OK;
     if (g->mode == CU_DIRECT) return CU(c, cudaMemcpyAsync(dev, host, n, cudaMemcpyHostToDevice, c->stream));
     /* each copy gets its own bytes: the recording reads them when the graph runs, after the
      * whole step has been recorded; a replayed step puts its arrays at the same places */
@@ -64,10 +67,15 @@ static void forget_uploads(lc_cuda *c) {
     for (int s = 0; s < SLOT_COUNT; s++) c->slot[s].n = 0;
 }
 
-/* Picks how a step of n_tokens runs: replayed (checked against the graph of its size), captured,
- * or direct (graphs off, too many tokens, given up, or this is a step asked again after its
- * recording failed). The stream is drained first: the staging area is rewritten below, and the
- * previous step's graph may still be reading it (a step with no logits never synchronises). */
+/* The signature a segment starts from. */
+static uint64_t seg_seed(int T, int seg) { return 0x6C6F63617261ull ^ (uint64_t)T ^ ((uint64_t)seg << 32); }
+
+/* Picks how a pass over a step of n_tokens runs: replayed (checked against the graphs of its size),
+ * captured, or direct (graphs off, too many tokens, given up, or a step asked again after its
+ * recording failed). A pass asked again after some segments ran leaves their items out (skip) and
+ * begins with the next segment. The stream is drained first: the staging area is rewritten below,
+ * and the previous step's graphs may still be reading it (a step with no logits never
+ * synchronises). */
 void lc_cu_step_begin(lc_backend *be, int n_tokens) {
     lc_cuda *c = cu_of(be);
     cu_graph *g = &c->graph;
@@ -75,9 +83,13 @@ void lc_cu_step_begin(lc_backend *be, int n_tokens) {
     cu_mode forced = g->forced;
     g->forced = CU_DIRECT;
     g->mode = CU_DIRECT;
-    g->broken = g->never = false;
+    g->broken = g->never = g->stop = g->capturing = false;
+    if (!g->skip) g->captured = g->inst_new = g->inst_upd = false, g->skip_seg = 0;
     g->T = n_tokens;
-    g->sig = 0x6C6F63617261ull ^ (uint64_t)n_tokens;
+    g->item = 0;
+    g->seg = g->skip_seg;
+    g->seg_start = g->skip;
+    g->sig = seg_seed(n_tokens, g->seg);
     g->stage_used = 0;
     if (!g->on || n_tokens < 1 || n_tokens > CU_GRAPH_MAX_TOK || g->off[n_tokens] || c->err || g->redo_direct) {
         g->redo_direct = false;
@@ -102,18 +114,12 @@ void lc_cu_step_begin(lc_backend *be, int n_tokens) {
     g->t_begin = lc_time_us();
     if (g->t_launch) g->stats.after_us += g->t_begin - g->t_launch;
     g->t_launch = 0;
-    if (forced != CU_CAPTURE && g->on == 1 && g->exec[n_tokens] && !g->capture_only[n_tokens]) {
+    if (forced != CU_CAPTURE && g->on == 1 && g->n_seg[n_tokens] && !g->capture_only[n_tokens]) {
         g->mode = CU_REPLAY;
         return;
     }
-    cudaError_t e = cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal);
-    if (e != cudaSuccess) {
-        cudaGetLastError();
-        give_up(c, n_tokens, cudaGetErrorString(e));
-        g->stats.direct++;
-        return;
-    }
-    g->mode = CU_CAPTURE;
+    g->mode = CU_CAPTURE; /* the capture begins at the pass's first item (lc_cu_graph_item) */
+    g->captured = true;
 }
 
 /* Drops a failed recording: the error it left in c->err was the recording's, not the step's. */
@@ -124,14 +130,14 @@ static void drop(lc_cuda *c, cudaGraph_t gr) {
     forget_uploads(c);
 }
 
-/* Instantiates or updates the graph of size T from gr. false: no graph. */
-static bool instantiate(lc_cuda *c, int T, cudaGraph_t gr) {
+/* Instantiates or updates the graph of segment k of size T from gr. false: no graph. */
+static bool instantiate(lc_cuda *c, int T, int k, cudaGraph_t gr) {
     cu_graph *g = &c->graph;
-    cudaGraphExec_t *x = &g->exec[T];
+    cudaGraphExec_t *x = &g->exec[T][k];
     if (*x) {
         cudaGraphExecUpdateResultInfo info;
         if (cudaGraphExecUpdate(*x, gr, &info) == cudaSuccess) {
-            g->stats.updated++;
+            g->inst_upd = true;
             g->reinst[T] = 0;
             return true;
         }
@@ -147,29 +153,101 @@ static bool instantiate(lc_cuda *c, int T, cudaGraph_t gr) {
         lc_log(LC_LOG_DEBUG, "CUDA graph: instantiation failed: %s", cudaGetErrorString(e));
         return false;
     }
-    g->stats.instantiated++;
+    g->inst_new = true;
     return true;
 }
 
-/* Launches the graph of size T. false: it did not run (and is forgotten). */
-static bool launch(lc_cuda *c, int T) {
+/* Launches the graph of segment k of size T. false: it did not run (and is forgotten). */
+static bool launch(lc_cuda *c, int T, int k) {
     cu_graph *g = &c->graph;
-    cudaError_t e = cudaGraphLaunch(g->exec[T], c->stream);
+    cudaError_t e = cudaGraphLaunch(g->exec[T][k], c->stream);
     if (e != cudaSuccess) {
         cudaGetLastError();
-        cudaGraphExecDestroy(g->exec[T]);
-        g->exec[T] = NULL;
+        cudaGraphExecDestroy(g->exec[T][k]);
+        g->exec[T][k] = NULL;
+        g->n_seg[T] = 0;
         lc_log(LC_LOG_DEBUG, "CUDA graph: launch failed: %s", cudaGetErrorString(e));
         return false;
     }
-    g->stats.launched++;
     return true;
 }
 
-/* The step could not run from a graph: it must run again, recorded (forced) or directly. */
+/* Ends the current segment of this pass: a replayed one is launched when it is the recorded
+ * segment (last: the step's last), a captured one instantiated (or updated) and launched. false:
+ * it could not run (g->stop set: the step is asked again from this segment). */
+static bool seg_end(lc_cuda *c, bool last) {
+    cu_graph *g = &c->graph;
+    const int T = g->T, k = g->seg;
+    if (g->mode == CU_REPLAY) {
+        const bool same = g->exec[T][k] && g->sig == g->exec_sig[T][k] && (last ? k + 1 == g->n_seg[T] : k + 1 < g->n_seg[T]);
+        if (!same || !launch(c, T, k)) {
+            g->stop = true;
+            return false;
+        }
+        return true;
+    }
+    cudaGraph_t gr = NULL;
+    cudaError_t e = g->capturing ? cudaStreamEndCapture(c->stream, &gr) : cudaSuccess;
+    g->capturing = false;
+    if (e != cudaSuccess || !gr || g->broken || c->err) {
+        drop(c, gr);
+        g->stop = true;
+        return false;
+    }
+    const bool ok = instantiate(c, T, k, gr);
+    cudaGraphDestroy(gr);
+    if (ok) g->exec_sig[T][k] = g->sig;
+    if (!ok || !launch(c, T, k)) {
+        drop(c, NULL);
+        g->stop = true;
+        return false;
+    }
+    if (last) g->n_seg[T] = k + 1;
+    return true;
+}
+
+/* Begins capturing the current segment (a capture pass). false: the capture could not begin. */
+static bool seg_capture(lc_cuda *c) {
+    cu_graph *g = &c->graph;
+    cudaError_t e = cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        give_up(c, g->T, cudaGetErrorString(e));
+        g->stop = true;
+        return false;
+    }
+    g->capturing = true;
+    return true;
+}
+
+bool lc_cu_graph_item(lc_cuda *c) {
+    cu_graph *g = &c->graph;
+    const int i = g->item++;
+    if (i < g->skip) return false; /* an earlier pass of this step ran it */
+    if (g->mode == CU_DIRECT) return true;
+    if (g->stop || g->broken) return false;
+    if (g->mode == CU_CAPTURE && !g->capturing) {
+        g->seg_start = i;
+        return seg_capture(c);
+    }
+    if (g->seg_items && g->seg + 1 < CU_GRAPH_MAX_SEG && i - g->seg_start >= g->seg_items) {
+        if (!seg_end(c, false)) return false;
+        g->seg++;
+        g->seg_start = i;
+        g->sig = seg_seed(g->T, g->seg);
+        if (g->mode == CU_CAPTURE && !seg_capture(c)) return false;
+    }
+    return true;
+}
+
+/* The pass could not run the step from graphs: it must run again, recorded (forced) or directly,
+ * from the segment that stopped (the segments before it ran). */
 static lc_status ask_again(lc_cuda *c, bool capture, bool *redo) {
     cu_graph *g = &c->graph;
     int T = g->T;
+    g->skip = g->seg_start;
+    g->skip_seg = g->seg;
+    g->item = 0;
     if (capture) {
         g->forced = CU_CAPTURE;
     } else {
@@ -182,11 +260,27 @@ static lc_status ask_again(lc_cuda *c, bool capture, bool *redo) {
     return LC_OK;
 }
 
-/* Ends the step begun by lc_cu_step_begin. A replayed step whose launches match the graph of its
- * size relaunches it; one that differs (new buffers, another attention split, longer block
- * tables) is asked again to be captured. A captured step updates (or instantiates) the graph of
- * its size and launches it. run false (the forward failed elsewhere): nothing runs. *redo: the
- * step did not run and the forward must run again (step_begin then picks the mode). */
+/* Counts a step that ran from graphs. */
+static void step_done(cu_graph *g, int T) {
+    g->stats.launched++;
+    if (!g->captured) {
+        g->stats.replayed++;
+        g->t_launch = lc_time_us();
+        g->stats.host_us += g->t_launch - g->t_begin;
+    }
+    if (g->inst_new) g->stats.instantiated++;
+    else if (g->inst_upd) g->stats.updated++;
+    g->fails[T] = 0;
+    g->misses[T] = 0;
+    g->skip = 0;
+}
+
+/* Ends a pass begun by lc_cu_step_begin. A replayed pass whose launches match the graphs of its
+ * size has launched them; one that differs (new buffers, another attention split, longer block
+ * tables) is asked again to be captured from the segment that differed. A captured pass updates
+ * (or instantiates) the graphs of its size and has launched them. run false (the forward failed
+ * elsewhere): nothing more runs. *redo: the step did not run whole and the forward must run again
+ * (step_begin then picks the mode, and the segments that ran are left out). */
 lc_status lc_cu_step_end(lc_backend *be, bool run, bool *redo) {
     lc_cuda *c = cu_of(be);
     cu_graph *g = &c->graph;
@@ -194,57 +288,41 @@ lc_status lc_cu_step_end(lc_backend *be, bool run, bool *redo) {
     cu_mode mode = g->mode;
     int T = g->T;
     *redo = false;
+    if (mode == CU_DIRECT) {
+        g->mode = CU_DIRECT;
+        g->skip = 0;
+        return c->err;
+    }
+    if (mode == CU_REPLAY && !g->stop && !g->broken && !c->err && run) seg_end(c, true);
+    else if (mode == CU_CAPTURE && !g->stop && run) seg_end(c, true);
     g->mode = CU_DIRECT;
-    if (mode == CU_DIRECT) return c->err;
-    if (mode == CU_REPLAY) {
-        if (g->broken || c->err || g->sig != g->exec_sig[T]) {
-            bool broken = g->broken || c->err;
-            drop(c, NULL);
-            if (!broken) {
-                g->stats.missed++;
-                if (++g->misses[T] >= MAX_MISSES && !g->capture_only[T]) {
-                    /* something in the step changes every time: replaying only costs a pass */
-                    g->capture_only[T] = true;
-                    lc_log(LC_LOG_WARN, "CUDA graphs: steps of %d token(s) differ every time, captured from now on", T);
-                }
-            }
-            return ask_again(c, !broken, redo);
-        }
-        if (!run) {
-            forget_uploads(c);
-            return LC_OK;
-        }
-        if (!launch(c, T)) {
-            drop(c, NULL);
-            return ask_again(c, true, redo);
-        }
-        g->stats.replayed++;
-        g->t_launch = lc_time_us();
-        g->stats.host_us += g->t_launch - g->t_begin;
-        g->fails[T] = 0;
-        g->misses[T] = 0;
-        return LC_OK;
-    }
-    cudaGraph_t gr = NULL;
-    cudaError_t e = cudaStreamEndCapture(c->stream, &gr);
-    if (e != cudaSuccess || !gr || g->broken || c->err) {
-        /* not recorded whole: run it again directly (also when the forward failed: the failure
-         * may have been the recording's) */
+    if (g->capturing) { /* a capture that stopped: its graph is dropped */
+        cudaGraph_t gr = NULL;
+        cudaStreamEndCapture(c->stream, &gr);
+        g->capturing = false;
         drop(c, gr);
-        return ask_again(c, false, redo);
     }
-    if (!run) { /* the forward failed elsewhere: nothing of the step may run */
-        drop(c, gr);
-        return LC_OK;
-    }
-    bool ok = instantiate(c, T, gr);
-    cudaGraphDestroy(gr);
-    if (ok) g->exec_sig[T] = g->sig;
-    if (!ok || !launch(c, T)) {
+    if (!run) { /* the forward failed elsewhere: nothing more of the step may run */
+        const bool broken = g->broken;
         drop(c, NULL);
-        return ask_again(c, false, redo);
+        if (broken) return ask_again(c, false, redo); /* it failed because an op could not be recorded */
+        g->skip = 0;
+        return LC_OK;
     }
-    g->fails[T] = 0;
+    if (g->stop || g->broken || c->err) {
+        const bool broken = g->broken || c->err;
+        drop(c, NULL);
+        if (mode == CU_REPLAY && !broken) {
+            g->stats.missed++;
+            if (++g->misses[T] >= MAX_MISSES && !g->capture_only[T]) {
+                /* something in the step changes every time: replaying only costs a pass */
+                g->capture_only[T] = true;
+                lc_log(LC_LOG_WARN, "CUDA graphs: steps of %d token(s) differ every time, captured from now on", T);
+            }
+        }
+        return ask_again(c, mode == CU_REPLAY && !broken, redo);
+    }
+    step_done(g, T);
     return LC_OK;
 }
 
@@ -266,7 +344,8 @@ void lc_cu_graph_free(lc_cuda *c) {
         cudaGetLastError();
     }
     for (int t = 0; t <= CU_GRAPH_MAX_TOK; t++)
-        if (g->exec[t]) cudaGraphExecDestroy(g->exec[t]);
+        for (int k = 0; k < CU_GRAPH_MAX_SEG; k++)
+            if (g->exec[t][k]) cudaGraphExecDestroy(g->exec[t][k]);
     if (g->stage) cudaFreeHost(g->stage);
     memset(g, 0, sizeof *g);
 }
