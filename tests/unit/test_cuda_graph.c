@@ -1,6 +1,7 @@
 /* test_cuda_graph.c — decode steps run from CUDA graphs (backend/cuda/graph.cu) give the same
  * logits, bit for bit, as direct launches: the default model on the GPU in three contexts
- * (LOCARA_CUDA_GRAPH=0 direct, 1 replay, 2 capture every step) fed the same script of batches
+ * (LOCARA_CUDA_GRAPH=0 direct, 1 replay, 2 capture every step, and 1 with steps cut into graphs of
+ * 16 items, LOCARA_CUDA_GRAPH_SEG=16, which stop and resume mid-step) fed the same script of batches
  * (prefill, single-token steps whose positions, slots and block tables change every step and
  * cross attention's split boundary at 256, steps of 2 and 5 tokens, back to 1 on another
  * sequence), and the graph counters say the steps were replayed, captured again when their
@@ -141,11 +142,15 @@ static void test_ops(void) {
     };
     float gains[3 * D];
     for (int i = 0; i < 3 * D; i++) gains[i] = 1.0f + 0.25f * frand();
-    side S[2];
+    side S[3]; /* graphs off, on, on with steps cut into graphs of 3 items (segments stop and resume) */
+    memset(S, 0, sizeof S);
     bool ok = side_create(&S[0], "0", &W, gains) && side_create(&S[1], "1", &W, gains);
+    setenv("LOCARA_CUDA_GRAPH_SEG", "3", 1);
+    ok = ok && side_create(&S[2], "1", &W, gains);
+    unsetenv("LOCARA_CUDA_GRAPH_SEG");
     /* sequences 0 and 1 own blocks 0-3 and 4-7 */
     int32_t tab[2][4] = {{0, 1, 2, 3}, {4, 5, 6, 7}}, len[2] = {0, 0};
-    int steps = 0, same = 0;
+    int steps = 0, same = 0, same_seg = 0;
     for (int st_i = 0; ok && st_i < 40; st_i++) {
         /* 12 steps of sequence 0 alone, 10 of both, 10 of sequence 1 alone, 8 of 3 tokens */
         int T = st_i < 12 ? 1 : st_i < 22 ? 2 : st_i < 32 ? 1 : 3;
@@ -159,17 +164,19 @@ static void test_ops(void) {
             idx[t] = T - 1 - t;
         }
         lc_attn_batch b = {T, pos, seq, slot, tables};
-        float x0[4 * D], out[2][4 * D];
+        float x0[4 * D], out[3][4 * D];
         for (int i = 0; i < T * D; i++) x0[i] = frand();
-        for (int k = 0; k < 2; k++) {
+        for (int k = 0; k < 3; k++) {
             lc_status st = layer_step(&S[k], &W, x0, &b, idx);
-            CHECKF(st == LC_OK, "step %d (graphs %s): %s", st_i, k ? "on" : "off", lc_last_error());
+            CHECKF(st == LC_OK, "step %d (side %d): %s", st_i, k, lc_last_error());
             S[k].be->ops->to_host(S[k].be, out[k], S[k].out, (size_t)T * D);
         }
         steps++;
         same += memcmp(out[0], out[1], (size_t)T * D * sizeof(float)) == 0;
+        same_seg += memcmp(out[0], out[2], (size_t)T * D * sizeof(float)) == 0;
     }
     CHECKF(same == steps, "MoE layer ops: %d of %d steps bit-identical with graphs on", same, steps);
+    CHECKF(same_seg == steps, "MoE layer ops: %d of %d steps bit-identical with graphs of 3 items", same_seg, steps);
     if (ok) {
         lc_cuda_graph_stats on, off;
         CHECK(lc_backend_cuda_graph_stats(S[1].be, &on) == LC_OK);
@@ -184,7 +191,7 @@ static void test_ops(void) {
         CHECKF(off.launched == 0 && off.direct == steps, "graphs off: %lld launched, %lld direct", (long long)off.launched,
                (long long)off.direct);
     }
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 3; k++) {
         if (!S[k].be) continue;
         float *bufs[] = {S[k].x, S[k].h, S[k].q, S[k].k, S[k].v, S[k].att, S[k].lg, S[k].rw, S[k].mg, S[k].mu,
                          S[k].mo, S[k].out, S[k].g1, S[k].g2, S[k].g3};
@@ -198,8 +205,10 @@ static void test_ops(void) {
 
 /* ==== The default model through lc_decode ==== */
 
+enum { NCTX = 4 };
+
 typedef struct pair {
-    lc_context *ctx[3]; /* LOCARA_CUDA_GRAPH=0, 1, 2 */
+    lc_context *ctx[NCTX]; /* LOCARA_CUDA_GRAPH=0, 1, 2, and 1 with segments of 16 items (LOCARA_CUDA_GRAPH_SEG) */
     int nv;
     int32_t len[3];     /* tokens in each sequence so far */
     float *want;
@@ -221,19 +230,19 @@ static void step(pair *P, int n, const int32_t *seq) {
     }
     lc_batch b = {n, tok, pos, seq, want};
     bool same = true;
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < NCTX; k++) {
         lc_status st = lc_decode(P->ctx[k], &b);
-        CHECKF(st == LC_OK, "decode of %d tokens (LOCARA_CUDA_GRAPH=%d): %s", n, k, lc_last_error());
+        CHECKF(st == LC_OK, "decode of %d tokens (context %d): %s", n, k, lc_last_error());
         if (st) return;
     }
-    for (int k = 1; k < 3; k++)
+    for (int k = 1; k < NCTX; k++)
         for (int i = 0; i < n; i++) {
             const float *a = lc_get_logits(P->ctx[0], i), *g = lc_get_logits(P->ctx[k], i);
             if (!a || !g || memcmp(a, g, (size_t)P->nv * sizeof(float)) != 0) {
                 if (same && a && g) {
                     int j = 0;
                     while (j < P->nv && a[j] == g[j]) j++;
-                    fprintf(stderr, "step %d (%d tokens, LOCARA_CUDA_GRAPH=%d): row %d differs at %d: %.9g vs %.9g\n",
+                    fprintf(stderr, "step %d (%d tokens, context %d): row %d differs at %d: %.9g vs %.9g\n",
                             P->steps, n, k, i, j, j < P->nv ? a[j] : 0.0, j < P->nv ? g[j] : 0.0);
                 }
                 same = false;
@@ -271,14 +280,16 @@ int main(void) {
     cp.n_ctx = 1024;
     cp.n_batch = 64;
     cp.n_seq_max = 3;
-    for (int k = 0; k < 3; k++) {
-        setenv("LOCARA_CUDA_GRAPH", k == 0 ? "0" : k == 1 ? "1" : "2", 1);
+    for (int k = 0; k < NCTX; k++) {
+        setenv("LOCARA_CUDA_GRAPH", k == 0 ? "0" : k == 2 ? "2" : "1", 1);
+        if (k == 3) setenv("LOCARA_CUDA_GRAPH_SEG", "16", 1); /* many segments: steps stop and resume mid-way */
         lc_status st = lc_context_create(m, cp, &P.ctx[k]);
         CHECKF(st == LC_OK, "%s", lc_last_error());
         if (st) return test_done();
         CHECKF(strcmp(P.ctx[k]->exec.stage[P.ctx[k]->exec.n_stages - 1].be->ops->name, "cuda") == 0, "context %d not on CUDA", k);
     }
     unsetenv("LOCARA_CUDA_GRAPH");
+    unsetenv("LOCARA_CUDA_GRAPH_SEG");
 
     int32_t s0[64] = {0}, s1[8] = {1, 1, 1, 1, 1}, s01[2] = {0, 1}, s2[1] = {2};
     step(&P, 20, s0); /* prefill: direct launches */
@@ -298,9 +309,9 @@ int main(void) {
     for (int i = 0; i < 5; i++) step(&P, 1, s2);  /* back to one token, a third sequence */
     while (P.len[0] < 300) step(&P, 1, s0);       /* past 256 positions: more attention splits */
     lc_cuda_graph_stats c = stats_of(P.ctx[1]), off = stats_of(P.ctx[0]);
-    for (int k = 1; k < 3; k++) {
+    for (int k = 1; k < NCTX; k++) {
         lc_cuda_graph_stats x = stats_of(P.ctx[k]);
-        printf("LOCARA_CUDA_GRAPH=%d: %lld launched (%lld replayed, %lld captured again), %lld instantiated, "
+        printf("context %d: %lld launched (%lld replayed, %lld captured again), %lld instantiated, "
                "%lld updated, %lld redone, %lld direct; %d small steps of %d\n",
                k, (long long)x.launched, (long long)x.replayed, (long long)x.missed, (long long)x.instantiated,
                (long long)x.updated, (long long)x.redone, (long long)x.direct, P.n_small, P.steps);
@@ -310,9 +321,13 @@ int main(void) {
     CHECKF(c.replayed >= P.n_small - 30, "%lld of %d small steps replayed", (long long)c.replayed, P.n_small);
     CHECKF(c.missed >= 1, "crossing 256 positions changed the attention launch: %lld captured again", (long long)c.missed);
     CHECKF(c.redone <= 12, "%lld steps redone", (long long)c.redone);
+    lc_cuda_graph_stats d = stats_of(P.ctx[3]);
+    CHECKF(d.launched >= P.n_small - 12 && d.replayed >= P.n_small - 30 && d.missed >= 1,
+           "segments of 16 items: %lld of %d small steps from graphs, %lld replayed, %lld captured again",
+           (long long)d.launched, P.n_small, (long long)d.replayed, (long long)d.missed);
     CHECKF(off.launched == 0 && off.instantiated == 0, "graphs off still launched %lld", (long long)off.launched);
     CHECKF(off.direct == P.steps, "graphs off: %lld direct steps of %d", (long long)off.direct, P.steps);
-    for (int k = 0; k < 3; k++) lc_context_free(P.ctx[k]);
+    for (int k = 0; k < NCTX; k++) lc_context_free(P.ctx[k]);
     lc_model_free(m);
     return test_done();
 }
