@@ -99,8 +99,10 @@ const int32_t *lc_cu_upload(lc_cuda *c, int s, const int32_t *host, size_t n) {
     /* from a copy (the shadow, or the staging area of a recorded step): the caller's array may
      * change before the copy runs */
     lc_cu_flush(c);
-    lc_status st = cu_recording(c) ? lc_cu_copy_in(c, sl->dev, host, n * 4)
-                                      : CU(c, cudaMemcpyAsync(sl->dev, sl->shadow, n * 4, cudaMemcpyHostToDevice, c->stream));
+    lc_status st = LC_OK;
+    if (cu_recording(c)) st = lc_cu_copy_in(c, sl->dev, host, n * 4);
+    else if (!c->graph.skip || lc_cu_graph_item(c)) /* (a step asked again: an item, maybe run already) */
+        st = CU(c, cudaMemcpyAsync(sl->dev, sl->shadow, n * 4, cudaMemcpyHostToDevice, c->stream));
     if (st) {
         if (!c->err) c->err = st;
         sl->n = 0;
@@ -277,6 +279,7 @@ extern "C" lc_status lc_backend_cuda_from_host(lc_backend *be, float *dst, const
         if (st && !c->err) c->err = st;
         return st;
     }
+    if (c->graph.skip && !lc_cu_graph_item(c)) return LC_OK; /* a step asked again: an earlier pass copied it */
     lc_status st = CU(c, cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyHostToDevice, c->stream));
     return st ? st : CU(c, cudaStreamSynchronize(c->stream));
 }

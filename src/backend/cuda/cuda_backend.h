@@ -52,6 +52,7 @@ typedef struct lc_cuda_graph_stats {
     int64_t updated;        /* instantiated graphs updated in place (cudaGraphExecUpdate) */
     int64_t redone;         /* steps whose recording failed and that ran again directly */
     int64_t direct;         /* steps with direct launches: graphs off, too many tokens, given up */
+    int64_t resumed;        /* passes asked again after some of the step's graph segments had run */
     int64_t host_us;        /* replayed steps: host time from the step's start to the graph's launch (the
                              * ops folding their launches into the signature, staging their arrays) */
     int64_t after_us;       /* and from the launch to the next step's start (the device's time, waited

@@ -42,7 +42,13 @@ lc_status lc_cu_copy_in(lc_cuda *c, void *dev, const void *host, size_t n) {
     if (!n) return LC_OK;
     lc_cu_flush(c);
     c->xq_tag.src = NULL; /* the copy may overwrite activations whose q8 form the scratch holds */
-    if ((g->mode != CU_DIRECT || g->skip) && !lc_cu_graph_item(c)) return LC_OK;
+    if ((g->mode != CU_DIRECT || g->skip) && !lc_cu_graph_item(c)) {
+        /* left out (an earlier pass ran it): its staging bytes are kept free all the same, so the
+         * copies after it are staged where a whole pass stages them (the graphs' signatures hold
+         * those places) */
+        if (g->mode != CU_DIRECT) g->stage_used = (g->stage_used + 15) / 16 * 16 + n;
+        return LC_OK;
+    }
     if (g->mode == CU_DIRECT) return CU(c, cudaMemcpyAsync(dev, host, n, cudaMemcpyHostToDevice, c->stream));
     /* each copy gets its own bytes: the recording reads them when the graph runs, after the
      * whole step has been recorded; a replayed step puts its arrays at the same places */
@@ -85,6 +91,7 @@ void lc_cu_step_begin(lc_backend *be, int n_tokens) {
     g->mode = CU_DIRECT;
     g->broken = g->never = g->stop = g->capturing = false;
     if (!g->skip) g->captured = g->inst_new = g->inst_upd = false, g->skip_seg = 0;
+    else g->stats.resumed++;
     g->T = n_tokens;
     g->item = 0;
     g->seg = g->skip_seg;
@@ -220,6 +227,8 @@ static bool seg_capture(lc_cuda *c) {
     return true;
 }
 
+/* Items are counted alike in every mode (kernel launches, and host copies whether staged or direct):
+ * a pass asked again after segments ran skips exactly the items they held. */
 bool lc_cu_graph_item(lc_cuda *c) {
     cu_graph *g = &c->graph;
     const int i = g->item++;
