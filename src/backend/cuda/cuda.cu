@@ -96,13 +96,9 @@ const int32_t *lc_cu_upload(lc_cuda *c, int s, const int32_t *host, size_t n) {
     }
     memcpy(sl->shadow, host, n * 4);
     sl->n = n;
-    /* from a copy (the shadow, or the staging area of a recorded step): the caller's array may
+    /* from the shadow (or its copy in the staging area of a recorded step): the caller's array may
      * change before the copy runs */
-    lc_cu_flush(c);
-    lc_status st = LC_OK;
-    if (cu_recording(c)) st = lc_cu_copy_in(c, sl->dev, host, n * 4);
-    else if (!c->graph.skip || lc_cu_graph_item(c)) /* (a step asked again: an item, maybe run already) */
-        st = CU(c, cudaMemcpyAsync(sl->dev, sl->shadow, n * 4, cudaMemcpyHostToDevice, c->stream));
+    lc_status st = lc_cu_copy_in(c, sl->dev, sl->shadow, n * 4);
     if (st) {
         if (!c->err) c->err = st;
         sl->n = 0;
@@ -274,14 +270,10 @@ extern "C" lc_status lc_backend_cuda_from_host(lc_backend *be, float *dst, const
     lc_cuda *c = cu_of(be);
     lc_cu_flush(c);
     c->xq_tag.src = NULL; /* dst may be activations whose q8 form the scratch holds */
-    if (cu_recording(c)) { /* staged: the recorded copy reads it when the step runs */
-        lc_status st = lc_cu_copy_in(c, dst, src, n * sizeof(float));
-        if (st && !c->err) c->err = st;
-        return st;
-    }
-    if (c->graph.skip && !lc_cu_graph_item(c)) return LC_OK; /* a step asked again: an earlier pass copied it */
-    lc_status st = CU(c, cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyHostToDevice, c->stream));
-    return st ? st : CU(c, cudaStreamSynchronize(c->stream));
+    lc_status st = lc_cu_copy_in(c, dst, src, n * sizeof(float)); /* recording: staged, read when the step runs */
+    if (!st && !cu_recording(c)) st = CU(c, cudaStreamSynchronize(c->stream)); /* src is the caller's */
+    if (st && !c->err) c->err = st;
+    return st;
 }
 
 /* A host pointer the forward passes for a weight vector (norm gains, biases): its device copy,

@@ -342,6 +342,12 @@ __device__ __forceinline__ void cu_pdl_entry() {
  * or this pass stopped). */
 bool lc_cu_graph_item(lc_cuda *c);
 
+/* Whether the launch or copy about to be made is left out (lc_cu_graph_item); outside a step asked
+ * again, direct launches are not counted. */
+static inline bool cu_left_out(lc_cuda *c) {
+    return (c->graph.mode != CU_DIRECT || c->graph.skip) && !lc_cu_graph_item(c);
+}
+
 /* Launches kernel k on the backend's stream, every launch of the backend goes through here:
  * while a step is recorded the kernel, its grid and its arguments (as passed: struct arguments
  * must be fully initialised, padding included) are folded into the step's signature, and when
@@ -351,7 +357,7 @@ static inline void cu_k(lc_cuda *c, void (*k)(P...), dim3 grid, dim3 block, cons
     cu_graph *g = &c->graph;
     if (c->pend.kind) lc_cu_flush(c);
     c->xq_tag.src = NULL;
-    if ((g->mode != CU_DIRECT || g->skip) && !lc_cu_graph_item(c)) return;
+    if (cu_left_out(c)) return;
     if (g->mode != CU_DIRECT) {
         const unsigned d[6] = {grid.x, grid.y, grid.z, block.x, block.y, block.z};
         cu_sig_mix(g, &k, sizeof k);
@@ -381,8 +387,10 @@ lc_status lc_cu_step_end(lc_backend *be, bool run, bool *redo);
 /* Marks the step being recorded as not recordable (never: not at this size, ever) and returns
  * LC_ERR_DEVICE for the op to store in c->err, so the rest of the step is skipped quickly. */
 lc_status lc_cu_graph_break(lc_cuda *c, bool never, const char *why);
-/* Copies n bytes of host data into the staging area (recording) and queues their copy to dev:
- * a recorded copy while recording, a plain async copy from the host otherwise. */
+/* Every host-to-device copy of the backend goes through here: it stages the n bytes (recording)
+ * and queues their copy to dev, a recorded copy while recording, a plain async copy from host
+ * otherwise (host must then stay as it is until the copy has run); a copy of a step asked again
+ * may be left out (cu_left_out). */
 lc_status lc_cu_copy_in(lc_cuda *c, void *dev, const void *host, size_t n);
 void lc_cu_graph_free(lc_cuda *c);
 

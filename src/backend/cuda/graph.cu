@@ -41,8 +41,7 @@ lc_status lc_cu_copy_in(lc_cuda *c, void *dev, const void *host, size_t n) {
     cu_graph *g = &c->graph;
     if (!n) return LC_OK;
     lc_cu_flush(c);
-    c->xq_tag.src = NULL; /* the copy may overwrite activations whose q8 form the scratch holds */
-    if ((g->mode != CU_DIRECT || g->skip) && !lc_cu_graph_item(c)) {
+    if (cu_left_out(c)) {
         /* left out (an earlier pass ran it): its staging bytes are kept free all the same, so the
          * copies after it are staged where a whole pass stages them (the graphs' signatures hold
          * those places) */
@@ -298,17 +297,16 @@ lc_status lc_cu_step_end(lc_backend *be, bool run, bool *redo) {
     int T = g->T;
     *redo = false;
     if (mode == CU_DIRECT) {
-        g->mode = CU_DIRECT;
         g->skip = 0;
         return c->err;
     }
-    if (mode == CU_REPLAY && !g->stop && !g->broken && !c->err && run) seg_end(c, true);
-    else if (mode == CU_CAPTURE && !g->stop && run) seg_end(c, true);
+    if (run && !g->stop && !g->broken && !c->err) seg_end(c, true); /* else a capture is dropped below */
     g->mode = CU_DIRECT;
-    if (g->capturing) { /* a capture that stopped: its graph is dropped */
+    if (g->capturing) { /* a capture that stopped: its graph is dropped, and the pass did not run whole */
         cudaGraph_t gr = NULL;
         cudaStreamEndCapture(c->stream, &gr);
         g->capturing = false;
+        g->stop = true;
         drop(c, gr);
     }
     if (!run) { /* the forward failed elsewhere: nothing more of the step may run */
@@ -347,7 +345,7 @@ void lc_cu_graph_free(lc_cuda *c) {
                (long long)st->updated, (long long)st->redone, (long long)st->direct,
                st->replayed ? (double)st->host_us / (double)st->replayed : 0.0,
                st->replayed ? (double)st->after_us / (double)st->replayed : 0.0);
-    if (g->mode == CU_CAPTURE) {
+    if (g->capturing) {
         cudaGraph_t gr = NULL;
         if (cudaStreamEndCapture(c->stream, &gr) == cudaSuccess && gr) cudaGraphDestroy(gr);
         cudaGetLastError();
