@@ -501,26 +501,17 @@ typedef struct fa_args {
 
 /* The q8 form of one output row of D floats held by the 8 neighbouring lanes sub = lane % 8, lane
  * sub holding columns 2 sub + 16 k, + 1 in r[k] (k_fattn_dec's final layout): q8 block b is
- * r[2b], r[2b + 1] of all 8 lanes. The arithmetic of cu_q8_block (its maximum and sum do not
- * depend on the order). */
+ * r[2b], r[2b + 1] of all 8 lanes (cu_q8_quad). */
 template <int D>
 __device__ __forceinline__ void fa_q8_row(const float2 *r, int sub, int8_t *q, float2 *dq) {
     const unsigned grp = 0xffu << (threadIdx.x & 24); /* the row's lanes: the rows past n_rows left whole */
 #pragma unroll
     for (int b = 0; b < D / 32; b++) {
-        const float2 x = r[2 * b], y = r[2 * b + 1];
-        float amax = fmaxf(fmaxf(fabsf(x.x), fabsf(x.y)), fmaxf(fabsf(y.x), fabsf(y.y)));
-#pragma unroll
-        for (int o = 4; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(grp, amax, o));
-        const float id = cu_q8_mul(amax);
-        const int q0 = __float2int_rn(x.x * id), q1 = __float2int_rn(x.y * id), q2 = __float2int_rn(y.x * id),
-                  q3 = __float2int_rn(y.y * id);
-        int s = q0 + q1 + q2 + q3;
-#pragma unroll
-        for (int o = 4; o > 0; o >>= 1) s += __shfl_xor_sync(grp, s, o);
-        *(char2 *)(q + 32 * b + 2 * sub) = make_char2((signed char)q0, (signed char)q1);
-        *(char2 *)(q + 32 * b + 16 + 2 * sub) = make_char2((signed char)q2, (signed char)q3);
-        if (sub == 0) dq[b] = cu_q8_ds(amax, s);
+        float2 ds;
+        const char4 c = cu_q8_quad(make_float4(r[2 * b].x, r[2 * b].y, r[2 * b + 1].x, r[2 * b + 1].y), grp, &ds);
+        *(char2 *)(q + 32 * b + 2 * sub) = make_char2(c.x, c.y);
+        *(char2 *)(q + 32 * b + 16 + 2 * sub) = make_char2(c.z, c.w);
+        if (sub == 0) dq[b] = ds;
     }
 }
 

@@ -333,18 +333,11 @@ __global__ void k_rms_norm(float *out, const float *x, const float *g, int n, fl
  * (the same arithmetic as cu_q8_block). Every lane of the warp calls it; lanes with ok == false
  * (whole blocks past the row) write nothing. */
 __device__ __forceinline__ void q8_store4(float4 v, bool ok, int8_t *q, float2 *dq) {
-    float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
-#pragma unroll
-    for (int o = 4; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-    const float id = cu_q8_mul(amax);
-    const int q0 = __float2int_rn(v.x * id), q1 = __float2int_rn(v.y * id), q2 = __float2int_rn(v.z * id),
-              q3 = __float2int_rn(v.w * id);
-    int s = q0 + q1 + q2 + q3;
-#pragma unroll
-    for (int o = 4; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    float2 ds;
+    const char4 c = cu_q8_quad(v, 0xffffffffu, &ds);
     if (!ok) return;
-    *(char4 *)q = make_char4((signed char)q0, (signed char)q1, (signed char)q2, (signed char)q3);
-    if ((threadIdx.x & 7) == 0) *dq = cu_q8_ds(amax, s);
+    *(char4 *)q = c;
+    if ((threadIdx.x & 7) == 0) *dq = ds;
 }
 
 /* RMS norm of rows whose float4s fit V per thread (n % 4 == 0): every load of a row is issued before

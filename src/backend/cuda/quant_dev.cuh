@@ -80,6 +80,24 @@ __device__ __forceinline__ void cu_q8_block(float v, int8_t *q, float2 *d) {
     if ((threadIdx.x & 31) == 0) *d = cu_q8_ds(amax, s);
 }
 
+/* cu_q8_block's arithmetic for a block of 32 held 4 values a lane by 8 lanes (mask: the warp's lanes
+ * that call it, whole groups of 8 consecutive lanes): returns the 4 values' int8 levels and, in
+ * *ds, the block's {d, s}. Where the 4 values sit in the block does not matter (the maximum and
+ * the sum do not depend on the order). */
+__device__ __forceinline__ char4 cu_q8_quad(float4 v, unsigned mask, float2 *ds) {
+    float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+#pragma unroll
+    for (int o = 4; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(mask, amax, o));
+    const float id = cu_q8_mul(amax);
+    const int q0 = __float2int_rn(v.x * id), q1 = __float2int_rn(v.y * id), q2 = __float2int_rn(v.z * id),
+              q3 = __float2int_rn(v.w * id);
+    int s = q0 + q1 + q2 + q3;
+#pragma unroll
+    for (int o = 4; o > 0; o >>= 1) s += __shfl_xor_sync(mask, s, o);
+    *ds = cu_q8_ds(amax, s);
+    return make_char4((signed char)q0, (signed char)q1, (signed char)q2, (signed char)q3);
+}
+
 /* The end of a product of one warp a row: lane 0 writes the row's dot with each of the T tokens
  * (acc[t], NT a compile-time bound on T) to out (T, rows). */
 template <int NT>
