@@ -161,6 +161,14 @@ void lc_cu_kv_store(lc_backend *be, lc_kv *kv, int il, const float *k, const flo
 
 /* ==== Attention ==== */
 
+/* Where an attention kernel also leaves its output's q8 form (T rows of n_head heads of D) for the
+ * output projection, which then quantizes nothing: the scratch (lc_cu_fused_q8), or NULL
+ * (LOCARA_CUDA_ATTN_Q8=0, or heads that are not whole q8 blocks). */
+static int8_t *attn_q8(lc_cuda *c, int T, int n_head, int D, float2 **dq) {
+    *dq = NULL;
+    return c->attn_q8 && D % 32 == 0 ? lc_cu_fused_q8(c, T, (size_t)n_head * D, dq) : NULL;
+}
+
 /* Element d of a cached head (f16, q8_0 or q4_0). */
 __device__ __forceinline__ float kv_elem(const uint8_t *head, int type, int d) {
     if (type == LC_TYPE_F16) return __half2float(((const __half *)head)[d]);
@@ -989,7 +997,7 @@ static void fattn(lc_cuda *c, float *out, const float *q, const lc_kv *kv, int i
      * programmatic launches; bench/results/cuda-h100.md) */
     a.late = n_split > 1;
     /* the output's q8 form for Wo, from the decode kernel (one split) or the merge */
-    if (c->attn_q8 && (dec || n_split > 1)) a.q8 = lc_cu_fused_q8(c, T, (size_t)n_head * D, &a.dq8);
+    if (dec || n_split > 1) a.q8 = attn_q8(c, T, n_head, D, &a.dq8);
     dim3 grid((unsigned)n_tiles, (unsigned)kv->n_kv_head, (unsigned)n_split);
     cu_k(c, fa_kernel(c, D, dec), grid, 32 * 4, a);
     if (n_split > 1)
@@ -1019,7 +1027,7 @@ void lc_cu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int 
         a.q = q, a.k = kv->k[il], a.v = kv->v[il], a.pk = pk, a.out = out;
         a.T = T, a.n_head = n_head, a.n_kv_head = kv->n_kv_head, a.D = D, a.BT = kv->block_tokens;
         a.type = kv->type, a.row_bytes = kv->row_bytes, a.head_bytes = (size_t)D * 2, a.scale = scale;
-        a.q8 = lc_cu_fused_q8(c, T, (size_t)n_head * D, &a.dq8); /* for the output projection */
+        a.q8 = attn_q8(c, T, n_head, D, &a.dq8);
         const dim3 grid((unsigned)n_head, (unsigned)T);
         if (D == 64) cu_k(c, T == 1 ? k_attn_exact<64, 64> : k_attn_exact<64, 16>, grid, AX_THREADS, a);
         else cu_k(c, T == 1 ? k_attn_exact<128, 64> : k_attn_exact<128, 16>, grid, AX_THREADS, a);
@@ -1057,8 +1065,8 @@ void lc_cu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int 
     a.row_bytes = kv->row_bytes;
     a.head_bytes = lc_type_row_size(kv->type, kv->head_dim);
     a.scale = scale;
-    float2 *dq8 = NULL; /* for Wo, from the merge: a warp's 32 elements one block of one head */
-    int8_t *q8 = kv->head_dim % 32 || !c->attn_q8 ? NULL : lc_cu_fused_q8(c, T, (size_t)n_head * kv->head_dim, &dq8);
+    float2 *dq8; /* from the merge: a warp's 32 elements one block of one head */
+    int8_t *q8 = attn_q8(c, T, n_head, kv->head_dim, &dq8);
     cu_k(c, k_attn, dim3((unsigned)n_head, (unsigned)T, (unsigned)n_split), 32 * AT_WARPS, a);
     cu_k(c, k_attn_merge, dim3((unsigned)n_head, (unsigned)T), AM_THREADS, c->attn_part, out, n_split * AT_WARPS,
          kv->head_dim, 0, q8, dq8);

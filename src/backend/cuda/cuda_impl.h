@@ -190,8 +190,9 @@ typedef struct lc_cuda {
     bool rope_norm; /* Qwen3's q- and k-norm run inside the RoPE launch (LOCARA_CUDA_ROPE_NORM=0 off, A/B) */
     int moe_glu_rows; /* LOCARA_CUDA_MOE_GLU_ROWS: rows a block of the fused expert gate/up/SwiGLU kernel, 4
                        * (default) or 32 (it also makes the q8 form of its output; A/B) */
-    bool attn_q8;     /* the decode attention (and its merges) also writes its output's q8 form for Wo
-                       * (LOCARA_CUDA_ATTN_Q8=0: Wo quantizes it, A/B) */
+    bool attn_q8;     /* decode-sized attention (the short-context kernel, the decode kernel with one split,
+                       * the merges) also writes its output's q8 form for Wo (attn.cu attn_q8;
+                       * LOCARA_CUDA_ATTN_Q8=0: Wo quantizes it, A/B) */
     bool attn_exact; /* LOCARA_CUDA_ATTN_EXACT (default 1): short contexts' attention in the CPU backend's
                       * arithmetic (attn.cu, k_attn_exact) when cpu_model; 0: the other kernels everywhere */
     bool cpu_model;  /* every weight matrix has a product in the CPU's order (lc_cu_cpu_type), so the
