@@ -112,38 +112,56 @@ LC_INLINE bool q8_rows4(const void *w, size_t ws, int r, int nr, const lc_block_
     return four;
 }
 
-/* Q8_0 rows against one Q8_0 activation row, each output summed exactly as ggml_vec_dot_q8_0_q8_0
- * (x86) and the 256-bit dot_q8_0 sum it: 8 lanes (lane j: the i32 sum of elements 4j..4j+3 of a
- * block), each += dw*dy * lane by FMA block after block, then hsum_ps. Two rows share a 512-bit
- * vector (row r in lanes 0-7, r+1 in 8-15), four rows (two chains) a pass: quant_bench, one
- * thread, gemm(nc=1) 15 -> 18 GB/s in L2 and 7 -> 9 from memory against the pairwise row dot. */
-static void rows_q8_0(int n, int nr, const void *w, size_t ws, const void *x, float *out) {
-    const lc_block_q8_0 *y = x;
+/* Q8_0 rows against nc (<= RQ8_MAX_TOK) Q8_0 activation rows (stride xs), each output summed exactly
+ * as ggml_vec_dot_q8_0_q8_0 (x86) and the 256-bit dot_q8_0 sum it: 8 lanes (lane j: the i32 sum of
+ * elements 4j..4j+3 of a block), each += dw*dy * lane by FMA block after block, then hsum_ps. Two
+ * rows share a 512-bit vector (row r in lanes 0-7, r+1 in 8-15), four rows (two chains) a pass, each
+ * pair of weight blocks loaded once for every token: a token's sums do not depend on how many others
+ * share the call, so a sequence's logits do not depend on how many others share a decode step (the
+ * panel adds in another order: a server's concurrent requests flipped near ties of the default
+ * model's Q8_0 output head). One token: quant_bench, one thread, gemm(nc=1) 15 -> 18 GB/s in L2 and
+ * 7 -> 9 from memory against the pairwise row dot. */
+#define RQ8_MAX_TOK 7
+LC_INLINE void rows_q8_0_n(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, float *out,
+                           size_t ldo) {
     const int nb = n / LC_QK;
     int r = 0;
     for (; r + 2 <= nr; r += 2) {
-        const lc_block_q8_0 *wr[4];
-        const bool four = q8_rows4(w, ws, r, nr, wr);
-        const lc_block_q8_0 *w0 = wr[0], *w1 = wr[1], *w2 = wr[2], *w3 = wr[3];
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0;
-        for (int b = 0; b < nb; b++) {
-            __m512i yv = _mm512_broadcast_i64x4(load256(y[b].qs));
-            __m512 dy = _mm512_set1_ps(f16(y[b].d));
-            a0 = _mm512_fmadd_ps(_mm512_mul_ps(f16_pair(w0[b].d, w1[b].d), dy),
-                                 _mm512_cvtepi32_ps(dot_ss512(join256(load256(w0[b].qs), load256(w1[b].qs)), yv)), a0);
-            if (four)
-                a1 = _mm512_fmadd_ps(_mm512_mul_ps(f16_pair(w2[b].d, w3[b].d), dy),
-                                     _mm512_cvtepi32_ps(dot_ss512(join256(load256(w2[b].qs), load256(w3[b].qs)), yv)), a1);
+        const lc_block_q8_0 *q[4];
+        const bool four = q8_rows4(w, ws, r, nr, q);
+        __m512 a0[RQ8_MAX_TOK], a1[RQ8_MAX_TOK];
+        for (int t = 0; t < nc; t++) a0[t] = a1[t] = _mm512_setzero_ps();
+        for (int b = 0; b < nb; b++) { /* the four rows' blocks b, loaded once for every token */
+            const __m512i q01 = join256(load256(q[0][b].qs), load256(q[1][b].qs));
+            const __m512i q23 = join256(load256(q[2][b].qs), load256(q[3][b].qs));
+            const __m512 d01 = f16_pair(q[0][b].d, q[1][b].d), d23 = f16_pair(q[2][b].d, q[3][b].d);
+            for (int t = 0; t < nc; t++) {
+                const lc_block_q8_0 *y = (const lc_block_q8_0 *)((const uint8_t *)x + (size_t)t * xs);
+                const __m512i yv = _mm512_broadcast_i64x4(load256(y[b].qs));
+                const __m512 dy = _mm512_set1_ps(f16(y[b].d));
+                a0[t] = _mm512_fmadd_ps(_mm512_mul_ps(d01, dy), _mm512_cvtepi32_ps(dot_ss512(q01, yv)), a0[t]);
+                if (four) a1[t] = _mm512_fmadd_ps(_mm512_mul_ps(d23, dy), _mm512_cvtepi32_ps(dot_ss512(q23, yv)), a1[t]);
+            }
         }
-        out[r] = hsum_ps(_mm512_castps512_ps256(a0));
-        out[r + 1] = hsum_ps(_mm512_extractf32x8_ps(a0, 1));
-        if (four) {
-            out[r + 2] = hsum_ps(_mm512_castps512_ps256(a1));
-            out[r + 3] = hsum_ps(_mm512_extractf32x8_ps(a1, 1));
-            r += 2;
+        for (int t = 0; t < nc; t++) {
+            float *o = out + (size_t)t * ldo + r;
+            o[0] = hsum_ps(_mm512_castps512_ps256(a0[t]));
+            o[1] = hsum_ps(_mm512_extractf32x8_ps(a0[t], 1));
+            if (four) {
+                o[2] = hsum_ps(_mm512_castps512_ps256(a1[t]));
+                o[3] = hsum_ps(_mm512_extractf32x8_ps(a1[t], 1));
+            }
         }
+        if (four) r += 2;
     }
-    if (r < nr) dot_q8_0(n, out + r, (const uint8_t *)w + (size_t)r * ws, x);
+    if (r < nr)
+        for (int t = 0; t < nc; t++)
+            dot_q8_0(n, out + (size_t)t * ldo + r, (const uint8_t *)w + (size_t)r * ws, (const uint8_t *)x + (size_t)t * xs);
+}
+
+/* One token: rows_q8_0_n's one-token case, compiled apart (nc a constant). */
+static void rows_q8_0(int n, int nr, const void *w, size_t ws, const void *x, float *out) {
+    rows_q8_0_n(n, nr, 1, w, ws, x, 0, out, 0);
 }
 
 /* The same for Q4_1 against one Q8_1 row (ggml_vec_dot_q4_1_q8_1's order): the lanes as above
@@ -806,48 +824,6 @@ static void gemm_q4_0(int n, int nr, int nc, const void *w, size_t ws, const voi
     if (nc == 1) for (int r = 0; r < nr; r++) dot_q4_0_512(n, out + r, (const uint8_t *)w + (size_t)r * ws, x);
     else gemm_q4_0_panel(n, nr, nc, w, ws, x, xs, out, ldo);
 }
-/* rows_q8_0 for 2-7 tokens of x (stride xs) at once: each pair of weight blocks is loaded once for
- * all of them, and every token's sums are rows_q8_0's, bit for bit, so that a sequence's logits do not
- * depend on how many others share a decode step (the panel adds in another order: a server's
- * concurrent requests flipped near ties of the default model's Q8_0 output head). */
-#define RQ8_MAX_TOK 7
-static void rows_q8_0_n(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, float *out,
-                        size_t ldo) {
-    const int nb = n / LC_QK;
-    int r = 0;
-    for (; r + 2 <= nr; r += 2) {
-        const lc_block_q8_0 *q[4];
-        const bool four = q8_rows4(w, ws, r, nr, q);
-        __m512 a0[RQ8_MAX_TOK], a1[RQ8_MAX_TOK];
-        for (int t = 0; t < nc; t++) a0[t] = a1[t] = _mm512_setzero_ps();
-        for (int b = 0; b < nb; b++) { /* the four rows' blocks b, loaded once for every token */
-            const __m512i q01 = join256(load256(q[0][b].qs), load256(q[1][b].qs));
-            const __m512i q23 = join256(load256(q[2][b].qs), load256(q[3][b].qs));
-            const __m512 d01 = f16_pair(q[0][b].d, q[1][b].d), d23 = f16_pair(q[2][b].d, q[3][b].d);
-            for (int t = 0; t < nc; t++) {
-                const lc_block_q8_0 *y = (const lc_block_q8_0 *)((const uint8_t *)x + (size_t)t * xs);
-                const __m512i yv = _mm512_broadcast_i64x4(load256(y[b].qs));
-                const __m512 dy = _mm512_set1_ps(f16(y[b].d));
-                a0[t] = _mm512_fmadd_ps(_mm512_mul_ps(d01, dy), _mm512_cvtepi32_ps(dot_ss512(q01, yv)), a0[t]);
-                if (four) a1[t] = _mm512_fmadd_ps(_mm512_mul_ps(d23, dy), _mm512_cvtepi32_ps(dot_ss512(q23, yv)), a1[t]);
-            }
-        }
-        for (int t = 0; t < nc; t++) {
-            float *o = out + (size_t)t * ldo + r;
-            o[0] = hsum_ps(_mm512_castps512_ps256(a0[t]));
-            o[1] = hsum_ps(_mm512_extractf32x8_ps(a0[t], 1));
-            if (four) {
-                o[2] = hsum_ps(_mm512_castps512_ps256(a1[t]));
-                o[3] = hsum_ps(_mm512_extractf32x8_ps(a1[t], 1));
-            }
-        }
-        if (four) r += 2;
-    }
-    if (r < nr)
-        for (int t = 0; t < nc; t++)
-            dot_q8_0(n, out + (size_t)t * ldo + r, (const uint8_t *)w + (size_t)r * ws, (const uint8_t *)x + (size_t)t * xs);
-}
-
 static void gemm_q8_0(int n, int nr, int nc, const void *w, size_t ws, const void *x, size_t xs, float *out,
                       size_t ldo) {
     if (nc == 1) rows_q8_0(n, nr, w, ws, x, out);
