@@ -33,14 +33,14 @@ typedef struct cu_wmap {
 } cu_wmap;
 
 /* Decode steps as CUDA graphs (graph.cu). Between step_begin and step_end a step is either
- * captured from the stream (CU_CAPTURE) or, when the instantiated graph of its size was recorded
+ * captured from the stream (CU_CAPTURE) or, when the instantiated graphs of its size were recorded
  * from the same launches, only checked (CU_REPLAY): every kernel launch and host copy goes
  * through cu_k / lc_cu_copy_in, which fold the kernel, grid and arguments into a signature and
- * skip the launch; step_end relaunches the graph when the signature matches, or asks for the
- * step again. Ops that cannot be recorded (a buffer that must grow, a download, a
- * synchronisation) call lc_cu_graph_break and the step runs again with direct launches. Host
- * arrays are copied into a pinned staging area at the op call and reach the device through
- * recorded copies. */
+ * skip the launch; each segment's graph is relaunched when its signature matches, else the step
+ * is asked again from that segment. Ops that cannot be recorded (a buffer that must grow, a
+ * download, a synchronisation) call lc_cu_graph_break and the step runs again with direct
+ * launches. Host arrays are copied into a pinned staging area at the op call and reach the device
+ * through recorded copies. */
 #define CU_ROPE_HOST_TOK 32 /* batches of at most this many tokens rotate by the host's angles (cu_rope_table) */
 #define CU_GRAPH_MAX_TOK 8 /* steps of at most this many tokens are recorded */
 #define CU_GRAPH_MAX_SEG 16 /* graphs a step is cut into, at most */
