@@ -175,8 +175,9 @@ struct lc_backend {
 /* The CPU backend over a thread pool of n_threads (0 = physical cores). */
 lc_status lc_backend_cpu_create(int n_threads, lc_backend **out);
 void lc_backend_cpu_free(lc_backend *be);
-/* Floats of attention scratch each CPU thread holds (fit's memory math uses the same number). */
-size_t lc_backend_cpu_attn_scratch(int n_head, int n_kv_head, int head_dim);
+/* Floats of attention scratch each CPU thread holds over a cache of kv_type (fit's memory math
+ * uses the same number): the exact kernel's score cache and lanes only for an f16 cache. */
+size_t lc_backend_cpu_attn_scratch(int n_head, int n_kv_head, int head_dim, lc_type kv_type);
 
 #ifdef __cplusplus
 }

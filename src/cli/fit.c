@@ -54,7 +54,7 @@ int cmd_fit(int argc, char **argv) {
     p.n_threads = threads;
     p.kv_type = (lc_kv_type)kv_type;
     p.model_heap_bytes = lc_mem_in_use() - heap0;
-    p.runtime_bytes = before.rss;
+    p.runtime_bytes = before.rss + LC_FIT_ENGINE_CODE_BYTES;
     p.n_gpu_layers = lc_context_gpu_layers(m, ngl);
     lc_fit f;
     if (lc_fit_model(m, &p, &f)) {

@@ -29,6 +29,10 @@ struct lc_sampler {
     uint64_t rng[4];
 };
 
+size_t lc_sampler_bytes(int n_vocab) {
+    return sizeof(lc_sampler) + (size_t)n_vocab * (sizeof(float) + sizeof(cand) + sizeof(int32_t));
+}
+
 lc_sampler_params lc_sampler_params_default(void) {
     lc_sampler_params p;
     memset(&p, 0, sizeof p);

@@ -41,6 +41,8 @@ typedef struct lc_sampler lc_sampler;
  * sampling allocates nothing. Returns LC_ERR_INVALID for bad parameters (n_vocab <= 0, a bias
  * token out of range, top_p outside (0, 1], negative min_p/top_k) or LC_ERR_OOM. */
 lc_status lc_sampler_create(const lc_sampler_params *p, int n_vocab, lc_sampler **out);
+/* Bytes a sampler over n_vocab tokens holds (its per-token arrays; fit's memory math). */
+size_t lc_sampler_bytes(int n_vocab);
 void lc_sampler_free(lc_sampler *s);
 
 /* Picks the next token from logits[n_vocab] (not modified). Order: logit bias, penalties over

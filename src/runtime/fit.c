@@ -3,6 +3,8 @@
 
 #include "engine/context.h"
 #include "engine/kv.h"
+#include "engine/sampler.h"
+#include "quant/quant.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -17,27 +19,50 @@ static int max_cols(const lc_hparams *hp) {
     return LC_MAX(LC_MAX(hp->n_embd, hp->n_head * hp->head_dim), LC_MAX(hp->n_ff, hp->n_ff_exp));
 }
 
+/* The CPU backend's conversion buffer (matmul.c's convert): the largest batch of activation rows
+ * in the format a product of layers [il0, il1) takes (the weight type's vec_dot_type), T rows for
+ * a matrix, T x k (token, expert) rows for routed experts, the output head's n_seq rows. */
+static lc_status conv_bytes(const lc_model *m, const lc_fit_params *p, int il0, int il1, int T, size_t *out) {
+    const lc_weight **ws = lc_malloc(LC_STAGE_WEIGHTS_MAX(il1 - il0) * sizeof *ws);
+    if (!ws) return LC_ERR_OOM;
+    size_t best = 0;
+    for (int i = 0, nw = lc_model_stage_weights(m, il0, il1, ws); i < nw; i++) {
+        const lc_weight *w = ws[i];
+        if (w->rows < 2 || w == &m->tok_embd) continue; /* vectors; the embedding is looked up */
+        size_t rows = w->n_expert > 1 ? (size_t)T * (size_t)m->hp.n_expert_used : (size_t)T;
+        if (w == &m->output) rows = (size_t)p->n_seq;
+        size_t b = lc_type_row_size(lc_type_get(w->type)->vec_dot_type, w->cols) * rows + 64;
+        best = LC_MAX(best, b);
+    }
+    lc_free(ws);
+    *out = best;
+    return LC_OK;
+}
+
 /* Host bytes the context allocates besides the KV pool, mirroring context.c, backend/cpu
  * (scratch, conversion buffer, per-thread attention scratch; only when a CPU stage runs some
  * layers) and kv.c (block tables). */
-static size_t compute_bytes(const lc_model *m, const lc_fit_params *p, int n_ctx, bool cpu_stage) {
+static lc_status compute_bytes(const lc_model *m, const lc_fit_params *p, int n_ctx, int n_cpu, size_t *out) {
     const lc_hparams *hp = &m->hp;
+    size_t conv = 0;
     int T = LC_MIN(p->n_batch, n_ctx);
     size_t n = (size_t)p->n_seq * hp->n_vocab * sizeof(float);            /* host logits */
+    n += (size_t)p->n_seq * lc_sampler_bytes(hp->n_vocab);                 /* a sampler per sequence */
     size_t blocks = (size_t)(n_ctx + 31) / 32;
     n += blocks * (4 + 8 + 1 + 32 * 4 + 8 + 4 + 8);                        /* kv manager arrays */
     n += (size_t)T * 16;                                                   /* batch bookkeeping */
-    if (!cpu_stage) return n; /* a GPU runs every layer: no CPU backend */
+    *out = n;
+    if (n_cpu == 0) return LC_OK; /* a GPU runs every layer: no CPU backend */
     n += lc_context_scratch_floats(hp, T, p->n_seq) * sizeof(float);
-    int mc = max_cols(hp);
-    size_t qrow = lc_type_row_size(LC_TYPE_Q8_K, (mc + 255) / 256 * 256);
-    qrow = LC_MAX(qrow, (size_t)mc * 4);                                  /* f32 activations */
-    n += (size_t)T * qrow;                                                 /* conversion buffer */
+    lc_status st = conv_bytes(m, p, 0, n_cpu, T, &conv);
+    if (st) return st;
+    n += conv;
     int threads = p->n_threads > 0 ? p->n_threads : lc_cpu_physical_cores();
-    n += (size_t)threads * (lc_backend_cpu_attn_scratch(hp->n_head, hp->n_head_kv, hp->head_dim) + 16) * sizeof(float);
-    if (p->n_gpu_layers != 0) n += (size_t)T * hp->n_embd * sizeof(float); /* stage crossing */
+    n += (size_t)threads * (lc_backend_cpu_attn_scratch(hp->n_head, hp->n_head_kv, hp->head_dim, (lc_type)p->kv_type) + 16) * sizeof(float);
+    if (n_cpu < hp->n_layer) n += (size_t)T * hp->n_embd * sizeof(float); /* stage crossing */
     n += (size_t)threads * (8u << 20) / 64;                                /* thread stacks touched */
-    return n;
+    *out = n;
+    return LC_OK;
 }
 
 /* Device memory the CUDA runtime and cuBLAS take for a backend beyond the buffers it asks for
@@ -87,7 +112,8 @@ lc_status lc_fit_model(const lc_model *m, const lc_fit_params *p, lc_fit *out) {
     out->kv_bytes = lc_kvc_bytes(L - ngl, m->hp.n_head_kv, m->hp.head_dim, (lc_type)p->kv_type, n_ctx);
     lc_status st = ngl > 0 ? gpu_share(m, p, n_ctx, ngl, out) : LC_OK;
     if (st) return st;
-    out->compute_bytes = compute_bytes(m, p, n_ctx, ngl < L);
+    st = compute_bytes(m, p, n_ctx, L - ngl, &out->compute_bytes);
+    if (st) return st;
     out->runtime_bytes = p->runtime_bytes ? p->runtime_bytes : (8u << 20);
     out->total_bytes = out->weights_bytes + out->model_heap_bytes + out->kv_bytes + out->compute_bytes + out->runtime_bytes;
     out->n_ctx = n_ctx;

@@ -15,6 +15,13 @@
 extern "C" {
 #endif
 
+/* Code and library pages a process first touches when it loads and runs a model, beyond what it
+ * had resident before (the binary's kernels, libc's and libm's paths, thread stacks' guard
+ * neighbours): measured as `locara run`'s mapped pages at exit against `locara fit`'s before the
+ * model, 0.8-1.2 MB for the CPU build (tests/e2e/test_fit.py prints the totals). Callers that
+ * measure the process baseline add it (cli/fit.c, the model manager). */
+#define LC_FIT_ENGINE_CODE_BYTES ((size_t)1 << 20)
+
 typedef struct lc_fit_params {
     int n_ctx;        /* 0: the model's training context */
     int n_batch;      /* prompt batch (default 512) */

@@ -79,7 +79,7 @@ def test_fit_matches_peak_rss(models, tmp_path):
         for ctx in (1024, 2048):
             prompt = prompt_of(model, int(ctx * 0.8), tmp_path)
             for kv in ("f16", "q8_0"):
-                f = run("fit", model, "--ctx", str(ctx), "--kv-type", kv, "--json")
+                f = run("fit", model, "--ctx", str(ctx), "--kv-type", kv, "--json", "-t", "2")
                 assert f.returncode == 0, f.stderr
                 fit = json.loads(f.stdout)
                 for key in ("weights_bytes", "kv_bytes", "compute_bytes", "total_bytes", "fits"):

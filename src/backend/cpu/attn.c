@@ -304,10 +304,11 @@ static void merge_split(attn_job *j, const attn_item *it) {
     }
 }
 
-size_t lc_backend_cpu_attn_scratch(int n_head, int n_kv_head, int head_dim) {
+size_t lc_backend_cpu_attn_scratch(int n_head, int n_kv_head, int head_dim, lc_type kv_type) {
     /* the kernels walk LC_ATTN_BT keys at a time, the only cache block size kv_alloc takes */
     size_t G = (size_t)(n_head / n_kv_head), D = (size_t)head_dim, BT = LC_ATTN_BT, Mp = attn_mp(ATTN_QT * G);
     size_t online = 2 * Mp * D + BT * Mp + 2 * BT * D + 4 * Mp;
+    if (kv_type != LC_TYPE_F16) return online; /* llama.cpp's arithmetic (below) reads f16 caches only */
     /* attend_tile_g: P.V in 16 lanes over a whole tile (ATTN_QT * G rows of D each), or in 64
      * lanes for a one-token batch (G rows: less) */
     size_t lane_rows = 16 * ATTN_QT * G;
@@ -324,7 +325,7 @@ void lc_cpu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int
                       const lc_attn_batch *b, int n_head, float scale) {
     lc_cpu *c = cpu_of(be);
     int D = kv->head_dim, H = kv->n_kv_head, G = n_head / H;
-    if (!lc_cpu_tscratch(c, lc_backend_cpu_attn_scratch(n_head, H, D))) return;
+    if (!lc_cpu_tscratch(c, lc_backend_cpu_attn_scratch(n_head, H, D, kv->type))) return;
     /* runs of consecutive positions of one sequence, up to ATTN_QT tokens (prompt chunks) */
     int32_t *runs = lc_malloc((size_t)b->n_tokens * 2 * sizeof(int32_t));
     int n_tiles = 0, n_items = 0, max_items = 0;
