@@ -203,7 +203,10 @@ lc_status lc_model_load(const char *path, lc_model_params params, lc_model **out
     if (!m) return LC_ERR_OOM;
     m->n_gpu_layers = params.n_gpu_layers; /* used by lc_context_create */
     lc_status st = lc_gguf_open(path, &m->gguf);
-    if (st) goto fail;
+    if (st) { /* its errors name the file already */
+        lc_model_free(m);
+        return st;
+    }
     if (!lc_gguf_get_str(m->gguf, "general.architecture", m->hp.arch, sizeof m->hp.arch)) {
         st = lc_fail(LC_ERR_FORMAT, "missing general.architecture");
         goto fail;

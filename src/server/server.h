@@ -29,7 +29,7 @@ typedef struct serve_err {
     const char *type;  /* "invalid_request_error", "not_found_error", "server_error", ... */
     const char *param; /* static string or NULL */
     const char *code;  /* static string or NULL */
-    char message[512];
+    char message[1280]; /* room for a wrapped lc_last_error (1024 bytes) */
 } serve_err;
 
 /* Fills e and returns LC_ERR_INVALID, so validation code is one line. */
