@@ -40,7 +40,7 @@ int cmd_fit(int argc, char **argv) {
         return 2;
     }
     if (!model_path && !(model_path = cli_default_model())) return 1;
-    lc_rss before = lc_rss_now();
+    size_t baseline = lc_fit_baseline();
     size_t heap0 = lc_mem_in_use();
     lc_model *m;
     if (lc_model_load(model_path, lc_model_params_default(), &m)) {
@@ -54,7 +54,7 @@ int cmd_fit(int argc, char **argv) {
     p.n_threads = threads;
     p.kv_type = (lc_kv_type)kv_type;
     p.model_heap_bytes = lc_mem_in_use() - heap0;
-    p.runtime_bytes = before.rss + LC_FIT_ENGINE_CODE_BYTES;
+    p.runtime_bytes = baseline;
     p.n_gpu_layers = lc_context_gpu_layers(m, ngl);
     lc_fit f;
     if (lc_fit_model(m, &p, &f)) {

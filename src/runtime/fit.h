@@ -15,13 +15,6 @@
 extern "C" {
 #endif
 
-/* Code and library pages a process first touches when it loads and runs a model, beyond what it
- * had resident before (the binary's kernels, libc's and libm's paths, thread stacks' guard
- * neighbours): measured as `locara run`'s mapped pages at exit against `locara fit`'s before the
- * model, 0.8-1.2 MB for the CPU build (tests/e2e/test_fit.py prints the totals). Callers that
- * measure the process baseline add it (cli/fit.c, the model manager). */
-#define LC_FIT_ENGINE_CODE_BYTES ((size_t)1 << 20)
-
 typedef struct lc_fit_params {
     int n_ctx;        /* 0: the model's training context */
     int n_batch;      /* prompt batch (default 512) */
@@ -29,7 +22,7 @@ typedef struct lc_fit_params {
     int n_threads;    /* compute threads (0: physical cores) */
     lc_kv_type kv_type;
     size_t model_heap_bytes; /* heap the loaded model holds (measure: lc_mem_in_use around load) */
-    size_t runtime_bytes;    /* resident memory of the process before the model (0: 8 MiB) */
+    size_t runtime_bytes;    /* the process before the model (lc_fit_baseline; 0: 8 MiB) */
     int n_gpu_layers;        /* layers a GPU backend will run (0: none, the default; -1: all) */
 } lc_fit_params;
 
@@ -68,6 +61,11 @@ typedef struct lc_rss {
     size_t rss, anon, file, peak;
 } lc_rss;
 lc_rss lc_rss_now(void);
+
+/* The process's share of a prediction (lc_fit_params.runtime_bytes), measured before any model:
+ * its resident memory now plus the code and library pages that loading and running a model first
+ * touch. */
+size_t lc_fit_baseline(void);
 
 #ifdef __cplusplus
 }

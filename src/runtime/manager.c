@@ -489,7 +489,7 @@ lc_status lc_mgr_create(lc_manifest *mf, const lc_mgr_params *p, lc_mgr **out) {
         return LC_ERR_OOM;
     }
     for (int i = 0; i < g->n; i++) g->ents[i].spec = &g->mf.models[i];
-    g->st.runtime_bytes = p->runtime_bytes ? p->runtime_bytes : lc_rss_now().rss + LC_FIT_ENGINE_CODE_BYTES;
+    g->st.runtime_bytes = p->runtime_bytes ? p->runtime_bytes : lc_fit_baseline();
     g->st.budget_bytes = p->budget_bytes       ? p->budget_bytes
                          : g->mf.memory_budget ? g->mf.memory_budget
                                                : lc_mem_available(NULL, NULL) / 10 * 9;

@@ -35,7 +35,7 @@ typedef struct lc_mgr_hooks {
 
 typedef struct lc_mgr_params {
     size_t budget_bytes;   /* 0: the manifest's, else 90% of lc_mem_available() at creation */
-    size_t runtime_bytes;  /* the process baseline; 0: this process's RSS at creation */
+    size_t runtime_bytes;  /* the process baseline; 0: lc_fit_baseline at creation */
     double keep_alive;     /* seconds for models that set none; LC_KEEP_UNSET: 180 (3 minutes) */
     int n_ctx;             /* for models that set none; 0: min(training context, 8192) */
     int kv_type;           /* for models that set none; 0: f16 */
