@@ -81,6 +81,33 @@ typedef struct lc_attn_batch {
     const int32_t *const *block_table; /* per token: its sequence's block table */
 } lc_attn_batch;
 
+/* The CPU backend's attention tiles (cpu/attn.c), which the CUDA backend follows where it computes
+ * in the CPU's arithmetic (cuda/attn.cu): a tile is a run of up to LC_ATTN_QT consecutive positions
+ * of one sequence (lc_attn_run) against blocks of LC_ATTN_BT keys (the KV cache's block size); a
+ * one-token run deeper than LC_ATTN_SPLIT blocks is split over its keys (lc_attn_split); llama.cpp's
+ * arithmetic (f16 cache) keeps a tile's scores, so the CPU takes it where they fit
+ * LC_ATTN_SCORE_CACHE floats a thread (lc_attn_scores_fit: 256 KiB, every unsplit decode token,
+ * prompt tiles up to 512 keys at G = 4). */
+#define LC_ATTN_BT 32
+#define LC_ATTN_QT 32
+#define LC_ATTN_SPLIT 32
+#define LC_ATTN_SCORE_CACHE 65536
+
+/* Tokens of the tile that begins with token t of b. */
+static inline int lc_attn_run(const lc_attn_batch *b, int t) {
+    int n = 1;
+    while (n < LC_ATTN_QT && t + n < b->n_tokens && b->seq[t + n] == b->seq[t] && b->pos[t + n] == b->pos[t] + n) n++;
+    return n;
+}
+
+/* Whether a tile of nq tokens over nb key blocks is split over its keys. */
+static inline bool lc_attn_split(int nq, int nb) { return nq == 1 && nb > LC_ATTN_SPLIT; }
+
+/* Whether the scores of nb key blocks against `rows` query rows (padded to 16) fit the score cache. */
+static inline bool lc_attn_scores_fit(int nb, int rows) {
+    return (size_t)nb * LC_ATTN_BT * (((size_t)rows + 15) / 16 * 16) <= LC_ATTN_SCORE_CACHE;
+}
+
 /* The KV cache storage: per layer, a pool of n_blocks blocks of block_tokens token rows; a row
  * holds n_kv_head * head_dim elements of type (f16, q8_0 or q4_0) for K and the same for V.
  * Which blocks belong to which sequence is the engine's business (engine/kv.h). */

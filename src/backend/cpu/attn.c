@@ -74,12 +74,9 @@ typedef struct attn_job {
     atomic_int next;
 } attn_job;
 
-#define ATTN_QT 32    /* query tokens per tile */
-#define ATTN_SPLIT 32 /* cache blocks per item of a split decode token (1024 keys) */
-/* attend_tile_g keeps a tile's scores (then its exps) when they fit this many floats per thread
- * (256 KiB: every unsplit decode token, prompt tiles up to 512 keys at G = 4), so Q.K runs once
- * instead of in each of the three passes; longer tiles recompute them. */
-#define ATTN_SCORE_CACHE 65536
+/* Tiles (LC_ATTN_QT query tokens, split decode tokens of LC_ATTN_SPLIT blocks) as backend.h says;
+ * attend_tile_g keeps a tile's scores (then its exps) when they fit LC_ATTN_SCORE_CACHE floats per
+ * thread, so Q.K runs once instead of in each of the three passes; longer tiles recompute them. */
 #define ATTN_PV_GROUP 4 /* cached blocks whose P.V one attn_pv_g call does (8 FMAs per lane load) */
 
 /* x rounded to f16 and back: llama.cpp's f16 matmuls convert their f32 operand (Q, P). */
@@ -169,7 +166,7 @@ static void attend_tile(attn_job *j, const attn_item *it, float *scratch) {
  * (its exp, 16-key chunk sums added in double, probabilities times (float)(1/sum)), P rounded
  * to f16, O = P.V in ggml's order: each output is a sum over keys in lanes (vec.h), kept in A
  * until the last block. Pass 1 finds each row's max, pass 2 the sum of exps, pass 3 P and P.V.
- * When the tile's scores fit ATTN_SCORE_CACHE they are kept from pass 1 (then their exps from
+ * When the tile's scores fit LC_ATTN_SCORE_CACHE they are kept from pass 1 (then their exps from
  * pass 2), else passes 2 and 3 recompute them: the same bits either way.
  * Scratch (floats): dsum 2 Mp (doubles), Qt D x Mp, S BT x Mp, K and V BT x D,
  * A lanes x M x D, mx/inv/qpos Mp, the score cache: a constant (lc_backend_cpu_attn_scratch),
@@ -177,8 +174,7 @@ static void attend_tile(attn_job *j, const attn_item *it, float *scratch) {
 /* Whether a tile's scores fit the score cache, so that llama.cpp's arithmetic costs one Q.K pass
  * (longer tiles recompute them in each of three passes). */
 static bool tile_cached(const attn_job *j, const attn_item *it) {
-    const size_t M = (size_t)it->nq * (size_t)(j->n_head / j->kv->n_kv_head);
-    return (size_t)(it->b1 - it->b0) * LC_ATTN_BT * attn_mp(M) <= ATTN_SCORE_CACHE;
+    return lc_attn_scores_fit(it->b1 - it->b0, it->nq * (j->n_head / j->kv->n_kv_head));
 }
 
 /* Cache block bi (n rows used) of KV head g from one f16 cache layer (K or V) as floats in dst
@@ -306,19 +302,19 @@ static void merge_split(attn_job *j, const attn_item *it) {
 
 size_t lc_backend_cpu_attn_scratch(int n_head, int n_kv_head, int head_dim, lc_type kv_type) {
     /* the kernels walk LC_ATTN_BT keys at a time, the only cache block size kv_alloc takes */
-    size_t G = (size_t)(n_head / n_kv_head), D = (size_t)head_dim, BT = LC_ATTN_BT, Mp = attn_mp(ATTN_QT * G);
+    size_t G = (size_t)(n_head / n_kv_head), D = (size_t)head_dim, BT = LC_ATTN_BT, Mp = attn_mp(LC_ATTN_QT * G);
     size_t online = 2 * Mp * D + BT * Mp + 2 * BT * D + 4 * Mp;
     if (kv_type != LC_TYPE_F16) return online; /* llama.cpp's arithmetic (below) reads f16 caches only */
-    /* attend_tile_g: P.V in 16 lanes over a whole tile (ATTN_QT * G rows of D each), or in 64
+    /* attend_tile_g: P.V in 16 lanes over a whole tile (LC_ATTN_QT * G rows of D each), or in 64
      * lanes for a one-token batch (G rows: less) */
-    size_t lane_rows = 16 * ATTN_QT * G;
-    size_t exact = 2 * Mp + Mp * D + BT * Mp + (1 + ATTN_PV_GROUP) * BT * D + lane_rows * D + 3 * Mp + ATTN_SCORE_CACHE;
+    size_t lane_rows = 16 * LC_ATTN_QT * G;
+    size_t exact = 2 * Mp + Mp * D + BT * Mp + (1 + ATTN_PV_GROUP) * BT * D + lane_rows * D + 3 * Mp + LC_ATTN_SCORE_CACHE;
     return online > exact ? online : exact;
 }
 
 /* Lays the batch out as work items: runs of consecutive positions of one sequence (up to
- * ATTN_QT tokens) times KV heads, deepest first; a single decode token deeper than ATTN_SPLIT
- * blocks is split over its key range into ATTN_SPLIT-block shares (so that a few decoding
+ * LC_ATTN_QT tokens) times KV heads, deepest first; a single decode token deeper than LC_ATTN_SPLIT
+ * blocks is split over its key range into LC_ATTN_SPLIT-block shares (so that a few decoding
  * sequences still keep every thread busy), merged after the parallel pass. The item list and
  * the partial results are transient (freed before returning). */
 void lc_cpu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int il,
@@ -326,19 +322,18 @@ void lc_cpu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int
     lc_cpu *c = cpu_of(be);
     int D = kv->head_dim, H = kv->n_kv_head, G = n_head / H;
     if (!lc_cpu_tscratch(c, lc_backend_cpu_attn_scratch(n_head, H, D, kv->type))) return;
-    /* runs of consecutive positions of one sequence, up to ATTN_QT tokens (prompt chunks) */
+    /* runs of consecutive positions of one sequence, up to LC_ATTN_QT tokens (prompt chunks) */
     int32_t *runs = lc_malloc((size_t)b->n_tokens * 2 * sizeof(int32_t));
     int n_tiles = 0, n_items = 0, max_items = 0;
     int64_t n_part = 0;
     if (!runs) return;
     for (int t = 0; t < b->n_tokens;) {
-        int n = 1;
-        while (n < ATTN_QT && t + n < b->n_tokens && b->seq[t + n] == b->seq[t] && b->pos[t + n] == b->pos[t] + n) n++;
+        int n = lc_attn_run(b, t);
         runs[2 * n_tiles] = t, runs[2 * n_tiles + 1] = n;
         n_tiles++;
         t += n;
     }
-    for (int t = 0; t < b->n_tokens; t++) max_items += (b->pos[t] / LC_ATTN_BT) / ATTN_SPLIT + 1; /* >= shares */
+    for (int t = 0; t < b->n_tokens; t++) max_items += (b->pos[t] / LC_ATTN_BT) / LC_ATTN_SPLIT + 1; /* >= shares */
     attn_item *items = lc_malloc((size_t)max_items * (size_t)H * sizeof *items);
     if (!items) {
         lc_free(runs);
@@ -347,13 +342,13 @@ void lc_cpu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int
     /* unsplit tiles, last run of the batch first (a prompt's deepest tile) */
     for (int ti = n_tiles - 1; ti >= 0; ti--) {
         int t0 = runs[2 * ti], nq = runs[2 * ti + 1], nb = (b->pos[t0] + nq - 1) / LC_ATTN_BT + 1;
-        if (nq == 1 && nb > ATTN_SPLIT) continue;
+        if (lc_attn_split(nq, nb)) continue;
         for (int g = 0; g < H; g++) items[n_items++] = (attn_item){t0, nq, g, 0, nb, 1, -1};
     }
     for (int ti = 0; ti < n_tiles; ti++) {
         int t0 = runs[2 * ti], nq = runs[2 * ti + 1], nb = (b->pos[t0] + nq - 1) / LC_ATTN_BT + 1;
-        if (!(nq == 1 && nb > ATTN_SPLIT)) continue;
-        int ns = (nb + ATTN_SPLIT - 1) / ATTN_SPLIT;
+        if (!lc_attn_split(nq, nb)) continue;
+        int ns = (nb + LC_ATTN_SPLIT - 1) / LC_ATTN_SPLIT;
         for (int g = 0; g < H; g++)
             for (int k = 0; k < ns; k++) {
                 items[n_items++] = (attn_item){t0, 1, g, k * nb / ns, (k + 1) * nb / ns, ns, n_part};

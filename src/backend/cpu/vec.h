@@ -5,10 +5,10 @@
 #ifndef LC_CPU_VEC_H
 #define LC_CPU_VEC_H
 
+#include "backend/backend.h" /* LC_ATTN_BT: keys per attention tile, the KV cache's block size */
+
 #include <stddef.h>
 #include <stdint.h>
-
-#define LC_ATTN_BT 32 /* keys per attention tile: the KV cache's block size */
 /* Softmax weights exp(s - max) below exp(-44) ~ 2^-63.5 are taken as 0 (as are rescale factors
  * of the running sums): relative to the block's max weight of 1 they are lost in rounding
  * anyway, and tiny weights times V rows make denormal products, which cost microcode assists

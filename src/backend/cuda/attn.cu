@@ -343,7 +343,7 @@ __global__ void __launch_bounds__(AM_THREADS) k_attn_merge(const float *part, fl
 
 /* ==== Short contexts in the CPU backend's arithmetic (f16 cache) ==== */
 
-#define AX_MAX_POS 1024 /* the most positions a token attends to here: the CPU's unsplit decode token */
+#define AX_MAX_POS (LC_ATTN_SPLIT * LC_ATTN_BT) /* the most positions a token attends to here: the CPU's unsplit decode token */
 #define AX_MAX_TOK 32   /* the most tokens of a batch here: longer prompts take the tensor cores (their
                          * products take f16 tiles too, matmul.cu) */
 #define AX_THREADS 256
@@ -473,17 +473,13 @@ __global__ void __launch_bounds__(AX_THREADS) k_attn_exact(at_args a) {
 }
 
 /* Whether the CPU backend computes every token of b in its llama.cpp arithmetic (attn.c: f16
- * cache, AVX-512 tables): its tiles are runs of up to 32 consecutive tokens of one sequence; a
- * run of one token is unsplit up to 32 cache blocks (1024 keys), a longer one when its scores fit
- * the score cache (blocks x 32 x its query rows rounded up to 16 <= 65536). Then the GPU follows
- * it (k_attn_exact), else it takes its own kernels. */
+ * cache, AVX-512 tables): every tile of b (backend.h's rule) unsplit, its scores in the score
+ * cache. Then the GPU follows it (k_attn_exact), else it takes its own kernels. */
 static bool cpu_arith(const lc_attn_batch *b, int G) {
-    for (int t = 0; t < b->n_tokens;) {
-        int nq = 1;
-        while (nq < 32 && t + nq < b->n_tokens && b->seq[t + nq] == b->seq[t] && b->pos[t + nq] == b->pos[t] + nq) nq++;
-        const int nb = (b->pos[t] + nq - 1) / 32 + 1;
-        if (nq == 1 ? nb > 32 || b->pos[t] >= AX_MAX_POS : (long)nb * 32 * ((nq * G + 15) / 16 * 16) > 65536) return false;
-        t += nq;
+    for (int t = 0, nq; t < b->n_tokens; t += nq) {
+        nq = lc_attn_run(b, t);
+        const int nb = (b->pos[t] + nq - 1) / LC_ATTN_BT + 1;
+        if (lc_attn_split(nq, nb) || !lc_attn_scores_fit(nb, nq * G)) return false;
     }
     return true;
 }
@@ -1020,7 +1016,7 @@ void lc_cu_attention(lc_backend *be, float *out, const float *q, lc_kv *kv, int 
     if (!pk) return;
     int T = b->n_tokens, len = mp + 1;
     const int D = kv->head_dim, G = n_head / kv->n_kv_head;
-    if (c->attn_exact && c->cpu_model && kv->type == LC_TYPE_F16 && kv->block_tokens == 32 && n_head % kv->n_kv_head == 0 &&
+    if (c->attn_exact && c->cpu_model && kv->type == LC_TYPE_F16 && kv->block_tokens == LC_ATTN_BT && n_head % kv->n_kv_head == 0 &&
         (D == 64 || D == 128) && T <= AX_MAX_TOK && len <= AX_MAX_POS && cpu_arith(b, G)) {
         at_args a;
         memset(&a, 0, sizeof a); /* padding too: the arguments are a recorded step's signature */
