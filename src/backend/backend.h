@@ -20,7 +20,7 @@
 extern "C" {
 #endif
 
-#define LC_BACKEND_VERSION 2
+#define LC_BACKEND_VERSION 3
 
 /* A weight matrix W (rows, cols): rows of `cols` elements of `type`, row_bytes apart. 3-D expert
  * tensors are n_expert such matrices, expert_bytes apart. */
@@ -192,6 +192,11 @@ typedef struct lc_backend_ops {
      * the brackets are copied at the call, as always. */
     void (*step_begin)(lc_backend *be, int n_tokens);
     lc_status (*step_end)(lc_backend *be, bool run, bool *redo);
+    /* Optional (NULL: lc_malloc / lc_free): host memory for n floats that to_host copies into (the
+     * logits). The CUDA backend's is page-locked: the copy then runs at the link's speed instead of
+     * through the driver's staging buffers. */
+    float *(*host_alloc)(lc_backend *be, size_t n);
+    void (*host_free)(lc_backend *be, float *p);
 } lc_backend_ops;
 
 struct lc_backend {

@@ -61,6 +61,9 @@ void *lc_calloc(size_t count, size_t size) {
     return p;
 }
 
+void lc_mem_taken(size_t n) { account_add(n); }
+void lc_mem_given_back(size_t n) { atomic_fetch_sub(&mem_in_use, n); }
+
 void lc_free(void *p) {
     if (!p) return;
     unsigned char *b = (unsigned char *)p - HDR;

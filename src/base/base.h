@@ -59,6 +59,11 @@ char *lc_strndup(const char *s, size_t n);
 void *lc_malloc_aligned(size_t n);
 void lc_free_aligned(void *p);
 
+/* Memory the engine holds that does not come from these (a GPU backend's page-locked host
+ * buffers) is counted by the backend itself: n bytes taken, then given back. */
+void lc_mem_taken(size_t n);
+void lc_mem_given_back(size_t n);
+
 /* Fault injection for tests: the n-th allocation from now fails (0 turns it off). */
 void lc_alloc_fail_after(long n);
 

@@ -89,6 +89,16 @@ static lc_status alloc_bufs(lc_context *ctx, lc_backend *be, lc_fwd_bufs *B, boo
     return LC_OK;
 }
 
+/* Host memory the last stage's to_host copies into (backend.h's host_alloc). */
+static float *host_alloc(lc_backend *be, size_t n) {
+    return be->ops->host_alloc ? be->ops->host_alloc(be, n) : lc_malloc(n * sizeof(float));
+}
+
+static void host_free(lc_backend *be, float *p) {
+    if (be->ops->host_free) be->ops->host_free(be, p);
+    else lc_free(p);
+}
+
 /* Grows the output buffers (backend and host) to hold n rows of logits. */
 static lc_status grow_outputs(lc_context *ctx, int n) {
     if (n <= ctx->out_cap && ctx->host_logits) return LC_OK;
@@ -110,9 +120,9 @@ static lc_status grow_outputs(lc_context *ctx, int n) {
         B->logits = l;
         ctx->out_cap = cap;
     }
-    float *hl = lc_malloc((size_t)cap * hp->n_vocab * sizeof(float));
+    float *hl = host_alloc(be, (size_t)cap * hp->n_vocab);
     if (!hl) return LC_ERR_OOM;
-    lc_free(ctx->host_logits);
+    host_free(be, ctx->host_logits);
     ctx->host_logits = hl;
     return LC_OK;
 }
@@ -211,11 +221,11 @@ lc_status lc_context_create(lc_model *model, lc_context_params params, lc_contex
 void lc_context_free(lc_context *ctx) {
     if (!ctx) return;
     for (int s = 0; s < ctx->exec.n_stages; s++) free_bufs(ctx->exec.stage[s].be, &ctx->bufs[s]);
+    if (ctx->host_logits) host_free(last_stage(ctx)->be, ctx->host_logits);
     lc_kvc_free(ctx->kvc);
     for (int s = 0; s < ctx->exec.n_stages; s++) free_backend(ctx->exec.stage[s].be);
     lc_free(ctx->exec.host_x);
     lc_dump_end(ctx->exec.dump);
-    lc_free(ctx->host_logits);
     lc_free(ctx->slots);
     lc_free(ctx);
 }
