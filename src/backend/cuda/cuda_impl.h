@@ -60,8 +60,10 @@ typedef struct cu_graph {
      * segment), each its own graph, launched as soon as the host has recorded or checked it, so the
      * device runs the first while the host goes through the rest. A pass that stops after some
      * segments ran (a recording failed, or a segment differs from its graph) asks for the step
-     * again, and that pass skips the items those segments held (skip). */
+     * again, and that pass skips the items those segments held (skip). The first segment is
+     * shorter (seg_first): the device waits for it between steps. */
     int seg_items;   /* LOCARA_CUDA_GRAPH_SEG */
+    int seg_first;   /* LOCARA_CUDA_GRAPH_SEG0: the first segment's length, at most seg_items (0: seg_items) */
     int item;        /* items of this pass so far */
     int seg;         /* the segment being recorded or checked */
     int seg_start;   /* the item it began with */

@@ -238,7 +238,8 @@ bool lc_cu_graph_item(lc_cuda *c) {
         g->seg_start = i;
         return seg_capture(c);
     }
-    if (g->seg_items && g->seg + 1 < CU_GRAPH_MAX_SEG && i - g->seg_start >= g->seg_items) {
+    const int len = g->seg == 0 && g->seg_first ? LC_MIN(g->seg_first, g->seg_items) : g->seg_items;
+    if (g->seg_items && g->seg + 1 < CU_GRAPH_MAX_SEG && i - g->seg_start >= len) {
         if (!seg_end(c, false)) return false;
         g->seg++;
         g->seg_start = i;
