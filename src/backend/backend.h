@@ -193,10 +193,10 @@ typedef struct lc_backend_ops {
     void (*step_begin)(lc_backend *be, int n_tokens);
     lc_status (*step_end)(lc_backend *be, bool run, bool *redo);
     /* Optional (NULL: lc_malloc / lc_free): host memory for n floats that to_host copies into (the
-     * logits). The CUDA backend's is page-locked: the copy then runs at the link's speed instead of
-     * through the driver's staging buffers. */
+     * logits), given back with the same n. The CUDA backend's is page-locked: the copy then runs at
+     * the link's speed instead of through the driver's staging buffers. */
     float *(*host_alloc)(lc_backend *be, size_t n);
-    void (*host_free)(lc_backend *be, float *p);
+    void (*host_free)(lc_backend *be, float *p, size_t n);
 } lc_backend_ops;
 
 struct lc_backend {

@@ -94,14 +94,14 @@ static float *host_alloc(lc_backend *be, size_t n) {
     return be->ops->host_alloc ? be->ops->host_alloc(be, n) : lc_malloc(n * sizeof(float));
 }
 
-static void host_free(lc_backend *be, float *p) {
-    if (be->ops->host_free) be->ops->host_free(be, p);
+static void host_free(lc_backend *be, float *p, size_t n) {
+    if (be->ops->host_free) be->ops->host_free(be, p, n);
     else lc_free(p);
 }
 
 /* Grows the output buffers (backend and host) to hold n rows of logits. */
 static lc_status grow_outputs(lc_context *ctx, int n) {
-    if (n <= ctx->out_cap && ctx->host_logits) return LC_OK;
+    if (n <= ctx->out_cap && n <= ctx->host_cap) return LC_OK;
     const lc_hparams *hp = &ctx->model->hp;
     lc_backend *be = last_stage(ctx)->be;
     lc_fwd_bufs *B = last_stage(ctx)->bufs;
@@ -120,10 +120,13 @@ static lc_status grow_outputs(lc_context *ctx, int n) {
         B->logits = l;
         ctx->out_cap = cap;
     }
-    float *hl = host_alloc(be, (size_t)cap * hp->n_vocab);
-    if (!hl) return LC_ERR_OOM;
-    host_free(be, ctx->host_logits);
-    ctx->host_logits = hl;
+    if (cap > ctx->host_cap) {
+        float *hl = host_alloc(be, (size_t)cap * hp->n_vocab);
+        if (!hl) return LC_ERR_OOM;
+        if (ctx->host_logits) host_free(be, ctx->host_logits, (size_t)ctx->host_cap * hp->n_vocab);
+        ctx->host_logits = hl;
+        ctx->host_cap = cap;
+    }
     return LC_OK;
 }
 
@@ -221,7 +224,7 @@ lc_status lc_context_create(lc_model *model, lc_context_params params, lc_contex
 void lc_context_free(lc_context *ctx) {
     if (!ctx) return;
     for (int s = 0; s < ctx->exec.n_stages; s++) free_bufs(ctx->exec.stage[s].be, &ctx->bufs[s]);
-    if (ctx->host_logits) host_free(last_stage(ctx)->be, ctx->host_logits);
+    if (ctx->host_logits) host_free(last_stage(ctx)->be, ctx->host_logits, (size_t)ctx->host_cap * ctx->model->hp.n_vocab);
     lc_kvc_free(ctx->kvc);
     for (int s = 0; s < ctx->exec.n_stages; s++) free_backend(ctx->exec.stage[s].be);
     lc_free(ctx->exec.host_x);

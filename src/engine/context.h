@@ -12,8 +12,9 @@ struct lc_context {
     lc_exec exec;
     lc_kvc *kvc;
     lc_fwd_bufs bufs[LC_MAX_STAGES];
-    int out_cap;          /* rows of logits the buffers hold */
+    int out_cap;          /* rows of logits the backend buffers hold */
     float *host_logits;
+    int host_cap;         /* rows of logits host_logits holds (its allocation can fail apart) */
     int n_outputs;
     int32_t *slots, *out_idx;
     const int32_t **tables;

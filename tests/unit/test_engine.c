@@ -2,8 +2,8 @@
  * the same logits as token by token; two sequences sharing a batch give the same logits as
  * each alone; a sequence that reuses cached prefix blocks continues exactly as a fresh one;
  * bad batches are rejected with clear errors; a model split across two backends (the -ngl
- * plan, here two CPU backends) computes exactly what one backend does; every byte the engine
- * allocates is freed. */
+ * plan, here two CPU backends) computes exactly what one backend does; a decode refused memory
+ * leaves the context usable; every byte the engine allocates is freed. */
 #include "engine/context.h"
 #include "testutil.h"
 
@@ -188,6 +188,30 @@ int main(void) {
     CHECK(lc_backend_cpu_create(1, &be[0]) == LC_OK);
     n_layers[0] = 3;
     CHECK(lc_context_create_staged(m, sp, be, n_layers, 1, &ctx) == LC_ERR_INVALID && strstr(lc_last_error(), "layers"));
+
+    /* 7. a decode that runs out of memory (the k-th allocation from its start fails: the output
+     * buffers growing from 1 row to N, the host logits, the CPU backend's scratch) leaves the context
+     * usable: the same batch again gives the one-stage logits bit for bit */
+    n_layers[0] = L;
+    int failed = 0, retried = 0;
+    for (long k = 1; k <= 12; k++) {
+        CHECK(lc_backend_cpu_create(2, &be[0]) == LC_OK);
+        CHECKF(lc_context_create_staged(m, sp, be, n_layers, 1, &ctx) == LC_OK, "%s", lc_last_error());
+        lc_alloc_fail_after(k);
+        lc_status st = lc_decode(ctx, &b);
+        lc_alloc_fail_after(0);
+        if (st != LC_OK) {
+            failed++;
+            CHECKF(st == LC_ERR_OOM, "allocation %ld refused: %s", k, lc_last_error());
+            lc_seq_truncate(ctx, 0, 0);
+            CHECKF(lc_decode(ctx, &b) == LC_OK, "after allocation %ld was refused: %s", k, lc_last_error());
+            int eq = 0;
+            for (int i = 0; i < N; i++) eq += memcmp(lc_get_logits(ctx, i), batch_ref + (size_t)i * nv, (size_t)nv * sizeof(float)) == 0;
+            retried += eq == N;
+        }
+        lc_context_free(ctx);
+    }
+    CHECKF(failed >= 3 && retried == failed, "decodes refused memory: %d, then exact: %d", failed, retried);
 
     free(batch_ref);
     free(ref);

@@ -147,32 +147,26 @@ static void cu_to_host(lc_backend *be, float *dst, const float *src, size_t n) {
     CU(c, cudaStreamSynchronize(c->stream));
 }
 
-/* Page-locked host memory for n floats (to_host's destinations: the logits), its size in a 64-byte
- * header for the count (lc_mem_taken). H100, tg128: 30B-A3B +2.6%, 8B +2.0% over pageable memory, the
- * copy of a 600 KB logits row no longer going through the driver's staging buffers
+/* Page-locked host memory for n floats (to_host's destinations: the logits), counted as engine
+ * memory (lc_mem_taken). H100, tg128: 30B-A3B +2.6%, 8B +2.0% over pageable memory, the copy of a
+ * 600 KB logits row no longer going through the driver's staging buffers
  * (bench/results/cuda-h100.md, session 11). */
 static float *cu_host_alloc(lc_backend *be, size_t n) {
     (void)be;
-    const size_t bytes = n * sizeof(float) + 64;
     void *p = NULL;
-    if (n > (SIZE_MAX - 64) / sizeof(float) || cudaMallocHost(&p, bytes) != cudaSuccess) {
+    if (n > SIZE_MAX / sizeof(float) || cudaMallocHost(&p, n * sizeof(float)) != cudaSuccess) {
         (void)cudaGetLastError();
-        lc_fail(LC_ERR_OOM, "CUDA backend: cannot page-lock %zu bytes of host memory for the logits", bytes);
+        lc_fail(LC_ERR_OOM, "CUDA backend: cannot page-lock %zu floats of host memory for the logits", n);
         return NULL;
     }
-    memcpy(p, &bytes, sizeof bytes);
-    lc_mem_taken(bytes);
-    return (float *)((uint8_t *)p + 64);
+    lc_mem_taken(n * sizeof(float));
+    return (float *)p;
 }
 
-static void cu_host_free(lc_backend *be, float *p) {
+static void cu_host_free(lc_backend *be, float *p, size_t n) {
     (void)be;
-    if (!p) return;
-    uint8_t *b = (uint8_t *)p - 64;
-    size_t bytes;
-    memcpy(&bytes, b, sizeof bytes);
-    lc_mem_given_back(bytes);
-    cudaFreeHost(b);
+    lc_mem_given_back(n * sizeof(float));
+    cudaFreeHost(p);
 }
 
 static lc_status cu_kv_alloc(lc_backend *be, lc_kv *kv) {
